@@ -1,0 +1,28 @@
+"""Settings, read from the environment with the ``KM_`` prefix (``KM_DB=/data/km.duckdb``).
+
+Settings are built where they are needed and passed in; nothing builds them at import time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings"]
+
+
+class Settings(BaseSettings):
+    """Process-wide settings. Every field can be set as ``KM_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="KM_", extra="ignore")
+
+    db: Path = Field(Path("keymoments.duckdb"), description="Path of the DuckDB store file.")
+    threads: int | None = Field(None, description="DuckDB worker threads (default: all cores).")
+    memory_limit: str | None = Field(None, description="DuckDB memory limit, e.g. '2GB'.")
+    seed: int = Field(0, description="Seed for bootstraps and randomised playbooks.")
+    bootstrap: int = Field(500, description="Bootstrap resamples for confidence intervals.")
+    host: str = Field("127.0.0.1", description="Address `keymoments serve` binds to.")
+    port: int = Field(8000, description="Port `keymoments serve` listens on.")
+    text_model: str = Field("auto", description="Text scorer: 'auto', 'lexicon' or 'semantic'.")
