@@ -1,0 +1,45 @@
+"""The ``keymoments`` command line (Typer).
+
+Every command module in this package defines ``register(app)``; this module wires them together and turns
+domain errors into one clean line on stderr and a non-zero exit code, never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+
+import typer
+
+from keymoments.cli import analyze, demo, ingest, journey, moments, playbooks, serve
+from keymoments.exceptions import KeymomentsError, KeymomentsWarning
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="keymoments",
+    help="Find the moments of truth in customer journeys and act on them.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+for _module in (demo, ingest, journey, moments, analyze, playbooks, serve):
+    _module.register(app)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``keymoments`` script."""
+
+    def _show_warning(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001
+        if issubclass(category, KeymomentsWarning):
+            print(f"warning: {message}", file=sys.stderr)
+        else:
+            print(warnings.formatwarning(message, category, filename, lineno, line), file=sys.stderr, end="")
+
+    warnings.showwarning = _show_warning
+    try:
+        app(args=argv, standalone_mode=True)
+    except KeymomentsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)

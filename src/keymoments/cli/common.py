@@ -1,0 +1,94 @@
+"""Options and output helpers shared by every command."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import date, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import pandas as pd
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from keymoments.store.store import Store
+
+__all__ = ["DbOption", "JsonOption", "echo_json", "open_store", "print_table", "to_jsonable"]
+
+DbOption = Annotated[
+    Path,
+    typer.Option("--db", help="Path of the DuckDB store.", envvar="KM_DB", show_default=True),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
+
+console = Console(stderr=False, highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+
+def open_store(db: Path, *, must_exist: bool = True, read_only: bool = False) -> Store:
+    """Open the store for a command; analysis commands refuse a store that does not exist yet."""
+    from keymoments.exceptions import StoreError
+
+    if must_exist and str(db) != ":memory:" and not Path(db).exists():
+        raise StoreError(
+            f"No store at {str(db)!r}. Ingest data first (`keymoments ingest FILE`), run `keymoments demo`, "
+            "or point --db at an existing store."
+        )
+    return Store(db, read_only=read_only)
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Convert numpy/pandas values into plain JSON types; NaN and inf become null."""
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple | set):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, pd.DataFrame):
+        return [to_jsonable(r) for r in obj.to_dict(orient="records")]
+    if isinstance(obj, pd.Series):
+        return to_jsonable(obj.tolist())
+    if isinstance(obj, np.ndarray):
+        return to_jsonable(obj.tolist())
+    if isinstance(obj, np.bool_ | bool):
+        return bool(obj)
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, float | np.floating):
+        f = float(obj)
+        return None if math.isnan(f) or math.isinf(f) else f
+    if isinstance(obj, pd.Timestamp | datetime | date):
+        return obj.isoformat()
+    if obj is pd.NaT or obj is None:
+        return None
+    if isinstance(obj, Path):
+        return str(obj)
+    try:
+        if pd.isna(obj):
+            return None
+    except (TypeError, ValueError):
+        pass
+    return obj
+
+
+def echo_json(obj: Any) -> None:
+    """Print one JSON document on stdout."""
+    typer.echo(json.dumps(to_jsonable(obj), indent=2, ensure_ascii=False))
+
+
+def print_table(df: pd.DataFrame, title: str | None = None, floatfmt: str = "{:.3f}") -> None:
+    """Print a DataFrame as a human table."""
+    table = Table(title=title, show_lines=False)
+    for col in df.columns:
+        table.add_column(str(col), justify="right" if pd.api.types.is_numeric_dtype(df[col]) else "left")
+    for row in df.itertuples(index=False):
+        cells = []
+        for v in row:
+            if isinstance(v, float):
+                cells.append("" if math.isnan(v) else floatfmt.format(v))
+            else:
+                cells.append("" if v is None else str(v))
+        table.add_row(*cells)
+    console.print(table)

@@ -1,0 +1,239 @@
+"""The embedded DuckDB store: opening, migrations, the single writer and readers.
+
+One :class:`Store` owns one DuckDB database instance. All writes go through :meth:`Store.write`, which holds
+a process-wide lock, so there is one writer at a time; reads use their own cursors on the same instance and
+see the last committed state (DuckDB's MVCC), so they never wait for a writer.
+
+All SQL against the store's tables lives in this package.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+import pandas as pd
+
+from keymoments.exceptions import NotFoundError, StoreError
+from keymoments.events import did_you_mean
+from keymoments.store.schema import MIGRATIONS
+
+if TYPE_CHECKING:
+    import ibis.expr.types as ir
+    from ibis.backends.duckdb import Backend as IbisBackend
+
+__all__ = ["Store", "connect"]
+
+_IN_MEMORY = ":memory:"
+
+
+class Store:
+    """A keymoments store in one DuckDB file (or in memory with ``":memory:"``).
+
+    >>> store = Store(":memory:")
+    >>> store.count("events")
+    0
+    """
+
+    def __init__(
+        self,
+        path: str | Path = "keymoments.duckdb",
+        *,
+        read_only: bool = False,
+        threads: int | None = None,
+        memory_limit: str | None = None,
+    ) -> None:
+        self.path = str(path)
+        self.read_only = read_only
+        config: dict[str, Any] = {}
+        if threads:
+            config["threads"] = threads
+        if memory_limit:
+            config["memory_limit"] = memory_limit
+        if self.path != _IN_MEMORY:
+            parent = Path(self.path).expanduser().resolve().parent
+            if not parent.exists():
+                raise StoreError(f"Cannot open store {self.path!r}: folder {str(parent)!r} does not exist.")
+            if read_only and not Path(self.path).exists():
+                raise StoreError(f"Store {self.path!r} does not exist. Create it by ingesting data, e.g. `keymoments demo`.")
+        try:
+            self._con = duckdb.connect(self.path, read_only=read_only, config=config)
+        except duckdb.IOException as exc:
+            msg = str(exc).splitlines()[0]
+            raise StoreError(
+                f"Cannot open store {self.path!r}: {msg}. Another process may hold it open for writing "
+                "(stop `keymoments serve` or use the API), or the file is not a DuckDB database."
+            ) from None
+        self._con.execute("SET TimeZone = 'UTC'")  # stored in UTC; naive times are read as UTC
+        self._lock = threading.RLock()
+        self._ibis: IbisBackend | None = None
+        if not read_only:
+            self.migrate()
+
+    # -- lifecycle ---------------------------------------------------------------------------------------
+    def close(self) -> None:
+        with self._lock:
+            if self._ibis is not None:
+                self._ibis = None
+            self._con.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Store({self.path!r})"
+
+    # -- schema ------------------------------------------------------------------------------------------
+    @property
+    def schema_version(self) -> int:
+        try:
+            row = self._con.execute("SELECT max(version) FROM schema_version").fetchone()
+        except duckdb.CatalogException:
+            return 0
+        return int(row[0] or 0) if row else 0
+
+    def migrate(self) -> int:
+        """Apply the migrations not applied yet; return the schema version."""
+        with self._lock:
+            self._con.execute(
+                "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ)"
+            )
+            current = self.schema_version
+            for version, statements in enumerate(MIGRATIONS, start=1):
+                if version <= current:
+                    continue
+                self._con.execute("BEGIN TRANSACTION")
+                try:
+                    for sql in statements:
+                        self._con.execute(sql)
+                    self._con.execute("INSERT INTO schema_version VALUES (?, ?)", [version, datetime.now(UTC)])
+                    self._con.execute("COMMIT")
+                except Exception:
+                    self._con.execute("ROLLBACK")
+                    raise
+            return self.schema_version
+
+    # -- writing -----------------------------------------------------------------------------------------
+    @contextmanager
+    def write(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """The single writer: a transaction on the writer connection, under the store's lock.
+
+        Everything done inside the block commits together or not at all.
+        """
+        if self.read_only:
+            raise StoreError(f"Store {self.path!r} is open read-only; open it without read_only to write.")
+        with self._lock:
+            self._con.execute("BEGIN TRANSACTION")
+            try:
+                yield self._con
+            except BaseException:
+                self._con.execute("ROLLBACK")
+                raise
+            self._con.execute("COMMIT")
+
+    def new_batch_id(self, con: duckdb.DuckDBPyConnection) -> int:
+        row = con.execute("SELECT coalesce(max(batch_id), 0) + 1 FROM batches").fetchone()
+        return int(row[0]) if row else 1
+
+    # -- reading -----------------------------------------------------------------------------------------
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A read cursor on the same database; it sees committed data and never blocks the writer."""
+        cur = self._con.cursor()
+        cur.execute("SET TimeZone = 'UTC'")
+        return cur
+
+    def query(self, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
+        """Run a read query and return a pandas DataFrame."""
+        cur = self.cursor()
+        try:
+            return cur.execute(sql, params or []).df()
+        finally:
+            cur.close()
+
+    def count(self, table: str, where: str | None = None) -> int:
+        self._check_table(table)
+        sql = f"SELECT count(*) FROM {table}" + (f" WHERE {where}" if where else "")
+        cur = self.cursor()
+        try:
+            row = cur.execute(sql).fetchone()
+        finally:
+            cur.close()
+        return int(row[0]) if row else 0
+
+    def tables(self) -> list[str]:
+        cur = self.cursor()
+        try:
+            rows = cur.execute("SELECT table_name FROM information_schema.tables WHERE table_schema='main'").fetchall()
+        finally:
+            cur.close()
+        return sorted(r[0] for r in rows)
+
+    def _check_table(self, table: str) -> None:
+        tables = self.tables()
+        if table not in tables:
+            raise NotFoundError(f"Table {table!r} is not in the store.{did_you_mean(table, tables)}")
+
+    # -- ibis --------------------------------------------------------------------------------------------
+    @property
+    def ibis(self) -> IbisBackend:
+        """An Ibis DuckDB backend over this store (shares the database instance)."""
+        if self._ibis is None:
+            import ibis
+
+            self._ibis = ibis.duckdb.from_connection(self.cursor())
+        return self._ibis
+
+    def table(self, name: str) -> ir.Table:
+        """An Ibis table expression over one of the store's tables."""
+        self._check_table(name)
+        return self.ibis.table(name)
+
+    def events(self) -> ir.Table:
+        """The events table as an Ibis expression."""
+        return self.table("events")
+
+    # -- outcomes ----------------------------------------------------------------------------------------
+    def outcome_names(self) -> dict[str, tuple[str, str]]:
+        """{name: (key_kind, dtype)} of the outcomes in the store."""
+        df = self.query("SELECT name, key_kind, dtype FROM outcome_defs ORDER BY name")
+        return {r.name: (r.key_kind, r.dtype) for r in df.itertuples()}
+
+    def outcomes_wide(self, names: list[str] | None = None, key_kind: str | None = None) -> pd.DataFrame:
+        """Outcomes as one row per key and one column per outcome (bool outcomes as 0/1 floats)."""
+        defs = self.outcome_names()
+        names = names or list(defs)
+        for n in names:
+            if n not in defs:
+                raise NotFoundError(
+                    f"Outcome {n!r} is not in the store; known outcomes: {sorted(defs)}.{did_you_mean(n, defs)}"
+                    " Load outcomes with `keymoments ingest-outcomes`."
+                )
+        kinds = {defs[n][0] for n in names}
+        kind = key_kind or (kinds.pop() if len(kinds) == 1 else "customer_id")
+        if not names:
+            return pd.DataFrame(columns=[kind])
+        cols = ", ".join(f"max(value) FILTER (WHERE name = '{n.replace(chr(39), chr(39) * 2)}') AS \"{n}\"" for n in names)
+        return self.query(f"SELECT key AS {kind}, {cols} FROM outcomes WHERE key_kind = ? GROUP BY key", [kind])
+
+    def attributes_wide(self, key_kind: str = "customer_id") -> pd.DataFrame:
+        """Customer (or journey) attributes as one row per key, one column per attribute."""
+        names = self.query("SELECT DISTINCT name FROM attributes WHERE key_kind = ? ORDER BY name", [key_kind])["name"]
+        if names.empty:
+            return pd.DataFrame(columns=[key_kind])
+        cols = ", ".join(
+            f"max(value) FILTER (WHERE name = '{n.replace(chr(39), chr(39) * 2)}') AS \"{n}\"" for n in names
+        )
+        return self.query(f"SELECT key AS {key_kind}, {cols} FROM attributes WHERE key_kind = ? GROUP BY key", [key_kind])
+
+
+def connect(path: str | Path = "keymoments.duckdb", **kwargs: Any) -> Store:
+    """Open (creating and migrating if needed) the store at ``path``."""
+    return Store(path, **kwargs)
