@@ -1,9 +1,182 @@
-"""CLI commands: ingest (filled in by the issue that owns it)."""
+"""CLI commands that load data: ingest, ingest-outcomes, ingest-survey, score-text."""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from keymoments.cli.common import DbOption, JsonOption, echo_json, err_console, open_store
+
+__all__ = ["register"]
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the app."""
+    app.command("ingest")(ingest)
+    app.command("ingest-outcomes")(ingest_outcomes)
+    app.command("ingest-survey")(ingest_survey)
+    app.command("score-text")(score_text)
+    app.command("score")(score)
+
+
+def _show(result: dict, as_json: bool) -> None:
+    if as_json:
+        echo_json(result)
+        return
+    typer.echo(
+        f"{result['source']}: {result['accepted']:,} accepted, {result['duplicates']:,} duplicate, "
+        f"{result['rejected']:,} rejected ({result['seconds']:.1f} s)"
+    )
+    if result.get("rejects_path"):
+        reasons = ", ".join(f"{k}: {v:,}" for k, v in sorted(result.get("reasons", {}).items()))
+        typer.echo(f"  rejected rows with one reason each → {result['rejects_path']} ({reasons})")
+
+
+def ingest(
+    files: Annotated[list[Path], typer.Argument(help="Event files: CSV, JSON Lines, Parquet, XES (.xes, .xes.gz).")],
+    db: DbOption = Path("keymoments.duckdb"),
+    map_: Annotated[
+        list[str] | None,
+        typer.Option("--map", help="Rename a column: source=field (repeat; one source may feed several fields)."),
+    ] = None,
+    rating_scale: Annotated[
+        str | None, typer.Option("--rating-scale", help="Scale of every rating when the file has no rating_scale column.")
+    ] = None,
+    rejects: Annotated[
+        Path | None, typer.Option("--rejects", help="Where rejected rows go (default ./<file>.rejects.csv).")
+    ] = None,
+    no_score: Annotated[bool, typer.Option("--no-score", help="Do not score the new events' text now.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Ingest events; each file is one atomic batch, idempotent on event_id (or a content hash)."""
+    from keymoments.ingest.files import read_source
+    from keymoments.ingest.source import parse_mapping
+    from keymoments.store.writer import ingest_source
+
+    mapping = parse_mapping(map_)
+    results = []
+    with open_store(db, must_exist=False) as store:
+        for f in files:
+            src = read_source(f, mapping=mapping, rating_scale=rating_scale)
+            r = ingest_source(store, src, rejects_path=rejects if len(files) == 1 else None, progress=sys.stderr.isatty())
+            results.append(r.to_dict())
+            if not as_json:
+                _show(r.to_dict(), False)
+        if not no_score and any(r["accepted"] for r in results):
+            scored = _score_store(store)
+            if not as_json and scored:
+                typer.echo(f"scored the text of {scored:,} events")
+    if as_json:
+        echo_json(results[0] if len(results) == 1 else results)
+
+
+def _score_store(store) -> int:  # noqa: ANN001
+    from keymoments.score.store import score_store
+
+    return score_store(store)
+
+
+def ingest_outcomes(
+    file: Annotated[Path, typer.Argument(help="Outcome table: CSV, JSON Lines or Parquet, one row per key.")],
+    key: Annotated[str, typer.Option("--key", help="customer_id or journey_id")] = "customer_id",
+    db: DbOption = Path("keymoments.duckdb"),
+    map_: Annotated[list[str] | None, typer.Option("--map", help="Rename a column: source=name (repeat).")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Ingest an outcome table (retained, spend_next_12m, nps …); text columns become customer attributes."""
+    from keymoments.ingest.outcomes import read_outcomes
+    from keymoments.store.writer import ingest_outcomes_frame
+
+    df = read_outcomes(file, map_)
+    with open_store(db, must_exist=False) as store:
+        res = ingest_outcomes_frame(store, df, key=key, source=str(file))
+    res["source"] = str(file)
+    if as_json:
+        echo_json(res)
+    else:
+        typer.echo(f"{file}: {res['rows']:,} rows; outcomes {res['outcomes']}; attributes {res['attributes']}")
+
+
+def ingest_survey(
+    file: Annotated[Path, typer.Argument(help="Wide survey: one row per respondent, one column per touchpoint.")],
+    id_col: Annotated[str, typer.Option("--id-col", help="The respondent id column.")],
+    touchpoints: Annotated[str, typer.Option("--touchpoints", help="Touchpoint columns, comma-separated, in order.")],
+    scale: Annotated[str, typer.Option("--scale", help="Rating scale of the touchpoint columns (csat5, nps …).")],
+    outcome_col: Annotated[
+        list[str] | None, typer.Option("--outcome-col", help="An outcome column (repeat for several).")
+    ] = None,
+    na_value: Annotated[str | None, typer.Option("--na-value", help="Value meaning 'not rated', e.g. 0.")] = None,
+    ts_col: Annotated[str | None, typer.Option("--ts-col", help="Column with the response time.")] = None,
+    date: Annotated[str | None, typer.Option("--date", help="Response date when there is no --ts-col (default today).")] = None,
+    db: DbOption = Path("keymoments.duckdb"),
+    rejects: Annotated[Path | None, typer.Option("--rejects", help="Where rejected cells go.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Reshape a wide survey into one event per rated touchpoint plus an outcome row per respondent."""
+    from keymoments.ingest.survey import read_survey
+    from keymoments.store.writer import ingest_outcomes_frame, ingest_source
+
+    batch = read_survey(
+        file,
+        id_col=id_col,
+        touchpoints=touchpoints.split(","),
+        scale=scale,
+        outcome_cols=outcome_col,
+        na_value=na_value,
+        ts_col=ts_col,
+        date=date,
+    )
+    with open_store(db, must_exist=False) as store:
+        r = ingest_source(store, batch.events, rejects_path=rejects, progress=sys.stderr.isatty(), kind="survey").to_dict()
+        r["respondents"] = batch.respondents
+        if batch.outcomes is not None:
+            r["outcomes"] = ingest_outcomes_frame(store, batch.outcomes, key="customer_id", source=str(file))["outcomes"]
+    if as_json:
+        echo_json(r)
+    else:
+        _show(r, False)
+        typer.echo(f"  {batch.respondents:,} respondents" + (f"; outcomes {r['outcomes']}" if "outcomes" in r else ""))
+
+
+def score_text(
+    file: Annotated[Path, typer.Argument(help="A table of text: CSV, JSON Lines or Parquet.")],
+    text_col: Annotated[str, typer.Option("--text-col", help="The column holding the text.")],
+    out: Annotated[Path | None, typer.Option("--out", help="Output file (.csv, .jsonl, .parquet).")] = None,
+    model: Annotated[str, typer.Option("--model", help="auto (best available), lexicon, or a named model.")] = "auto",
+    journey: Annotated[
+        Path | None, typer.Option("--journey", help="journey.yaml: also tag each text with a touchpoint.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Score any table of text: adds valence, sentiment, confidence (and touchpoint with --journey)."""
+    from keymoments.events import JourneyModel
+    from keymoments.score.frame import score_text_file
+
+    jm = JourneyModel.from_yaml(journey) if journey else None
+    df, path = score_text_file(file, text_col=text_col, out=out, scorer=model, journey=jm)
+    counts = df["sentiment"].value_counts().to_dict()
+    model_name = str(df["model"].iloc[0]) if len(df) else model
+    if as_json:
+        echo_json({"out": str(path), "rows": len(df), "model": model_name, "sentiment": counts})
+    else:
+        err_console.print(f"scored {len(df):,} texts with {model_name}")
+        typer.echo(f"{path}: " + ", ".join(f"{k} {v:,}" for k, v in sorted(counts.items())))
+
+
+def score(
+    db: DbOption = Path("keymoments.duckdb"),
+    model: Annotated[str, typer.Option("--model", help="auto, lexicon, or a named model.")] = "auto",
+    rescore: Annotated[bool, typer.Option("--rescore", help="Score every event's text again.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Score the text of the store's events that are not scored yet (ingest does this by default)."""
+    from keymoments.score.store import score_store
+
+    with open_store(db) as store:
+        n = score_store(store, scorer=model, rescore=rescore)
+    if as_json:
+        echo_json({"scored": n})
+    else:
+        typer.echo(f"scored the text of {n:,} events")

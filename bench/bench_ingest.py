@@ -1,0 +1,112 @@
+"""Ingest benchmark: events/s and peak RSS for Parquet and CSV files of 1M and 10M generated events.
+
+Run:  .venv/bin/python bench/bench_ingest.py [--sizes 1000000 10000000] [--formats parquet csv]
+
+Each ingest runs in a fresh subprocess so its peak RSS is its own. The side-by-side peer is DuckDB's bare
+`CREATE TABLE AS SELECT * FROM read_*` of the same file (what a user would otherwise do), so the ratio shows
+what validation, de-duplication, UTC normalisation and the derived columns cost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+GEN_SQL = """
+COPY (
+  SELECT
+    'e' || i AS event_id,
+    'c' || (i // 20) AS customer_id,
+    'j' || (i // 5) AS journey_id,
+    TIMESTAMP '2025-01-01' + to_seconds(i * 7) AS ts,
+    ['information','reservation','check-in','security','boarding','flight','arrival','baggage','support'][1 + (i % 5) + (hash(i // 5) % 4)::INT] AS touchpoint,
+    ['web','app','phone','airport'][1 + (i % 4)::INT] AS channel,
+    CASE WHEN i % 37 = 0 THEN 'failed' ELSE 'completed' END AS outcome,
+    CASE WHEN i % 3 = 0 THEN 1 + (hash(i) % 5)::INT END AS rating,
+    CASE WHEN i % 3 = 0 THEN 'csat5' END AS rating_scale,
+    CASE WHEN i % 10 = 0 THEN 'the staff were friendly but the queue was long' END AS text,
+    CASE WHEN i % 5 = 1 THEN round((hash(i) % 50000) / 100.0, 2) END AS value,
+    'emp' || (i % 500) AS employee_id,
+    ['CPH','ARN','OSL','LHR'][1 + (i % 4)::INT] AS location_id
+  FROM range({n}) t(i)
+) TO '{path}' {opts}
+"""
+
+
+def generate(n: int, fmt: str, folder: Path) -> Path:
+    import duckdb
+
+    path = folder / f"events_{n}.{fmt}"
+    if not path.exists():
+        opts = "(FORMAT parquet)" if fmt == "parquet" else "(HEADER, DELIMITER ',')"
+        duckdb.connect().execute(GEN_SQL.format(n=n, path=path, opts=opts))
+    return path
+
+
+CHILD = r"""
+import json, resource, sys, time
+from keymoments.store.store import Store
+mode, path, db = sys.argv[1:4]
+t = time.perf_counter()
+if mode == "keymoments":
+    from keymoments.ingest.files import read_source
+    from keymoments.store.writer import ingest_source
+    store = Store(db)
+    r = ingest_source(store, read_source(path))
+    accepted = r.accepted
+    store.close()
+else:
+    import duckdb
+    con = duckdb.connect(db)
+    reader = "read_parquet" if path.endswith(".parquet") else "read_csv"
+    con.execute(f"CREATE TABLE raw AS SELECT * FROM {reader}('{path}')")
+    accepted = con.execute("SELECT count(*) FROM raw").fetchone()[0]
+    con.close()
+secs = time.perf_counter() - t
+print(json.dumps({"seconds": secs, "accepted": accepted, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def run(mode: str, path: Path, folder: Path) -> dict:
+    db = folder / f"{mode}_{path.stem}_{path.suffix[1:]}.duckdb"
+    for p in (db, Path(str(db) + ".wal")):
+        p.unlink(missing_ok=True)
+    out = subprocess.run([sys.executable, "-c", CHILD, mode, str(path), str(db)], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(out.stderr)
+    db.unlink(missing_ok=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 10_000_000])
+    ap.add_argument("--formats", nargs="+", default=["parquet", "csv"])
+    ap.add_argument("--folder", type=Path, default=Path(tempfile.gettempdir()) / "km_bench_ingest")
+    args = ap.parse_args()
+    args.folder.mkdir(parents=True, exist_ok=True)
+    import os
+
+    print(f"machine: {os.cpu_count()} cores; python {sys.version.split()[0]}")
+    print(f"{'format':8} {'events':>11} {'keymoments s':>13} {'events/s':>12} {'peak RSS MB':>12} {'bare duckdb s':>14} {'ratio':>6}")
+    for n in args.sizes:
+        for fmt in args.formats:
+            path = generate(n, fmt, args.folder)
+            km = run("keymoments", path, args.folder)
+            bare = run("bare", path, args.folder)
+            assert km["accepted"] == n, km
+            print(
+                f"{fmt:8} {n:>11,} {km['seconds']:>13.2f} {n / km['seconds']:>12,.0f} {km['peak_rss_mb']:>12,.0f} "
+                f"{bare['seconds']:>14.2f} {km['seconds'] / bare['seconds']:>6.1f}"
+            )
+    print(f"(peak RSS of this parent: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB)")
+
+
+if __name__ == "__main__":
+    main()
