@@ -88,7 +88,7 @@ def read_survey(
             WHERE v IS NOT NULL AND trim(CAST(v AS VARCHAR)) <> ''{na}
             ORDER BY _line, {order}
         """
-        table: pa.Table = con.execute(sql).fetch_arrow_table()
+        table: pa.Table = con.sql(sql).to_arrow_table()
         respondents = int(con.execute(f"SELECT count(*) FROM {reader}").fetchone()[0])  # type: ignore[index]
         outcomes = None
         if outcome_cols:

@@ -122,6 +122,9 @@ def _stage_sql(src: Source, from_sql: str) -> str:
     for f in _STRING_FIELDS:
         if f == "rating_scale":
             continue
+        if f == "journey_id":  # a journey defaults to the customer
+            sel.append(f"COALESCE({raw('journey_id')}, {raw('customer_id')}) AS journey_id")
+            continue
         sel.append(f"{raw(f)} AS {f}")
     if "rating_scale" in cols:
         default = sql_literal(src.default_rating_scale) if src.default_rating_scale else "NULL"
@@ -346,7 +349,10 @@ def _csv_rejects(con: duckdb.DuckDBPyConnection) -> list[tuple[int, str]]:
         con.execute("DELETE FROM reject_scans")
     except duckdb.Error:
         return []
-    return [(int(r[0]), str(r[1]).splitlines()[0]) for r in rows]
+    seen: dict[int, str] = {}
+    for line, message in rows:  # DuckDB may log one line several times (one error per extra column)
+        seen.setdefault(int(line), str(message).splitlines()[0])
+    return sorted(seen.items())
 
 
 def _write_rejects(
@@ -356,7 +362,7 @@ def _write_rejects(
     skipped = sorted(line for line, _ in malformed)
     positions = []
     for r, given in zip(rejected["_row"].tolist(), rejected["_line"].tolist(), strict=True):
-        if given is not None and given == given:
+        if pd.notna(given):
             positions.append(int(given))
             continue
         # a data row's line: header + row number + malformed lines skipped before it (no multi-line fields)
