@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import ibis
+import numpy as np
 import pandas as pd
 
 from keymoments.exceptions import InvalidParameterError
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 
     from keymoments.events import JourneyModel
 
-__all__ = ["events_table", "journey_key", "journey_order"]
+__all__ = ["events_table", "journey_key", "journey_order", "order_from_histogram", "step_histogram"]
 
 _DERIVED = ("step", "next_touchpoint", "next_ts", "is_last")
 
@@ -75,18 +76,34 @@ def events_table(data: Any) -> ir.Table:
     return t.drop("_jid")
 
 
-def _inferred_order(t: ir.Table) -> list[str]:
+def step_histogram(t: ir.Table) -> pd.DataFrame:
+    """Events per (touchpoint, step): a small table from which exact step medians and means follow."""
     t = t.filter(t.touchpoint.notnull() & (t.touchpoint != ""))
-    agg = t.group_by("touchpoint").aggregate(
-        med=t.step.median(),
-        avg=t.step.mean(),
-        n=t.count(),
-    )
-    df = agg.execute()
-    if df.empty:
+    return t.group_by(["touchpoint", "step"]).aggregate(n=t.count()).execute()
+
+
+def order_from_histogram(hist: pd.DataFrame) -> list[str]:
+    """Journey order from a (touchpoint, step, n) histogram: by median step, mean step, volume, name."""
+    if hist.empty:
         return []
+    rows = []
+    for tp, g in hist.groupby("touchpoint", sort=False):
+        g = g.sort_values("step")
+        steps = g["step"].to_numpy(dtype=float)
+        n = g["n"].to_numpy(dtype=np.int64)
+        total = int(n.sum())
+        cum = np.cumsum(n)
+        # exact median of the expanded steps (mean of the two middle values when the count is even)
+        lo = steps[np.searchsorted(cum, (total - 1) // 2 + 1)]
+        hi = steps[np.searchsorted(cum, total // 2 + 1)]
+        rows.append((str(tp), (lo + hi) / 2, float((steps * n).sum() / total), total))
+    df = pd.DataFrame(rows, columns=["touchpoint", "med", "avg", "n"])
     df = df.sort_values(["med", "avg", "n", "touchpoint"], ascending=[True, True, False, True], kind="mergesort")
-    return [str(x) for x in df["touchpoint"]]
+    return df["touchpoint"].tolist()
+
+
+def _inferred_order(t: ir.Table) -> list[str]:
+    return order_from_histogram(step_histogram(t))
 
 
 def journey_order(events: ir.Table, journey: JourneyModel | None = None) -> list[str]:
@@ -96,8 +113,11 @@ def journey_order(events: ir.Table, journey: JourneyModel | None = None) -> list
     touchpoints come first in the model's order, even those the data lacks (a future-state journey may name
     touchpoints not instrumented yet); the data's other touchpoints follow in inferred order.
     """
-    t = events_table(events)
-    inferred = _inferred_order(t)
+    return merge_order(_inferred_order(events_table(events)), journey)
+
+
+def merge_order(inferred: list[str], journey: JourneyModel | None) -> list[str]:
+    """The model's touchpoints in its order, then the inferred ones the model does not name."""
     if journey is None or not journey.touchpoints:
         return inferred
     model = journey.order
