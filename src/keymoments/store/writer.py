@@ -397,9 +397,11 @@ def ingest_events_frame(
 
 
 def ingest_outcomes_frame(
-    store: Store, df: pd.DataFrame, *, key: str = "customer_id", source: str = "frame"
+    store: Store, df: pd.DataFrame, *, key: str = "customer_id", source: str = "frame", attributes_only: bool = False
 ) -> dict[str, Any]:
     """Upsert an outcome table: numeric and yes/no columns become outcomes, text columns attributes.
+
+    With ``attributes_only`` every column is stored as an attribute (a customer table: segment, tier, tenure).
 
     Returns {"rows", "outcomes": [...], "attributes": [...]} ; re-ingesting the same table changes nothing.
     """
@@ -425,7 +427,7 @@ def ingest_outcomes_frame(
     for col in df.columns:
         if col == key:
             continue
-        values, dtype = _outcome_values(df[col])
+        values, dtype = (df[col], None) if attributes_only else _outcome_values(df[col])
         if dtype is None:
             attr_parts.append(pd.DataFrame({"key": keys, "name": col, "value": df[col].astype("string")}))
         else:

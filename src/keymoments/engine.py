@@ -1,0 +1,115 @@
+"""The notebook entry point: one object that wires store → score → analyze → act.
+
+>>> import keymoments as km
+>>> eng = km.connect(":memory:")
+>>> eng.ingest([{"customer_id": "c1", "ts": "2024-05-01T10:00:00Z", "touchpoint": "check-in",
+...              "rating": 5, "rating_scale": "csat5"}]).accepted
+1
+>>> eng.count()
+1
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from keymoments.events import JourneyModel
+from keymoments.ingest.files import frame_source, read_source, records_source
+from keymoments.ingest.source import Mapping as ColumnMapping
+from keymoments.store.store import Store
+from keymoments.store.writer import IngestResult, ingest_outcomes_frame, ingest_source
+
+if TYPE_CHECKING:
+    import ibis.expr.types as ir
+
+__all__ = ["Engine", "connect"]
+
+
+class Engine:
+    """A keymoments store plus the verbs an analyst uses on it."""
+
+    def __init__(self, db: str | Path | Store = "keymoments.duckdb", *, journey: JourneyModel | str | Path | None = None):
+        self.store = db if isinstance(db, Store) else Store(db)
+        self.journey = JourneyModel.from_yaml(journey) if isinstance(journey, str | Path) else journey
+
+    def __repr__(self) -> str:
+        return f"Engine({self.store.path!r}, events={self.count():,})"
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- ingest ------------------------------------------------------------------------------------------
+    def ingest(
+        self,
+        data: str | Path | pd.DataFrame | Iterable[Mapping[str, Any]],
+        *,
+        mapping: ColumnMapping | None = None,
+        rating_scale: str | None = None,
+        rejects: str | Path | None = None,
+        score: bool = True,
+    ) -> IngestResult:
+        """Ingest events from a file path, a DataFrame or a list of dicts; scores new text unless score=False."""
+        if isinstance(data, str | Path):
+            src = read_source(data, mapping=mapping, rating_scale=rating_scale)
+        elif isinstance(data, pd.DataFrame):
+            src = frame_source(data, mapping=mapping, rating_scale=rating_scale)
+        else:
+            src = records_source(data, rating_scale=rating_scale)
+        result = ingest_source(self.store, src, rejects_path=rejects)
+        if score and result.accepted:
+            self.score()
+        return result
+
+    def ingest_outcomes(self, data: str | Path | pd.DataFrame, *, key: str = "customer_id") -> dict[str, Any]:
+        """Ingest an outcome table (path or DataFrame), one row per customer_id or journey_id."""
+        if isinstance(data, str | Path):
+            from keymoments.ingest.outcomes import read_outcomes
+
+            return ingest_outcomes_frame(self.store, read_outcomes(data), key=key, source=str(data))
+        return ingest_outcomes_frame(self.store, data, key=key)
+
+    def ingest_attributes(self, data: pd.DataFrame, *, key: str = "customer_id") -> dict[str, Any]:
+        """Ingest customer (or journey) attributes such as segment, tier or tenure."""
+        return ingest_outcomes_frame(self.store, data, key=key, attributes_only=True)
+
+    def ingest_survey(self, path: str | Path, **kwargs: Any) -> IngestResult:
+        """Ingest a wide survey (see :func:`keymoments.ingest.survey.read_survey` for the parameters)."""
+        from keymoments.ingest.survey import read_survey
+
+        batch = read_survey(path, **kwargs)
+        result = ingest_source(self.store, batch.events, kind="survey")
+        if batch.outcomes is not None:
+            ingest_outcomes_frame(self.store, batch.outcomes, key="customer_id", source=str(path))
+        return result
+
+    def score(self, model: str = "auto", *, rescore: bool = False) -> int:
+        """Score the text of events not scored yet; returns how many were scored."""
+        from keymoments.score.store import score_store
+
+        return score_store(self.store, scorer=model, rescore=rescore)
+
+    # -- read --------------------------------------------------------------------------------------------
+    def count(self) -> int:
+        return self.store.count("events")
+
+    def events(self) -> ir.Table:
+        """The events as an Ibis table expression (lazy; ``.to_pandas()`` to materialise)."""
+        return self.store.events()
+
+    def outcomes(self, names: list[str] | None = None) -> pd.DataFrame:
+        return self.store.outcomes_wide(names)
+
+
+def connect(db: str | Path = "keymoments.duckdb", **kwargs: Any) -> Engine:
+    """Open (or create) a keymoments store and return an :class:`Engine` on it."""
+    return Engine(db, **kwargs)
