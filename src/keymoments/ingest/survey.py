@@ -69,7 +69,7 @@ def read_survey(
                 raise MissingColumnError(
                     f"{path}: column {c!r} is missing.{did_you_mean(c, cols)} The survey's columns are {cols}."
                 )
-        when = ts_col and f'"{ts_col}"' or sql_literal((date or datetime.now(UTC).date().isoformat()))
+        when = ts_col and f'"{ts_col}"' or sql_literal(date or datetime.now(UTC).date().isoformat())
         na = f" AND trim(CAST(v AS VARCHAR)) <> {sql_literal(str(na_value))}" if na_value is not None else ""
         stem = sql_literal(path.name)
         tp_list = ", ".join(f'"{t}"' for t in touchpoints)

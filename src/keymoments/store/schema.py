@@ -7,6 +7,8 @@ version is recorded in ``schema_version``. Append new migrations at the end; nev
 from __future__ import annotations
 
 from keymoments.events import EVENT_FIELDS
+from keymoments.store.act_tables import ACT_MIGRATION
+from keymoments.store.keys import KEYS_MIGRATION
 
 __all__ = ["DERIVED_COLUMNS", "EVENT_COLUMNS", "MIGRATIONS", "SCORE_COLUMNS"]
 
@@ -80,4 +82,8 @@ MIGRATIONS: list[list[str]] = [
         )""",
         "CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR)",
     ],
+    # 2: the act layer: playbook runs and decisions, holdouts, cases + timeline, budgets, ledger, outbox
+    ACT_MIGRATION,
+    # 3: API keys (hashed) with their roles, for `keymoments serve`
+    KEYS_MIGRATION,
 ]

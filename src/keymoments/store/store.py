@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import pandas as pd
 
-from keymoments.exceptions import NotFoundError, StoreError
 from keymoments.events import did_you_mean
+from keymoments.exceptions import NotFoundError, StoreError
 from keymoments.store.schema import MIGRATIONS
 
 if TYPE_CHECKING:

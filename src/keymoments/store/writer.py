@@ -405,8 +405,8 @@ def ingest_outcomes_frame(
 
     Returns {"rows", "outcomes": [...], "attributes": [...]} ; re-ingesting the same table changes nothing.
     """
-    from keymoments.exceptions import InvalidParameterError, MissingColumnError
     from keymoments.events import did_you_mean
+    from keymoments.exceptions import InvalidParameterError, MissingColumnError
 
     if key not in ("customer_id", "journey_id"):
         raise InvalidParameterError(f"--key must be customer_id or journey_id; got {key!r}.")

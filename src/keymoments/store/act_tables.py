@@ -1,0 +1,494 @@
+"""SQL of the act layer: playbook runs and decisions, holdout assignments, cases and their timeline, budget
+pools and the ledger, and the webhook outbox.
+
+Every function takes an open DuckDB connection: inside ``store.write()`` for writes (one transaction), a
+``store.cursor()`` for reads. Money is integer cents. ``budgets.remaining_cents`` carries
+``CHECK (remaining_cents >= 0)``: a spend that would overdraw a pool fails inside the transaction that tries
+it, whoever else is writing, so a pool can never go below zero.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import Any
+
+import duckdb
+
+__all__ = ["ACT_MIGRATION"]
+
+#: The act layer's tables (one migration, appended to ``schema.MIGRATIONS``).
+ACT_MIGRATION: list[str] = [
+    """CREATE TABLE playbook_runs (
+        run_id VARCHAR PRIMARY KEY,
+        mode VARCHAR NOT NULL,            -- backtest | live
+        source VARCHAR,                   -- the playbook file
+        file_hash VARCHAR,
+        seed BIGINT,
+        started_at TIMESTAMPTZ,
+        finished_at TIMESTAMPTZ,
+        events BIGINT,
+        decisions BIGINT,
+        last_seq BIGINT                   -- live: the last event (seq) processed
+    )""",
+    """CREATE TABLE playbook_decisions (
+        run_id VARCHAR NOT NULL,          -- 'live' for live decisions, the backtest's run id otherwise
+        decision_id VARCHAR NOT NULL,     -- deterministic: playbook + event (+ timer)
+        mode VARCHAR NOT NULL,
+        playbook VARCHAR NOT NULL,
+        kind VARCHAR NOT NULL,            -- fire | case_update
+        status VARCHAR NOT NULL,          -- fired | held_out | blocked | handoff | resolved
+        trigger VARCHAR,
+        customer_id VARCHAR,
+        journey_id VARCHAR,
+        event_id VARCHAR,
+        ts TIMESTAMPTZ,
+        seq BIGINT,
+        arm VARCHAR,                      -- treatment | holdout | global_holdout
+        cost_cents BIGINT,
+        budget VARCHAR,
+        budget_key VARCHAR,
+        needs_approval BOOLEAN,
+        budget_blocked BOOLEAN,
+        employee_id VARCHAR,
+        location_id VARCHAR,
+        case_id VARCHAR,
+        actions JSON,
+        detail JSON,
+        decided_at TIMESTAMPTZ,
+        PRIMARY KEY (run_id, decision_id)
+    )""",
+    """CREATE TABLE holdout_assignments (
+        playbook VARCHAR NOT NULL,
+        customer_id VARCHAR NOT NULL,
+        arm VARCHAR NOT NULL,
+        share DOUBLE,
+        global_share DOUBLE,
+        first_seen TIMESTAMPTZ,
+        PRIMARY KEY (playbook, customer_id)
+    )""",
+    """CREATE TABLE cases (
+        case_id VARCHAR PRIMARY KEY,
+        playbook VARCHAR,
+        customer_id VARCHAR,
+        journey_id VARCHAR,
+        status VARCHAR NOT NULL,          -- open | in_progress | awaiting_approval | resolved | closed
+        owner VARCHAR,
+        first_owner VARCHAR,
+        team VARCHAR,
+        priority VARCHAR,
+        reason VARCHAR,
+        trigger_event_ids JSON,
+        compensation_cents BIGINT DEFAULT 0,
+        currency VARCHAR,
+        approval_entry_id VARCHAR,
+        opened_at TIMESTAMPTZ,
+        sla_due_at TIMESTAMPTZ,
+        updated_at TIMESTAMPTZ,
+        resolved_at TIMESTAMPTZ,
+        closed_at TIMESTAMPTZ,
+        handoffs INTEGER DEFAULT 0,
+        decision_id VARCHAR
+    )""",
+    """CREATE TABLE case_events (
+        case_id VARCHAR NOT NULL,
+        n INTEGER NOT NULL,
+        ts TIMESTAMPTZ,
+        kind VARCHAR,                     -- opened | status | assigned | handoff | note | approval | moment
+        actor VARCHAR,
+        from_status VARCHAR,
+        to_status VARCHAR,
+        detail JSON,
+        PRIMARY KEY (case_id, n)
+    )""",
+    """CREATE TABLE budgets (
+        pool VARCHAR NOT NULL,
+        scope_key VARCHAR NOT NULL,
+        period VARCHAR NOT NULL,
+        period_start TIMESTAMPTZ NOT NULL,
+        amount_cents BIGINT NOT NULL,
+        remaining_cents BIGINT NOT NULL CHECK (remaining_cents >= 0),
+        currency VARCHAR,
+        empowerment_limit_cents BIGINT,
+        PRIMARY KEY (pool, scope_key, period_start)
+    )""",
+    """CREATE TABLE ledger (
+        entry_id VARCHAR PRIMARY KEY,
+        pool VARCHAR NOT NULL,
+        scope_key VARCHAR NOT NULL,
+        period_start TIMESTAMPTZ NOT NULL,
+        amount_cents BIGINT NOT NULL CHECK (amount_cents > 0),
+        status VARCHAR NOT NULL,          -- approved (spent) | pending_approval (reserved) | rejected (released)
+        case_id VARCHAR,
+        decision_id VARCHAR,
+        customer_id VARCHAR,
+        actor VARCHAR,
+        note VARCHAR,
+        created_at TIMESTAMPTZ,
+        settled_at TIMESTAMPTZ,
+        settled_by VARCHAR
+    )""",
+    """CREATE TABLE outbox (
+        message_id VARCHAR PRIMARY KEY,   -- the idempotency key the receiver sees
+        decision_id VARCHAR,
+        playbook VARCHAR,
+        action_type VARCHAR,
+        url VARCHAR,                      -- NULL: recorded only, nothing to deliver
+        payload JSON,
+        status VARCHAR NOT NULL,          -- pending | delivered | dead | recorded
+        attempts INTEGER DEFAULT 0,
+        next_attempt_at TIMESTAMPTZ,
+        last_error VARCHAR,
+        last_status INTEGER,
+        created_at TIMESTAMPTZ,
+        delivered_at TIMESTAMPTZ
+    )""",
+]
+
+_DECISION_COLS = (
+    "run_id", "decision_id", "mode", "playbook", "kind", "status", "trigger", "customer_id", "journey_id",
+    "event_id", "ts", "seq", "arm", "cost_cents", "budget", "budget_key", "needs_approval", "budget_blocked",
+    "employee_id", "location_id", "case_id", "actions", "detail", "decided_at",
+)  # fmt: skip
+
+
+def _placeholders(n: int) -> str:
+    return ", ".join("?" * n)
+
+
+# -- events for the engine --------------------------------------------------------------------------------
+_EVENT_SELECT = """
+SELECT seq, epoch_us(ts) AS ts_us, customer_id, coalesce(journey_id, customer_id) AS journey_id, touchpoint,
+       stage, channel, outcome, rating, coalesce(valence, rating_valence) AS valence, value, text,
+       employee_id, location_id, event_id, CAST(attrs AS VARCHAR) AS attrs
+FROM events
+"""
+
+
+def iter_events(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    order: str = "ts",
+    after_seq: int | None = None,
+    upto_seq: int | None = None,
+    chunk: int = 100_000,
+) -> Iterator[list[tuple]]:
+    """Events as engine tuples (see ``act.engine.EVENT_COLUMNS``), in chunks.
+
+    ``order='ts'`` replays history in event time (ties by seq); ``order='seq'`` in arrival order (live)."""
+    where, params = [], []
+    if after_seq is not None:
+        where.append("seq > ?")
+        params.append(after_seq)
+    if upto_seq is not None:
+        where.append("seq <= ?")
+        params.append(upto_seq)
+    sql = _EVENT_SELECT + (" WHERE " + " AND ".join(where) if where else "")
+    sql += " ORDER BY ts, seq" if order == "ts" else " ORDER BY seq"
+    con.execute(sql, params)
+    while True:
+        rows = con.fetchmany(chunk)
+        if not rows:
+            return
+        yield rows
+
+
+def max_seq(con: duckdb.DuckDBPyConnection) -> int:
+    row = con.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()
+    return int(row[0]) if row else 0
+
+
+# -- runs and decisions -----------------------------------------------------------------------------------
+def insert_run(con: duckdb.DuckDBPyConnection, run: dict[str, Any]) -> None:
+    cols = list(run)
+    con.execute(
+        f"INSERT OR REPLACE INTO playbook_runs ({', '.join(cols)}) VALUES ({_placeholders(len(cols))})",
+        [run[c] for c in cols],
+    )
+
+
+def get_run(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any] | None:
+    cur = con.execute("SELECT * FROM playbook_runs WHERE run_id = ?", [run_id])
+    row = cur.fetchone()
+    if row is None:
+        return None
+    return dict(zip([d[0] for d in cur.description], row, strict=True))
+
+
+def insert_decisions(con: duckdb.DuckDBPyConnection, rows: Sequence[tuple]) -> int:
+    """Insert decision rows (in ``_DECISION_COLS`` order); ones already there (same run and id) are skipped."""
+    if not rows:
+        return 0
+    before = con.execute("SELECT count(*) FROM playbook_decisions").fetchone()[0]
+    con.executemany(
+        f"INSERT OR IGNORE INTO playbook_decisions ({', '.join(_DECISION_COLS)}) VALUES ({_placeholders(len(_DECISION_COLS))})",
+        list(rows),
+    )
+    return int(con.execute("SELECT count(*) FROM playbook_decisions").fetchone()[0] - before)
+
+
+def insert_decisions_frame(con: duckdb.DuckDBPyConnection, df: Any) -> None:
+    """Bulk insert of a decisions DataFrame (backtests: many rows at once), skipping existing ones."""
+    con.register("_km_decisions", df)
+    try:
+        con.execute(
+            f"INSERT OR IGNORE INTO playbook_decisions ({', '.join(_DECISION_COLS)}) "
+            f"SELECT {', '.join(_DECISION_COLS)} FROM _km_decisions"
+        )
+    finally:
+        con.unregister("_km_decisions")
+
+
+def existing_decision_ids(con: duckdb.DuckDBPyConnection, run_id: str, ids: Sequence[str]) -> set[str]:
+    if not ids:
+        return set()
+    rows = con.execute(
+        "SELECT decision_id FROM playbook_decisions WHERE run_id = ? AND decision_id IN (SELECT unnest(?))",
+        [run_id, list(ids)],
+    ).fetchall()
+    return {r[0] for r in rows}
+
+
+def decisions_frame(con: duckdb.DuckDBPyConnection, run_id: str | None = None) -> Any:
+    if run_id is None:
+        return con.execute("SELECT * FROM playbook_decisions ORDER BY ts, seq, playbook").df()
+    return con.execute("SELECT * FROM playbook_decisions WHERE run_id = ? ORDER BY ts, seq, playbook", [run_id]).df()
+
+
+def latest_run_id(con: duckdb.DuckDBPyConnection, mode: str | None = None) -> str | None:
+    sql = "SELECT run_id FROM playbook_runs" + (" WHERE mode = ?" if mode else "") + " ORDER BY started_at DESC LIMIT 1"
+    row = con.execute(sql, [mode] if mode else []).fetchone()
+    return row[0] if row else None
+
+
+def upsert_holdouts(con: duckdb.DuckDBPyConnection, rows: Sequence[tuple]) -> None:
+    """(playbook, customer_id, arm, share, global_share, first_seen) rows; the first assignment wins."""
+    if rows:
+        con.executemany("INSERT OR IGNORE INTO holdout_assignments VALUES (?, ?, ?, ?, ?, ?)", list(rows))
+
+
+def holdout_counts(con: duckdb.DuckDBPyConnection) -> list[tuple]:
+    return con.execute(
+        "SELECT playbook, arm, count(*), any_value(share), any_value(global_share) FROM holdout_assignments "
+        "GROUP BY playbook, arm ORDER BY playbook, arm"
+    ).fetchall()
+
+
+def arms_with_outcome(
+    con: duckdb.DuckDBPyConnection, playbook: str, outcome: str, run_id: str | None
+) -> list[tuple[str, str, float | None]]:
+    """(customer_id, arm, outcome value) for every customer a playbook was triggered for (fired or held out)."""
+    run_filter = "AND d.run_id = ?" if run_id else ""
+    params: list[Any] = [playbook] + ([run_id] if run_id else []) + [outcome]
+    return con.execute(
+        f"""
+        WITH arms AS (
+            SELECT customer_id, min(arm) AS arm FROM playbook_decisions d
+            WHERE playbook = ? AND kind = 'fire' {run_filter} GROUP BY customer_id
+        )
+        SELECT a.customer_id, a.arm, o.value FROM arms a
+        LEFT JOIN outcomes o ON o.key_kind = 'customer_id' AND o.key = a.customer_id AND o.name = ?
+        ORDER BY a.customer_id
+        """,
+        params,
+    ).fetchall()
+
+
+# -- cases ------------------------------------------------------------------------------------------------
+_CASE_COLS = (
+    "case_id", "playbook", "customer_id", "journey_id", "status", "owner", "first_owner", "team", "priority",
+    "reason", "trigger_event_ids", "compensation_cents", "currency", "approval_entry_id", "opened_at",
+    "sla_due_at", "updated_at", "decision_id",
+)  # fmt: skip
+
+
+def insert_case(con: duckdb.DuckDBPyConnection, case: dict[str, Any]) -> bool:
+    """Insert a case; False when it already exists (idempotent replays)."""
+    if con.execute("SELECT 1 FROM cases WHERE case_id = ?", [case["case_id"]]).fetchone():
+        return False
+    vals = [json.dumps(case[c]) if c == "trigger_event_ids" else case.get(c) for c in _CASE_COLS]
+    con.execute(f"INSERT INTO cases ({', '.join(_CASE_COLS)}) VALUES ({_placeholders(len(_CASE_COLS))})", vals)
+    return True
+
+
+def get_case(con: duckdb.DuckDBPyConnection, case_id: str) -> dict[str, Any] | None:
+    cur = con.execute("SELECT * FROM cases WHERE case_id = ?", [case_id])
+    row = cur.fetchone()
+    return None if row is None else dict(zip([d[0] for d in cur.description], row, strict=True))
+
+
+def update_case(con: duckdb.DuckDBPyConnection, case_id: str, **fields: Any) -> None:
+    cols = list(fields)
+    con.execute(
+        f"UPDATE cases SET {', '.join(f'{c} = ?' for c in cols)} WHERE case_id = ?",
+        [fields[c] for c in cols] + [case_id],
+    )
+
+
+def add_case_event(
+    con: duckdb.DuckDBPyConnection, case_id: str, ts: datetime, kind: str, actor: str | None,
+    from_status: str | None = None, to_status: str | None = None, detail: dict[str, Any] | None = None,
+) -> None:  # fmt: skip
+    n = con.execute("SELECT coalesce(max(n), 0) + 1 FROM case_events WHERE case_id = ?", [case_id]).fetchone()[0]
+    con.execute(
+        "INSERT INTO case_events VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [case_id, n, ts, kind, actor, from_status, to_status, json.dumps(detail or {}, default=str)],
+    )
+
+
+def case_timeline(con: duckdb.DuckDBPyConnection, case_id: str) -> list[dict[str, Any]]:
+    cur = con.execute("SELECT * FROM case_events WHERE case_id = ? ORDER BY n", [case_id])
+    cols = [d[0] for d in cur.description]
+    return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+
+
+def cases_frame(con: duckdb.DuckDBPyConnection, status: str | None = None) -> Any:
+    if status:
+        return con.execute("SELECT * FROM cases WHERE status = ? ORDER BY opened_at", [status]).df()
+    return con.execute("SELECT * FROM cases ORDER BY opened_at").df()
+
+
+def case_stats(con: duckdb.DuckDBPyConnection) -> list[tuple]:
+    """Per playbook: cases, resolved, resolved by their first owner, mean handoffs, SLA breaches."""
+    return con.execute(
+        """
+        SELECT playbook, count(*) AS cases,
+               count(*) FILTER (WHERE status IN ('resolved', 'closed')) AS resolved,
+               count(*) FILTER (WHERE status IN ('resolved', 'closed') AND owner IS NOT DISTINCT FROM first_owner) AS kept_owner,
+               avg(handoffs) AS mean_handoffs,
+               count(*) FILTER (WHERE coalesce(resolved_at, now()) > sla_due_at) AS sla_breaches
+        FROM cases GROUP BY playbook ORDER BY playbook
+        """
+    ).fetchall()
+
+
+# -- budgets and the ledger -------------------------------------------------------------------------------
+def ensure_pool(
+    con: duckdb.DuckDBPyConnection, pool: str, scope_key: str, period: str, period_start: datetime,
+    amount_cents: int, currency: str, limit_cents: int | None,
+) -> None:  # fmt: skip
+    con.execute(
+        "INSERT OR IGNORE INTO budgets VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [pool, scope_key, period, period_start, amount_cents, amount_cents, currency, limit_cents],
+    )
+
+
+def take_from_pool(
+    con: duckdb.DuckDBPyConnection, pool: str, scope_key: str, period_start: datetime, cents: int
+) -> None:
+    """Take money out of a pool; raises duckdb.ConstraintException when it would go below zero."""
+    con.execute(
+        "UPDATE budgets SET remaining_cents = remaining_cents - ? WHERE pool = ? AND scope_key = ? AND period_start = ?",
+        [cents, pool, scope_key, period_start],
+    )
+
+
+def give_back_to_pool(
+    con: duckdb.DuckDBPyConnection, pool: str, scope_key: str, period_start: datetime, cents: int
+) -> None:
+    con.execute(
+        "UPDATE budgets SET remaining_cents = remaining_cents + ? WHERE pool = ? AND scope_key = ? AND period_start = ?",
+        [cents, pool, scope_key, period_start],
+    )
+
+
+def pool_row(con: duckdb.DuckDBPyConnection, pool: str, scope_key: str, period_start: datetime) -> tuple | None:
+    return con.execute(
+        "SELECT amount_cents, remaining_cents, currency, empowerment_limit_cents FROM budgets "
+        "WHERE pool = ? AND scope_key = ? AND period_start = ?",
+        [pool, scope_key, period_start],
+    ).fetchone()
+
+
+def insert_ledger(con: duckdb.DuckDBPyConnection, entry: dict[str, Any]) -> None:
+    cols = list(entry)
+    con.execute(f"INSERT INTO ledger ({', '.join(cols)}) VALUES ({_placeholders(len(cols))})", [entry[c] for c in cols])
+
+
+def get_ledger(con: duckdb.DuckDBPyConnection, entry_id: str) -> dict[str, Any] | None:
+    cur = con.execute("SELECT * FROM ledger WHERE entry_id = ?", [entry_id])
+    row = cur.fetchone()
+    return None if row is None else dict(zip([d[0] for d in cur.description], row, strict=True))
+
+
+def settle_ledger(con: duckdb.DuckDBPyConnection, entry_id: str, status: str, by: str | None, at: datetime) -> None:
+    con.execute(
+        "UPDATE ledger SET status = ?, settled_by = ?, settled_at = ? WHERE entry_id = ?", [status, by, at, entry_id]
+    )
+
+
+def budget_balances(con: duckdb.DuckDBPyConnection) -> Any:
+    """Per pool, key and period: amount, remaining, and what the ledger says was spent / is reserved."""
+    return con.execute(
+        """
+        SELECT b.pool, b.scope_key, b.period, b.period_start, b.amount_cents, b.remaining_cents, b.currency,
+               coalesce(sum(l.amount_cents) FILTER (WHERE l.status = 'approved'), 0) AS spent_cents,
+               coalesce(sum(l.amount_cents) FILTER (WHERE l.status = 'pending_approval'), 0) AS reserved_cents,
+               count(l.entry_id) FILTER (WHERE l.status = 'pending_approval') AS pending
+        FROM budgets b LEFT JOIN ledger l
+          ON l.pool = b.pool AND l.scope_key = b.scope_key AND l.period_start = b.period_start
+        GROUP BY ALL ORDER BY b.pool, b.scope_key, b.period_start
+        """
+    ).df()
+
+
+def pending_approvals(con: duckdb.DuckDBPyConnection) -> Any:
+    return con.execute("SELECT * FROM ledger WHERE status = 'pending_approval' ORDER BY created_at").df()
+
+
+# -- outbox -----------------------------------------------------------------------------------------------
+_OUTBOX_COLS = (
+    "message_id", "decision_id", "playbook", "action_type", "url", "payload", "status", "attempts",
+    "next_attempt_at", "created_at",
+)  # fmt: skip
+
+
+def insert_outbox(con: duckdb.DuckDBPyConnection, rows: Sequence[tuple]) -> None:
+    """Outbox rows in ``_OUTBOX_COLS`` order; an existing message id is kept (so replays never duplicate)."""
+    if rows:
+        con.executemany(
+            f"INSERT OR IGNORE INTO outbox ({', '.join(_OUTBOX_COLS)}) VALUES ({_placeholders(len(_OUTBOX_COLS))})",
+            list(rows),
+        )
+
+
+def due_messages(con: duckdb.DuckDBPyConnection, now: datetime, limit: int) -> list[tuple]:
+    return con.execute(
+        "SELECT message_id, url, CAST(payload AS VARCHAR), attempts FROM outbox "
+        "WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at, message_id LIMIT ?",
+        [now, limit],
+    ).fetchall()
+
+
+def mark_delivered(con: duckdb.DuckDBPyConnection, message_id: str, status_code: int, at: datetime) -> None:
+    con.execute(
+        "UPDATE outbox SET status = 'delivered', attempts = attempts + 1, last_status = ?, delivered_at = ?, "
+        "last_error = NULL WHERE message_id = ?",
+        [status_code, at, message_id],
+    )
+
+
+def mark_failed(
+    con: duckdb.DuckDBPyConnection, message_id: str, *, status: str, next_at: datetime | None, error: str,
+    status_code: int | None,
+) -> None:  # fmt: skip
+    con.execute(
+        "UPDATE outbox SET status = ?, attempts = attempts + 1, next_attempt_at = coalesce(?, next_attempt_at), "
+        "last_error = ?, last_status = ? WHERE message_id = ?",
+        [status, next_at, error[:500], status_code, message_id],
+    )
+
+
+def outbox_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    return {r[0]: int(r[1]) for r in con.execute("SELECT status, count(*) FROM outbox GROUP BY status").fetchall()}
+
+
+# -- meta -------------------------------------------------------------------------------------------------
+def get_meta(con: duckdb.DuckDBPyConnection, key: str) -> str | None:
+    row = con.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
+    return row[0] if row else None
+
+
+def set_meta(con: duckdb.DuckDBPyConnection, key: str, value: str) -> None:
+    con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [key, value])
