@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from keymoments.exceptions import InvalidParameterError, NotEnoughDataError, SmallSampleWarning
 from keymoments.events import did_you_mean
+from keymoments.exceptions import InvalidParameterError, NotEnoughDataError, SmallSampleWarning
 
 __all__ = [
     "Analysis",
