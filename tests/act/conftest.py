@@ -1,0 +1,42 @@
+"""Fixtures of the act tests: a store with hand-written events, and event tuples for the pure engine."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+import pytest
+
+from keymoments.act.engine import event_tuple
+from keymoments.store.store import Store
+
+T0 = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)  # a Monday
+
+
+def ev(customer: str, hours: float, touchpoint: str = "flight", **kw):
+    """One event dict, ``hours`` after T0."""
+    d = {"customer_id": customer, "ts": T0 + timedelta(hours=hours), "touchpoint": touchpoint}
+    d.update(kw)
+    return d
+
+
+def tuples(events: list[dict]) -> list[tuple]:
+    return [event_tuple(e, seq=i + 1) for i, e in enumerate(events)]
+
+
+def load_events(store: Store, events: list[dict]) -> None:
+    """Ingest event dicts through the store's real writer."""
+    from keymoments.store.writer import ingest_events_frame
+
+    df = pd.DataFrame(events)
+    if "valence" in df.columns:  # the contract carries valence as a rating on the 'valence' scale
+        df["rating"] = df.pop("valence")
+        df["rating_scale"] = df["rating"].map(lambda v: None if pd.isna(v) else "valence")
+    ingest_events_frame(store, df)
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = Store(tmp_path / "km.duckdb")
+    yield s
+    s.close()

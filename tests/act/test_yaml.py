@@ -1,0 +1,108 @@
+"""Playbook YAML: validation errors name the line and column, and say how to fix them."""
+
+from __future__ import annotations
+
+import pytest
+
+from keymoments.act.library import library_names, load_library
+from keymoments.act.models import Playbook, PlaybookFile
+from keymoments.act.yaml_loader import PlaybookYAMLError, load_playbooks, loads_playbooks
+from keymoments.exceptions import ConfigError
+
+GOOD = """\
+budgets:
+  - {name: recovery, amount: 500, empowerment_limit: 100}
+playbooks:
+  - name: recover
+    trigger: {type: crisis}
+    actions:
+      - {type: compensate, amount: 20, budget: recovery}
+"""
+
+
+def test_good_file_loads():
+    f = loads_playbooks(GOOD)
+    assert f.playbooks[0].actions[0].cents == 2000
+    assert f.budgets[0].limit_cents == 10000
+
+
+def test_unknown_trigger_type_points_at_its_line_with_a_hint():
+    text = GOOD.replace("trigger: {type: crisis}", "trigger: {type: crises}")
+    with pytest.raises(PlaybookYAMLError) as exc:
+        loads_playbooks(text, source="pb.yaml")
+    assert str(exc.value).startswith("pb.yaml:5:")
+    assert "playbooks[0].trigger" in str(exc.value)
+    assert "Did you mean 'crisis'?" in str(exc.value)
+    assert exc.value.errors[0]["line"] == 5
+
+
+def test_unknown_field_points_at_the_key():
+    text = GOOD.replace("    trigger: {type: crisis}\n", "    trigger: {type: crisis}\n    holdot: {share: 0.1}\n")
+    with pytest.raises(PlaybookYAMLError) as exc:
+        loads_playbooks(text, source="pb.yaml")
+    msg = str(exc.value)
+    assert msg.startswith("pb.yaml:6:5: playbooks[0].holdot: unknown field 'holdot'.")
+    assert "Did you mean 'holdout'?" in msg
+
+
+def test_bad_value_deep_inside_an_action():
+    text = GOOD.replace("amount: 20,", "amount: -20,")
+    with pytest.raises(PlaybookYAMLError) as exc:
+        loads_playbooks(text, source="pb.yaml")
+    assert "pb.yaml:7:" in str(exc.value)
+    assert "playbooks[0].actions[0].amount" in str(exc.value)
+    assert "greater than 0" in str(exc.value)
+
+
+def test_several_errors_are_all_reported_in_line_order():
+    text = GOOD.replace("amount: 20,", "amount: -20,").replace("{type: crisis}", "{type: crisis, valence_below: 3}")
+    with pytest.raises(PlaybookYAMLError) as exc:
+        loads_playbooks(text, source="pb.yaml")
+    assert [e["line"] for e in exc.value.errors] == [5, 7]
+    assert str(exc.value).startswith("2 problem(s) in pb.yaml")
+
+
+def test_undeclared_budget_is_a_clear_error():
+    with pytest.raises(PlaybookYAMLError, match=r"spends from budget 'recovry'.*Did you mean 'recovery'"):
+        loads_playbooks(GOOD.replace("budget: recovery", "budget: recovry"))
+
+
+def test_bad_regex_is_reported_at_its_line():
+    text = "name: x\ntrigger:\n  type: event\n  text_pattern: '(unclosed'\nactions: [{type: open_case}]\n"
+    with pytest.raises(PlaybookYAMLError) as exc:
+        loads_playbooks(text, source="x.yaml")
+    assert str(exc.value).startswith("x.yaml:4:")
+    assert "not a valid regular expression" in str(exc.value)
+
+
+def test_yaml_syntax_error_has_line_number():
+    with pytest.raises(PlaybookYAMLError, match=r"^pb.yaml:4:1: not valid YAML: expected ',' or '}'.*flow mapping, line 3"):
+        loads_playbooks("playbooks:\n  - name: x\n    trigger: {type: crisis\n", source="pb.yaml")
+
+
+def test_missing_type_and_missing_file():
+    with pytest.raises(PlaybookYAMLError, match="the 'type' field is missing"):
+        loads_playbooks("name: x\ntrigger: {touchpoint: a}\nactions: [{type: open_case}]\n")
+    with pytest.raises(ConfigError, match="does not exist.*Did you mean 'service-recovery'"):
+        load_playbooks("service-recovry")
+
+
+def test_errors_are_config_errors_and_value_errors():
+    with pytest.raises(ValueError):
+        loads_playbooks("playbooks: []\n")
+
+
+def test_every_library_playbook_loads_and_every_field_is_described():
+    assert len(library_names()) >= 8
+    lib = load_library()
+    assert len(lib.playbooks) == len(library_names())
+    from pydantic import BaseModel
+
+    from keymoments.act import models
+
+    for obj in vars(models).values():
+        if isinstance(obj, type) and issubclass(obj, BaseModel) and obj.__module__ == models.__name__:
+            for name, f in obj.model_fields.items():
+                assert f.description, f"{obj.__name__}.{name} has no description"
+    assert Playbook.model_fields["trigger"].description
+    assert PlaybookFile.model_fields["seed"].description
