@@ -1,0 +1,172 @@
+"""The service recovery paradox: is a customer whose problem was fixed well more loyal than one who never had one?
+
+Per journey (one Ibis group-by): a *crisis* is an event whose ``outcome`` is in the crisis set (journey model,
+or ``events.CRISIS_OUTCOMES``). A crisis journey is *recovered* when a resolution (``outcome`` in the resolved
+set) comes after its last crisis event and the rated moments after that last crisis are positive on average
+(when none is rated, the resolution alone counts). Per customer: *unrecovered* if any crisis journey was not
+recovered, *recovered* if all were, *none* without a crisis (the same for journey-keyed outcomes, per journey).
+
+For each group: the outcome rate (Wilson CI) or mean (t CI) with n, and the differences recovered − none and
+unrecovered − none with normal-approximation CIs. The paradox holds when recovered − none is positive and its CI
+excludes zero. When ``value`` records compensation (negative values), the cost of recovery per retained
+recovered customer and per customer saved (relative to the unrecovered rate) is reported.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ibis
+import numpy as np
+import pandas as pd
+
+from keymoments.analyze.base import Analysis, mean_ci, proportion_ci, warn_small_sample
+from keymoments.analyze.order import events_table, journey_key
+from keymoments.analyze.peak_end import outcome_frame
+from keymoments.events import CRISIS_OUTCOMES, RESOLVED_OUTCOMES, JourneyModel
+
+__all__ = ["GROUPS", "Recovery", "recovery_groups"]
+
+GROUPS = ("recovered", "unrecovered", "none")
+
+
+def recovery_groups(data: Any, journey: JourneyModel | None = None, key: str = "customer_id") -> pd.DataFrame:
+    """Per customer (or journey): group, crises, compensation paid (a positive amount)."""
+    crisis = sorted(journey.crisis_outcomes if journey else CRISIS_OUTCOMES)
+    resolved = sorted(journey.resolved_outcomes if journey else RESOLVED_OUTCOMES)
+    t = events_table(data)
+    t = t.mutate(_jid=journey_key(t))
+    is_crisis = t.outcome.isin(crisis).fill_null(False)
+    is_res = t.outcome.isin(resolved).fill_null(False)
+    val = t.valence if "valence" in t.columns else ibis.null().cast("float64")
+    value = t.value if "value" in t.columns else ibis.null().cast("float64")
+    t = t.mutate(_c=is_crisis, _r=is_res, _v=val, _comp=ibis.ifelse(value < 0, -value, 0.0).fill_null(0.0))
+    per_j = t.group_by("_jid").aggregate(
+        customer_id=t.customer_id.arbitrary(),
+        crises=t._c.cast("int64").sum(),
+        last_crisis=t.step.max(where=t._c),
+        last_resolution=t.step.max(where=t._r),
+        compensation=t._comp.sum(),
+    )
+    after = t.join(per_j.select("_jid", "last_crisis"), "_jid")
+    after = after.filter(after.step > after.last_crisis)
+    v_after = after.group_by("_jid").aggregate(valence_after=after._v.mean())
+    j = per_j.left_join(v_after, "_jid").drop("_jid_right").execute()
+    j = j.rename(columns={"_jid": "journey_id"})
+    j["crises"] = pd.to_numeric(j["crises"]).fillna(0).astype("int64")
+    j["compensation"] = pd.to_numeric(j["compensation"]).astype(float).fillna(0.0)
+    has_crisis = j["crises"] > 0
+    resolved_after = j["last_resolution"].notna() & (j["last_resolution"] > j["last_crisis"])
+    positive = j["valence_after"].isna() | (j["valence_after"] > 0)
+    j["journey_group"] = np.select(
+        [~has_crisis, resolved_after & positive], ["none", "recovered"], "unrecovered"
+    )
+    if key == "journey_id":
+        return j.rename(columns={"journey_group": "group"})[["journey_id", "customer_id", "group", "crises", "compensation"]]
+    c = j.groupby("customer_id").agg(
+        crises=("crises", "sum"),
+        compensation=("compensation", "sum"),
+        any_unrec=("journey_group", lambda s: (s == "unrecovered").any()),
+        any_rec=("journey_group", lambda s: (s == "recovered").any()),
+    )
+    c["group"] = np.select([c["any_unrec"], c["any_rec"]], ["unrecovered", "recovered"], "none")
+    return c.reset_index()[["customer_id", "group", "crises", "compensation"]]
+
+
+def _diff_ci(a: np.ndarray, b: np.ndarray, level: float) -> tuple[float, float, float]:
+    from scipy import stats
+
+    if len(a) < 2 or len(b) < 2:
+        return float("nan"), float("nan"), float("nan")
+    d = float(a.mean() - b.mean())
+    se = float(np.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b)))
+    z = float(stats.norm.ppf(0.5 + level / 2))
+    return d, d - z * se, d + z * se
+
+
+class Recovery(Analysis):
+    """Outcome after a recovered crisis, an unrecovered crisis and no crisis, with CIs and the cost."""
+
+    title = "Service recovery paradox"
+
+    def __init__(self, outcome: str, *, journey: JourneyModel | None = None, level: float = 0.95) -> None:
+        self.outcome = outcome
+        self.journey = journey
+        self.level = level
+
+    def fit(self, data: Any, outcomes: pd.DataFrame | None = None) -> Recovery:
+        out, key, binary = outcome_frame(data, self.outcome, outcomes, "Recovery")
+        g = recovery_groups(data, self.journey, key)
+        df = g.merge(out, on=key, how="inner").dropna(subset=[self.outcome])
+        rows = []
+        ys = {}
+        for grp in GROUPS:
+            y = df.loc[df["group"] == grp, self.outcome].to_numpy(dtype=float)
+            ys[grp] = y
+            n = len(y)
+            if binary:
+                p, lo, hi = proportion_ci(int(y.sum()), n, self.level)
+            else:
+                p, lo, hi, _ = mean_ci(y, self.level)
+            comp = df.loc[df["group"] == grp, "compensation"]
+            rows.append({"group": grp, "n": n, "rate": p, "ci_low": lo, "ci_high": hi,
+                         "compensation_total": float(comp.sum()), "compensation_mean": float(comp.mean()) if n else np.nan})  # fmt: skip
+            warn_small_sample(f"The {self.outcome!r} rate of the {grp!r} group", n)
+        groups = pd.DataFrame(rows)
+        diffs = []
+        for a, b in (("recovered", "none"), ("unrecovered", "none"), ("recovered", "unrecovered")):
+            d, lo, hi = _diff_ci(ys[a], ys[b], self.level)
+            diffs.append({"comparison": f"{a} - {b}", "difference": d, "ci_low": lo, "ci_high": hi})
+        diffs = pd.DataFrame(diffs)
+        rec = diffs.iloc[0]
+        if np.isfinite(rec["ci_low"]) and rec["ci_low"] > 0:
+            verdict = "paradox"  # recovered customers do better than those who never had a problem
+        elif np.isfinite(rec["ci_high"]) and rec["ci_high"] < 0:
+            verdict = "no_paradox"
+        else:
+            verdict = "inconclusive"
+        gi = groups.set_index("group")
+        comp_rec = gi.loc["recovered", "compensation_total"]
+        retained_rec = gi.loc["recovered", "rate"] * gi.loc["recovered", "n"] if binary else np.nan
+        saved = (gi.loc["recovered", "rate"] - gi.loc["unrecovered", "rate"]) * gi.loc["recovered", "n"] if binary else np.nan
+        self.groups_ = groups
+        self.differences_ = diffs
+        self.verdict_ = verdict
+        self.binary_ = binary
+        self.key_ = key
+        self.cost_ = {
+            "compensation_recovered": comp_rec,
+            "per_retained_recovered": comp_rec / retained_rec if binary and retained_rec > 0 and comp_rec > 0 else None,
+            "per_customer_saved": comp_rec / saved if binary and saved > 0 and comp_rec > 0 else None,
+        }
+        return self
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        self._check_fitted()
+        return self.groups_[["group", "n", "rate", "ci_low", "ci_high", "compensation_total"]]
+
+    def print_summary(self) -> None:
+        from keymoments.cli.common import print_table
+
+        self._check_fitted()
+        print_table(self.summary, title=f"Service recovery: {self.outcome} by crisis group")
+        print_table(self.differences_, title="Differences")
+        print(f"verdict: {self.verdict_}; cost of recovery: {self.cost_}")
+
+    def to_dict(self) -> dict[str, Any]:
+        self._check_fitted()
+        return {
+            "outcome": self.outcome,
+            "key": self.key_,
+            "groups": self.groups_.to_dict(orient="records"),
+            "differences": self.differences_.to_dict(orient="records"),
+            "verdict": self.verdict_,
+            "cost": self.cost_,
+        }
+
+    def figure(self) -> Any:
+        from keymoments.analyze.charts import recovery_figure
+
+        self._check_fitted()
+        return recovery_figure(self.groups_, self.outcome)
