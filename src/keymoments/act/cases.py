@@ -1,0 +1,185 @@
+"""Cases: what the frontline acts on. open -> in progress -> awaiting approval -> resolved / closed.
+
+A case has an owner (the employee on the triggering moment, or a team queue), a reason, the moments that
+triggered it, compensation, an SLA and a timeline (``case_events``: opened, status changes, assignments,
+handoffs, approvals, notes). Owner continuity ("going the distance": one person stays with the customer until
+they are happy again) is measured as the share of resolved cases whose owner is still their first owner, and
+the mean number of handoffs.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from keymoments.exceptions import ConfigError, NotFoundError
+from keymoments.store import act_tables as sql
+from keymoments.store.store import Store
+
+__all__ = ["CASE_STATUSES", "TRANSITIONS", "CaseBook", "on_approval", "open_case_row", "apply_case_update"]
+
+CASE_STATUSES = ("open", "in_progress", "awaiting_approval", "resolved", "closed")
+
+#: Allowed status changes.
+TRANSITIONS: dict[str, frozenset[str]] = {
+    "open": frozenset({"in_progress", "awaiting_approval", "resolved", "closed"}),
+    "in_progress": frozenset({"awaiting_approval", "resolved", "closed"}),
+    "awaiting_approval": frozenset({"in_progress", "resolved", "closed"}),
+    "resolved": frozenset({"closed", "in_progress"}),
+    "closed": frozenset(),
+}
+
+
+def _fill(template: str, values: dict[str, Any]) -> str:
+    class _Missing(dict):
+        def __missing__(self, key: str) -> str:
+            return "{" + key + "}"
+
+    try:
+        return template.format_map(_Missing({k: ("" if v is None else v) for k, v in values.items()}))
+    except (ValueError, IndexError):
+        return template
+
+
+def open_case_row(
+    con: duckdb.DuckDBPyConnection, *, case_id: str, decision_id: str, playbook: str, customer_id: str,
+    journey_id: str | None, event_id: str | None, at: datetime, action: dict[str, Any], owner: str | None,
+    values: dict[str, Any], currency: str | None = None,
+) -> bool:  # fmt: skip
+    """Open a case from a decision (inside a write transaction); False when it is already open (a replay)."""
+    status = "in_progress" if owner else "open"
+    created = sql.insert_case(
+        con,
+        {
+            "case_id": case_id, "playbook": playbook, "customer_id": customer_id, "journey_id": journey_id,
+            "status": status, "owner": owner, "first_owner": owner, "team": action.get("team"),
+            "priority": action.get("priority"), "reason": _fill(action.get("reason") or playbook, values),
+            "trigger_event_ids": [event_id] if event_id else [], "compensation_cents": 0, "currency": currency,
+            "approval_entry_id": None, "opened_at": at,
+            "sla_due_at": at + timedelta(hours=float(action.get("sla_hours") or 48)), "updated_at": at,
+            "decision_id": decision_id,
+        },
+    )  # fmt: skip
+    if created:
+        sql.add_case_event(con, case_id, at, "opened", "engine", None, status,
+                           {"playbook": playbook, "owner": owner, "team": action.get("team"), "event_id": event_id})
+    return created
+
+
+def apply_case_update(con: duckdb.DuckDBPyConnection, case_id: str, status: str, at: datetime,
+                      detail: dict[str, Any], event_id: str | None) -> None:
+    """Apply an engine case update (``handoff`` or ``resolved``) to the stored case and its timeline."""
+    case = sql.get_case(con, case_id)
+    if case is None or case["status"] == "closed":
+        return
+    if status == "handoff":
+        sql.update_case(con, case_id, handoffs=int(detail.get("handoffs", case["handoffs"] + 1)), updated_at=at)
+        sql.add_case_event(con, case_id, at, "handoff", detail.get("served_by"), detail={**detail, "event_id": event_id})
+    elif status == "resolved" and case["status"] != "resolved":
+        if case["status"] == "awaiting_approval":
+            sql.add_case_event(con, case_id, at, "moment", "engine", detail={**detail, "event_id": event_id,
+                                                                         "note": "resolving moment while awaiting approval"})
+            return
+        sql.update_case(con, case_id, status="resolved", resolved_at=at, updated_at=at,
+                        owner=detail.get("owner") or case["owner"], handoffs=int(detail.get("handoffs", case["handoffs"])))
+        sql.add_case_event(con, case_id, at, "status", "engine", case["status"], "resolved",
+                           {**detail, "event_id": event_id})
+
+
+def on_approval(con: duckdb.DuckDBPyConnection, case_id: str, *, approved: bool, by: str) -> None:
+    """A manager settled the case's compensation: the case goes back to in progress."""
+    case = sql.get_case(con, case_id)
+    if case is None:
+        return
+    now = datetime.now(UTC)
+    if case["status"] == "awaiting_approval":
+        sql.update_case(con, case_id, status="in_progress", updated_at=now)
+    if not approved:
+        sql.update_case(con, case_id, compensation_cents=0)
+    sql.add_case_event(con, case_id, now, "approval", by, case["status"],
+                       "in_progress" if case["status"] == "awaiting_approval" else case["status"],
+                       {"approved": approved})
+
+
+class CaseBook:
+    """The frontline's view of cases: list, look up, move through the lifecycle, assign, measure continuity."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def get(self, case_id: str) -> dict[str, Any]:
+        cur = self.store.cursor()
+        try:
+            case = sql.get_case(cur, case_id)
+            if case is None:
+                raise NotFoundError(f"Case {case_id!r} does not exist.")
+            case["timeline"] = sql.case_timeline(cur, case_id)
+            return case
+        finally:
+            cur.close()
+
+    def list(self, status: str | None = None) -> pd.DataFrame:
+        if status is not None and status not in CASE_STATUSES:
+            raise ConfigError(f"Unknown case status {status!r}; use one of {list(CASE_STATUSES)}.")
+        cur = self.store.cursor()
+        try:
+            return sql.cases_frame(cur, status)
+        finally:
+            cur.close()
+
+    def transition(self, case_id: str, to: str, *, actor: str, note: str | None = None) -> dict[str, Any]:
+        """Move a case to another status; refuses moves the lifecycle does not allow."""
+        if to not in CASE_STATUSES:
+            raise ConfigError(f"Unknown case status {to!r}; use one of {list(CASE_STATUSES)}.")
+        now = datetime.now(UTC)
+        with self.store.write() as con:
+            case = sql.get_case(con, case_id)
+            if case is None:
+                raise NotFoundError(f"Case {case_id!r} does not exist.")
+            frm = case["status"]
+            if to not in TRANSITIONS[frm]:
+                raise ConfigError(
+                    f"Case {case_id!r} is {frm}; it can move to {sorted(TRANSITIONS[frm]) or 'nothing'}, not {to!r}."
+                )
+            fields: dict[str, Any] = {"status": to, "updated_at": now}
+            if to == "resolved":
+                fields["resolved_at"] = now
+            if to == "closed":
+                fields["closed_at"] = now
+            sql.update_case(con, case_id, **fields)
+            sql.add_case_event(con, case_id, now, "status", actor, frm, to, {"note": note} if note else {})
+        return self.get(case_id)
+
+    def assign(self, case_id: str, owner: str, *, actor: str) -> dict[str, Any]:
+        """Give the case to ``owner``; a change of owner after the first one counts as a handoff."""
+        now = datetime.now(UTC)
+        with self.store.write() as con:
+            case = sql.get_case(con, case_id)
+            if case is None:
+                raise NotFoundError(f"Case {case_id!r} does not exist.")
+            if case["owner"] == owner:
+                return self.get(case_id)
+            fields: dict[str, Any] = {"owner": owner, "updated_at": now}
+            if case["owner"] is not None:
+                fields["handoffs"] = int(case["handoffs"] or 0) + 1
+            else:
+                fields["first_owner"] = owner
+            if case["status"] == "open":
+                fields["status"] = "in_progress"
+            sql.update_case(con, case_id, **fields)
+            sql.add_case_event(con, case_id, now, "assigned", actor, detail={"from": case["owner"], "to": owner})
+        return self.get(case_id)
+
+    def continuity(self) -> pd.DataFrame:
+        """Per playbook: cases, resolved, owner continuity (resolved by their first owner), mean handoffs, SLA breaches."""
+        cur = self.store.cursor()
+        try:
+            rows = sql.case_stats(cur)
+        finally:
+            cur.close()
+        df = pd.DataFrame(rows, columns=["playbook", "cases", "resolved", "kept_owner", "mean_handoffs", "sla_breaches"])
+        df["owner_continuity"] = df["kept_owner"] / df["resolved"].where(df["resolved"] > 0)
+        return df
