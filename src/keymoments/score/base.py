@@ -45,8 +45,15 @@ class TextScorer(Protocol):
 
 
 def sentiment_from_valence(valence: np.ndarray, threshold: float = 0.05) -> np.ndarray:
-    """negative below -threshold, positive above +threshold, neutral between (VADER's convention)."""
+    """VADER's convention: ``positive`` at or above +threshold, ``negative`` at or below -threshold, else
+    ``neutral``; a NaN valence (nothing to judge) gives None.
+
+    >>> sentiment_from_valence(np.array([-0.5, -0.05, 0.0, 0.05, np.nan])).tolist()
+    ['negative', 'negative', 'neutral', 'positive', None]
+    """
+    valence = np.asarray(valence, dtype=float)
     out = np.full(len(valence), "neutral", dtype=object)
-    out[valence > threshold] = "positive"
-    out[valence < -threshold] = "negative"
+    out[valence >= threshold] = "positive"
+    out[valence <= -threshold] = "negative"
+    out[np.isnan(valence)] = None
     return out

@@ -1,0 +1,389 @@
+"""Score tables: events in a DataFrame (what the store calls) and text files (``keymoments score-text``).
+
+:func:`score_frame` adds, per row:
+
+==================  ===========================================================================================
+column              meaning
+==================  ===========================================================================================
+``rating_valence``  the rating on its scale mapped to [-1, 1] (:func:`~keymoments.score.ratings.ratings_to_valence`);
+                    NaN without a readable rating
+``text_valence``    the text scorer's valence; NaN without text
+``text_confidence`` the text scorer's confidence; 0 without text
+``text_model``      the scorer's name where a text was scored, else missing
+``valence``         rating and text fused (:func:`~keymoments.score.fusion.fuse`); NaN when there is neither
+``confidence``      the fused confidence, in [0, 1]
+``valence_source``  ``rating``, ``text``, ``both`` or ``none``
+``sentiment``       the text scorer's label where only text spoke; else the label of the fused valence by the
+                    ±0.05 rule; missing when valence is NaN
+==================  ===========================================================================================
+
+:func:`score_text_file` reads CSV, TSV, JSON Lines (or a JSON array) or Parquet, chosen by the file's suffix
+(``.gz``, ``.bz2``, ``.xz`` compression too; ``.json`` holds one array or JSON Lines), scores one text column,
+and writes the rows back with ``valence``, ``sentiment``, ``confidence`` and ``model`` (plus ``touchpoint`` and
+``touchpoint_confidence`` with a journey model) in the format of ``out``'s suffix. Rows without text get an
+empty valence and sentiment and confidence 0. Input columns that carry one of these names are kept, renamed
+with the suffix ``_input``.
+
+CSV is read as text (every value kept as written) with ``\n`` line ends, so a stray carriage return inside an
+unquoted tweet does not split its row; CRLF files are handled; a file that is not UTF-8 is read as
+Windows-1252, with a warning. CSV is written with CRLF line ends (RFC 4180), which makes the writer quote every
+field holding a line break, so any CSV reader gets the rows back. The output goes through a temporary file, so
+a failure leaves no half-written file.
+"""
+
+from __future__ import annotations
+
+import bz2
+import difflib
+import gzip
+import io
+import json
+import lzma
+import os
+import shlex
+import uuid
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from keymoments.events import JourneyModel, did_you_mean
+from keymoments.exceptions import (
+    ConfigError,
+    IngestError,
+    KeymomentsWarning,
+    MissingColumnError,
+    UnsupportedFormatError,
+)
+from keymoments.score.base import TextScorer, sentiment_from_valence
+from keymoments.score.fusion import fuse
+from keymoments.score.ratings import ratings_to_valence
+from keymoments.score.registry import resolve_scorer
+from keymoments.score.tagging import Tagger, make_tagger
+
+__all__ = ["FILE_FORMATS", "score_frame", "score_text_file"]
+
+#: File suffixes read and written, by format.
+FILE_FORMATS: dict[str, tuple[str, ...]] = {
+    "csv": (".csv",),
+    "tsv": (".tsv", ".tab"),
+    "jsonl": (".jsonl", ".ndjson", ".json"),
+    "parquet": (".parquet", ".pq"),
+}
+_COMPRESSION = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+_OUTPUT_COLUMNS = ("valence", "sentiment", "confidence", "model", "touchpoint", "touchpoint_confidence")
+
+
+# --------------------------------------------------------------------------------------------- scoring frames
+
+
+def _blank_mask(values: pd.Series) -> np.ndarray:
+    """True where a value holds no text: missing, or only whitespace."""
+    missing = values.isna().to_numpy(bool)
+    as_text = values.astype(object).where(~missing, "").map(str)
+    return missing | (as_text.str.strip() == "").to_numpy(bool)
+
+
+def _texts(values: pd.Series, has_text: np.ndarray) -> list[str]:
+    return [v if isinstance(v, str) else str(v) for v in values.to_numpy(object)[has_text]]
+
+
+def score_frame(
+    df: pd.DataFrame,
+    *,
+    text_col: str | None = "text",
+    rating_col: str | None = "rating",
+    scale_col: str | None = "rating_scale",
+    scorer: str | TextScorer | None = None,
+) -> pd.DataFrame:
+    """A copy of ``df`` with the emotion columns of the module docstring added.
+
+    ``text_col`` must exist (pass None to score ratings only). The rating columns are optional: without
+    ``rating_col`` every row counts as unrated; with it, ``scale_col`` must exist too. ``scorer`` is a scorer
+    name, a :class:`TextScorer`, or None for ``"auto"``.
+    """
+    n = len(df)
+    if rating_col is not None and rating_col in df.columns:
+        if scale_col is None or scale_col not in df.columns:
+            raise _missing_column(
+                scale_col or "rating_scale", df.columns, "the rating scales", "scale_col", df
+            )
+        rating_valence, rating_conf, _ = ratings_to_valence(
+            df[rating_col].to_numpy(object), df[scale_col].to_numpy(object)
+        )
+    else:
+        rating_valence, rating_conf = np.full(n, np.nan), np.zeros(n)
+
+    text_valence, text_conf = np.full(n, np.nan), np.zeros(n)
+    text_sentiment = np.full(n, None, dtype=object)
+    text_model = np.full(n, None, dtype=object)
+    if text_col is not None:
+        if text_col not in df.columns:
+            raise _missing_column(text_col, df.columns, "the text", "text_col", df)
+        model = resolve_scorer(scorer)
+        has_text = ~_blank_mask(df[text_col])
+        if has_text.any():
+            scores = model.score(_texts(df[text_col], has_text))
+            text_valence[has_text] = np.clip(scores.valence, -1.0, 1.0)
+            text_conf[has_text] = np.clip(scores.confidence, 0.0, 1.0)
+            text_sentiment[has_text] = scores.sentiment
+            text_model[has_text] = model.name
+
+    valence, confidence, source = fuse(rating_valence, rating_conf, text_valence, text_conf)
+    sentiment = sentiment_from_valence(valence)
+    only_text = source == "text"
+    sentiment[only_text] = text_sentiment[only_text]
+
+    out = df.copy()
+    out["rating_valence"] = rating_valence
+    out["text_valence"] = text_valence
+    out["text_confidence"] = text_conf
+    out["text_model"] = text_model
+    out["valence"] = valence
+    out["confidence"] = confidence
+    out["valence_source"] = source
+    out["sentiment"] = sentiment
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ text files
+
+
+def score_text_file(
+    path: str | os.PathLike[str],
+    *,
+    text_col: str = "text",
+    out: str | os.PathLike[str] | None = None,
+    scorer: str | TextScorer | None = "auto",
+    journey: JourneyModel | str | os.PathLike[str] | None = None,
+    tagger: Tagger | None = None,
+) -> tuple[pd.DataFrame, Path]:
+    """Score the ``text_col`` column of a file and write the result; returns ``(scored rows, out path)``.
+
+    ``out`` defaults to ``<stem>.scored.csv`` next to the input; its suffix picks the output format.
+    ``journey`` (a :class:`JourneyModel` or the path of a ``journey.yaml``) adds touchpoint tags, made by
+    ``tagger`` or, when it is None, by :func:`~keymoments.score.tagging.make_tagger`. Everything is checked
+    (formats, output path, scorer, journey, the text column) before anything is written.
+    """
+    path = Path(path)
+    in_format, _ = _format_of(path, "input")
+    out_path = Path(out) if out is not None else path.with_name(f"{_stem(path)}.scored.csv")
+    out_format, _ = _format_of(out_path, "output")
+    if out_path.resolve() == path.resolve():
+        raise ConfigError(
+            f"The output {str(out_path)!r} is the input file; pick another --out so the input is kept."
+        )
+    model = resolve_scorer(scorer)
+    if tagger is None and journey is not None:
+        tagger = make_tagger(
+            journey if isinstance(journey, JourneyModel) else JourneyModel.from_yaml(journey)
+        )
+
+    df = _read_table(path, in_format)
+    if text_col not in df.columns:
+        raise _missing_column(text_col, df.columns, "the text", "--text-col", df, source=path.name)
+
+    has_text = ~_blank_mask(df[text_col])
+    texts = _texts(df[text_col], has_text)
+    scores = model.score(texts)
+    valence = np.full(len(df), np.nan)
+    valence[has_text] = np.clip(scores.valence, -1.0, 1.0)
+    confidence = np.zeros(len(df))
+    confidence[has_text] = np.clip(scores.confidence, 0.0, 1.0)
+    sentiment = np.full(len(df), None, dtype=object)
+    sentiment[has_text] = scores.sentiment
+
+    result = df.rename(columns={c: f"{c}_input" for c in _OUTPUT_COLUMNS if c in df.columns})
+    result["valence"] = valence
+    result["sentiment"] = sentiment
+    result["confidence"] = confidence
+    result["model"] = model.name
+    if tagger is not None:
+        tags = tagger.tag(texts)
+        touchpoint = np.full(len(df), None, dtype=object)
+        touchpoint[has_text] = tags.touchpoint
+        tp_conf = np.zeros(len(df))
+        tp_conf[has_text] = tags.confidence
+        result["touchpoint"] = touchpoint
+        result["touchpoint_confidence"] = tp_conf
+    _write_table(result, out_path, out_format)
+    return result, out_path
+
+
+# ------------------------------------------------------------------------------------------------- messages
+
+
+def _likely_text_column(df: pd.DataFrame | None) -> str | None:
+    """The column whose values are the longest strings on average: probably the free text."""
+    if df is None or df.empty:
+        return None
+    best, best_len = None, 0.0
+    for col in df.columns:
+        values = df[col].head(1000)
+        if not (pd.api.types.is_object_dtype(values) or pd.api.types.is_string_dtype(values)):
+            continue
+        mean_len = values.dropna().astype(str).str.len().mean()
+        if pd.notna(mean_len) and mean_len > best_len:
+            best, best_len = str(col), float(mean_len)
+    return best
+
+
+def _missing_column(
+    column: str,
+    columns: Any,
+    what: str,
+    option: str,
+    df: pd.DataFrame | None = None,
+    *,
+    source: str = "the table",
+) -> MissingColumnError:
+    cols = [str(c) for c in columns]
+    hint = did_you_mean(column, cols)
+    close = difflib.get_close_matches(column.lower(), [c.lower() for c in cols], n=1, cutoff=0.6)
+    suggestion = next((c for c in cols if close and c.lower() == close[0]), None)
+    if suggestion is None and what == "the text":
+        suggestion = _likely_text_column(df)
+        if suggestion is not None:
+            hint = f" Did you mean {suggestion!r} (the column with the longest texts)?"
+    fix = (
+        f"{option} {shlex.quote(str(suggestion))}" if option.startswith("--") else f"{option}={suggestion!r}"
+    )
+    how = f" Name the column that holds {what} with {option}" + (f", e.g. {fix}." if suggestion else ".")
+    return MissingColumnError(
+        f"Column {column!r} is missing from {source}; its columns are {cols}.{hint}{how}"
+    )
+
+
+# ------------------------------------------------------------------------------------------------------ files
+
+
+def _split_suffix(path: Path) -> tuple[str, str | None]:
+    suffixes = [s.lower() for s in path.suffixes]
+    compression = suffixes.pop() if suffixes and suffixes[-1] in _COMPRESSION else None
+    return (suffixes[-1] if suffixes else ""), compression
+
+
+def _format_of(path: Path, role: str) -> tuple[str, str | None]:
+    suffix, compression = _split_suffix(path)
+    for fmt, known in FILE_FORMATS.items():
+        if suffix in known:
+            if fmt == "parquet" and compression:
+                break
+            return fmt, compression
+    supported = ", ".join(s for known in FILE_FORMATS.values() for s in known)
+    raise UnsupportedFormatError(
+        f"Cannot tell the {role} format of {str(path)!r} from its suffix {''.join(path.suffixes) or '(none)'!r}; "
+        f"use one of {supported} (CSV, TSV and JSON Lines may end in .gz, .bz2 or .xz)."
+    )
+
+
+def _stem(path: Path) -> str:
+    name = path.name
+    _, compression = _split_suffix(path)
+    if compression:
+        name = name[: -len(compression)]
+    return Path(name).stem
+
+
+def _read_table(path: Path, fmt: str) -> pd.DataFrame:
+    if not path.is_file():
+        raise IngestError(f"{str(path)!r} does not exist or is not a file.")
+    if fmt in ("csv", "tsv"):
+        return _read_csv(path, "," if fmt == "csv" else "\t")
+    if fmt == "jsonl":
+        return _read_json(path)
+    try:
+        return pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises several types for a damaged file
+        raise IngestError(f"{path.name} cannot be read as Parquet: {exc}") from exc
+
+
+def _open_binary(path: Path) -> Any:
+    _, compression = _split_suffix(path)
+    return _COMPRESSION[compression](path, "rb") if compression else open(path, "rb")  # noqa: SIM115
+
+
+def _read_csv(path: Path, sep: str) -> pd.DataFrame:
+    with _open_binary(path) as fh:
+        head = fh.read(1 << 16)
+    terminator = "\r" if b"\n" not in head and b"\r" in head else "\n"
+    kwargs: dict[str, Any] = dict(
+        sep=sep,
+        dtype=str,
+        keep_default_na=False,
+        na_values=[],
+        lineterminator=terminator,
+        compression="infer",
+    )
+    try:
+        try:
+            df = pd.read_csv(path, encoding="utf-8-sig", **kwargs)
+        except UnicodeDecodeError:
+            warnings.warn(
+                f"{path.name} is not UTF-8; reading it as Windows-1252 (undecodable bytes become U+FFFD).",
+                KeymomentsWarning,
+                stacklevel=4,
+            )
+            df = pd.read_csv(path, encoding="cp1252", encoding_errors="replace", **kwargs)
+    except pd.errors.EmptyDataError:
+        raise IngestError(f"{path.name} is empty: it has no header row.") from None
+    except pd.errors.ParserError as exc:
+        raise IngestError(f"{path.name} is not valid {'CSV' if sep == ',' else 'TSV'}: {exc}") from None
+    if terminator == "\n" and len(df.columns) and str(df.columns[-1]).endswith("\r"):  # a CRLF file
+        last = df.columns[-1]
+        df[last] = df[last].str.removesuffix("\r")
+        df = df.rename(columns={last: last[:-1]})
+    return df
+
+
+def _read_json(path: Path) -> pd.DataFrame:
+    with _open_binary(path) as fh:
+        raw = fh.read()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise IngestError(f"{path.name} is not UTF-8 text (byte {exc.start}); JSON must be UTF-8.") from None
+    if text.lstrip().startswith("["):
+        try:
+            records = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise IngestError(f"{path.name}: not valid JSON at line {exc.lineno}: {exc.msg}.") from None
+    else:
+        records = []
+        for lineno, line in enumerate(io.StringIO(text), start=1):
+            if not line.strip():
+                continue
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise IngestError(f"{path.name}: line {lineno} is not valid JSON: {exc.msg}.") from None
+    bad = next((i for i, r in enumerate(records) if not isinstance(r, dict)), None)
+    if bad is not None:
+        raise IngestError(f"{path.name}: record {bad + 1} is not a JSON object; each record must be one.")
+    return pd.DataFrame.from_records(records)
+
+
+def _write_table(df: pd.DataFrame, path: Path, fmt: str) -> None:
+    """Write through a temporary file in the same folder, so a failed write leaves no half file behind."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{uuid.uuid4().hex[:8]}.tmp-{path.name}")
+    try:
+        if fmt == "csv":
+            # CRLF (RFC 4180): then every field holding a \r or \n is quoted and any reader splits rows right
+            df.to_csv(tmp, index=False, lineterminator="\r\n", compression="infer")
+        elif fmt == "tsv":
+            df.to_csv(tmp, index=False, sep="\t", lineterminator="\r\n", compression="infer")
+        elif fmt == "jsonl":
+            lines = (
+                _split_suffix(path)[0] != ".json"
+            )  # .json gets one JSON array, .jsonl/.ndjson one per line
+            df.to_json(
+                tmp, orient="records", lines=lines, force_ascii=False, date_format="iso", compression="infer"
+            )
+        else:
+            df.to_parquet(tmp, index=False)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
