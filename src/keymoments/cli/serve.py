@@ -1,9 +1,115 @@
-"""CLI commands: serve (filled in by the issue that owns it)."""
+"""CLI commands: ``serve`` (REST API and dashboard), ``report`` (self-contained HTML) and ``keys`` (API keys)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from keymoments.cli.common import DbOption, JsonOption, echo_json, open_store
+
+__all__ = ["register"]
+
+JourneyOption = Annotated[
+    Path | None, typer.Option("--journey", help="journey.yaml: touchpoint order, crisis and good-news outcomes.")
+]
+
+keys_app = typer.Typer(help="Create, list and revoke API keys (stored hashed).", no_args_is_help=True)
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the app."""
+    app.command("serve")(serve)
+    app.command("report")(report)
+    app.add_typer(keys_app, name="keys")
+
+
+def serve(
+    db: DbOption = Path("keymoments.duckdb"),
+    host: Annotated[str, typer.Option("--host", help="Address to bind.", envvar="KM_HOST")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.", envvar="KM_PORT")] = 8000,
+    journey: JourneyOption = None,
+    bootstrap_key: Annotated[
+        bool, typer.Option("--admin-key/--no-admin-key", help="Create and print an admin key when the store has none.")
+    ] = True,
+) -> None:
+    """The REST API (/api/v1, OpenAPI at /openapi.json) and the dashboard (/), on one process that owns the store."""
+    import uvicorn
+
+    from keymoments.config import Settings
+    from keymoments.serve.app import create_app
+    from keymoments.serve.auth import create_key, list_keys
+
+    store = open_store(db, must_exist=False)
+    if bootstrap_key and not [k for k in list_keys(store) if k["role"] == "admin" and k["revoked_at"] is None]:
+        _, key = create_key(store, "admin", name="first admin (keymoments serve)")
+        typer.echo(f"No admin key yet; created one (shown once, store it now):\n  {key}")
+    app = create_app(store, Settings(db=db, host=host, port=port), journey=journey, close_store=True, warm=("journey",))
+    typer.echo(f"keymoments on http://{host}:{port}/  (API: /api/v1, docs: /docs)")
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+def report(
+    db: DbOption = Path("keymoments.duckdb"),
+    out: Annotated[Path, typer.Option("--out", help="Where the HTML report goes.")] = Path("report.html"),
+    outcome: Annotated[
+        str | None, typer.Option("--outcome", help="The outcome to explain (default: retained, or the first yes/no one).")
+    ] = None,
+    journey: JourneyOption = None,
+    title: Annotated[str, typer.Option("--title", help="The report's title.")] = "Customer journey report",
+) -> None:
+    """Write one self-contained HTML report (charts inline, plotly.js embedded once, no network needed)."""
+    from keymoments.serve.report import write_report
+
+    with open_store(db, read_only=True) as store:
+        path = write_report(store, out, outcome=outcome, journey=journey, title=title)
+    typer.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, self-contained)")
+
+
+@keys_app.command("create")
+def keys_create(
+    role: Annotated[str, typer.Option("--role", help="admin, analyst or agent.")],
+    db: DbOption = Path("keymoments.duckdb"),
+    name: Annotated[str | None, typer.Option("--name", help="Who or what holds the key.")] = None,
+    employee_id: Annotated[str | None, typer.Option("--employee-id", help="An agent's employee id.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Create an API key; it is printed once (only its SHA-256 hash is stored)."""
+    from keymoments.serve.auth import create_key
+
+    with open_store(db, must_exist=False) as store:
+        key_id, key = create_key(store, role, name=name, employee_id=employee_id)
+    if as_json:
+        echo_json({"key_id": key_id, "key": key, "role": role})
+    else:
+        typer.echo(key)
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(help="The key's id (the part after km_), or the key itself.")],
+    db: DbOption = Path("keymoments.duckdb"),
+) -> None:
+    """Revoke an API key: requests with it are refused from now on."""
+    from keymoments.serve.auth import revoke_key
+
+    with open_store(db) as store:
+        revoke_key(store, key_id)
+    typer.echo(f"revoked {key_id}")
+
+
+@keys_app.command("list")
+def keys_list(db: DbOption = Path("keymoments.duckdb"), as_json: JsonOption = False) -> None:
+    """List API keys: id, role, holder, created, last used, revoked (never the keys)."""
+    import pandas as pd
+
+    from keymoments.cli.common import print_table
+    from keymoments.serve.auth import list_keys
+
+    with open_store(db, read_only=True) as store:
+        rows = list_keys(store)
+    if as_json:
+        echo_json(rows)
+    else:
+        print_table(pd.DataFrame(rows, columns=["key_id", "role", "name", "employee_id", "created_at", "last_used_at", "revoked_at"]))

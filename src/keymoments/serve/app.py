@@ -1,0 +1,128 @@
+"""The FastAPI application: ``create_app(store, settings)``.
+
+The server process owns the store (DuckDB allows one writing process per file): every write goes through
+``store.write()`` (one writer), reads use their own cursors. Analyses are cached per data version.
+"""
+
+from __future__ import annotations
+
+import threading
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+
+from keymoments.config import Settings
+from keymoments.serve.auth import KeyRing
+from keymoments.serve.cache import ResultCache
+from keymoments.serve.errors import install_error_handlers
+from keymoments.store.store import Store
+
+__all__ = ["ServerState", "create_app"]
+
+API_PREFIX = "/api/v1"
+
+
+@dataclass
+class ServerState:
+    """What every request shares: the store, the settings, the journey model, keys and the result cache."""
+
+    store: Store
+    settings: Settings
+    journey: Any = None
+    keys: KeyRing = field(init=False)
+    results: ResultCache = field(init=False)
+    write_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self.keys = KeyRing(self.store)
+        self.results = ResultCache(self.store)
+
+
+def _load_journey(journey: Any) -> Any:
+    if journey is None or not isinstance(journey, str | Path):
+        return journey
+    from keymoments.events import JourneyModel
+
+    return JourneyModel.from_yaml(journey)
+
+
+def create_app(
+    store: Store,
+    settings: Settings | None = None,
+    *,
+    journey: Any = None,
+    close_store: bool = False,
+    warm: tuple[str, ...] = (),
+) -> FastAPI:
+    """Build the API and dashboard over an open store.
+
+    ``journey``: a JourneyModel or the path of a journey.yaml, used by the analyses that take one.
+    ``close_store``: close the store when the app shuts down (the CLI's ``serve`` owns its store).
+    ``warm``: analyses to compute in the background at start-up, so the first reader finds them cached.
+    """
+    from keymoments import __version__ as version
+
+    state = ServerState(store, settings or Settings(), _load_journey(journey))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):  # noqa: ANN202
+        if warm:
+            threading.Thread(target=_warm, args=(state, warm), daemon=True, name="km-warm").start()
+        yield
+        if close_store:
+            store.close()
+
+    app = FastAPI(
+        title="keymoments",
+        version=str(version),
+        summary="Find the moments of truth in customer journeys and act on them.",
+        description=(
+            "Every route but `/health` needs an API key, sent as `X-API-Key: <key>` or "
+            "`Authorization: Bearer <key>`. Roles: **admin** (everything), **analyst** (analyses, playbooks, "
+            "budgets), **agent** (the case queue, spending within their limits). Errors always answer "
+            '`{"ok": false, "error": "...", "errors": [...], "status": N}`.'
+        ),
+        lifespan=lifespan,
+    )
+    app.state.km = state
+    install_error_handlers(app)
+
+    from keymoments.serve import views
+    from keymoments.serve.routes import analyses, health, ingest, keys
+
+    app.include_router(health.router)
+    app.include_router(ingest.router, prefix=API_PREFIX)
+    app.include_router(analyses.build_router(), prefix=API_PREFIX)
+    for optional in ("cases", "budgets", "playbooks"):
+        router = _optional_router(optional)
+        if router is not None:
+            app.include_router(router, prefix=API_PREFIX)
+    app.include_router(keys.router, prefix=API_PREFIX)
+    views.install(app)
+    return app
+
+
+def _optional_router(name: str) -> Any:
+    """Routers that depend on layers still being built (act/) are mounted when those layers exist."""
+    import importlib
+
+    try:
+        module = importlib.import_module(f"keymoments.serve.routes.{name}")
+    except ImportError:
+        return None
+    build = getattr(module, "build_router", None)
+    return build() if build is not None else None
+
+
+def _warm(state: ServerState, names: tuple[str, ...]) -> None:
+    from keymoments.serve.analyses import available, run_analysis
+
+    for name in names:
+        if available(name):
+            try:
+                run_analysis(state, name, {})
+            except Exception:  # noqa: BLE001 - warming is best effort; the request will show the error
+                pass

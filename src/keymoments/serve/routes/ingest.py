@@ -1,0 +1,155 @@
+"""``/api/v1/events`` and ``/api/v1/outcomes``: batch ingest over HTTP.
+
+Events go through exactly the validation of file ingest (``ingest.files.records_source`` →
+``store.writer.ingest_source``): one transaction per batch, idempotent on ``event_id`` (or the content hash),
+bad rows rejected with their position in the batch and one reason each while the good rows go in.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+from fastapi import APIRouter, Body, Query, Request
+from pydantic import BaseModel, Field
+
+from keymoments.cli.common import to_jsonable
+from keymoments.exceptions import IngestError
+from keymoments.serve.auth import require
+from keymoments.serve.errors import ERROR_RESPONSES
+
+router = APIRouter(tags=["ingest"], responses=ERROR_RESPONSES)
+
+MAX_BATCH = 100_000
+
+
+class Rejected(BaseModel):
+    row: int = Field(description="1-based position of the event in the batch")
+    reason: str
+    event: dict[str, Any] = Field(default_factory=dict, description="the rejected event's fields as received")
+
+
+class IngestAnswer(BaseModel):
+    ok: bool = True
+    batch_id: int
+    received: int
+    accepted: int = Field(description="new events written")
+    duplicates: int = Field(description="events already in the store (same event_id or content)")
+    rejected: int
+    reasons: dict[str, int] = Field(default_factory=dict, description="rejected rows per field at fault")
+    rejects: list[Rejected] = Field(default_factory=list)
+    seconds: float
+
+
+class OutcomesAnswer(BaseModel):
+    ok: bool = True
+    rows: int
+    outcomes: list[str]
+    attributes: list[str]
+
+
+_EVENT_EXAMPLE = [
+    {"event_id": "e1", "customer_id": "c1", "journey_id": "j1", "ts": "2025-03-01T09:00:00Z",
+     "touchpoint": "check-in", "channel": "app", "outcome": "completed", "rating": 4, "rating_scale": "csat5",
+     "text": "Quick and friendly"},
+]  # fmt: skip
+
+
+def _events_of(body: Any) -> list[Any]:
+    events = body.get("events") if isinstance(body, dict) else body
+    if not isinstance(events, list):
+        raise IngestError("The body must be a JSON array of events, or {\"events\": [...]}.")
+    if len(events) > MAX_BATCH:
+        raise IngestError(f"A batch holds at most {MAX_BATCH:,} events; got {len(events):,}. Split it.")
+    if events and not any(isinstance(e, dict) and e for e in events):
+        raise IngestError("The events have no fields; each needs at least customer_id, ts and touchpoint.")
+    seen: dict[str, str] = {}
+    for e in events:
+        for k in e if isinstance(e, dict) else ():
+            if not k.strip():
+                raise IngestError("An event has an empty field name; name every field (customer_id, ts, touchpoint…).")
+            if seen.setdefault(k.lower(), k) != k:
+                raise IngestError(f"Fields {seen[k.lower()]!r} and {k!r} differ only in case; field names are case-insensitive.")
+    return events
+
+
+@router.post(
+    "/events",
+    summary="Ingest a batch of events (idempotent; bad rows rejected with reasons)",
+    response_model=IngestAnswer,
+)
+def post_events(
+    request: Request,
+    body: list[dict[str, Any]] | dict[str, Any] = Body(
+        ..., description="An array of events (the data contract's fields), or {\"events\": [...]}.",
+        examples=[_EVENT_EXAMPLE],
+    ),
+    rating_scale: str | None = Query(None, description="Scale of ratings that do not name theirs, e.g. csat5."),
+    _p: Any = require("ingest"),
+) -> IngestAnswer:
+    from keymoments.ingest.files import records_source
+    from keymoments.store.writer import ingest_source
+
+    events = _events_of(body)
+    state = request.app.state.km
+    try:
+        src = records_source(events, name="api", rating_scale=rating_scale)
+    except duckdb.Error as exc:
+        raise IngestError(f"The batch cannot be read: {str(exc).splitlines()[0]}. Nothing was written.") from None
+    fd, tmp = tempfile.mkstemp(prefix="km-api-rejects-", suffix=".csv")
+    os.close(fd)
+    try:
+        try:
+            result = ingest_source(state.store, src, rejects_path=tmp)
+        except duckdb.Error as exc:  # a batch DuckDB cannot take at all is refused whole, like a malformed file
+            raise IngestError(f"The batch cannot be ingested: {str(exc).splitlines()[0]}. Nothing was written.") from None
+        rejects = _read_rejects(tmp, events) if result.rejected else []
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return IngestAnswer(
+        batch_id=result.batch_id, received=result.rows, accepted=result.accepted, duplicates=result.duplicates,
+        rejected=result.rejected, reasons=result.reasons, rejects=rejects, seconds=round(result.seconds, 4),
+    )  # fmt: skip
+
+
+def _read_rejects(path: str, events: list[Any]) -> list[Rejected]:
+    if not Path(path).exists() or Path(path).stat().st_size == 0:
+        return []
+    df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    pos_col = df.columns[0]
+    out = []
+    for r in df.itertuples(index=False):
+        row = int(getattr(r, pos_col)) if str(getattr(r, pos_col)).isdigit() else 0
+        ev = events[row - 1] if 1 <= row <= len(events) and isinstance(events[row - 1], dict) else {}
+        out.append(Rejected(row=row, reason=str(r.reason), event=to_jsonable(ev)))
+    return out
+
+
+@router.post("/outcomes", summary="Upsert an outcome table (one row per customer or journey)", response_model=OutcomesAnswer)
+def post_outcomes(
+    request: Request,
+    body: list[dict[str, Any]] | dict[str, Any] = Body(
+        ..., description="An array of rows, each with the key and one field per outcome, or {\"rows\": [...]}.",
+        examples=[[{"customer_id": "c1", "retained": True, "spend_next_12m": 840.0}]],
+    ),
+    key: str = Query("customer_id", pattern="^(customer_id|journey_id)$", description="customer_id or journey_id"),
+    attributes_only: bool = Query(False, description="Store every column as a customer attribute (segment, tier…)."),
+    _p: Any = require("ingest"),
+) -> OutcomesAnswer:
+    from keymoments.store.writer import ingest_outcomes_frame
+
+    rows = body.get("rows") if isinstance(body, dict) else body
+    if not isinstance(rows, list) or not rows:
+        raise IngestError("The body must be a non-empty JSON array of rows, or {\"rows\": [...]}.")
+    if len(rows) > MAX_BATCH:
+        raise IngestError(f"A batch holds at most {MAX_BATCH:,} rows; got {len(rows):,}. Split it.")
+    if not all(isinstance(r, dict) for r in rows):
+        raise IngestError("Each outcome row must be a JSON object.")
+    df = pd.DataFrame.from_records(rows)
+    state = request.app.state.km
+    res = ingest_outcomes_frame(state.store, df, key=key, source="api", attributes_only=attributes_only)
+    return OutcomesAnswer(rows=int(res["rows"]), outcomes=list(res["outcomes"]), attributes=list(res["attributes"]))
