@@ -173,3 +173,27 @@ def test_demo_planted_drivers_are_recovered_over_seeds():
             null_hits += bool(s.at[tp, "ci_low"] <= 0 <= s.at[tp, "ci_high"])
     assert top_hits == len(seeds)
     assert null_hits / null_total >= 0.75, f"null coverage {null_hits}/{null_total}"
+
+
+def test_journey_outcomes_inherit_customer_attributes(store):
+    from keymoments.store.writer import ingest_events_frame, ingest_outcomes_frame
+
+    rng = np.random.default_rng(5)
+    n = 400  # journeys, two per customer
+    tps = ["booking", "flight"]
+    val = rng.uniform(-1, 1, (n, 2))
+    jid = [f"c{i // 2}-t{i % 2}" for i in range(n)]
+    ev = pd.DataFrame({
+        "customer_id": [j.split("-")[0] for j in jid for _ in tps], "journey_id": [j for j in jid for _ in tps],
+        "touchpoint": tps * n, "rating": val.ravel(), "rating_scale": "valence",
+        "ts": [pd.Timestamp("2025-01-01", tz="UTC") + pd.Timedelta(hours=2 * i + k) for i in range(n) for k in range(2)],
+    })  # fmt: skip
+    seg = np.array(["gold", "basic"])[np.arange(n // 2) % 2]
+    y = 2.0 * val[:, 1] + 1.0 * (np.repeat(seg, 2) == "gold") + rng.normal(0, 0.5, n)
+    ingest_events_frame(store, ev)
+    ingest_outcomes_frame(store, pd.DataFrame({"journey_id": jid, "nps_delta": y}), key="journey_id")
+    ingest_outcomes_frame(store, pd.DataFrame({"customer_id": [f"c{i}" for i in range(n // 2)], "tier": seg}))
+    mot = MomentsOfTruth("nps_delta", n_boot=200).fit(store)
+    assert mot.n_ == n
+    assert mot.to_dict()["controls"] in (["tier=gold"], ["tier=basic"])
+    assert mot.impact_["flight"] == pytest.approx(2.0, abs=0.15)

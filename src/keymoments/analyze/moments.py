@@ -411,13 +411,14 @@ def _select_controls(mot: MomentsOfTruth, attrs: pd.DataFrame | None, key: str) 
         if mot.controls:
             raise _not_found("Control", mot.controls[0], [], " No customer attributes were found.")
         return None
-    cols = [c for c in attrs.columns if c != key]
+    marker = ["_by_customer"] if "_by_customer" in attrs.columns else []
+    cols = [c for c in attrs.columns if c != key and c not in marker]
     if mot.controls is not None:
         for c in mot.controls:
             if c not in cols:
                 raise _not_found("Control", c, cols)
         cols = list(mot.controls)
-    return attrs[[key, *cols]]
+    return attrs[[key, *cols, *marker]]
 
 
 def _finish(
@@ -478,6 +479,10 @@ def _from_store(mot: MomentsOfTruth, store: Any, journey: JourneyModel | None) -
             kept = both.loc[both[mot.outcome] == 1, money[0]].dropna()
             vpc = float(kept.mean()) if len(kept) else None
     attrs = store.attributes_wide(key)
+    if key == "journey_id" and len(attrs.columns) <= 1:  # journeys inherit their customer's attributes
+        attrs = store.attributes_wide("customer_id")
+        if len(attrs.columns) > 1:
+            attrs = attrs.rename(columns={"customer_id": "journey_id"}).assign(_by_customer=True)
     return _from_events(
         mot,
         store,
@@ -519,8 +524,19 @@ def _from_events(
     for i, tp in enumerate(tps):
         aggs[f"v{i}"] = val.mean(where=t.touchpoint == tp)
         aggs[f"c{i}"] = t.count(where=t.touchpoint == tp)
+    by_customer = controls is not None and "_by_customer" in controls.columns
+    if by_customer:
+        aggs["_cust"] = t.customer_id.cast("string").min()
     raw = t.group_by(_k=kexpr.cast("string")).aggregate(**aggs).execute()
     wide = raw[["_k"]].rename(columns={"_k": key})
+    if by_customer:  # controls keyed by customer -> keyed by each of the customer's journeys
+        cust = controls.drop(columns="_by_customer").rename(columns={key: "_cust"})
+        controls = (
+            raw[["_k", "_cust"]]
+            .rename(columns={"_k": key})
+            .merge(cust, on="_cust", how="left")
+            .drop(columns="_cust")
+        )
     wide[tps] = raw[[f"v{i}" for i in range(len(tps))]].to_numpy(dtype=float)
     counts = pd.DataFrame(raw[[f"c{i}" for i in range(len(tps))]].to_numpy(), columns=tps)
     ydf = ydf.assign(**{key: ydf[key].astype(str)})
