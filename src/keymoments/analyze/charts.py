@@ -111,12 +111,12 @@ def recognition_figure(employees: pd.DataFrame) -> Any:
     fig = go.Figure(
         go.Bar(
             x=df["employee_id"],
-            y=df["shrunk_peak_rate"],
+            y=df["shrunk_lift"],
             error_y={
                 "type": "data",
                 "symmetric": False,
-                "array": (df["ci_high"] - df["shrunk_peak_rate"]).tolist(),
-                "arrayminus": (df["shrunk_peak_rate"] - df["ci_low"]).tolist(),
+                "array": (df["ci_high"] - df["shrunk_lift"]).tolist(),
+                "arrayminus": (df["shrunk_lift"] - df["ci_low"]).tolist(),
             },
         )
     )

@@ -1,0 +1,148 @@
+"""Recognition: the employees behind the peaks, with the moments and quotes that show it.
+
+Recognition should be personal, not a leaderboard, and one lucky day should not win. So each employee is
+judged against the touchpoints they serve and adjusted for volume:
+
+1. every rated event an employee served gets a *lift*: its valence minus the mean valence of its touchpoint
+   (baggage staff are not blamed for baggage being a pit);
+2. each employee's mean lift is shrunk toward zero by empirical Bayes (normal-normal, method of moments):
+   ``shrunk = n * mean / (n + k)`` with ``k = within-employee variance / between-employee variance``, with a
+   posterior interval ``shrunk ± z * sqrt(within / (n + k))``;
+3. employees whose whole interval is above zero are *recognised*; each comes with their peak moments (events
+   at or above ``peak_valence``), the customers and the quotes (``text``) of the best of them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from keymoments.analyze.base import Analysis, warn_small_sample
+from keymoments.analyze.order import events_table
+from keymoments.exceptions import InvalidParameterError, NotEnoughDataError
+
+__all__ = ["Recognition"]
+
+
+class Recognition(Analysis):
+    """Employees whose customers have peaks, adjusted for touchpoint and volume, with the evidence."""
+
+    title = "Recognition: the employees behind the peaks"
+
+    def __init__(
+        self, *, top: int = 10, peak_valence: float = 0.5, evidence: int = 3, min_events: int = 5, level: float = 0.95
+    ) -> None:
+        self.top = top
+        self.peak_valence = peak_valence
+        self.evidence = evidence
+        self.min_events = min_events
+        self.level = level
+
+    def fit(self, data: Any) -> Recognition:
+        from scipy import stats
+
+        if not (-1 <= self.peak_valence <= 1):
+            raise InvalidParameterError(
+                f"The 'peak_valence' parameter of Recognition must be in [-1, 1]. Got {self.peak_valence!r} instead."
+            )
+        t = events_table(data)
+        if "employee_id" not in t.columns or "valence" not in t.columns:
+            raise NotEnoughDataError("Recognition needs events with employee_id and valence.")
+        r = t.filter(t.valence.notnull())
+        tpm = r.group_by("touchpoint").aggregate(_tpm=r.valence.mean())
+        e = r.filter(r.employee_id.notnull() & (r.employee_id != "")).left_join(tpm, "touchpoint")
+        e = e.mutate(_lift=e.valence - e._tpm, _peak=(e.valence >= self.peak_valence).cast("int64"))
+        per = e.group_by("employee_id").aggregate(
+            events=e.count(),
+            peaks=e._peak.sum(),
+            mean_valence=e.valence.mean(),
+            mean_lift=e._lift.mean(),
+            var_lift=e._lift.var(how="sample"),
+            touchpoint=e.touchpoint.mode(),
+            customers=e.customer_id.nunique(),
+        ).execute()
+        if per.empty:
+            raise NotEnoughDataError("No rated event names an employee; load employee_id with the events.")
+        per["peaks"] = pd.to_numeric(per["peaks"]).astype("int64")
+        n = per["events"].to_numpy(float)
+        m = per["mean_lift"].to_numpy(float)
+        v = per["var_lift"].to_numpy(float)
+        ok = (n > 1) & np.isfinite(v)
+        within = float(np.average(v[ok], weights=n[ok] - 1)) if ok.any() else float("nan")
+        tau2 = float(np.var(m, ddof=1) - np.mean(within / n)) if len(m) > 2 and np.isfinite(within) else 0.0
+        warn_small_sample("Recognition", len(per), 10)
+        if tau2 <= 0 or not np.isfinite(tau2):
+            k = np.inf  # no real differences between employees: everyone shrinks to zero
+            shrunk = np.zeros_like(m)
+            sd = np.full_like(m, np.sqrt(within / n.clip(min=1)) if np.isfinite(within) else np.nan)
+        else:
+            k = within / tau2
+            shrunk = n * m / (n + k)
+            sd = np.sqrt(within / (n + k))
+        z = float(stats.norm.ppf(0.5 + self.level / 2))
+        per["shrunk_lift"] = shrunk
+        per["ci_low"] = shrunk - z * sd
+        per["ci_high"] = shrunk + z * sd
+        per["peak_rate"] = per["peaks"] / per["events"]
+        per["recognised"] = (per["ci_low"] > 0) & (per["events"] >= self.min_events)
+        per = per.sort_values(["shrunk_lift", "events"], ascending=[False, False], kind="mergesort").reset_index(drop=True)
+        self.employees_ = per[
+            ["employee_id", "touchpoint", "events", "customers", "peaks", "peak_rate", "mean_valence", "mean_lift",
+             "shrunk_lift", "ci_low", "ci_high", "recognised"]
+        ]
+        self.shrinkage_k_ = float(k)
+        self.evidence_ = self._evidence(e, self.employees_[self.employees_["recognised"]].head(self.top)["employee_id"].tolist())
+        return self
+
+    def _evidence(self, e: Any, ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+        if not ids:
+            return {}
+        cols = [c for c in ("employee_id", "customer_id", "journey_id", "ts", "touchpoint", "valence", "text") if c in e.columns]
+        ev = e.filter(e.employee_id.isin(ids) & (e.valence >= self.peak_valence)).select(*cols).execute()
+        if "text" in ev.columns:
+            ev["_has_text"] = ev["text"].notna() & (ev["text"].astype(str).str.len() > 0)
+        else:
+            ev["_has_text"] = False
+        ev = ev.sort_values(["employee_id", "_has_text", "valence", "ts"], ascending=[True, False, False, True])
+        out: dict[str, list[dict[str, Any]]] = {}
+        for emp, g in ev.groupby("employee_id", sort=False):
+            out[str(emp)] = g.head(self.evidence).drop(columns="_has_text").to_dict(orient="records")
+        return out
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        self._check_fitted()
+        return self.employees_.head(self.top)
+
+    def print_summary(self) -> None:
+        from keymoments.cli.common import print_table
+
+        self._check_fitted()
+        rec = self.employees_[self.employees_["recognised"]]
+        print_table(self.summary, title=f"{self.title} ({len(rec)} recognised of {len(self.employees_)})")
+        for emp, moments in self.evidence_.items():
+            print(f"\n{emp}:")
+            for mo in moments:
+                quote = f' "{mo["text"]}"' if mo.get("text") else ""
+                print(f"  {mo.get('ts')} {mo.get('touchpoint')} customer {mo.get('customer_id')} valence {mo['valence']:+.2f}{quote}")
+
+    def to_dict(self) -> dict[str, Any]:
+        self._check_fitted()
+        emps = self.employees_.head(self.top).to_dict(orient="records")
+        for row in emps:
+            row["evidence"] = self.evidence_.get(str(row["employee_id"]), [])
+        return {
+            "employees": emps,
+            "recognised": self.employees_.loc[self.employees_["recognised"], "employee_id"].tolist(),
+            "shrinkage_k": self.shrinkage_k_,
+            "rule": "lift = valence - touchpoint mean; per employee shrunk by empirical Bayes; recognised when the "
+                    f"{int(self.level * 100)}% interval is above 0 with at least {self.min_events} rated events",
+        }
+
+    def figure(self) -> Any:
+        from keymoments.analyze.charts import recognition_figure
+
+        self._check_fitted()
+        return recognition_figure(self.employees_)
