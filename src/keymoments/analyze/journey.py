@@ -398,7 +398,8 @@ class JourneyMap(Analysis):
         print_table(
             compact,
             title=f"Journey map: {self.n_journeys_} journeys, {self.n_events_} events, "
-            f"overall valence {self.overall_valence_:+.3f}",
+            + (f"overall valence {self.overall_valence_:+.3f}" if np.isfinite(self.overall_valence_)
+               else "no rated events (no emotion curve; score ratings or text first)"),
         )
         tr = self.transitions_.head(20).assign(median_gap=lambda d: [_human_s(x) for x in d["median_gap_s"]])
         print_table(tr.drop(columns=["median_gap_s"]), title="Top transitions (directly follows)")
