@@ -163,3 +163,33 @@ def test_small_data_warns_not_fails():
         jm = JourneyMap().fit(df)
     assert any(issubclass(x.category, SmallSampleWarning) for x in w)
     assert jm.transitions_["count"].tolist() == [1]
+
+
+def test_cli_commands_print_json(demo, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from keymoments.cli import app
+    from keymoments.store.store import Store
+    from keymoments.store.writer import ingest_events_frame, ingest_outcomes_frame
+
+    db = tmp_path / "cli.duckdb"
+    with Store(db) as s:
+        ingest_events_frame(s, demo.events)
+        ingest_outcomes_frame(s, demo.outcomes)
+    runner = CliRunner()
+    cases = {
+        ("journey", "--channel", "app"): {"touchpoints", "transitions"},
+        ("peak-end", "--outcome", "nps"): {"models", "best"},
+        ("segments",): {"tiers", "whatif", "ratio"},
+        ("recovery", "--outcome", "retained"): {"groups", "differences", "verdict"},
+        ("milestones",): {"milestones", "weekly"},
+        ("recognition",): {"employees", "recognised"},
+    }
+    for args, keys in cases.items():
+        res = runner.invoke(app, [*args, "--db", str(db), "--json"])
+        assert res.exit_code == 0, (args, res.output)
+        assert keys <= set(json.loads(res.stdout)), args
+    res = runner.invoke(app, ["journey", "--db", str(db)])
+    assert res.exit_code == 0 and "Journey map" in res.stdout
