@@ -1,0 +1,108 @@
+"""The semantic text scorer: all-MiniLM-L6-v2 sentence embeddings + a small shipped sentiment head.
+
+``SemanticScorer`` implements :class:`~keymoments.score.base.TextScorer`: per text a sentiment (negative /
+neutral / positive) with calibrated probabilities, a valence ``P(positive) - P(negative)`` in [-1, 1], a
+confidence (the probability of the chosen label) and, in ``extra``, the emotions of
+:mod:`keymoments.score.emotions` (anger, anxiety, gratitude, delight and the dominant one).
+
+Speed settings (``depth``): the encoder can stop after its first layers; the head shipped for each depth was
+trained on that layer's pooled output (``training/train_text_head.py``). ``"fast"`` = 1 layer with int8
+weights, about 1,000+ short texts/s on 2 laptop cores; ``"balanced"`` = 3 layers (default); ``"full"`` =
+all 6 layers. ``bench/bench_text_eval.py`` prints quality and throughput for each.
+
+Registered as ``"semantic"`` (``auto`` prefers it when its dependencies are installed) and ``"semantic-fast"``.
+The heavy dependencies are imported when a scorer is built, never when this module is imported, so the
+registry can fall back to the lexicon scorer where they are missing.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from keymoments.exceptions import ConfigError
+from keymoments.score.base import SENTIMENTS, TextScores
+from keymoments.score.heads import OrdinalHead, SoftmaxHead, load_heads
+from keymoments.score.registry import register_scorer
+
+__all__ = ["DEPTHS", "HEADS_PATH", "SemanticScorer", "scores_from_proba"]
+
+#: The shipped general heads (a few KiB), one per encoder depth.
+HEADS_PATH = Path(__file__).resolve().parent / "models" / "sentiment_heads_minilm.npz"
+#: Speed settings: name -> (encoder layers, int8 weights).
+DEPTHS: dict[str, tuple[int, bool]] = {"fast": (1, True), "balanced": (3, False), "full": (6, False)}
+
+
+def scores_from_proba(proba: np.ndarray, blank: np.ndarray) -> TextScores:
+    """TextScores from (n, 3) probabilities; blank texts get valence 0, confidence 0, sentiment None."""
+    proba = np.asarray(proba, dtype=np.float64)
+    proba = proba / np.maximum(proba.sum(axis=1, keepdims=True), 1e-12)
+    valence = np.clip(proba[:, 2] - proba[:, 0], -1.0, 1.0)
+    label = np.argmax(proba, axis=1)
+    sentiment = np.array(SENTIMENTS, dtype=object)[label]
+    confidence = proba[np.arange(len(proba)), label]
+    valence[blank] = 0.0
+    confidence[blank] = 0.0
+    sentiment[blank] = None
+    proba[blank] = np.nan
+    return TextScores(valence, confidence, sentiment, proba)
+
+
+def _blank(texts: list) -> np.ndarray:
+    return np.array([not (isinstance(t, str) and t.strip()) for t in texts], dtype=bool)
+
+
+class SemanticScorer:
+    """Sentiment, valence and emotions from MiniLM embeddings and the shipped head (see the module).
+
+    >>> scorer = SemanticScorer()                                  # doctest: +SKIP
+    >>> scorer.score(["Lost my bag again, great job"]).sentiment   # doctest: +SKIP
+    array(['negative'], dtype=object)
+    """
+
+    def __init__(self, depth: str = "balanced", *, emotions: bool = True, batch_size: int = 64, threads: int | None = None) -> None:
+        if depth not in DEPTHS:
+            raise ConfigError(f"The 'depth' parameter of SemanticScorer must be one of {sorted(DEPTHS)}. Got {depth!r} instead.")
+        self.depth = depth
+        self.emotions = emotions
+        self.batch_size = batch_size
+        self.threads = threads
+        layers, int8 = DEPTHS[depth]
+        heads, self.meta_ = load_heads(HEADS_PATH)
+        key = f"L{layers}"
+        if key not in heads:
+            raise ConfigError(f"{HEADS_PATH} has no head for depth {depth!r} ({key}); rerun training/train_text_head.py.")
+        self.head_: OrdinalHead | SoftmaxHead = heads[key]
+        from keymoments.score.embed import MiniLMEncoder  # noqa: PLC0415  (heavy: tokenizers, onnxruntime)
+
+        self.encoder_ = MiniLMEncoder(n_layers=layers, quantize=int8, batch_size=batch_size, threads=threads)
+        self.name = "semantic-minilm" + ("" if depth == "balanced" else f"-{depth}")
+        self._lock = threading.Lock()  # one onnxruntime session; calls from threads take turns
+
+    def __repr__(self) -> str:
+        return f"SemanticScorer(depth={self.depth!r}, encoder={self.encoder_.name!r})"
+
+    def embed(self, texts: list[str | None]) -> np.ndarray:
+        with self._lock:
+            return self.encoder_.encode(texts)
+
+    def score(self, texts: list[str | None]) -> TextScores:
+        texts = list(texts)
+        blank = _blank(texts)
+        out = scores_from_proba(np.zeros((0, 3)), blank[:0]) if not texts else None
+        if out is not None:
+            return out
+        proba = self.head_.predict_proba(self.embed(texts))
+        out = scores_from_proba(proba, blank)
+        if self.emotions:
+            from keymoments.score.emotions import detect_emotions  # noqa: PLC0415
+
+            out.extra.update(detect_emotions(texts, out.probabilities))
+        return out
+
+
+register_scorer("semantic", SemanticScorer, priority=100, aliases=("semantic-minilm", "minilm"))
+register_scorer("semantic-fast", lambda: SemanticScorer("fast"), priority=90, aliases=("semantic-minilm-fast",))
+register_scorer("semantic-full", lambda: SemanticScorer("full"), priority=80, aliases=("semantic-minilm-full",))

