@@ -23,3 +23,14 @@ def test_demo_small(run_cli, tmp_path):
         assert "segment" in s.attributes_wide().columns
     summary = run_cli.json("demo", "--customers", "400", "--seed", "3")  # again: idempotent
     assert summary["events"] == truth["generator"]["n_events"]
+
+
+def test_demo_refuses_to_mix_into_other_data(run_cli, tmp_path):
+    from keymoments.testing import make_events
+
+    make_events(5, 2).to_csv(tmp_path / "e.csv", index=False)
+    assert run_cli("ingest", "e.csv")[0] == 0
+    code, out, err = run_cli("demo", "--customers", "300")
+    assert code == 2 and "already holds other data (10 events). Use --fresh" in err
+    code, out, err = run_cli("demo", "--customers", "300", "--fresh")
+    assert code == 0, err

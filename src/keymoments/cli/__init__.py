@@ -37,9 +37,12 @@ def main(argv: list[str] | None = None) -> None:
         else:
             print(warnings.formatwarning(message, category, filename, lineno, line), file=sys.stderr, end="")
 
-    warnings.showwarning = _show_warning
-    try:
-        app(args=argv, standalone_mode=True)
-    except KeymomentsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+    with warnings.catch_warnings():
+        # the command line owns the process: statistical caveats are printed as one line, never raised
+        warnings.simplefilter("always", KeymomentsWarning)
+        warnings.showwarning = _show_warning
+        try:
+            app(args=argv, standalone_mode=True)
+        except KeymomentsError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            sys.exit(2)

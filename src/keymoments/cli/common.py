@@ -25,6 +25,8 @@ DbOption = Annotated[
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
 
 console = Console(stderr=False, highlight=False)
+if not console.is_terminal:  # piped or captured: don't squeeze tables into 80 columns
+    console = Console(stderr=False, highlight=False, width=160)
 err_console = Console(stderr=True, highlight=False)
 
 

@@ -24,6 +24,7 @@ def run_demo(
     seed: int = 0,
     data_dir: Path | None = None,
     report: Path | None = Path("report.html"),
+    fresh: bool = False,
     echo=typer.echo,  # noqa: ANN001
 ) -> dict:
     """Generate, write, ingest, score and summarise the demo; return a summary dict."""
@@ -35,10 +36,13 @@ def run_demo(
 
     t0 = time.perf_counter()
     data_dir = data_dir or Path(db).resolve().parent / "keymoments-demo"
+    _check_store(db, customers, seed, fresh)
     demo = generate_airline(customers, seed=seed)
     paths = demo.write(data_dir)
     echo(f"generated {len(demo.events):,} events for {customers:,} customers → {data_dir}/")
     with Store(db) as store:
+        with store.write() as con:
+            con.execute("INSERT OR REPLACE INTO meta VALUES ('demo', ?)", [_demo_key(customers, seed)])
         r = ingest_source(store, read_source(paths["events.parquet"]))
         echo(f"ingested {r.accepted:,} events ({r.duplicates:,} already there, {r.rejected:,} rejected) into {db}")
         ingest_outcomes_frame(store, demo.outcomes, key="customer_id", source=str(paths["outcomes.csv"]))
@@ -65,9 +69,50 @@ def run_demo(
     return summary
 
 
+def _demo_key(customers: int, seed: int) -> str:
+    return f"airline customers={customers} seed={seed}"
+
+
+def _check_store(db: Path, customers: int, seed: int, fresh: bool) -> None:
+    """Refuse to mix the demo into a store that holds other data; --fresh replaces the store."""
+    from keymoments.exceptions import StoreError
+    from keymoments.store.store import Store
+
+    path = Path(db)
+    if not path.exists():
+        return
+    if fresh:
+        for p in (path, Path(f"{path}.wal")):
+            p.unlink(missing_ok=True)
+        return
+    with Store(path) as store:
+        events = store.count("events")
+        row = store.query("SELECT value FROM meta WHERE key = 'demo'")
+    if events and (row.empty or row["value"].iloc[0] != _demo_key(customers, seed)):
+        what = "other data" if row.empty else f"another demo ({row['value'].iloc[0]})"
+        raise StoreError(
+            f"{db} already holds {what} ({events:,} events). Use --fresh to replace it, or --db to pick another file."
+        )
+
+
 def _analyses(store, journey, report: Path | None, echo) -> dict:  # noqa: ANN001
-    """The headline findings; filled in as the analyses land."""
-    return {}
+    """The headline findings: pits and peaks, and the moments that decide retention."""
+    from keymoments.analyze.journey import JourneyMap
+    from keymoments.analyze.moments import MomentsOfTruth
+
+    jm = JourneyMap(journey).fit(store).to_dict()
+    pits = [t["touchpoint"] for t in jm["touchpoints"] if t["kind"] == "pit"]
+    peaks = [t["touchpoint"] for t in jm["touchpoints"] if t["kind"] == "peak"]
+    echo(f"pits: {', '.join(pits) or 'none'}; peaks: {', '.join(peaks) or 'none'}")
+    mot = MomentsOfTruth(outcome="retained", journey=journey).fit(store).to_dict()
+    top = [t for t in mot["touchpoints"] if t.get("moment_of_truth")][:3]
+    for t in top:
+        echo(
+            f"moment of truth: {t['touchpoint']:<12} a bad vs good experience moves retention by "
+            f"{t['impact'] * 100:+.1f} points [{t['ci_low'] * 100:+.1f}, {t['ci_high'] * 100:+.1f}] (n={t['n']:,})"
+        )
+    out: dict = {"pits": pits, "peaks": peaks, "moments_of_truth": [t["touchpoint"] for t in top]}
+    return out
 
 
 def demo(
@@ -78,11 +123,12 @@ def demo(
         Path | None, typer.Option("--data-dir", help="Where the generated files go (default ./keymoments-demo).")
     ] = None,
     report: Annotated[Path, typer.Option("--report", help="Where the HTML report goes.")] = Path("report.html"),
+    fresh: Annotated[bool, typer.Option("--fresh", help="Delete the store first if it holds other data.")] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Build a realistic sample airline dataset, ingest, score and analyse it, and write report.html."""
     summary = run_demo(db, customers=customers, seed=seed, data_dir=data_dir, report=report,
-                       echo=(lambda *_: None) if as_json else typer.echo)
+                       fresh=fresh, echo=(lambda *_: None) if as_json else typer.echo)
     if as_json:
         echo_json(summary)
         return
