@@ -90,7 +90,8 @@ _fit_lock = threading.Lock()
 def _build(spec: AnalysisSpec, params: dict[str, Any], journey: Any) -> Any:
     cls = getattr(importlib.import_module(spec.module), spec.cls)
     accepted = inspect.signature(cls).parameters
-    kwargs = {k: v for k, v in params.items() if v is not None and k in accepted}
+    open_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())
+    kwargs = {k: v for k, v in params.items() if v is not None and (k in accepted or open_kwargs)}
     if journey is not None and "journey" in accepted:
         kwargs["journey"] = journey
     return cls(**kwargs)

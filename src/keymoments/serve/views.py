@@ -1,9 +1,448 @@
-"""The dashboard (filled in below)."""
+"""The dashboard: server-rendered pages (Jinja2) with Plotly charts, plotly.js served from the installed package.
+
+Pages need a key like the API: ``/login`` takes one and keeps it in an HTTP-only, same-site cookie. Every
+page reads the same cached analyses as the API. Static assets (CSS, plotly.js) hold no data and are served
+without a key so the sign-in page is styled.
+"""
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+import functools
+import math
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from keymoments.exceptions import KeymomentsError
+from keymoments.serve import charts
+from keymoments.serve.analyses import ANALYSES, available, run_analysis
+from keymoments.serve.auth import COOKIE, Principal
+from keymoments.serve.errors import status_for
+
+__all__ = ["PAGES", "install", "table"]
+
+HERE = Path(__file__).parent
+templates = Jinja2Templates(directory=str(HERE / "templates"))
+
+#: (slug, nav label, analysis, permission, needs an outcome, group)
+PAGES: list[tuple[str, str, str | None, str, bool, str]] = [
+    ("", "Overview", "journey", "analyses", False, "Understand"),
+    ("journey", "Journey map", "journey", "analyses", False, "Understand"),
+    ("moments", "Moments of truth", "moments", "analyses", True, "Understand"),
+    ("peak-end", "Peak-end", "peak-end", "analyses", True, "Understand"),
+    ("segments", "Segments", "segments", "analyses", False, "Understand"),
+    ("recovery", "Recovery", "recovery", "analyses", True, "Understand"),
+    ("milestones", "Milestones", "milestones", "analyses", False, "Understand"),
+    ("recognition", "Recognition", "recognition", "analyses", False, "Understand"),
+    ("roadmap", "Roadmap", "roadmap", "analyses", True, "Prioritise"),
+    ("cases", "Case queue", None, "cases:read", False, "Act"),
+    ("budgets", "Budgets", None, "budgets:read", False, "Act"),
+    ("playbooks", "Playbooks", None, "playbooks:read", False, "Act"),
+]
+
+#: what the dashboard asks of the slower analyses (the API's defaults stay the CLI's)
+DASHBOARD_PARAMS: dict[str, dict[str, Any]] = {
+    "moments": {"n_boot": 200},
+    "roadmap": {"n_boot": 200},
+}
+
+INTRO = {
+    "journey": "How customers feel at each touchpoint, with 95% intervals. Pits are touchpoints reliably below the "
+    "journey's average, peaks reliably above. Fill the pits first, then build peaks.",
+    "moments": "Which touchpoints decide the outcome: the change in the outcome when a touchpoint goes from a bad "
+    "(-0.5) to a good (+0.5) experience, adjusted for the others, with bootstrap intervals.",
+    "peak-end": "People remember an experience by its most intense moment and by how it ended. Which memory "
+    "model predicts the outcome best?",
+    "segments": "Customers in valence tiers. Moving the middle up earns more than eliminating the unhappy.",
+    "recovery": "The service recovery paradox: customers whose crisis was fixed well against those whose crisis "
+    "was not, and those who never had one.",
+    "milestones": "Invisible milestones customers cross (the nth journey, anniversaries, spend) that are worth "
+    "marking.",
+    "recognition": "Employees whose customers have peaks, adjusted for volume, with the moments as evidence. "
+    "Recognition is personal, not programmatic.",
+    "roadmap": "Today's emotion curve against the future state, in phases: fill the pits first, then build peaks, "
+    "each with its expected value.",
+}
 
 
+# -- helpers -----------------------------------------------------------------------------------------------
+async def form_data(request: Request) -> dict[str, str]:
+    """A URL-encoded form body (the dashboard's forms), without needing python-multipart."""
+    from urllib.parse import parse_qs
+
+    body = (await request.body()).decode("utf-8", "replace")
+    return {k: v[-1] for k, v in parse_qs(body, keep_blank_values=True).items()}
+
+
+def _principal(request: Request) -> Principal | None:
+    key = request.cookies.get(COOKIE) or request.headers.get("x-api-key")
+    if not key:
+        return None
+    return request.app.state.km.keys.lookup(key)
+
+
+def _fmt(v: Any, col: str = "") -> tuple[str, str]:
+    """(text, css class) of one table cell."""
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "–", "muted"
+    if isinstance(v, bool):
+        return ("yes" if v else "no"), ""
+    if col in ("kind", "status", "arm") and isinstance(v, str):
+        return v, f"pill pill-{v.replace('_', '-')}"
+    if isinstance(v, int):
+        return f"{v:,}", "num"
+    if isinstance(v, float):
+        if col.endswith("_cents"):
+            return f"{v / 100:,.2f}", "num"
+        if any(w in col for w in ("share", "reach", "rate")) and -1.0 <= v <= 1.0:
+            return f"{v:.1%}", "num"
+        if abs(v) >= 1000:
+            return f"{v:,.0f}", "num"
+        cls = "num"
+        if "valence" in col or col in ("impact", "lift", "shrunk_lift", "uplift"):
+            cls += " pos" if v > 0.05 else (" neg" if v < -0.05 else "")
+            return f"{v:+.3f}", cls
+        return f"{v:.3g}" if abs(v) < 0.01 and v != 0 else f"{v:.3f}", cls
+    if isinstance(v, list | dict):
+        text = ", ".join(map(str, v)) if isinstance(v, list) else ", ".join(f"{k}: {x}" for k, x in v.items())
+        return text[:160], "small"
+    s = str(v)
+    return (s[:200] + "…" if len(s) > 200 else s), ""
+
+
+def table(records: list[dict[str, Any]] | None, *, columns: list[str] | None = None, limit: int = 60) -> dict[str, Any]:
+    """Rows of dicts as a table: a CI column joins ``ci_low``/``ci_high``; cells formatted and classed."""
+    records = list(records or [])
+    if not records:
+        return {"headers": [], "rows": [], "more": 0}
+    cols = columns or [c for c in records[0] if not c.startswith("_")]
+    has_ci = "ci_low" in cols and "ci_high" in cols
+    shown = [c for c in cols if c not in ("ci_low", "ci_high")]
+    headers = []
+    for c in shown:
+        headers.append(c.replace("_", " "))
+    if has_ci:
+        headers.append("95% CI")
+    rows = []
+    for r in records[:limit]:
+        cells = [_fmt(r.get(c), c) for c in shown]
+        if has_ci:
+            lo, hi = r.get("ci_low"), r.get("ci_high")
+            ok = isinstance(lo, int | float) and isinstance(hi, int | float)
+            cells.append((f"[{lo:+.3f}, {hi:+.3f}]" if ok else "–", "num ci" if ok else "muted"))
+        rows.append({"cells": cells, "kind": r.get("kind")})
+    return {"headers": headers, "rows": rows, "more": max(0, len(records) - limit)}
+
+
+def _sections(data: dict[str, Any]) -> tuple[list[tuple[str, Any]], list[tuple[str, dict[str, Any]]]]:
+    """Split an analysis' JSON into headline facts (scalars) and tables (lists of records)."""
+    facts, tables = [], []
+    for k, v in data.items():
+        if isinstance(v, list) and v and all(isinstance(x, dict) for x in v):
+            tables.append((k.replace("_", " ").capitalize(), table(v)))
+        elif isinstance(v, dict) and v and all(isinstance(x, dict) for x in v.values()):
+            tables.append((k.replace("_", " ").capitalize(), table([{"name": n, **x} for n, x in v.items()])))
+        elif isinstance(v, str | int | float | bool) or v is None:
+            if k not in ("warnings",):
+                facts.append((k.replace("_", " "), _fmt(v, k)[0]))
+    return facts, tables
+
+
+def _outcomes(request: Request) -> list[str]:
+    return sorted(request.app.state.km.store.outcome_names())
+
+
+def _default_outcome(request: Request, names: list[str]) -> str | None:
+    defs = request.app.state.km.store.outcome_names()
+    for pref in ("retained", "repurchased_90d"):
+        if pref in defs:
+            return pref
+    bools = [n for n in names if defs[n][1] == "bool"]
+    return (bools or names or [None])[0]
+
+
+def _filters(request: Request) -> dict[str, str | None]:
+    q = request.query_params
+    return {k: (q.get(k) or None) for k in ("since", "until", "segment", "channel")}
+
+
+@functools.lru_cache(maxsize=1)
+def plotly_js() -> str:
+    from plotly.offline import get_plotlyjs
+
+    return get_plotlyjs()
+
+
+def _filter_choices(request: Request) -> dict[str, list[str]]:
+    """Channels and customer segments to filter by (cached per data version with the analyses)."""
+    state = request.app.state.km
+
+    def compute() -> dict[str, list[str]]:
+        t = state.store.events()
+        channels = sorted(str(c) for c in t.select("channel").distinct().to_pandas()["channel"].dropna())
+        a = state.store.table("attributes")
+        names = a.filter(a.key_kind == "customer_id").group_by(["name", "value"]).agg(n=a.key.count()).to_pandas()
+        segs = []
+        for r in names.itertuples():
+            if r.value is not None and r.n >= 10 and names[names["name"] == r.name].shape[0] <= 12:
+                segs.append(f"{r.name}={r.value}")
+        return {"channels": channels, "segments": sorted(segs)}
+
+    return state.results.get(("_filters",), compute)
+
+
+def _ctx(request: Request, principal: Principal, slug: str, **kw: Any) -> dict[str, Any]:
+    nav = []
+    for s, label, analysis, perm, _, group in PAGES:
+        if analysis is not None and not available(analysis):
+            continue
+        if s in ("cases", "budgets", "playbooks") and not _act_ready(s):
+            continue
+        if principal.can(perm):
+            nav.append({"slug": s, "label": label, "group": group, "active": s == slug})
+    return {"request": request, "principal": principal, "nav": nav, "slug": slug, "now": datetime.now(UTC), **kw}
+
+
+def _act_ready(slug: str) -> bool:
+    import importlib.util
+
+    mod = {"cases": "keymoments.act.cases", "budgets": "keymoments.act.budgets", "playbooks": "keymoments.act.runner"}[slug]
+    return importlib.util.find_spec(mod) is not None
+
+
+def _error_page(request: Request, principal: Principal, slug: str, exc: Exception, **kw: Any) -> HTMLResponse:
+    status = status_for(exc) if isinstance(exc, KeymomentsError) else 500
+    msg = str(exc) if isinstance(exc, KeymomentsError) else f"Internal error ({type(exc).__name__})."
+    return templates.TemplateResponse(
+        request, "error.html", _ctx(request, principal, slug, title="Cannot show this", message=msg, **kw),
+        status_code=status,
+    )  # fmt: skip
+
+
+def _login_redirect(request: Request) -> RedirectResponse:
+    nxt = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse("/login?" + urlencode({"next": nxt}), status_code=303)
+
+
+def _forbidden(request: Request, principal: Principal, slug: str, perm: str) -> HTMLResponse:
+    return templates.TemplateResponse(
+        request, "error.html",
+        _ctx(request, principal, slug, title="Not for this role",
+             message=f"The {principal.role!r} role may not open this page ({perm})."),
+        status_code=403,
+    )  # fmt: skip
+
+
+# -- pages -------------------------------------------------------------------------------------------------
 def install(app: FastAPI) -> None:
     """Mount the dashboard's pages and static files."""
+
+    @app.get("/static/plotly.min.js", include_in_schema=False)
+    def plotly_asset() -> Response:
+        return Response(plotly_js(), media_type="application/javascript",
+                        headers={"Cache-Control": "public, max-age=86400"})  # fmt: skip
+
+    @app.get("/static/app.css", include_in_schema=False)
+    def css_asset() -> Response:
+        return Response((HERE / "static" / "app.css").read_text(encoding="utf-8"), media_type="text/css",
+                        headers={"Cache-Control": "public, max-age=3600"})  # fmt: skip
+
+    @app.get("/login", include_in_schema=False)
+    def login_form(request: Request, next: str = "/", error: str | None = None) -> HTMLResponse:
+        return templates.TemplateResponse(request, "login.html", {"request": request, "next": _safe_next(next), "error": error})
+
+    @app.post("/login", include_in_schema=False)
+    async def login(request: Request) -> Response:
+        form = await form_data(request)
+        key, next = form.get("key", ""), form.get("next", "/")
+        p = request.app.state.km.keys.lookup(key.strip()) if key.strip() else None
+        if p is None:
+            return templates.TemplateResponse(
+                request, "login.html",
+                {"request": request, "next": _safe_next(next), "error": "That key is unknown or revoked."},
+                status_code=401,
+            )  # fmt: skip
+        r = RedirectResponse(_safe_next(next), status_code=303)
+        r.set_cookie(COOKIE, key.strip(), httponly=True, samesite="strict", max_age=12 * 3600)
+        return r
+
+    @app.get("/logout", include_in_schema=False)
+    def logout() -> Response:
+        r = RedirectResponse("/login", status_code=303)
+        r.delete_cookie(COOKIE)
+        return r
+
+    @app.get("/", include_in_schema=False)
+    def overview(request: Request) -> Response:
+        p = _principal(request)
+        if p is None:
+            return _login_redirect(request)
+        if not p.can("analyses"):
+            return RedirectResponse("/cases", status_code=303) if _act_ready("cases") else _forbidden(request, p, "", "analyses")
+        filters = _filters(request)
+        try:
+            res = run_analysis(request.app.state.km, "journey", filters)
+        except Exception as exc:  # noqa: BLE001 - shown on the page in the one error voice
+            return _error_page(request, p, "", exc, filters=filters, choices=_safe_choices(request))
+        d = res.data
+        tps = d["touchpoints"]
+        pits = [t for t in tps if t.get("kind") == "pit"]
+        peaks = [t for t in tps if t.get("kind") == "peak"]
+        moments = None
+        outcome = _default_outcome(request, _outcomes(request))
+        if outcome and available("moments"):
+            try:
+                m = run_analysis(request.app.state.km, "moments", {"outcome": outcome, **DASHBOARD_PARAMS["moments"]})
+                moments = sorted(m.data["touchpoints"], key=lambda r: -(r.get("priority") or 0))[:5]
+            except Exception:  # noqa: BLE001 - the overview still shows the journey
+                moments = None
+        fig = res.figure()
+        return templates.TemplateResponse(request, "overview.html", _ctx(
+            request, p, "", title="Overview", d=d, pits=pits, peaks=peaks, moments=moments, outcome=outcome,
+            chart=charts.fig_html(fig, height=460) if fig is not None else None, warnings=res.warnings,
+            filters=filters, choices=_safe_choices(request), case_counts=_case_counts(request),
+        ))  # fmt: skip
+
+    @app.get("/journey", include_in_schema=False)
+    def journey_page(request: Request) -> Response:
+        p = _principal(request)
+        if p is None:
+            return _login_redirect(request)
+        if not p.can("analyses"):
+            return _forbidden(request, p, "journey", "analyses")
+        filters = _filters(request)
+        try:
+            res = run_analysis(request.app.state.km, "journey", filters)
+        except Exception as exc:  # noqa: BLE001
+            return _error_page(request, p, "journey", exc, filters=filters, choices=_safe_choices(request))
+        fig = res.figure()
+        d = res.data
+        return templates.TemplateResponse(request, "journey.html", _ctx(
+            request, p, "journey", title="Journey map", d=d, intro=INTRO["journey"],
+            chart=charts.fig_html(fig, height=520) if fig is not None else None,
+            touchpoints=table(d["touchpoints"], columns=["touchpoint", "events", "reach", "mean_valence", "ci_low",
+                                                          "ci_high", "share_negative", "failure_rate", "kind"]),
+            raw_touchpoints=d["touchpoints"],
+            transitions=table(d["transitions"], limit=15), drop_offs=table(d["drop_offs"]),
+            variants=table(d.get("variants"), limit=10), warnings=res.warnings, filters=filters,
+            choices=_safe_choices(request), query=request.url.query,
+        ))  # fmt: skip
+
+    @app.get("/journey/{touchpoint}", include_in_schema=False)
+    def touchpoint_page(request: Request, touchpoint: str) -> Response:
+        p = _principal(request)
+        if p is None:
+            return _login_redirect(request)
+        if not p.can("analyses"):
+            return _forbidden(request, p, "journey", "analyses")
+        filters = _filters(request)
+        try:
+            res = run_analysis(request.app.state.km, "journey", filters)
+        except Exception as exc:  # noqa: BLE001
+            return _error_page(request, p, "journey", exc)
+        row = next((t for t in res.data["touchpoints"] if t["touchpoint"] == touchpoint), None)
+        if row is None:
+            from keymoments.events import did_you_mean
+
+            names = [t["touchpoint"] for t in res.data["touchpoints"]]
+            exc = KeymomentsError(f"No touchpoint {touchpoint!r} in the journey map.{did_you_mean(touchpoint, names)}")
+            return _error_page(request, p, "journey", exc)
+        worst, best = _comments(request, touchpoint, filters)
+        out = [t for t in res.data["transitions"] if t["from"] == touchpoint][:8]
+        inn = [t for t in res.data["transitions"] if t["to"] == touchpoint][:8]
+        return templates.TemplateResponse(request, "touchpoint.html", _ctx(
+            request, p, "journey", title=touchpoint, tp=row, worst=worst, best=best,
+            outgoing=table(out), incoming=table(inn), filters=filters, query=request.url.query,
+        ))  # fmt: skip
+
+    for slug, label, analysis, perm, needs_outcome, _group in PAGES:
+        if slug in ("", "journey") or analysis is None:
+            continue
+        _analysis_page(app, slug, label, analysis, perm, needs_outcome)
+
+    from keymoments.serve import act_views
+
+    act_views.install(app)
+
+
+def _safe_next(nxt: str) -> str:
+    return nxt if nxt.startswith("/") and not nxt.startswith("//") else "/"
+
+
+def _safe_choices(request: Request) -> dict[str, list[str]]:
+    try:
+        return _filter_choices(request)
+    except Exception:  # noqa: BLE001 - filters are a convenience
+        return {"channels": [], "segments": []}
+
+
+def _case_counts(request: Request) -> dict[str, int] | None:
+    if not _act_ready("cases"):
+        return None
+    try:
+        from keymoments.act.cases import CaseBook
+
+        df = CaseBook(request.app.state.km.store).list()
+    except Exception:  # noqa: BLE001
+        return None
+    return {str(k): int(v) for k, v in df["status"].value_counts().items()} if len(df) else {}
+
+
+def _comments(request: Request, touchpoint: str, filters: dict[str, Any]) -> tuple[list[dict], list[dict]]:
+    """The most negative and most positive comments left at a touchpoint (with the journey filters)."""
+    from keymoments.analyze.journey import filter_events
+
+    store = request.app.state.km.store
+    t = filter_events(store, **filters)
+    t = t.filter((t.touchpoint == touchpoint) & t.text.notnull() & (t.text != ""))
+    cols = ["ts", "customer_id", "journey_id", "channel", "rating", "valence", "text"]
+    worst = t.select(*cols).order_by([t.valence.asc(), t.ts.desc()]).limit(12).to_pandas()
+    best = t.select(*cols).order_by([t.valence.desc(), t.ts.desc()]).limit(12).to_pandas()
+    from keymoments.cli.common import to_jsonable
+
+    return to_jsonable(worst), to_jsonable(best)
+
+
+def _analysis_page(app: FastAPI, slug: str, label: str, analysis: str, perm: str, needs_outcome: bool) -> None:
+    def page(request: Request) -> Response:
+        p = _principal(request)
+        if p is None:
+            return _login_redirect(request)
+        if not p.can(perm):
+            return _forbidden(request, p, slug, perm)
+        if not available(analysis):
+            return _error_page(request, p, slug, KeymomentsError(f"The {label} analysis is not installed yet."))
+        outcomes = _outcomes(request)
+        outcome = request.query_params.get("outcome") or None
+        params: dict[str, Any] = dict(DASHBOARD_PARAMS.get(analysis, {}))
+        if needs_outcome:
+            outcome = outcome or _default_outcome(request, outcomes)
+            if outcome is None:
+                return _error_page(request, p, slug, KeymomentsError(
+                    "No outcomes in the store yet; load some with `keymoments ingest-outcomes` or POST /api/v1/outcomes."))
+            params["outcome"] = outcome
+        elif outcome and analysis == "milestones":
+            params["outcome"] = outcome
+        try:
+            res = run_analysis(request.app.state.km, analysis, params)
+        except Exception as exc:  # noqa: BLE001
+            return _error_page(request, p, slug, exc, outcomes=outcomes, outcome=outcome, needs_outcome=needs_outcome)
+        fig = res.figure()
+        if analysis == "moments":
+            fig = charts.moments_figure(res.data)
+        facts, tables = _sections(res.data)
+        api = f"/api/v1/analyses/{analysis}" + (f"?outcome={outcome}" if outcome and needs_outcome else "")
+        return templates.TemplateResponse(request, "analysis.html", _ctx(
+            request, p, slug, title=label, intro=INTRO.get(analysis, ""), spec=ANALYSES[analysis],
+            chart=charts.fig_html(fig) if fig is not None else None, facts=facts, tables=tables,
+            warnings=res.warnings, outcomes=outcomes, outcome=outcome, needs_outcome=needs_outcome or analysis == "milestones",
+            api=api,
+        ))  # fmt: skip
+
+    page.__name__ = f"page_{slug.replace('-', '_')}"
+    app.add_api_route(f"/{slug}", page, methods=["GET"], include_in_schema=False)
