@@ -86,7 +86,14 @@ def characterize(
             how[flag] = "journey model flag"
         elif col in s.columns and s[col].notna().any():
             chosen = set(s.index[s[col].fillna(0) >= 0.5])
-            how[flag] = f"inferred: {col} >= 0.5"
+            how[flag] = (
+                "inferred: "
+                + {
+                    "first_share": "at least half of its events open their journey",
+                    "last_share": "at least half of its events close their journey",
+                    "value_share": "at least half of its events carry money (value > 0)",
+                }[col]
+            )
         else:
             chosen = set(fallback)
             how[flag] = (

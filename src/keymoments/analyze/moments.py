@@ -555,11 +555,20 @@ def _event_stats(t: Any, journey: JourneyModel | None, jk: Any) -> pd.DataFrame:
     }
     if "value" in t.columns:
         aggs["value_share"] = (t.value > 0).fill_null(False).cast(f64).mean()
+        aggs["_has_value"] = t.value.notnull().cast(f64).mean()
     has_outcome = "outcome" in t.columns
     if has_outcome:
         crisis = t.outcome.lower().isin(jm.crisis_outcomes).fill_null(False)
         aggs["crisis_rate"] = crisis.cast(f64).mean()
+        aggs["_has_outcome"] = t.outcome.notnull().cast(f64).mean()
     stats = t.group_by("touchpoint").aggregate(**aggs).execute().set_index("touchpoint")
+    # a column the data never fills says nothing: leave the characteristic "not inferable"
+    for flag, cols in (("_has_value", ["value_share"]), ("_has_outcome", ["crisis_rate"])):
+        if flag in stats.columns:
+            if not (stats[flag] > 0).any():
+                stats = stats.drop(columns=cols)
+            stats = stats.drop(columns=flag)
+    has_outcome = "crisis_rate" in stats.columns
     if has_outcome and stats["crisis_rate"].fillna(0).gt(0).any():
         t2 = t.mutate(_j=jk)
         res = t2.filter(t2.outcome.lower().isin(jm.resolved_outcomes).fill_null(False))
