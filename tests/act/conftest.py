@@ -40,3 +40,25 @@ def store(tmp_path):
     s = Store(tmp_path / "km.duckdb")
     yield s
     s.close()
+
+
+@pytest.fixture
+def run_cli(capsys, monkeypatch, tmp_path):
+    """Run `keymoments ARGS` in-process from tmp_path; return (exit code, stdout, stderr)."""
+    import json
+
+    from keymoments.cli import main
+
+    monkeypatch.chdir(tmp_path)
+
+    def run(*args: str) -> tuple[int, str, str]:
+        code = 0
+        try:
+            main(list(args))
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    run.json = lambda *a: json.loads(run(*a, "--json")[1])  # type: ignore[attr-defined]
+    return run

@@ -83,8 +83,10 @@ def apply_case_update(con: duckdb.DuckDBPyConnection, case_id: str, status: str,
             sql.add_case_event(con, case_id, at, "moment", "engine", detail={**detail, "event_id": event_id,
                                                                          "note": "resolving moment while awaiting approval"})
             return
-        sql.update_case(con, case_id, status="resolved", resolved_at=at, updated_at=at,
-                        owner=detail.get("owner") or case["owner"], handoffs=int(detail.get("handoffs", case["handoffs"])))
+        owner = detail.get("owner") or case["owner"]
+        sql.update_case(con, case_id, status="resolved", resolved_at=at, updated_at=at, owner=owner,
+                        first_owner=case["first_owner"] or owner,  # a team case's first owner is who took it
+                        handoffs=int(detail.get("handoffs", case["handoffs"])))
         sql.add_case_event(con, case_id, at, "status", "engine", case["status"], "resolved",
                            {**detail, "event_id": event_id})
 

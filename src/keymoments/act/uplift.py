@@ -20,7 +20,7 @@ from keymoments.exceptions import NotFoundError, SmallSampleWarning
 from keymoments.store import act_tables as sql
 from keymoments.store.store import Store
 
-__all__ = ["Uplift", "uplift", "welch_interval"]
+__all__ = ["Uplift", "uplift", "uplift_of", "welch_interval"]
 
 
 @dataclass(frozen=True)
@@ -84,6 +84,22 @@ def uplift(
     outcome = outcome or pb.outcome
     if not outcome:
         raise NotFoundError(f"Playbook {playbook!r} names no outcome to measure; add 'outcome: retained' or pass outcome=.")
+    return uplift_of(store, playbook, outcome, share=pb.holdout.share, global_share=file.global_holdout,
+                     run_id=run_id, confidence=confidence, min_n=min_n)
+
+
+def uplift_of(
+    store: Store,
+    playbook: str,
+    outcome: str,
+    *,
+    share: float,
+    global_share: float = 0.0,
+    run_id: str | None = None,
+    confidence: float = 0.95,
+    min_n: int = 30,
+) -> Uplift:
+    """:func:`uplift` from the holdout shares directly (no playbook file needed)."""
     cur = store.cursor()
     try:
         rows = sql.arms_with_outcome(cur, playbook, outcome, run_id)
@@ -99,7 +115,7 @@ def uplift(
             missing += 1
             continue
         (treat if arm == "treatment" else ctrl).append(float(value))
-    srm = sample_ratio_check(counts, share=pb.holdout.share, global_share=file.global_holdout)
+    srm = sample_ratio_check(counts, share=share, global_share=global_share)
     note = ""
     if len(treat) < 2 or len(ctrl) < 2:
         nan = float("nan")
