@@ -45,14 +45,36 @@ _ITEM_COLUMNS = [
 
 
 class Roadmap(Analysis):
-    """Phased plan with expected value; see the module docstring. Other keyword arguments go to MomentsOfTruth."""
+    """Phased plan with expected value; see the module docstring. The other parameters are MomentsOfTruth's."""
 
     title = "Roadmap"
 
-    def __init__(self, outcome: str, *, peak_target: float = 0.8, **moments_kwargs: Any) -> None:
+    def __init__(
+        self,
+        outcome: str,
+        *,
+        peak_target: float = 0.8,
+        journey: Any = None,
+        kind: str = "auto",
+        controls: list[str] | None = None,
+        touchpoints: list[str] | None = None,
+        scale: str | None = None,
+        target_valence: float | dict[str, float] | None = None,
+        value_per_customer: float | None = None,
+        n_boot: int = 1000,
+        seed: int = 0,
+    ) -> None:
         self.outcome = outcome
         self.peak_target = peak_target
-        self.moments_kwargs = moments_kwargs
+        self.journey = journey
+        self.kind = kind
+        self.controls = controls
+        self.touchpoints = touchpoints
+        self.scale = scale
+        self.target_valence = target_valence
+        self.value_per_customer = value_per_customer
+        self.n_boot = n_boot
+        self.seed = seed
 
     @classmethod
     def from_moments(cls, mot: MomentsOfTruth, *, peak_target: float = 0.8) -> Roadmap:
@@ -74,9 +96,11 @@ class Roadmap(Analysis):
     ) -> Roadmap:
         """Fit the moments of truth on ``data`` (Store, wide or long frame) and lay out the phases."""
         self._validate()
-        mot = MomentsOfTruth(self.outcome, **self.moments_kwargs).fit(
-            data, outcomes=outcomes, attributes=attributes
-        )
+        mot = MomentsOfTruth(
+            self.outcome, journey=self.journey, kind=self.kind, controls=self.controls, touchpoints=self.touchpoints,
+            scale=self.scale, target_valence=self.target_valence, value_per_customer=self.value_per_customer,
+            n_boot=self.n_boot, seed=self.seed,
+        ).fit(data, outcomes=outcomes, attributes=attributes)  # fmt: skip
         self._build(mot)
         return self
 
