@@ -66,7 +66,9 @@ def test_golden_touchpoints_match_pandas(jm, demo_store):
     for col in ("events", "customers", "journeys"):
         assert got[col].astype(int).tolist() == ref[col].astype(int).tolist(), col
     for col in ("mean_valence", "reach", "failure_rate", "median_gap_s"):
-        np.testing.assert_allclose(got[col].astype(float), ref[col].astype(float), rtol=1e-9, atol=1e-3, err_msg=col)
+        # median gaps come from a log-scale histogram: within 0.025% (+1 ms) of the exact median
+        rtol = 3e-4 if col == "median_gap_s" else 1e-9
+        np.testing.assert_allclose(got[col].astype(float), ref[col].astype(float), rtol=rtol, atol=1e-3, err_msg=col)
 
 
 def test_golden_transitions_match_pandas(jm, demo_store):
@@ -75,7 +77,7 @@ def test_golden_transitions_match_pandas(jm, demo_store):
     ref = ref.sort_index()
     assert list(got.index) == list(ref.index)
     assert got["count"].tolist() == ref["count"].astype(int).tolist()
-    np.testing.assert_allclose(got["median_gap_s"], ref["median_gap_s"], atol=1e-3)
+    np.testing.assert_allclose(got["median_gap_s"], ref["median_gap_s"], rtol=3e-4, atol=1e-3)
     # directly-follows counts sum to events minus journeys
     assert int(got["count"].sum()) == jm.n_events_ - jm.n_journeys_
 

@@ -11,6 +11,9 @@ a tenth of the valence range, about 0.4 points on a 5-point scale) below it; a *
 *neutral*. Touchpoints with fewer than ``min_rated`` (10) rated events are always neutral. The margin keeps
 statistically real but negligible differences on big data from being called pits.
 
+**Median gaps** (time to the next touchpoint) come from a histogram of the gaps on a log scale, 2000 buckets
+per e-fold, so they are within 0.025% (and a millisecond) of the exact median at the cost of a group-by.
+
 **The CI** of a touchpoint's mean valence is a percentile bootstrap over its rated events, computed exactly
 from the histogram of valences at 0.005 resolution (a multinomial resample of the histogram is a resample of
 the events), so it costs the same on 10 million events as on 1,000.
@@ -37,6 +40,22 @@ if TYPE_CHECKING:
 __all__ = ["JourneyMap", "filter_events", "multinomial_bootstrap_ci"]
 
 _BIN = 200  # valence histogram resolution: 1/200 = 0.005
+_GAP_RES = 2000  # gap histogram: buckets of ln(1 + ms) * 2000, so medians are within 0.025% (and 1 ms)
+
+
+def _hist_medians(h: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """Exact medians (mean of the two middle values) of the bucketed gaps, in seconds, per group of ``by``."""
+    rows = []
+    for key, grp in h.groupby(by, sort=False):
+        grp = grp.sort_values("_gb")
+        b = grp["_gb"].to_numpy(dtype=float)
+        c = np.cumsum(grp["n"].to_numpy(dtype=np.int64))
+        total = int(c[-1])
+        lo = b[np.searchsorted(c, (total - 1) // 2 + 1)]
+        hi = b[np.searchsorted(c, total // 2 + 1)]
+        ms = (np.expm1(lo / _GAP_RES) + np.expm1(hi / _GAP_RES)) / 2
+        rows.append((*(key if isinstance(key, tuple) else (key,)), float(np.round(ms)) / 1000.0))
+    return pd.DataFrame(rows, columns=[*by, "median_gap_s"])
 
 
 def _human_s(seconds: float) -> str:
@@ -49,9 +68,10 @@ def _human_s(seconds: float) -> str:
 
 
 @ibis.udf.scalar.builtin
-def epoch_ms(ts) -> dt.int64:  # noqa: ANN001
-    """Milliseconds since the epoch (DuckDB's ``epoch_ms``): unlike ``epoch_seconds`` it does not cast a
-    TIMESTAMPTZ to a local TIMESTAMP first, which costs a time-zone conversion per row."""
+def epoch_us(ts) -> dt.int64:  # noqa: ANN001
+    """Microseconds since the epoch (DuckDB's ``epoch_us``): unlike ``epoch_seconds`` it does not cast a
+    TIMESTAMPTZ to a local TIMESTAMP first (a time-zone conversion per row), and on 10M rows it is several
+    times faster than ``epoch_ms``."""
 
 
 def multinomial_bootstrap_ci(
@@ -183,26 +203,39 @@ class JourneyMap(Analysis):
         has_out = "outcome" in t.columns
         jid = journey_key(t)
         val = t.valence if has_val else ibis.null().cast("float64")
-        gap = (epoch_ms(t.next_ts) - epoch_ms(t.ts)).cast("float64") / 1000.0
-        t = t.mutate(_jid=jid, _val=val, _gap=gap)
+        gap_ms = (epoch_us(t.next_ts) - epoch_us(t.ts)) // 1000  # integer milliseconds
+        t = t.mutate(_jid=jid, _val=val, _gap=gap_ms)
 
-        failed = t.outcome.isin(crisis) if has_out else t.touchpoint.isnull()  # all False without outcomes
-        # 1. per (touchpoint, next touchpoint), the last events included (next is NULL): every additive number
-        pairs = t.group_by(["touchpoint", "next_touchpoint"]).aggregate(
+        # 1. per (touchpoint, next touchpoint, outcome), the last events included (next is NULL): every
+        #    additive number; the outcome is a group key so the crisis test runs on a few rows, not every event
+        keys = ["touchpoint", "next_touchpoint"] + (["outcome"] if has_out else [])
+        raw = t.group_by(keys).aggregate(
             count=t.count(),
             rated=t._val.count(),
             val_sum=t._val.sum(),
             negative=(t._val < 0).cast("int64").sum(),
-            failures=failed.cast("int64").sum(),
-            median_gap_s=t._gap.median(),
         ).execute()
-        for col in ("count", "rated", "negative", "failures"):
-            pairs[col] = pd.to_numeric(pairs[col]).fillna(0).astype("int64")
-        pairs["val_sum"] = pd.to_numeric(pairs["val_sum"]).astype("float64").fillna(0.0)
-        if pairs.empty:
+        for col in ("count", "rated", "negative"):
+            raw[col] = pd.to_numeric(raw[col]).fillna(0).astype("int64")
+        raw["val_sum"] = pd.to_numeric(raw["val_sum"]).astype("float64").fillna(0.0)
+        if raw.empty:
             raise NotEnoughDataError("No events to map (after filters); ingest events or loosen the filters.")
-        # 2. the holistic numbers per touchpoint (medians) and the two small histograms
-        gaps = t.group_by("touchpoint").aggregate(median_gap_s=t._gap.median()).execute()
+        raw["failures"] = np.where(raw["outcome"].isin(crisis), raw["count"], 0) if has_out else 0
+        raw["next_touchpoint"] = raw["next_touchpoint"].astype(object).where(raw["next_touchpoint"].notna(), None)
+        pairs = (
+            raw.groupby(["touchpoint", "next_touchpoint"], dropna=False, sort=False)[
+                ["count", "rated", "val_sum", "negative", "failures"]
+            ].sum().reset_index()
+        )
+        # 2. gap medians from a log-scale histogram of the gaps (relative precision 1/_GAP_RES): one cheap
+        #    group-by serves the medians per transition and per touchpoint
+        g = t.filter(t.next_ts.notnull())
+        g = g.mutate(_gb=((g._gap.clip(lower=0) + 1).cast("float64").ln() * _GAP_RES).round().cast("int32"))
+        gh = g.group_by(["touchpoint", "next_touchpoint", "_gb"]).aggregate(n=g.count()).execute()
+        pair_med = _hist_medians(gh, ["touchpoint", "next_touchpoint"])
+        tp_med = _hist_medians(gh.groupby(["touchpoint", "_gb"], as_index=False)["n"].sum(), ["touchpoint"])
+        pairs = pairs.merge(pair_med, on=["touchpoint", "next_touchpoint"], how="left")
+        gaps = tp_med
         step_hist = t.group_by(["touchpoint", "step"]).aggregate(n=t.count()).execute()
         rated_t = t.filter(t._val.notnull())
         hist = (
@@ -298,11 +331,15 @@ class JourneyMap(Analysis):
             return self._journey_level_distinct(t, order)
         idx = t.touchpoint.cases(*[(tp, i) for i, tp in enumerate(order)], else_=None).cast("int64")
         bit = ibis.literal(1, "int64") << idx
-        fp = (t.touchpoint.concat(ibis.literal("\x1f"), t.step.cast("string"))).hash()
+        fp = (idx * 1_000_003 + t.step.cast("int64")).hash()  # (touchpoint, step) pairs are distinct in a journey
         u = t.mutate(_bit=bit, _fp=fp)
         per_j = u.group_by("_jid").aggregate(
             customer_id=u.customer_id.arbitrary(), mask=u._bit.bit_or(), fp=u._fp.bit_xor(), n=u.count()
         )
+        try:  # the journey-level table (one row per journey) feeds two queries: materialise it once
+            per_j = per_j.cache()
+        except Exception:  # noqa: BLE001 - a backend without temp tables just recomputes it
+            pass
         per_fp = per_j.group_by("fp").aggregate(
             journeys=per_j.count(), mask=per_j.mask.arbitrary(), example=per_j._jid.min()
         ).execute()
