@@ -10,7 +10,13 @@ import pandas as pd
 import pytest
 
 from keymoments.analyze.moments import MomentsOfTruth
-from keymoments.exceptions import InvalidParameterError, KeymomentsWarning, NotFoundError, SmallSampleWarning
+from keymoments.exceptions import (
+    InvalidParameterError,
+    KeymomentsWarning,
+    NotEnoughDataError,
+    NotFoundError,
+    SmallSampleWarning,
+)
 
 TOUCHPOINT_KEYS = {"touchpoint", "impact", "ci_low", "ci_high", "reach", "mean_valence", "target_valence", "gap",
                    "priority", "characteristics", "n"}  # fmt: skip
@@ -110,6 +116,8 @@ def test_errors_say_how_to_fix():
         MomentsOfTruth("retaned").fit(df)
     with pytest.raises(InvalidParameterError, match="'kind' parameter of MomentsOfTruth"):
         MomentsOfTruth("retained", kind="logit").fit(df)
+    with pytest.raises(NotEnoughDataError, match="needs at least"):
+        MomentsOfTruth("spend", touchpoints=["booking", "flight", "baggage", "lounge"]).fit(survey(6))
     with pytest.raises(InvalidParameterError, match="numeric or boolean"):
         MomentsOfTruth("segment", touchpoints=["flight"]).fit(df)
 

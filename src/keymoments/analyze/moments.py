@@ -169,6 +169,11 @@ class MomentsOfTruth(Analysis):
                 f"No touchpoint has enough varied experiences to estimate an impact (of {list(V.columns)})."
             )
         q = design.X.shape[1]
+        if n < q + 3:
+            raise NotEnoughDataError(
+                f"{n} customers cannot support a model with {q} predictors (touchpoints, 'not experienced' "
+                f"indicators and controls); it needs at least {q + 3}. Pass fewer touchpoints or controls."
+            )
 
         def warn(what: str, k: int, minimum: int) -> None:
             with warnings.catch_warnings(record=True) as rec:
