@@ -20,6 +20,14 @@ it is the expected change of the outcome's mean if everyone who meets the touchp
 rate points for a binary outcome (``expected_customers`` = priority x n), money for a money outcome. For a
 binary outcome ``expected_value`` converts customers to money with the mean spend of a retained customer when
 the store has a spend outcome (or ``value_per_customer`` is given).
+
+**Caveats, said plainly.** The impacts are associations adjusted for the other touchpoints and the customer's
+attributes, not experiments. Intervals carry sampling error only. When ratings measure experience with noise
+(coarse scales, few rated visits) and a customer's mood lifts every rating (halo), a touchpoint with no
+effect of its own can borrow a little of the drivers' effect: on the demo airline, fitted on the *latent*
+experiences the planted null touchpoints come out at 0.00 +/- 0.03, on the observed ratings at about +0.04
+(10 seeds of 2,000 customers: 29 of 40 null intervals cover zero), so their intervals can exclude zero. Read small impacts next to the big ones, and
+prefer the ranking to the significance of the tail.
 """
 
 from __future__ import annotations
