@@ -9,7 +9,7 @@ the mean number of handoffs.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import duckdb
@@ -19,7 +19,7 @@ from keymoments.exceptions import ConfigError, NotFoundError
 from keymoments.store import act_tables as sql
 from keymoments.store.store import Store
 
-__all__ = ["CASE_STATUSES", "TRANSITIONS", "CaseBook", "on_approval", "open_case_row", "apply_case_update"]
+__all__ = ["CASE_STATUSES", "TRANSITIONS", "CaseBook", "on_approval"]
 
 CASE_STATUSES = ("open", "in_progress", "awaiting_approval", "resolved", "closed")
 
@@ -42,53 +42,6 @@ def _fill(template: str, values: dict[str, Any]) -> str:
         return template.format_map(_Missing({k: ("" if v is None else v) for k, v in values.items()}))
     except (ValueError, IndexError):
         return template
-
-
-def open_case_row(
-    con: duckdb.DuckDBPyConnection, *, case_id: str, decision_id: str, playbook: str, customer_id: str,
-    journey_id: str | None, event_id: str | None, at: datetime, action: dict[str, Any], owner: str | None,
-    values: dict[str, Any], currency: str | None = None,
-) -> bool:  # fmt: skip
-    """Open a case from a decision (inside a write transaction); False when it is already open (a replay)."""
-    status = "in_progress" if owner else "open"
-    created = sql.insert_case(
-        con,
-        {
-            "case_id": case_id, "playbook": playbook, "customer_id": customer_id, "journey_id": journey_id,
-            "status": status, "owner": owner, "first_owner": owner, "team": action.get("team"),
-            "priority": action.get("priority"), "reason": _fill(action.get("reason") or playbook, values),
-            "trigger_event_ids": [event_id] if event_id else [], "compensation_cents": 0, "currency": currency,
-            "approval_entry_id": None, "opened_at": at,
-            "sla_due_at": at + timedelta(hours=float(action.get("sla_hours") or 48)), "updated_at": at,
-            "decision_id": decision_id,
-        },
-    )  # fmt: skip
-    if created:
-        sql.add_case_event(con, case_id, at, "opened", "engine", None, status,
-                           {"playbook": playbook, "owner": owner, "team": action.get("team"), "event_id": event_id})
-    return created
-
-
-def apply_case_update(con: duckdb.DuckDBPyConnection, case_id: str, status: str, at: datetime,
-                      detail: dict[str, Any], event_id: str | None) -> None:
-    """Apply an engine case update (``handoff`` or ``resolved``) to the stored case and its timeline."""
-    case = sql.get_case(con, case_id)
-    if case is None or case["status"] == "closed":
-        return
-    if status == "handoff":
-        sql.update_case(con, case_id, handoffs=int(detail.get("handoffs", case["handoffs"] + 1)), updated_at=at)
-        sql.add_case_event(con, case_id, at, "handoff", detail.get("served_by"), detail={**detail, "event_id": event_id})
-    elif status == "resolved" and case["status"] != "resolved":
-        if case["status"] == "awaiting_approval":
-            sql.add_case_event(con, case_id, at, "moment", "engine", detail={**detail, "event_id": event_id,
-                                                                         "note": "resolving moment while awaiting approval"})
-            return
-        owner = detail.get("owner") or case["owner"]
-        sql.update_case(con, case_id, status="resolved", resolved_at=at, updated_at=at, owner=owner,
-                        first_owner=case["first_owner"] or owner,  # a team case's first owner is who took it
-                        handoffs=int(detail.get("handoffs", case["handoffs"])))
-        sql.add_case_event(con, case_id, at, "status", "engine", case["status"], "resolved",
-                           {**detail, "event_id": event_id})
 
 
 def on_approval(con: duckdb.DuckDBPyConnection, case_id: str, *, approved: bool, by: str) -> None:

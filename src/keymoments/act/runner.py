@@ -18,17 +18,16 @@ import hashlib
 import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import duckdb
 import pandas as pd
 
 from keymoments.act.budgets import Ledger
-from keymoments.act.cases import _fill, apply_case_update, open_case_row
+from keymoments.act.cases import _fill
 from keymoments.act.engine import Decision, Engine
 from keymoments.act.models import PlaybookFile
-from keymoments.exceptions import BudgetError
 from keymoments.store import act_tables as sql
 from keymoments.store.store import Store
 
@@ -261,65 +260,136 @@ class PlaybookRunner:
     # -- fire: record decisions and their effects ------------------------------------------------------------
     def fire(self, decisions: list[Decision], *, last_seq: int | None = None,
              con: duckdb.DuckDBPyConnection | None = None) -> Counter:  # fmt: skip
-        """Record decisions with their cases, ledger entries and outbox messages in one transaction."""
+        """Record decisions with their cases, ledger entries and outbox messages in one transaction.
+
+        Batched: a handful of statements per call, whatever the number of decisions. Budgets are checked
+        against the pools' rows read inside the transaction (the single writer holds it), and taken with one
+        ``UPDATE`` per pool key, which the ``CHECK (remaining_cents >= 0)`` guards."""
         if con is None:
             with self.store.write() as c:
                 return self.fire(decisions, last_seq=last_seq, con=c)
         written: Counter = Counter()
         now = datetime.now(UTC)
         run_id = self.live_run_id
-        fresh_ids = set(d.decision_id for d in decisions) - sql.existing_decision_ids(
-            con, run_id, [d.decision_id for d in decisions]
-        )
-        fresh = [d for d in decisions if d.decision_id in fresh_ids]
+        known = sql.existing_decision_ids(con, run_id, [d.decision_id for d in decisions])
+        fresh = [d for d in decisions if d.decision_id not in known]
+        entries = self._fire_ledger(con, fresh, now, written)
+        outbox = self._fire_cases(con, fresh, entries, now, written)
+        sql.insert_rows(con, "playbook_decisions", sql._DECISION_COLS,
+                        [_decision_row(d, run_id, "live", now) for d in fresh])  # fmt: skip
+        sql.upsert_holdouts(con, self._holdout_rows(fresh))
+        sql.insert_rows(con, "outbox", sql._OUTBOX_COLS, outbox)
+        written["decisions"] += len(fresh)
+        written["outbox"] += sum(1 for o in outbox if o[6] == "pending")
+        if last_seq is not None:
+            self._touch_run(con, last_seq, len(fresh))
+        return written
+
+    def _fire_ledger(self, con: duckdb.DuckDBPyConnection, fresh: list[Decision], now: datetime,
+                     written: Counter) -> dict[str, list[tuple]]:  # fmt: skip
+        """Spend or reserve every compensation; returns {decision_id: [(entry_id, pool, cents, status)]}."""
+        reqs = []
+        for d in fresh:
+            if d.kind == "fire" and d.status == "fired":
+                for i, a in enumerate(d.actions):
+                    if a["type"] == "compensate":
+                        pool = self.ledger.pool(a["budget"])
+                        key = (d.budget_key or "*") if pool.scope != "global" else "*"
+                        reqs.append((d, i, a, pool, (pool.name, key, self.ledger._period(pool, d.ts))))
+        if not reqs:
+            return {}
+        sql.ensure_pools(con, sorted({(p.name, k[1], p.period, k[2], p.amount_cents, p.currency, p.limit_cents)
+                                      for _d, _i, _a, p, k in reqs}))  # fmt: skip
+        remaining = sql.pool_remaining(con, list({r[4] for r in reqs}))
+        taken: Counter = Counter()
+        rows, out = [], defaultdict(list)
+        for d, i, a, pool, k in reqs:
+            cents = int(round(float(a["amount"]) * 100))
+            left, limit = remaining[k]
+            if cents > left - taken[k]:
+                d.budget_blocked = True
+                d.cost_cents = max(0, d.cost_cents - cents)
+                d.detail["budget_error"] = (
+                    f"budget {pool.name!r} ({k[1]}) has {(left - taken[k]) / 100:.2f} {pool.currency} left; "
+                    f"{cents / 100:.2f} would overdraw it"
+                )
+                written["budget_blocked"] += 1
+                continue
+            taken[k] += cents
+            status = "pending_approval" if limit is not None and cents > limit else "approved"
+            eid = f"le-{d.decision_id}-{i}"
+            rows.append((eid, pool.name, k[1], k[2], cents, status, d.case_id, d.decision_id, d.customer_id,
+                         d.employee_id or "engine", a.get("kind"), now, now if status == "approved" else None,
+                         "auto (within empowerment limit)" if status == "approved" else None))  # fmt: skip
+            out[d.decision_id].append((eid, pool.name, cents, status, pool.currency))
+        for (pool_name, key, start), cents in taken.items():
+            sql.take_from_pool(con, pool_name, key, start, cents)  # CHECK (remaining_cents >= 0) guards this
+        sql.insert_rows(con, "ledger", ("entry_id", "pool", "scope_key", "period_start", "amount_cents", "status",
+                                        "case_id", "decision_id", "customer_id", "actor", "note", "created_at",
+                                        "settled_at", "settled_by"), rows)  # fmt: skip
+        written["ledger"] += len(rows)
+        return out
+
+    def _fire_cases(self, con: duckdb.DuckDBPyConnection, fresh: list[Decision], entries: dict[str, list[tuple]],
+                    now: datetime, written: Counter) -> list[tuple]:  # fmt: skip
+        """Open cases, apply case updates, and build the outbox rows; returns the outbox rows."""
+        new_cases: dict[str, dict[str, Any]] = {}
+        events: list[list[Any]] = []  # [case_id, ts, kind, actor, from, to, detail]
         outbox: list[tuple] = []
-        currency = {b.name: b.currency for b in self.file.budgets}
+        touched_ids = [d.case_id for d in fresh if d.kind == "case_update"]
+        stored = sql.cases_by_id(con, touched_ids)
         for d in fresh:
             at = d.ts
             if d.kind == "case_update":
-                apply_case_update(con, d.case_id, d.status, at, d.detail, d.event_id)
+                case = new_cases.get(d.case_id) or stored.get(d.case_id)
+                if case is None or case["status"] == "closed":
+                    continue
                 written["case_updates"] += 1
+                detail = {**d.detail, "event_id": d.event_id}
+                if d.status == "handoff":
+                    case["handoffs"] = int(d.detail.get("handoffs", (case["handoffs"] or 0) + 1))
+                    case["updated_at"] = at
+                    events.append([d.case_id, at, "handoff", d.detail.get("served_by"), None, None, detail])
+                elif d.status == "resolved" and case["status"] not in ("resolved", "awaiting_approval"):
+                    owner = d.detail.get("owner") or case["owner"]
+                    events.append([d.case_id, at, "status", "engine", case["status"], "resolved", detail])
+                    case.update(status="resolved", resolved_at=at, updated_at=at, owner=owner,
+                                first_owner=case["first_owner"] or owner,
+                                handoffs=int(d.detail.get("handoffs", case["handoffs"] or 0)))  # fmt: skip
+                elif d.status == "resolved":
+                    events.append([d.case_id, at, "moment", "engine", None, None,
+                                   {**detail, "note": f"resolving moment while {case['status']}"}])  # fmt: skip
                 continue
             if d.status != "fired":
                 continue
             values = {**d.detail, "touchpoint": d.touchpoint, "outcome": d.outcome, "text": d.text,
-                      "customer_id": d.customer_id, "playbook": d.playbook}
-            entries = []
+                      "customer_id": d.customer_id, "playbook": d.playbook}  # fmt: skip
+            mine = entries.get(d.decision_id, [])
             for i, a in enumerate(d.actions):
-                if a["type"] == "compensate":
-                    cents = int(round(float(a["amount"]) * 100))
-                    try:
-                        entry = self.ledger.request(
-                            con, a["budget"], cents, scope_key=d.budget_key or "*", at=at,
-                            entry_id=f"le-{d.decision_id}-{i}", case_id=d.case_id, decision_id=d.decision_id,
-                            customer_id=d.customer_id, actor=d.employee_id or "engine", note=a.get("kind"),
-                        )  # fmt: skip
-                        entries.append(entry)
-                        written["ledger"] += 1
-                    except BudgetError as exc:
-                        d.budget_blocked = True
-                        d.cost_cents = max(0, d.cost_cents - cents)
-                        d.detail["budget_error"] = str(exc)
-                        written["budget_blocked"] += 1
-            for i, a in enumerate(d.actions):
-                if a["type"] == "open_case" and d.case_id:
-                    owner = d.employee_id if a.get("owner") == "employee" else None
-                    cur_code = next((currency[e.pool] for e in entries), None)
-                    if open_case_row(con, case_id=d.case_id, decision_id=d.decision_id, playbook=d.playbook,
-                                     customer_id=d.customer_id, journey_id=d.journey_id, event_id=d.event_id, at=at,
-                                     action=a, owner=owner, values=values, currency=cur_code):  # fmt: skip
-                        written["cases"] += 1
-                    comp = sum(e.amount_cents for e in entries)
-                    pending = [e for e in entries if e.needs_approval]
-                    if comp:
-                        sql.update_case(con, d.case_id, compensation_cents=comp)
-                    if pending:
-                        sql.update_case(con, d.case_id, status="awaiting_approval", approval_entry_id=pending[0].entry_id)
-                        sql.add_case_event(con, d.case_id, at, "status", "engine", None, "awaiting_approval",
-                                           {"entry_id": pending[0].entry_id, "amount_cents": pending[0].amount_cents,
-                                            "reason": "above the empowerment limit"})
                 if a["type"] == "compensate":
                     continue
+                if a["type"] == "open_case" and d.case_id and d.case_id not in new_cases:
+                    owner = d.employee_id if a.get("owner") == "employee" else None
+                    pending = next((e for e in mine if e[3] == "pending_approval"), None)
+                    status = "awaiting_approval" if pending else ("in_progress" if owner else "open")
+                    new_cases[d.case_id] = {
+                        "case_id": d.case_id, "playbook": d.playbook, "customer_id": d.customer_id,
+                        "journey_id": d.journey_id, "status": status, "owner": owner, "first_owner": owner,
+                        "team": a.get("team"), "priority": a.get("priority"),
+                        "reason": _fill(a.get("reason") or d.playbook, values),
+                        "trigger_event_ids": json.dumps([d.event_id] if d.event_id else []),
+                        "compensation_cents": sum(e[2] for e in mine), "currency": mine[0][4] if mine else None,
+                        "approval_entry_id": pending[0] if pending else None, "opened_at": at,
+                        "sla_due_at": at + timedelta(hours=float(a.get("sla_hours") or 48)), "updated_at": at,
+                        "resolved_at": None, "closed_at": None, "handoffs": 0, "decision_id": d.decision_id,
+                    }  # fmt: skip
+                    events.append([d.case_id, at, "opened", "engine", None, "open" if not owner else "in_progress",
+                                   {"playbook": d.playbook, "owner": owner, "team": a.get("team"),
+                                    "event_id": d.event_id}])  # fmt: skip
+                    if pending:
+                        events.append([d.case_id, at, "status", "engine", None, "awaiting_approval",
+                                       {"entry_id": pending[0], "amount_cents": pending[2],
+                                        "reason": "above the empowerment limit"}])  # fmt: skip
                 payload = {
                     "type": a.get("event_type", f"playbook.{a['type']}"), "message_id": f"{d.decision_id}:{i}",
                     "decision_id": d.decision_id, "playbook": d.playbook, "action": a["type"],
@@ -332,11 +402,17 @@ class PlaybookRunner:
                     f"{d.decision_id}:{i}", d.decision_id, d.playbook, a["type"], a.get("url"),
                     json.dumps(payload, default=str), "pending" if a.get("url") else "recorded", 0, now, now,
                 ))  # fmt: skip
-        sql.insert_decisions(con, [_decision_row(d, run_id, "live", now) for d in fresh])
-        sql.upsert_holdouts(con, self._holdout_rows(fresh))
-        sql.insert_outbox(con, outbox)
-        written["decisions"] += len(fresh)
-        written["outbox"] += sum(1 for o in outbox if o[6] == "pending")
-        if last_seq is not None:
-            self._touch_run(con, last_seq, len(fresh))
-        return written
+        if new_cases:
+            cols = list(next(iter(new_cases.values())))
+            sql.insert_rows(con, "cases", cols, [tuple(c[k] for k in cols) for c in new_cases.values()])
+            written["cases"] += len(new_cases)
+        sql.update_cases(con, [c for cid, c in stored.items() if cid not in new_cases])
+        if events:
+            base = sql.max_event_n(con, list({e[0] for e in events if e[0] not in new_cases}))
+            rows = []
+            for e in events:
+                base[e[0]] = n = base.get(e[0], 0) + 1
+                rows.append((e[0], n, e[1], e[2], e[3], e[4], e[5], json.dumps(e[6], default=str)))
+            sql.insert_rows(con, "case_events", ("case_id", "n", "ts", "kind", "actor", "from_status", "to_status",
+                                                 "detail"), rows)  # fmt: skip
+        return outbox

@@ -492,3 +492,77 @@ def get_meta(con: duckdb.DuckDBPyConnection, key: str) -> str | None:
 
 def set_meta(con: duckdb.DuckDBPyConnection, key: str, value: str) -> None:
     con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [key, value])
+
+
+# -- bulk helpers (the live runner's fire step: a few statements per batch, not per decision) ---------------
+def insert_rows(con: duckdb.DuckDBPyConnection, table: str, cols: Sequence[str], rows: Sequence[tuple]) -> None:
+    """Insert many rows in one statement (through a registered DataFrame); existing keys are skipped."""
+    if not rows:
+        return
+    import pandas as pd
+
+    name = f"_km_{table}_rows"
+    con.register(name, pd.DataFrame(list(rows), columns=list(cols)))
+    try:
+        con.execute(f"INSERT OR IGNORE INTO {table} ({', '.join(cols)}) SELECT {', '.join(cols)} FROM {name}")
+    finally:
+        con.unregister(name)
+
+
+def ensure_pools(con: duckdb.DuckDBPyConnection, rows: Sequence[tuple]) -> None:
+    """(pool, scope_key, period, period_start, amount_cents, currency, limit_cents) rows; existing pools kept."""
+    insert_rows(
+        con, "budgets",
+        ("pool", "scope_key", "period", "period_start", "amount_cents", "remaining_cents", "currency",
+         "empowerment_limit_cents"),
+        [(p, k, per, start, amt, amt, cur, lim) for p, k, per, start, amt, cur, lim in rows],
+    )  # fmt: skip
+
+
+def pool_remaining(con: duckdb.DuckDBPyConnection, keys: Sequence[tuple]) -> dict[tuple, tuple[int, int | None]]:
+    """{(pool, scope_key, period_start): (remaining_cents, empowerment_limit_cents)} for the given keys."""
+    if not keys:
+        return {}
+    rows = con.execute(
+        "SELECT pool, scope_key, period_start, remaining_cents, empowerment_limit_cents FROM budgets "
+        "WHERE pool IN (SELECT unnest(?)) AND scope_key IN (SELECT unnest(?))",
+        [sorted({k[0] for k in keys}), sorted({k[1] for k in keys})],
+    ).fetchall()
+    wanted = set(keys)
+    return {(p, k, st): (int(rem), None if lim is None else int(lim)) for p, k, st, rem, lim in rows if (p, k, st) in wanted}
+
+
+def cases_by_id(con: duckdb.DuckDBPyConnection, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    if not ids:
+        return {}
+    cur = con.execute("SELECT * FROM cases WHERE case_id IN (SELECT unnest(?))", [list(ids)])
+    cols = [d[0] for d in cur.description]
+    return {r[0]: dict(zip(cols, r, strict=True)) for r in cur.fetchall()}
+
+
+def max_event_n(con: duckdb.DuckDBPyConnection, ids: Sequence[str]) -> dict[str, int]:
+    if not ids:
+        return {}
+    rows = con.execute(
+        "SELECT case_id, max(n) FROM case_events WHERE case_id IN (SELECT unnest(?)) GROUP BY case_id", [list(ids)]
+    ).fetchall()
+    return {r[0]: int(r[1]) for r in rows}
+
+
+_CASE_UPDATE_COLS = ("status", "owner", "first_owner", "handoffs", "resolved_at", "updated_at", "compensation_cents",
+                     "approval_entry_id")  # fmt: skip
+
+
+def update_cases(con: duckdb.DuckDBPyConnection, cases: Sequence[dict[str, Any]]) -> None:
+    """Write the lifecycle columns of existing cases in one statement."""
+    if not cases:
+        return
+    import pandas as pd
+
+    df = pd.DataFrame([{c: case.get(c) for c in ("case_id", *_CASE_UPDATE_COLS)} for case in cases])
+    con.register("_km_case_updates", df)
+    try:
+        sets = ", ".join(f"{c} = u.{c}" for c in _CASE_UPDATE_COLS)
+        con.execute(f"UPDATE cases SET {sets} FROM _km_case_updates u WHERE cases.case_id = u.case_id")
+    finally:
+        con.unregister("_km_case_updates")
