@@ -6,7 +6,10 @@ The numbers behind :class:`~keymoments.analyze.moments.MomentsOfTruth`, on plain
 [-1, 1] there). A touchpoint the customer never met is *missing, not bad*: its valence is imputed at the
 touchpoint's observed mean and a 0/1 "not experienced" indicator enters the model beside it (the
 missing-indicator method). With the indicator in the model the valence slope is identified only from the
-customers who did meet the touchpoint, and the indicator absorbs any level difference of those who did not.
+customers who did meet the touchpoint, and the indicator absorbs any level difference of those who did not. For a touchpoint the customer never met the
+valence does not exist (it is not an unrecorded value), so this conditional model is the right one rather than an
+approximation; the known bias of the missing-indicator method concerns values that exist but went unrecorded
+(a survey item skipped by someone who did experience it), where it behaves like mean imputation.
 Customer attributes (segment, tenure, class…) enter as controls: numbers as they are (mean-imputed, with an
 indicator when missing), categories one-hot against their most frequent level.
 
