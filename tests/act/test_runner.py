@@ -101,3 +101,23 @@ def test_replaying_fire_twice_adds_nothing(store):
     w2 = runner.fire(res.decisions)  # a crash after the commit, then the same batch again
     assert w1["decisions"] > 0 and w2["decisions"] == 0
     assert counts == {t: store.count(t) for t in counts}
+
+
+def test_live_stream_decides_at_once_and_records_in_batches(store):
+    from keymoments.act.engine import event_tuple
+    from keymoments.act.runner import LiveStream
+
+    pf = loads_playbooks(PB)
+    load_events(store, HISTORY)
+    cur = store.cursor()
+    events = [e for ch in sql.iter_events(cur, order="seq") for e in ch]
+    cur.close()
+    runner = PlaybookRunner(store, pf)
+    with LiveStream(runner, flush_every=0.01) as live:
+        decided = [d for e in events for d in live.submit(e)]
+        assert decided  # decisions come back synchronously
+    assert store.count("playbook_decisions") == len(decided)
+    # the cursor moved with the stream: a live pass finds nothing left to do, and decides nothing twice
+    again = PlaybookRunner(store, pf).run_live()
+    assert again.events == 0 and store.count("playbook_decisions") == len(decided)
+    assert event_tuple(HISTORY[0])[2] == "a"

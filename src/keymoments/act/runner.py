@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
+import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -31,7 +33,7 @@ from keymoments.act.models import PlaybookFile
 from keymoments.store import act_tables as sql
 from keymoments.store.store import Store
 
-__all__ = ["BacktestResult", "LiveResult", "PlaybookRunner", "file_hash", "summarise"]
+__all__ = ["BacktestResult", "LiveResult", "LiveStream", "PlaybookRunner", "file_hash", "summarise"]
 
 SUMMARY_COLUMNS = [
     "playbook", "triggered", "fired", "held_out", "blocked", "budget_blocks", "approvals_needed", "cases_opened",
@@ -249,13 +251,8 @@ class PlaybookRunner:
         return LiveResult(self.live_run_id, total, fired, dict(written), last_seq)
 
     def _touch_run(self, con: duckdb.DuckDBPyConnection, last_seq: int, added: int = 0) -> None:
-        run = sql.get_run(con, self.live_run_id)
-        now = datetime.now(UTC)
-        sql.insert_run(con, {
-            "run_id": self.live_run_id, "mode": "live", "source": self.source, "file_hash": self.hash,
-            "seed": self.seed, "started_at": run["started_at"] if run else now, "finished_at": now,
-            "events": None, "decisions": (run["decisions"] or 0) + added if run else added, "last_seq": last_seq,
-        })  # fmt: skip
+        sql.touch_live_run(con, self.live_run_id, source=self.source, file_hash=self.hash, seed=self.seed,
+                           last_seq=last_seq, added=added, now=datetime.now(UTC))  # fmt: skip
 
     # -- fire: record decisions and their effects ------------------------------------------------------------
     def fire(self, decisions: list[Decision], *, last_seq: int | None = None,
@@ -276,9 +273,9 @@ class PlaybookRunner:
         entries = self._fire_ledger(con, fresh, now, written)
         outbox = self._fire_cases(con, fresh, entries, now, written)
         sql.insert_rows(con, "playbook_decisions", sql._DECISION_COLS,
-                        [_decision_row(d, run_id, "live", now) for d in fresh])  # fmt: skip
+                        [_decision_row(d, run_id, "live", now) for d in fresh], ignore=False)  # fmt: skip
         sql.upsert_holdouts(con, self._holdout_rows(fresh))
-        sql.insert_rows(con, "outbox", sql._OUTBOX_COLS, outbox)
+        sql.insert_rows(con, "outbox", sql._OUTBOX_COLS, outbox, ignore=False)  # ids derive from fresh decisions
         written["decisions"] += len(fresh)
         written["outbox"] += sum(1 for o in outbox if o[6] == "pending")
         if last_seq is not None:
@@ -326,7 +323,7 @@ class PlaybookRunner:
             sql.take_from_pool(con, pool_name, key, start, cents)  # CHECK (remaining_cents >= 0) guards this
         sql.insert_rows(con, "ledger", ("entry_id", "pool", "scope_key", "period_start", "amount_cents", "status",
                                         "case_id", "decision_id", "customer_id", "actor", "note", "created_at",
-                                        "settled_at", "settled_by"), rows)  # fmt: skip
+                                        "settled_at", "settled_by"), rows, ignore=False)  # fmt: skip
         written["ledger"] += len(rows)
         return out
 
@@ -404,7 +401,7 @@ class PlaybookRunner:
                 ))  # fmt: skip
         if new_cases:
             cols = list(next(iter(new_cases.values())))
-            sql.insert_rows(con, "cases", cols, [tuple(c[k] for k in cols) for c in new_cases.values()])
+            sql.insert_rows(con, "cases", cols, [tuple(c[k] for k in cols) for c in new_cases.values()], ignore=False)
             written["cases"] += len(new_cases)
         sql.update_cases(con, [c for cid, c in stored.items() if cid not in new_cases])
         if events:
@@ -414,5 +411,76 @@ class PlaybookRunner:
                 base[e[0]] = n = base.get(e[0], 0) + 1
                 rows.append((e[0], n, e[1], e[2], e[3], e[4], e[5], json.dumps(e[6], default=str)))
             sql.insert_rows(con, "case_events", ("case_id", "n", "ts", "kind", "actor", "from_status", "to_status",
-                                                 "detail"), rows)  # fmt: skip
+                                                 "detail"), rows, ignore=False)  # fmt: skip
         return outbox
+
+
+class LiveStream:
+    """Live decisions for events pushed one at a time (e.g. by the API as it ingests them).
+
+    :meth:`submit` evaluates the event at once and returns its decisions (microseconds; the decision is made
+    and deterministic from here on); a writer thread fires (records) what was decided in batches every
+    ``flush_every`` seconds, one transaction each (group commit), so the store's write latency never delays
+    a decision. :meth:`close` (or leaving the ``with`` block) flushes what is left. A crash between a decision
+    and its batch's commit loses nothing that matters: the events are in the store, the cursor is not moved,
+    and the next live pass decides them again, identically.
+    """
+
+    def __init__(self, runner: PlaybookRunner, engine: Engine | None = None, *, flush_every: float = 0.02,
+                 on_commit: Any = None) -> None:  # fmt: skip
+        self.runner = runner
+        if engine is None:
+            engine, self.last_seq = runner.live_engine()
+        else:
+            self.last_seq = 0
+        self.engine = engine
+        self.flush_every = flush_every
+        self.on_commit = on_commit
+        self._lock = threading.Lock()
+        self._pending: list[Decision] = []
+        self._stop = threading.Event()
+        self.committed = 0
+        self.errors: list[BaseException] = []
+        self._writer = threading.Thread(target=self._loop, name="keymoments-live-writer", daemon=True)
+        self._writer.start()
+
+    def submit(self, event: tuple) -> list[Decision]:
+        """Decide on one event (an engine tuple); its decisions are recorded by the next flush."""
+        with self._lock:
+            out = self.engine.evaluate(event)
+            if event[0] and event[0] > self.last_seq:
+                self.last_seq = event[0]
+            if out:
+                self._pending.extend(out)
+        return out
+
+    def flush(self) -> int:
+        with self._lock:
+            batch, self._pending = self._pending, []
+            seq = self.last_seq
+        if batch:
+            self.runner.fire(batch, last_seq=seq or None)
+            self.committed += len(batch)
+            if self.on_commit is not None:
+                self.on_commit(batch, time.perf_counter())
+        return len(batch)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.flush_every):
+            try:
+                self.flush()
+            except Exception as exc:  # keep deciding; surface the error on close
+                self.errors.append(exc)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._writer.join()
+        self.flush()
+        if self.errors:
+            raise self.errors[0]
+
+    def __enter__(self) -> LiveStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

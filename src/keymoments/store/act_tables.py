@@ -208,6 +208,19 @@ def insert_run(con: duckdb.DuckDBPyConnection, run: dict[str, Any]) -> None:
     )
 
 
+def touch_live_run(
+    con: duckdb.DuckDBPyConnection, run_id: str, *, source: str | None, file_hash: str, seed: int, last_seq: int,
+    added: int, now: datetime,
+) -> None:  # fmt: skip
+    """Create or move on the live run's row: its cursor (last seq processed) and decision count, one statement."""
+    con.execute(
+        """INSERT INTO playbook_runs VALUES (?, 'live', ?, ?, ?, ?, ?, NULL, ?, ?)
+           ON CONFLICT (run_id) DO UPDATE SET finished_at = excluded.finished_at, last_seq = excluded.last_seq,
+               decisions = coalesce(playbook_runs.decisions, 0) + excluded.decisions""",
+        [run_id, source, file_hash, seed, now, now, added, last_seq],
+    )
+
+
 def get_run(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any] | None:
     cur = con.execute("SELECT * FROM playbook_runs WHERE run_id = ?", [run_id])
     row = cur.fetchone()
@@ -264,8 +277,7 @@ def latest_run_id(con: duckdb.DuckDBPyConnection, mode: str | None = None) -> st
 
 def upsert_holdouts(con: duckdb.DuckDBPyConnection, rows: Sequence[tuple]) -> None:
     """(playbook, customer_id, arm, share, global_share, first_seen) rows; the first assignment wins."""
-    if rows:
-        con.executemany("INSERT OR IGNORE INTO holdout_assignments VALUES (?, ?, ?, ?, ?, ?)", list(rows))
+    insert_rows(con, "holdout_assignments", ("playbook", "customer_id", "arm", "share", "global_share", "first_seen"), rows)
 
 
 def holdout_counts(con: duckdb.DuckDBPyConnection) -> list[tuple]:
@@ -495,18 +507,20 @@ def set_meta(con: duckdb.DuckDBPyConnection, key: str, value: str) -> None:
 
 
 # -- bulk helpers (the live runner's fire step: a few statements per batch, not per decision) ---------------
-def insert_rows(con: duckdb.DuckDBPyConnection, table: str, cols: Sequence[str], rows: Sequence[tuple]) -> None:
-    """Insert many rows in one statement (through a registered DataFrame); existing keys are skipped."""
+def insert_rows(
+    con: duckdb.DuckDBPyConnection, table: str, cols: Sequence[str], rows: Sequence[tuple], *, ignore: bool = True
+) -> None:
+    """Insert many rows with one multi-row ``VALUES`` statement per 256 rows.
+
+    ``ignore=True`` skips rows whose key exists; pass False where the caller knows the keys are new (it is
+    cheaper, and a duplicate then fails loudly instead of being hidden)."""
     if not rows:
         return
-    import pandas as pd
-
-    name = f"_km_{table}_rows"
-    con.register(name, pd.DataFrame(list(rows), columns=list(cols)))
-    try:
-        con.execute(f"INSERT OR IGNORE INTO {table} ({', '.join(cols)}) SELECT {', '.join(cols)} FROM {name}")
-    finally:
-        con.unregister(name)
+    one = "(" + ", ".join("?" * len(cols)) + ")"
+    head = f"INSERT {'OR IGNORE ' if ignore else ''}INTO {table} ({', '.join(cols)}) VALUES "
+    for i in range(0, len(rows), 256):
+        part = rows[i : i + 256]
+        con.execute(head + ", ".join([one] * len(part)), [v for r in part for v in r])
 
 
 def ensure_pools(con: duckdb.DuckDBPyConnection, rows: Sequence[tuple]) -> None:
