@@ -360,7 +360,7 @@ class Governance(_Model):
     )
     cooldown_hours: float = Field(0.0, ge=0, description="Minimum hours between two firings for the same 'per' key.")
     max_per_customer: int | None = Field(
-        None, ge=1, description="Most firings for one 'per' key within 'period' (the name is historical: it counts per 'per')."
+        None, ge=1, description="Most firings for one 'per' key (a customer by default) within 'period'."
     )
     period: Period = Field("total", description="Window of max_per_customer: day, week, month, quarter, year, total.")
     max_per_day: int | None = Field(None, ge=1, description="Most firings of this playbook across everyone per day.")

@@ -222,6 +222,43 @@ def report(
         console.print(f"note: {n}")
 
 
+@app.command("schema")
+def schema(db: DbOption = _DEFAULT_DB, json_out: JsonOption = False) -> None:
+    """The playbook YAML reference: every trigger, condition and action with its fields, from the models."""
+    from pydantic import BaseModel
+
+    from keymoments.act import models as m
+
+    if json_out:
+        echo_json(m.PlaybookFile.model_json_schema())
+        return
+    sections = [
+        ("file", [m.PlaybookFile, m.BudgetPool]),
+        ("playbook", [m.Playbook, m.Governance, m.Holdout]),
+        ("triggers", [m.EventTrigger, m.CrisisTrigger, m.GoodNewsTrigger, m.JourneyEndTrigger, m.MilestoneTrigger,
+                      m.AbsenceTrigger]),
+        ("conditions", [m.FieldCondition, m.HistoryCondition, m.JourneyCondition]),
+        ("actions", [m.OpenCaseAction, m.CompensateAction, m.NotifyAction, m.RecognizeAction, m.WebhookAction]),
+    ]  # fmt: skip
+    for title, models in sections:
+        console.print(f"[bold]{title}[/bold]")
+        for model in models:
+            assert issubclass(model, BaseModel)
+            tag = model.model_fields.get("type")
+            name = f"type: {tag.annotation.__args__[0]}" if tag is not None else model.__name__
+            console.print(f"  [bold]{name}[/bold]: {(model.__doc__ or '').strip().splitlines()[0]}")
+            for fname, f in model.model_fields.items():
+                if fname == "type":
+                    continue
+                if f.is_required():
+                    default = "required"
+                else:
+                    value = f.get_default(call_default_factory=True)
+                    shown = "see below" if isinstance(value, BaseModel) else repr(value)
+                    default = f"default {shown}"
+                console.print(f"    {fname} ({default}): {f.description}", soft_wrap=True)
+
+
 @app.command("approve")
 def approve(
     entry_id: Annotated[str, typer.Argument(help="The ledger entry waiting for approval.")],
