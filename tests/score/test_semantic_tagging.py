@@ -1,0 +1,77 @@
+"""Zero-shot touchpoint tagging by meaning (SemanticTagger), behind the same Tagger interface as the lexicon's."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from keymoments.events import JourneyModel, Touchpoint
+from keymoments.exceptions import ConfigError
+from keymoments.score.semantic_tagging import SemanticTagger
+from keymoments.score.tagging import OTHER, Tagger
+
+JOURNEY = JourneyModel(
+    touchpoints=[
+        Touchpoint(name="reservation", description="Booking and paying for the ticket, choosing seats, the confirmation."),
+        Touchpoint(name="check-in", description="Checking in online or at the desk, boarding pass, dropping the bag."),
+        Touchpoint(name="flight", description="The flight itself, cabin crew, seats, food, delays and cancellations."),
+        Touchpoint(name="baggage", description="Collecting checked luggage at the carousel, damaged or lost bags."),
+        Touchpoint(name="support", description="Contacting customer service by phone, email or chat about a refund or claim."),
+    ]
+)
+
+
+@pytest.fixture(scope="module")
+def tagger() -> SemanticTagger:
+    return SemanticTagger(JOURNEY)
+
+
+def test_is_a_tagger(tagger):
+    assert isinstance(tagger, Tagger)
+
+
+def test_obvious_texts_get_their_touchpoint(tagger):
+    texts = [
+        "They lost my suitcase and nobody at the carousel knows where it is",
+        "I have been on hold with customer service for two hours about my refund",
+        "The cabin crew were rude and the flight was delayed by three hours",
+        "I paid for my ticket and chose a seat but the booking confirmation never came",
+    ]
+    out = tagger.tag(texts)
+    assert out.touchpoint.tolist() == ["baggage", "support", "flight", "reservation"]
+    assert (out.confidence > 0.3).all() and (out.confidence <= 1).all()
+    assert out.scores.shape == (4, 5) and out.touchpoints == tuple(t.name for t in JOURNEY.touchpoints)
+
+
+def test_unrelated_text_is_other(tagger):
+    out = tagger.tag(["Happy birthday to my little sister!", "I love pizza and football", None, ""])
+    assert out.touchpoint.tolist() == [OTHER, OTHER, None, None]
+    assert out.confidence.tolist() == [0.0, 0.0, 0.0, 0.0]
+    assert out.labels[0] == () and out.labels[2] == ()
+
+
+def test_multi_label_lists_every_close_touchpoint(tagger):
+    out = tagger.tag(["They lost my luggage and then customer service never answered my refund claim"])
+    assert {"baggage", "support"} <= set(out.labels[0]) or out.labels[0][0] in {"baggage", "support"}
+    assert out.labels[0][0] == out.touchpoint[0]
+
+
+def test_examples_pull_texts_towards_a_touchpoint():
+    bare = JourneyModel(touchpoints=[Touchpoint(name="lounge", description="The airport lounge."),
+                                     Touchpoint(name="flight", description="The flight itself.")])
+    with_examples = JourneyModel(touchpoints=[
+        Touchpoint(name="lounge", description="The airport lounge.", examples=["free champagne and snacks before departure", "quiet place to work before my flight"]),
+        Touchpoint(name="flight", description="The flight itself."),
+    ])
+    text = ["The champagne before departure was lovely"]
+    s0 = SemanticTagger(bare).tag(text).scores[0]
+    s1 = SemanticTagger(with_examples).tag(text).scores[0]
+    assert s1[0] - s1[1] > s0[0] - s0[1]
+
+
+def test_bad_input():
+    with pytest.raises(ConfigError, match="no touchpoints"):
+        SemanticTagger(JourneyModel(touchpoints=[]))
+    with pytest.raises(ConfigError, match="'threshold' parameter of SemanticTagger must be in"):
+        SemanticTagger(JOURNEY, threshold=2)
+    assert np.isfinite(SemanticTagger(JOURNEY).tag([]).confidence).all()
