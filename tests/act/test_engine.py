@@ -273,3 +273,25 @@ playbooks:
     events = [ev(f"c{i % 500}", i, event_id=str(i)) for i in range(5000)]
     _, d = run(y, events)
     assert abs(len(d) / 5000 - prob) < 0.03
+
+
+def test_engine_partitions_by_customer():
+    """Without shared budgets or global caps, each customer's decisions depend on their own events only,
+    so the engine can run partitioned by customer on several machines and give the same decisions."""
+    lib = load_library(["going-the-distance", "peak-amplification", "sign-off-follow-up",
+                        "vulnerable-customer-assistance", "unresolved-crisis", "win-back", "milestone-celebration"])
+    lib = lib.model_copy(update={"budgets": lib.budgets, "playbooks": [
+        p.model_copy(update={"actions": [a for a in p.actions if a.type != "compensate"]}) for p in lib.playbooks]})
+    events = tuples(_random_history(6000))
+    end = max(e[1] for e in events)
+    import json
+
+    def key(d):
+        return json.dumps(d.to_dict(), sort_keys=True, default=str)
+
+    full = {key(d) for d in Engine(lib).run(events)}
+    parts: set = set()
+    for k in range(3):
+        mine = [e for e in events if hash(e[2]) % 3 == k]
+        parts |= {key(d) for d in Engine(lib).run(mine, until_us=end)}
+    assert len(full) > 100 and parts == full
