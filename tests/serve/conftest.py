@@ -8,22 +8,32 @@ from pathlib import Path
 import pytest
 
 
-@pytest.fixture(scope="session")
-def demo_db(tmp_path_factory) -> Path:
-    """A store with the demo airline (1,500 customers, seed 1): events, outcomes, customer attributes, scored."""
+def build_demo_db(path: Path, customers: int = 1500, seed: int = 1) -> Path:
+    """A store with the demo airline: events, outcomes, customer attributes, scored text."""
     from keymoments.examples import generate_airline
     from keymoments.score.store import score_store
     from keymoments.store.store import Store
     from keymoments.store.writer import ingest_events_frame, ingest_outcomes_frame
 
-    path = tmp_path_factory.mktemp("demo") / "demo.duckdb"
-    demo = generate_airline(1500, seed=1)
+    demo = generate_airline(customers, seed=seed)
     with Store(path) as store:
         ingest_events_frame(store, demo.events, source="demo")
         ingest_outcomes_frame(store, demo.outcomes, key="customer_id")
         ingest_outcomes_frame(store, demo.customers, key="customer_id", attributes_only=True)
         score_store(store)
     return path
+
+
+@pytest.fixture(scope="session")
+def demo_db(tmp_path_factory) -> Path:
+    """The demo airline with 1,500 customers (seed 1)."""
+    return build_demo_db(tmp_path_factory.mktemp("demo") / "demo.duckdb")
+
+
+@pytest.fixture(scope="session")
+def small_demo_db(tmp_path_factory) -> Path:
+    """The demo airline with 300 customers (seed 2): quick to run playbooks over."""
+    return build_demo_db(tmp_path_factory.mktemp("small") / "small.duckdb", customers=300, seed=2)
 
 
 class Api:
@@ -70,3 +80,8 @@ def empty_api(tmp_path):
     a = Api(tmp_path / "empty.duckdb")
     yield a
     a.close()
+
+
+@pytest.fixture(scope="session")
+def api_class() -> type[Api]:
+    return Api

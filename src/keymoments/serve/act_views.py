@@ -1,9 +1,219 @@
-"""Dashboard pages of the act layer (cases, budgets, playbooks); mounted as the act layer lands."""
+"""Dashboard pages of the act layer: the frontline case queue and a case's page (the customer's journey and
+emotions, take, spend from a budget, approve, resolve), budgets with the ledger, and playbooks with uplift."""
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+import importlib.util
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from fastapi import FastAPI, Request
+from fastapi.responses import RedirectResponse, Response
+
+from keymoments.exceptions import KeymomentsError
+from keymoments.serve import charts
+from keymoments.serve.views import (
+    _ctx,
+    _error_page,
+    _forbidden,
+    _login_redirect,
+    _principal,
+    form_data,
+    table,
+    templates,
+)
+
+__all__ = ["install"]
+
+STATUSES = ("open", "in_progress", "awaiting_approval", "resolved", "closed")
+
+
+def _ready() -> bool:
+    return importlib.util.find_spec("keymoments.act.cases") is not None and importlib.util.find_spec(
+        "keymoments.act.runner"
+    ) is not None
+
+
+def _journey_figure(events: list[dict[str, Any]]) -> Any | None:
+    import plotly.graph_objects as go
+
+    pts = [e for e in events if e.get("this_journey") and e.get("valence") is not None]
+    if not pts:
+        return None
+    colours = [charts.PIT if e["valence"] < -0.2 else (charts.PEAK if e["valence"] > 0.4 else charts.NEUTRAL) for e in pts]
+    fig = go.Figure(go.Scatter(
+        x=[e["ts"] for e in pts], y=[e["valence"] for e in pts], mode="lines+markers+text",
+        text=[e["touchpoint"] for e in pts], textposition="top center", marker={"size": 11, "color": colours},
+        line={"color": "#b8c0cc", "shape": "spline"}, hovertemplate="%{text}<br>valence %{y:+.2f}<extra></extra>",
+    ))  # fmt: skip
+    fig.update_layout(yaxis_range=[-1.15, 1.25], yaxis_title="valence", showlegend=False)
+    return fig
 
 
 def install(app: FastAPI) -> None:
-    """Mount the case queue, budgets and playbooks pages."""
+    if not _ready():
+        return
+
+    @app.get("/cases", include_in_schema=False)
+    def cases_page(request: Request) -> Response:
+        from keymoments.serve.act import CaseDesk
+
+        p = _principal(request)
+        if p is None:
+            return _login_redirect(request)
+        if not p.can("cases:read"):
+            return _forbidden(request, p, "cases", "cases:read")
+        q = request.query_params
+        status = q.get("status") or None
+        mine = q.get("mine") == "1"
+        try:
+            data = CaseDesk(request.app.state.km, p).list(status=status, mine=mine, playbook=q.get("playbook") or None,
+                                                          limit=100)  # fmt: skip
+        except KeymomentsError as exc:
+            return _error_page(request, p, "cases", exc)
+        all_counts = CaseDesk(request.app.state.km, p).list(limit=1)["counts"]
+        return templates.TemplateResponse(request, "cases.html", _ctx(
+            request, p, "cases", title="Case queue", data=data, status=status, mine=mine, statuses=STATUSES,
+            all_counts=all_counts,
+        ))  # fmt: skip
+
+    @app.get("/cases/{case_id}", include_in_schema=False)
+    def case_page(request: Request, case_id: str) -> Response:
+        from keymoments.serve.act import CaseDesk
+
+        p = _principal(request)
+        if p is None:
+            return _login_redirect(request)
+        if not p.can("cases:read"):
+            return _forbidden(request, p, "cases", "cases:read")
+        try:
+            case = CaseDesk(request.app.state.km, p).get(case_id)
+        except KeymomentsError as exc:
+            return _error_page(request, p, "cases", exc)
+        fig = _journey_figure(case["journey"])
+        pools = [b.name for b in request.app.state.km.playbooks().budgets]
+        this = [e for e in case["journey"] if e.get("this_journey")]
+        return templates.TemplateResponse(request, "case.html", _ctx(
+            request, p, "cases", title=f"Case {case_id}", case=case, events=this,
+            others=len(case["journey"]) - len(this), chart=charts.fig_html(fig, height=300) if fig else None,
+            pools=pools, flash=request.query_params.get("msg"), flash_error=request.query_params.get("err"),
+            can_work=p.can("cases:work"), can_approve=p.can("cases:approve"),
+            ledger=table(case.get("ledger"), columns=["created_at", "pool", "scope_key", "amount_cents", "status", "actor", "note"]),
+        ))  # fmt: skip
+
+    @app.post("/cases/{case_id}/{action}", include_in_schema=False)
+    async def case_action(request: Request, case_id: str, action: str) -> Response:
+        from starlette.concurrency import run_in_threadpool
+
+        from keymoments.serve.act import CaseDesk
+
+        p = _principal(request)
+        if p is None:
+            return _login_redirect(request)
+        form = await form_data(request)
+        desk = CaseDesk(request.app.state.km, p)
+        url = f"/cases/{quote(case_id)}"
+        try:
+            if action == "take":
+                await run_in_threadpool(desk.assign, case_id, p.employee_id or form.get("owner") or p.actor)
+                msg = "Case taken."
+            elif action == "resolve":
+                await run_in_threadpool(desk.transition, case_id, "resolved", form.get("note") or None)
+                msg = "Case resolved."
+            elif action == "status":
+                await run_in_threadpool(desk.transition, case_id, form.get("to", ""), form.get("note") or None)
+                msg = f"Case moved to {form.get('to')}."
+            elif action == "compensate":
+                amount = float(form.get("amount") or 0)
+                case = await run_in_threadpool(desk.compensate, case_id, form.get("pool", ""), amount, form.get("note") or None)
+                msg = "Spend waiting for a manager's approval." if case["status"] == "awaiting_approval" else "Spent within your limit."
+            elif action in ("approve", "reject"):
+                await run_in_threadpool(desk.approve, case_id, action == "approve")
+                msg = "Spend approved." if action == "approve" else "Spend rejected; the money went back to the pool."
+            else:
+                return _error_page(request, p, "cases", KeymomentsError(f"Unknown case action {action!r}."))
+        except (KeymomentsError, ValueError) as exc:
+            return RedirectResponse(f"{url}?{urlencode({'err': str(exc)})}", status_code=303)
+        return RedirectResponse(f"{url}?{urlencode({'msg': msg})}", status_code=303)
+
+    @app.get("/budgets", include_in_schema=False)
+    def budgets_page(request: Request) -> Response:
+        from keymoments.serve.routes.budgets import budgets_overview
+
+        p = _principal(request)
+        if p is None:
+            return _login_redirect(request)
+        if not p.can("budgets:read"):
+            return _forbidden(request, p, "budgets", "budgets:read")
+        try:
+            data = budgets_overview(request.app.state.km)
+        except KeymomentsError as exc:
+            return _error_page(request, p, "budgets", exc)
+        bal = data["balances"]
+        by_pool: dict[str, dict[str, float]] = {}
+        for r in bal:
+            agg = by_pool.setdefault(r["pool"], {"amount": 0.0, "spent": 0.0, "reserved": 0.0, "remaining": 0.0})
+            for k in agg:
+                agg[k] += float(r.get(k) or 0)
+        t = request.app.state.km.store.table("ledger")
+        recent = t.order_by(t.created_at.desc()).limit(30).to_pandas()
+        from keymoments.cli.common import to_jsonable
+
+        return templates.TemplateResponse(request, "budgets.html", _ctx(
+            request, p, "budgets", title="Budgets", pools=data["pools"], by_pool=by_pool,
+            balances=table(bal, columns=["pool", "scope_key", "period", "period_start", "amount", "spent", "reserved",
+                                         "remaining", "pending"], limit=40),
+            pending=table(data["pending"], columns=["created_at", "pool", "scope_key", "amount_cents", "case_id", "actor", "note"]),
+            ledger=table(to_jsonable(recent), columns=["created_at", "pool", "scope_key", "amount_cents", "status",
+                                                       "case_id", "actor", "settled_by"]),
+        ))  # fmt: skip
+
+    @app.get("/playbooks", include_in_schema=False)
+    def playbooks_page(request: Request) -> Response:
+        from keymoments.act.uplift import uplift
+        from keymoments.cli.common import to_jsonable
+        from keymoments.serve.routes.playbooks import playbooks_list
+
+        p = _principal(request)
+        if p is None:
+            return _login_redirect(request)
+        if not p.can("playbooks:read"):
+            return _forbidden(request, p, "playbooks", "playbooks:read")
+        state = request.app.state.km
+        data = playbooks_list(state)
+        from keymoments.serve.analyses import capture_warnings
+
+        rows, caveats = [], []
+        for pb in data["playbooks"]:
+            u = None
+            if pb["outcome"] and pb["holdout"] > 0:
+                try:
+                    res, w = capture_warnings(uplift, state.store, state.playbooks(), pb["name"])
+                    u = to_jsonable(res.to_dict())
+                    caveats.extend(w)
+                except Exception:  # noqa: BLE001 - a playbook that has not fired yet has no uplift
+                    u = None
+            rows.append({**pb, "uplift": u})
+        return templates.TemplateResponse(request, "playbooks.html", _ctx(
+            request, p, "playbooks", title="Playbooks", rows=rows, global_holdout=data["global_holdout"], warnings=caveats,
+            figure=_uplift_html(rows),
+        ))  # fmt: skip
+
+
+def _uplift_html(rows: list[dict[str, Any]]) -> str | None:
+    import plotly.graph_objects as go
+
+    pts = [r for r in rows if r["uplift"] and r["uplift"].get("uplift") is not None]
+    if not pts:
+        return None
+    u = [r["uplift"] for r in pts]
+    colours = [charts.PEAK if (x.get("ci_low") or 0) > 0 else (charts.PIT if (x.get("ci_high") or 0) < 0 else charts.NEUTRAL) for x in u]
+    fig = go.Figure(go.Bar(
+        x=[x["uplift"] for x in u], y=[r["name"] for r in pts], orientation="h", marker_color=colours,
+        error_x={"type": "data", "symmetric": False, "array": [(x["ci_high"] or x["uplift"]) - x["uplift"] for x in u],
+                 "arrayminus": [x["uplift"] - (x["ci_low"] or x["uplift"]) for x in u], "color": "#5c6678"},
+        hovertemplate="%{y}<br>uplift %{x:+.3f}<extra></extra>",
+    ))  # fmt: skip
+    fig.add_vline(x=0, line_color="#9aa3b2")
+    fig.update_layout(xaxis_title="uplift on the playbook's outcome vs holdout (95% CI)")
+    return charts.fig_html(fig, height=80 + 40 * len(pts))

@@ -19,7 +19,7 @@ from typing import Any
 
 from keymoments.cli.common import to_jsonable
 
-__all__ = ["ANALYSES", "AnalysisResult", "AnalysisSpec", "available", "run_analysis"]
+__all__ = ["ANALYSES", "AnalysisResult", "AnalysisSpec", "available", "capture_warnings", "run_analysis"]
 
 
 @dataclass(frozen=True)
@@ -87,6 +87,14 @@ class AnalysisResult:
 _fit_lock = threading.Lock()
 
 
+def capture_warnings(fn: Any, *args: Any, **kwargs: Any) -> tuple[Any, list[str]]:
+    """Run ``fn`` and return (its result, the messages of the warnings it raised) instead of emitting them."""
+    with _fit_lock, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = fn(*args, **kwargs)
+    return out, list(dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, UserWarning)))
+
+
 def _build(spec: AnalysisSpec, params: dict[str, Any], journey: Any) -> Any:
     cls = getattr(importlib.import_module(spec.module), spec.cls)
     accepted = inspect.signature(cls).parameters
@@ -104,10 +112,7 @@ def run_analysis(state: Any, name: str, params: dict[str, Any]) -> AnalysisResul
 
     def compute() -> AnalysisResult:
         model = _build(spec, params, state.journey)
-        with _fit_lock, warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            model.fit(state.store)
-        msgs = list(dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, UserWarning)))
+        _, msgs = capture_warnings(model.fit, state.store)
         return AnalysisResult(name, model, to_jsonable(model.to_dict()), msgs)
 
     return state.results.get(key, compute)

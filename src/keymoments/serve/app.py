@@ -32,6 +32,7 @@ class ServerState:
     store: Store
     settings: Settings
     journey: Any = None
+    playbooks_source: Any = None  # a PlaybookFile, the path of a playbook YAML, or None for the built-in library
     keys: KeyRing = field(init=False)
     results: ResultCache = field(init=False)
     write_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -39,6 +40,22 @@ class ServerState:
     def __post_init__(self) -> None:
         self.keys = KeyRing(self.store)
         self.results = ResultCache(self.store)
+        self._playbooks: Any = None
+
+    def playbooks(self) -> Any:
+        """The playbook file the server acts with (loaded once): ``--playbooks FILE`` or the built-in library."""
+        if self._playbooks is None:
+            src = self.playbooks_source
+            if src is None:
+                from keymoments.act.library import load_library
+
+                src = load_library(seed=self.settings.seed)
+            elif isinstance(src, str | Path):
+                from keymoments.act.yaml_loader import load_playbooks
+
+                src = load_playbooks(src)
+            self._playbooks = src
+        return self._playbooks
 
 
 def _load_journey(journey: Any) -> Any:
@@ -54,18 +71,20 @@ def create_app(
     settings: Settings | None = None,
     *,
     journey: Any = None,
+    playbooks: Any = None,
     close_store: bool = False,
     warm: tuple[str, ...] = (),
 ) -> FastAPI:
     """Build the API and dashboard over an open store.
 
     ``journey``: a JourneyModel or the path of a journey.yaml, used by the analyses that take one.
+    ``playbooks``: a PlaybookFile or the path of a playbook YAML (default: the built-in library).
     ``close_store``: close the store when the app shuts down (the CLI's ``serve`` owns its store).
     ``warm``: analyses to compute in the background at start-up, so the first reader finds them cached.
     """
     from keymoments import __version__ as version
 
-    state = ServerState(store, settings or Settings(), _load_journey(journey))
+    state = ServerState(store, settings or Settings(), _load_journey(journey), playbooks)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # noqa: ANN202

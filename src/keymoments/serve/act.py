@@ -1,0 +1,179 @@
+"""What the case, budget and playbook routes and pages share: the case book with the caller's limits applied.
+
+An **agent** works their own cases and unassigned ones (taking one assigns it to them), spends from budgets
+within the pools' empowerment limits (above the limit the spend is reserved and waits for an admin), and may
+not approve; an **admin** may do everything. Every write goes through the store's single writer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from keymoments.cli.common import to_jsonable
+from keymoments.exceptions import ConfigError, NotFoundError, PermissionDeniedError
+from keymoments.serve.auth import Principal
+
+__all__ = ["CaseDesk"]
+
+
+class CaseDesk:
+    """Case operations on behalf of one caller."""
+
+    def __init__(self, state: Any, principal: Principal) -> None:
+        from keymoments.act.budgets import Ledger
+        from keymoments.act.cases import CaseBook
+
+        self.state = state
+        self.p = principal
+        self.book = CaseBook(state.store)
+        self._ledger_cls = Ledger
+
+    # -- reading ---------------------------------------------------------------------------------------------
+    def list(self, *, status: str | None = None, owner: str | None = None, playbook: str | None = None,
+             customer_id: str | None = None, mine: bool = False, limit: int = 100, offset: int = 0) -> dict[str, Any]:  # fmt: skip
+        df = self.book.list(status)
+        if owner:
+            df = df[df["owner"] == owner]
+        if mine and self.p.employee_id:
+            df = df[(df["owner"] == self.p.employee_id) | df["owner"].isna()]
+        if playbook:
+            df = df[df["playbook"] == playbook]
+        if customer_id:
+            df = df[df["customer_id"] == customer_id]
+        counts = {str(k): int(v) for k, v in df["status"].value_counts().items()} if len(df) else {}
+        df = df.sort_values(["sla_due_at", "opened_at"], kind="stable") if len(df) else df
+        page = df.iloc[offset : offset + limit]
+        return {"total": len(df), "counts": counts, "cases": [_case_json(r) for r in page.to_dict(orient="records")]}
+
+    def get(self, case_id: str, *, with_journey: bool = True) -> dict[str, Any]:
+        case = self.book.get(case_id)
+        out = _case_json(case)
+        out["timeline"] = to_jsonable(case.get("timeline", []))
+        if case.get("approval_entry_id"):
+            out["approval"] = self._ledger_entry(case["approval_entry_id"])
+        out["ledger"] = self._ledger_for_case(case_id)
+        if with_journey:
+            out["journey"] = self._journey(case.get("customer_id"), case.get("journey_id"))
+        return out
+
+    def _journey(self, customer_id: str | None, journey_id: str | None) -> list[dict[str, Any]]:
+        """The customer's events (this journey first, then their others), with emotions."""
+        if not customer_id:
+            return []
+        t = self.state.store.events()
+        cols = ["event_id", "journey_id", "ts", "touchpoint", "stage", "channel", "outcome", "rating", "valence",
+                "text", "employee_id", "value"]  # fmt: skip
+        t = t.filter(t.customer_id == customer_id)
+        df = t.order_by([t.ts, t.seq]).select(*cols).limit(300).to_pandas()
+        df["this_journey"] = df["journey_id"] == journey_id
+        return to_jsonable(df)
+
+    def _ledger_entry(self, entry_id: str) -> dict[str, Any] | None:
+        t = self.state.store.table("ledger")
+        df = t.filter(t.entry_id == entry_id).to_pandas()
+        return to_jsonable(df.iloc[0].to_dict()) if len(df) else None
+
+    def _ledger_for_case(self, case_id: str) -> list[dict[str, Any]]:
+        t = self.state.store.table("ledger")
+        return to_jsonable(t.filter(t.case_id == case_id).order_by(t.created_at).to_pandas())
+
+    # -- working ---------------------------------------------------------------------------------------------
+    def _check_mine(self, case_id: str) -> dict[str, Any]:
+        case = self.book.get(case_id)
+        if self.p.role == "agent":
+            me = self.p.employee_id
+            if case["owner"] is not None and case["owner"] != me:
+                raise PermissionDeniedError(
+                    f"Case {case_id!r} belongs to {case['owner']}; an agent works their own cases and unassigned ones."
+                )
+        return case
+
+    def assign(self, case_id: str, owner: str | None) -> dict[str, Any]:
+        case = self._check_mine(case_id)
+        if self.p.role == "agent":
+            if owner not in (None, self.p.employee_id):
+                raise PermissionDeniedError("An agent may take a case for themselves, not assign it to others.")
+            owner = self.p.employee_id
+        if not owner:
+            raise ConfigError("Say who gets the case: {\"owner\": \"E123\"}.")
+        del case
+        self.book.assign(case_id, owner, actor=self.p.actor)
+        return self.get(case_id)
+
+    def transition(self, case_id: str, to: str, note: str | None = None) -> dict[str, Any]:
+        case = self._check_mine(case_id)
+        if self.p.role == "agent" and case["owner"] is None:
+            self.book.assign(case_id, self.p.employee_id or self.p.actor, actor=self.p.actor)
+        self.book.transition(case_id, to, actor=self.p.actor, note=note)
+        return self.get(case_id)
+
+    def compensate(self, case_id: str, pool: str, amount: float, note: str | None = None) -> dict[str, Any]:
+        """Spend from a budget pool for this case: within the empowerment limit it is spent at once; above it,
+        reserved and the case waits for approval."""
+        from datetime import UTC, datetime
+
+        from keymoments.act.cases import CaseBook  # noqa: F401 - the case must exist (checked below)
+        from keymoments.store import act_tables as sql
+
+        case = self._check_mine(case_id)
+        if case["status"] in ("resolved", "closed"):
+            raise ConfigError(f"Case {case_id!r} is {case['status']}; reopen it (in_progress) before spending on it.")
+        cents = int(round(float(amount) * 100))
+        if cents <= 0:
+            raise ConfigError(f"The amount must be positive; got {amount!r}.")
+        ledger = self._ledger_cls(self.state.store, self.state.playbooks())
+        scope_key = self._scope_key(ledger, pool, case)
+        now = datetime.now(UTC)
+        with self.state.store.write() as con:
+            entry = ledger.request(con, pool, cents, scope_key=scope_key, case_id=case_id, customer_id=case["customer_id"],
+                                   actor=self.p.actor, note=note or "compensation from the case queue")  # fmt: skip
+            fields: dict[str, Any] = {"compensation_cents": int(case["compensation_cents"] or 0) + cents, "updated_at": now}
+            to = case["status"]
+            if entry.needs_approval:
+                fields["approval_entry_id"] = entry.entry_id
+                fields["status"] = to = "awaiting_approval"
+            sql.update_case(con, case_id, **fields)
+            sql.add_case_event(con, case_id, now, "approval" if entry.needs_approval else "note", self.p.actor,
+                               case["status"], to, {"spend_cents": cents, "pool": pool, "ledger": entry.status})  # fmt: skip
+        return self.get(case_id)
+
+    def _scope_key(self, ledger: Any, pool_name: str, case: dict[str, Any]) -> str:
+        pool = ledger.pool(pool_name)
+        if pool.scope == "global":
+            return "*"
+        if pool.scope == "employee":
+            return case.get("owner") or self.p.employee_id or "*"
+        if pool.scope == "team":
+            return case.get("team") or "*"
+        t = self.state.store.events()  # location: the case's triggering journey's location
+        loc = t.filter((t.journey_id == case.get("journey_id")) & t.location_id.notnull()).select("location_id").limit(1)
+        df = loc.to_pandas()
+        return str(df["location_id"].iloc[0]) if len(df) else "*"
+
+    def approve(self, case_id: str, approved: bool = True) -> dict[str, Any]:
+        if self.p.role != "admin":
+            raise PermissionDeniedError("Only an admin (a manager) approves spends above the empowerment limit.")
+        case = self.book.get(case_id)
+        entry = case.get("approval_entry_id")
+        if not entry:
+            raise NotFoundError(f"Case {case_id!r} has no spend waiting for approval.")
+        ledger = self._ledger_cls(self.state.store, self.state.playbooks())
+        (ledger.approve if approved else ledger.reject)(entry, by=self.p.actor)
+        return self.get(case_id)
+
+
+def _case_json(row: dict[str, Any]) -> dict[str, Any]:
+    import json
+
+    out = {k: v for k, v in row.items() if k != "timeline"}
+    tids = out.get("trigger_event_ids")
+    if isinstance(tids, str):
+        try:
+            out["trigger_event_ids"] = json.loads(tids)
+        except ValueError:
+            pass
+    cents = out.get("compensation_cents")
+    out["compensation"] = None if cents is None or pd.isna(cents) else float(cents) / 100
+    return to_jsonable(out)
