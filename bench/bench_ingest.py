@@ -76,7 +76,9 @@ def run(mode: str, path: Path, folder: Path) -> dict:
     db = folder / f"{mode}_{path.stem}_{path.suffix[1:]}.duckdb"
     for p in (db, Path(str(db) + ".wal")):
         p.unlink(missing_ok=True)
-    out = subprocess.run([sys.executable, "-c", CHILD, mode, str(path), str(db)], capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, mode, str(path), str(db)], capture_output=True, text=True
+    )
     if out.returncode != 0:
         raise SystemExit(out.stderr)
     db.unlink(missing_ok=True)
@@ -93,7 +95,9 @@ def main() -> None:
     import os
 
     print(f"machine: {os.cpu_count()} cores; python {sys.version.split()[0]}")
-    print(f"{'format':8} {'events':>11} {'keymoments s':>13} {'events/s':>12} {'peak RSS MB':>12} {'bare duckdb s':>14} {'ratio':>6}")
+    print(
+        f"{'format':8} {'events':>11} {'keymoments s':>13} {'events/s':>12} {'peak RSS MB':>12} {'bare duckdb s':>14} {'ratio':>6}"
+    )
     for n in args.sizes:
         for fmt in args.formats:
             path = generate(n, fmt, args.folder)
