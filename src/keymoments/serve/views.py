@@ -97,6 +97,9 @@ def _fmt(v: Any, col: str = "") -> tuple[str, str]:
     if isinstance(v, int):
         return f"{v:,}", "num"
     if isinstance(v, float):
+        valued = any(w in col for w in ("valence", "impact", "lift", "ci", "gain", "share", "rate", "reach", "score"))
+        if v.is_integer() and abs(v) < 1e9 and not valued:
+            return f"{int(v):,}", "num"
         if col.endswith("_cents"):
             return f"{v / 100:,.2f}", "num"
         if any(w in col for w in ("share", "reach", "rate")) and -1.0 <= v <= 1.0:
@@ -108,6 +111,9 @@ def _fmt(v: Any, col: str = "") -> tuple[str, str]:
             cls += " pos" if v > 0.05 else (" neg" if v < -0.05 else "")
             return f"{v:+.3f}", cls
         return f"{v:.3g}" if abs(v) < 0.01 and v != 0 else f"{v:.3f}", cls
+    if isinstance(v, list) and v and all(isinstance(x, dict) for x in v):
+        names = [str(x.get("touchpoint") or x.get("name") or x.get("employee_id") or "") for x in v]
+        return (", ".join(n for n in names if n) or f"{len(v)} items")[:160], "small"
     if isinstance(v, list | dict):
         text = ", ".join(map(str, v)) if isinstance(v, list) else ", ".join(f"{k}: {x}" for k, x in v.items())
         return text[:160], "small"
@@ -139,18 +145,20 @@ def table(records: list[dict[str, Any]] | None, *, columns: list[str] | None = N
     return {"headers": headers, "rows": rows, "more": max(0, len(records) - limit)}
 
 
-def _sections(data: dict[str, Any]) -> tuple[list[tuple[str, Any]], list[tuple[str, dict[str, Any]]]]:
-    """Split an analysis' JSON into headline facts (scalars) and tables (lists of records)."""
-    facts, tables = [], []
+def _sections(data: dict[str, Any]) -> tuple[list, list, list]:
+    """Split an analysis' JSON into headline facts (short scalars), tables (lists of records) and notes (long text)."""
+    facts, tables, notes = [], [], []
     for k, v in data.items():
         if isinstance(v, list) and v and all(isinstance(x, dict) for x in v):
             tables.append((k.replace("_", " ").capitalize(), table(v)))
         elif isinstance(v, dict) and v and all(isinstance(x, dict) for x in v.values()):
             tables.append((k.replace("_", " ").capitalize(), table([{"name": n, **x} for n, x in v.items()])))
         elif isinstance(v, str | int | float | bool) or v is None:
-            if k not in ("warnings",):
+            if isinstance(v, str) and len(v) > 60:
+                notes.append((k.replace("_", " "), v))
+            elif k not in ("warnings",):
                 facts.append((k.replace("_", " "), _fmt(v, k)[0]))
-    return facts, tables
+    return facts, tables, notes
 
 
 def _outcomes(request: Request) -> list[str]:
@@ -435,11 +443,11 @@ def _analysis_page(app: FastAPI, slug: str, label: str, analysis: str, perm: str
         fig = res.figure()
         if analysis == "moments":
             fig = charts.moments_figure(res.data)
-        facts, tables = _sections(res.data)
+        facts, tables, notes = _sections(res.data)
         api = f"/api/v1/analyses/{analysis}" + (f"?outcome={outcome}" if outcome and needs_outcome else "")
         return templates.TemplateResponse(request, "analysis.html", _ctx(
             request, p, slug, title=label, intro=INTRO.get(analysis, ""), spec=ANALYSES[analysis],
-            chart=charts.fig_html(fig) if fig is not None else None, facts=facts, tables=tables,
+            chart=charts.fig_html(fig) if fig is not None else None, facts=facts, tables=tables, notes=notes,
             warnings=res.warnings, outcomes=outcomes, outcome=outcome, needs_outcome=needs_outcome or analysis == "milestones",
             api=api,
         ))  # fmt: skip

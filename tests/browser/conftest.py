@@ -1,0 +1,153 @@
+"""Browser tests: a real uvicorn server on loopback over the demo airline, driven by Debian's Chromium."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+HERE = Path(__file__).parent
+SHOTS = HERE / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync"]  # fmt: skip
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory):
+    """The demo airline (1,500 customers, seed 1) with cases from a live playbook pass, served on loopback.
+
+    Yields (base_url, {role: key})."""
+    from keymoments.act.library import load_library
+    from keymoments.act.runner import PlaybookRunner
+    from keymoments.examples import generate_airline
+    from keymoments.score.store import score_store
+    from keymoments.serve.auth import create_key
+    from keymoments.store.store import Store
+    from keymoments.store.writer import ingest_events_frame, ingest_outcomes_frame
+
+    db = tmp_path_factory.mktemp("browser") / "demo.duckdb"
+    demo = generate_airline(1500, seed=1)
+    with Store(db) as store:
+        ingest_events_frame(store, demo.events, source="demo")
+        ingest_outcomes_frame(store, demo.outcomes, key="customer_id")
+        ingest_outcomes_frame(store, demo.customers, key="customer_id", attributes_only=True)
+        score_store(store)
+        PlaybookRunner(store, load_library(["service-recovery", "unresolved-crisis"])).run_live()
+        keys = {
+            "admin": create_key(store, "admin", name="Alex Manager")[1],
+            "analyst": create_key(store, "analyst", name="Ana Lyst")[1],
+            "agent": create_key(store, "agent", name="Sam Agent", employee_id="CREW-001")[1],
+        }
+    port = _free_port()
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, str(HERE / "_server.py"), str(db), str(port)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            out = proc.stdout.read().decode() if proc.stdout else ""
+            pytest.fail(f"the server exited: {out}")
+        try:
+            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    else:
+        proc.kill()
+        pytest.fail("the server did not answer /health within 60 s")
+    yield base, keys
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium package (scripts/test does as root)")
+    SHOTS.mkdir(exist_ok=True)
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+class Session:
+    """A signed-in browser page that records any request leaving loopback (there must be none)."""
+
+    def __init__(self, browser, base: str, key: str, *, viewport: dict | None = None) -> None:  # noqa: ANN001
+        self.base = base
+        self.context = browser.new_context(viewport=viewport or {"width": 1440, "height": 900})
+        self.context.set_default_timeout(60_000)
+        self.outside: list[str] = []
+        self.errors: list[str] = []
+
+        def guard(route):  # noqa: ANN001, ANN202
+            url = route.request.url
+            if url.startswith(base) or url.startswith("data:") or url.startswith("blob:"):
+                return route.continue_()
+            self.outside.append(url)
+            return route.abort()
+
+        self.context.route("**/*", guard)
+        self.page = self.context.new_page()
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        self.page.goto(f"{base}/login")
+        self.page.fill("#key", key)
+        self.page.click("button[type=submit]")
+        self.page.wait_for_load_state("load")
+
+    def open(self, path: str) -> None:
+        r = self.page.goto(self.base + path)
+        assert r is not None and r.status == 200, f"{path}: HTTP {r.status if r else '?'}"
+        self.page.wait_for_load_state("load")
+
+    def charts(self, at_least: int = 1) -> int:
+        self.page.wait_for_selector(".js-plotly-plot .main-svg", state="attached")
+        n = self.page.locator(".js-plotly-plot").count()
+        assert n >= at_least
+        return n
+
+    def shot(self, name: str, full_page: bool = True) -> Path:
+        path = SHOTS / f"{name}.png"
+        self.page.screenshot(path=str(path), full_page=full_page)
+        return path
+
+    def close(self) -> None:
+        assert not self.outside, f"requests left loopback: {self.outside[:5]}"
+        assert not self.errors, f"JavaScript errors: {self.errors[:5]}"
+        self.context.close()
+
+
+@pytest.fixture(scope="session")
+def signed_in(server, browser):
+    """A factory of signed-in sessions: ``signed_in("agent")``; closed (and checked) at the end."""
+    base, keys = server
+    made: list[Session] = []
+
+    def make(role: str = "admin", **kw) -> Session:  # noqa: ANN003
+        s = Session(browser, base, keys[role], **kw)
+        made.append(s)
+        return s
+
+    yield make
+    for s in made:
+        s.close()
