@@ -426,7 +426,7 @@ class LiveStream:
     and the next live pass decides them again, identically.
     """
 
-    def __init__(self, runner: PlaybookRunner, engine: Engine | None = None, *, flush_every: float = 0.02,
+    def __init__(self, runner: PlaybookRunner, engine: Engine | None = None, *, flush_every: float = 0.05,
                  on_commit: Any = None) -> None:  # fmt: skip
         self.runner = runner
         if engine is None:
@@ -440,6 +440,7 @@ class LiveStream:
         self._pending: list[Decision] = []
         self._stop = threading.Event()
         self.committed = 0
+        self.flush_seconds: list[float] = []  # how long each group commit took
         self.errors: list[BaseException] = []
         self._writer = threading.Thread(target=self._loop, name="keymoments-live-writer", daemon=True)
         self._writer.start()
@@ -459,7 +460,9 @@ class LiveStream:
             batch, self._pending = self._pending, []
             seq = self.last_seq
         if batch:
+            t0 = time.perf_counter()
             self.runner.fire(batch, last_seq=seq or None)
+            self.flush_seconds.append(time.perf_counter() - t0)
             self.committed += len(batch)
             if self.on_commit is not None:
                 self.on_commit(batch, time.perf_counter())
