@@ -100,11 +100,13 @@ def _analyses(store, journey, report: Path | None, echo) -> dict:  # noqa: ANN00
     from keymoments.analyze.journey import JourneyMap
     from keymoments.analyze.moments import MomentsOfTruth
 
-    jm = JourneyMap(journey).fit(store).to_dict()
+    jm_model = JourneyMap(journey).fit(store)
+    jm = jm_model.to_dict()
     pits = [t["touchpoint"] for t in jm["touchpoints"] if t["kind"] == "pit"]
     peaks = [t["touchpoint"] for t in jm["touchpoints"] if t["kind"] == "peak"]
     echo(f"pits: {', '.join(pits) or 'none'}; peaks: {', '.join(peaks) or 'none'}")
-    mot = MomentsOfTruth(outcome="retained", journey=journey).fit(store).to_dict()
+    mot_model = MomentsOfTruth(outcome="retained", journey=journey).fit(store)
+    mot = mot_model.to_dict()
     top = [t for t in mot["touchpoints"] if t.get("moment_of_truth")][:3]
     for t in top:
         echo(
@@ -112,6 +114,13 @@ def _analyses(store, journey, report: Path | None, echo) -> dict:  # noqa: ANN00
             f"{t['impact'] * 100:+.1f} points [{t['ci_low'] * 100:+.1f}, {t['ci_high'] * 100:+.1f}] (n={t['n']:,})"
         )
     out: dict = {"pits": pits, "peaks": peaks, "moments_of_truth": [t["touchpoint"] for t in top]}
+    if report is not None:
+        from keymoments.serve.report import write_report
+
+        path = write_report(store, report, outcome="retained", journey=journey, title="Demo airline: customer journey report",
+                            models={"journey": jm_model, "moments": mot_model})  # fmt: skip
+        echo(f"wrote {path} (self-contained: open it in any browser, offline)")
+        out["report"] = str(path)
     return out
 
 

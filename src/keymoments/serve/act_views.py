@@ -44,7 +44,7 @@ def _journey_figure(events: list[dict[str, Any]]) -> Any | None:
     fig = go.Figure(go.Scatter(
         x=[e["ts"] for e in pts], y=[e["valence"] for e in pts], mode="lines+markers+text",
         text=[e["touchpoint"] for e in pts], textposition="top center", marker={"size": 11, "color": colours},
-        line={"color": "#b8c0cc", "shape": "spline"}, hovertemplate="%{text}<br>valence %{y:+.2f}<extra></extra>",
+        line={"color": "#b8c0cc"}, hovertemplate="%{text}<br>valence %{y:+.2f}<extra></extra>",
     ))  # fmt: skip
     fig.update_layout(yaxis_range=[-1.15, 1.25], yaxis_title="valence", showlegend=False)
     return fig

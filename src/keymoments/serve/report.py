@@ -156,5 +156,8 @@ def write_report(store: Any, out: str | Path, **kwargs: Any) -> Path:
     fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=".report-", suffix=".html")
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(text)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; a report is an ordinary file
     os.replace(tmp, out)
     return out
