@@ -186,12 +186,16 @@ def iter_events(
         params.append(upto_seq)
     sql = _EVENT_SELECT + (" WHERE " + " AND ".join(where) if where else "")
     sql += " ORDER BY ts, seq" if order == "ts" else " ORDER BY seq"
-    con.execute(sql, params)
-    while True:
-        rows = con.fetchmany(chunk)
-        if not rows:
-            return
-        yield rows
+    # Arrow batches turned into tuples column-wise: about a quarter faster than fetchmany's row tuples
+    own = con.cursor()  # its own connection: the caller's may hold an unfinished result
+    try:
+        own.execute("SET TimeZone = 'UTC'")
+        reader = own.sql(sql, params=params or None).to_arrow_reader(chunk)
+        for batch in reader:
+            if batch.num_rows:
+                yield list(zip(*[c.to_pylist() for c in batch.columns], strict=True))
+    finally:
+        own.close()
 
 
 def max_seq(con: duckdb.DuckDBPyConnection) -> int:
