@@ -88,3 +88,8 @@ def test_cli_validate_backtest_run_report(run_cli, demo_db, tmp_path):
     assert row["uplift"]["n_treatment"] > 0 and "srm" in row["uplift"]
     code, out, _ = run_cli("playbooks", "report", "--db", db)
     assert code == 0 and "service-recovery" in out
+    queue = run_cli.json("playbooks", "cases", "--db", db, "--limit", "5")["cases"]
+    assert len(queue) == 5 and {c["priority"] for c in queue} == {"high"}
+    status = queue[0]["status"]
+    same = run_cli.json("playbooks", "cases", "--db", db, "--status", status)["cases"]
+    assert same and {c["status"] for c in same} == {status}

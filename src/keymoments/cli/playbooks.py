@@ -259,6 +259,35 @@ def schema(db: DbOption = _DEFAULT_DB, json_out: JsonOption = False) -> None:
                 console.print(f"    {fname} ({default}): {f.description}", soft_wrap=True)
 
 
+@app.command("cases")
+def cases(
+    db: DbOption = _DEFAULT_DB,
+    json_out: JsonOption = False,
+    status: Annotated[str | None, typer.Option("--status", help="open, in_progress, awaiting_approval, resolved, closed.")] = None,
+    team: Annotated[str | None, typer.Option("--team", help="Only this team's queue.")] = None,
+    limit: Annotated[int, typer.Option("--limit", help="Most rows to show.")] = 50,
+) -> None:
+    """The frontline's queue: cases opened by playbooks, most urgent first, with owner, reason and SLA."""
+    from keymoments.act.cases import CaseBook
+
+    store = open_store(db, read_only=True)
+    try:
+        df = CaseBook(store).list(status)
+    finally:
+        store.close()
+    if team:
+        df = df[df["team"] == team]
+    rank = {"urgent": 0, "high": 1, "normal": 2, "low": 3}
+    df = df.assign(_r=df["priority"].map(rank).fillna(4)).sort_values(["_r", "sla_due_at"]).drop(columns="_r")
+    cols = ["case_id", "playbook", "customer_id", "status", "priority", "team", "owner", "reason",
+            "compensation_cents", "sla_due_at", "handoffs"]  # fmt: skip
+    df = df[cols].head(limit)
+    if json_out:
+        echo_json({"cases": df})
+        return
+    print_table(df, title=f"cases ({status or 'all'})")
+
+
 @app.command("approve")
 def approve(
     entry_id: Annotated[str, typer.Argument(help="The ledger entry waiting for approval.")],
