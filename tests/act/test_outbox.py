@@ -193,3 +193,24 @@ def test_killed_worker_neither_loses_nor_duplicates(tmp_path):
     assert sql.outbox_counts(cur) == {"delivered": 10}
     cur.close()
     store.close()
+
+
+def test_cli_run_deliver_sends_signed_webhooks(run_cli, tmp_path, monkeypatch):
+    db = str(tmp_path / "km.duckdb")
+    with Receiver() as rx:
+        pb = tmp_path / "pb.yaml"
+        pb.write_text(f"""
+playbooks:
+  - name: call-them
+    trigger: {{type: good_news}}
+    actions: [{{type: notify, channel: call, template: "congratulations on your {{outcome}}", url: "{rx.url}"}}]
+""")
+        store = Store(db)
+        load_events(store, [ev(f"c{i}", i, outcome="upgraded", event_id=f"u{i}") for i in range(3)])
+        store.close()
+        code, out, err = run_cli("playbooks", "run", str(pb), "--db", db, "--deliver")
+        assert code == 2 and "webhook secret" in err  # no secret, no unsigned webhooks
+        monkeypatch.setenv("KM_WEBHOOK_SECRET", SECRET)
+        res = run_cli.json("playbooks", "run", str(pb), "--db", db, "--deliver")
+        assert res["decisions"] == 3 and res["delivered"] == 3
+        assert len(rx.effects) == 3 and rx.bad_signatures == 0

@@ -134,6 +134,10 @@ def run(
     from keymoments.act.runner import PlaybookRunner
 
     pf = _load(file)
+    if deliver and not secret:
+        from keymoments.exceptions import ConfigError
+
+        raise ConfigError("--deliver needs a webhook secret to sign requests: set KM_WEBHOOK_SECRET or pass --secret.")
     store = open_store(db)
     runner = PlaybookRunner(store, pf, seed=seed, source=file)
     worker = OutboxWorker(store, secret=secret or "") if deliver else None
