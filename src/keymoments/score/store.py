@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from keymoments.events import RATING_CONFIDENCE
-from keymoments.score.base import TextScorer
+from keymoments.score.base import TextScorer, TextScores
 from keymoments.score.fusion import fuse
 from keymoments.score.registry import resolve_scorer
 from keymoments.store.scores import unscored_text, write_text_scores
@@ -28,7 +29,14 @@ def score_store(
         batch = unscored_text(store, limit=batch_size, rescore=rescore, after_seq=after)
         if batch.empty:
             return total
-        scores = model.score(batch["text"].tolist())
+        # identical texts are scored once (templated messages, "thanks", survey boilerplate repeat a lot)
+        codes, uniques = pd.factorize(batch["text"], sort=False)
+        once = model.score(list(uniques))
+        scores = TextScores(
+            valence=np.asarray(once.valence)[codes],
+            confidence=np.asarray(once.confidence)[codes],
+            sentiment=np.asarray(once.sentiment, dtype=object)[codes],
+        )
         rv = batch["rating_valence"].to_numpy(dtype=float)
         rc = np.where(np.isnan(rv), 0.0, RATING_CONFIDENCE)
         valence, confidence, source = fuse(rv, rc, scores.valence, scores.confidence)
