@@ -437,7 +437,7 @@ class Engine:
         c.case = next((a for a in p.actions if isinstance(a, OpenCaseAction)), None)
         if c.case is not None:
             c.case = (frozenset(c.case.resolve_on_outcome), c.case.resolve_when_valence_above, c.case.keep_owner,
-                      c.case.owner, c.case.team)
+                      c.case.owner, c.case.team, frozenset(c.case.resolve_on_touchpoint))
         return c
 
     def _candidates(self, tp: Any, outcome: Any) -> tuple[_PB, ...]:
@@ -687,7 +687,7 @@ class Engine:
             if ts - opened > _CASE_TRACK_US:
                 continue
             p = self.playbooks[pidx]
-            resolve_on, resolve_val, keep_owner, _owner_kind, _team = p.case
+            resolve_on, resolve_val, keep_owner, _owner_kind, _team, resolve_tps = p.case
             emp = e[EMP]
             if emp and owner is not None and emp != owner:
                 case[3] = handoffs = handoffs + 1
@@ -699,7 +699,8 @@ class Engine:
             elif emp and owner is None:
                 case[2] = emp
             v = e[VALENCE]
-            if e[OUTCOME] in resolve_on or (resolve_val is not None and v is not None and v > resolve_val):
+            if (e[OUTCOME] in resolve_on or e[TP] in resolve_tps
+                    or (resolve_val is not None and v is not None and v > resolve_val)):
                 out.append(self._case_decision(p, e, case_id, "resolved", {
                     "owner": case[2], "first_owner_kept": handoffs == 0 or keep_owner, "handoffs": handoffs,
                     "hours_open": (ts - opened) / _US_HOUR, "valence": v, "outcome": e[OUTCOME]}))

@@ -303,8 +303,11 @@ class OpenCaseAction(_Delivered):
     resolve_on_outcome: list[str] = Field(
         sorted(RESOLVED_OUTCOMES), description="Outcome values of a later event that resolve the case."
     )
+    resolve_on_touchpoint: list[str] = Field(
+        default_factory=list, description="Touchpoints of a later event that resolve the case (e.g. 'Resolve ticket')."
+    )
 
-    _list = field_validator("resolve_on_outcome", mode="before")(_as_list)
+    _list = field_validator("resolve_on_outcome", "resolve_on_touchpoint", mode="before")(_as_list)
 
 
 class CompensateAction(_Model):
