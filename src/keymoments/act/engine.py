@@ -330,7 +330,7 @@ class _PB:
 
     __slots__ = (
         "idx", "name", "trigger", "kind", "match", "conds", "prob", "seed_key", "per", "cooldown_us", "cap",
-        "cap_period", "max_per_day", "day", "day_count", "holdout_share", "holdout_salt", "actions", "costs",
+        "cap_period", "max_per_day", "holdout_share", "holdout_salt", "actions", "costs",
         "case", "expect", "within_us", "same_journey", "quiet_us", "end_tps", "mile_metric", "mile_at",
         "priority", "order", "filter_tp", "filter_out",
     )  # fmt: skip
@@ -370,6 +370,7 @@ class Engine:
         self.timers: list[tuple] = []  # heap of (deadline, n, kind, pb idx, key, token)
         self.waiting: dict[str, dict[tuple[int, str], tuple]] = {}  # customer -> {(pb, key): (token, journey, start)}
         self.holdout_cache: dict[tuple[int, str], str] = {}
+        self.daily: dict[int, list[int]] = {}  # playbook -> [day, fires that day] (max_per_day)
         self._draw_keys: dict[tuple[int, str], int] = {}
         self.clock = 0
         self._n = 0
@@ -428,7 +429,6 @@ class Engine:
         c.cap = g.max_per_customer
         c.cap_period = g.period
         c.max_per_day = g.max_per_day
-        c.day, c.day_count = -1, 0
         c.priority = g.priority
         c.holdout_share = p.holdout.share
         c.holdout_salt = p.holdout.salt or p.name
@@ -454,7 +454,7 @@ class Engine:
     def snapshot(self) -> dict[str, Any]:
         """A deep copy of the mutable state (for tests and debugging)."""
         return copy.deepcopy(
-            {k: getattr(self, k) for k in ("customers", "journeys", "fires", "gov", "spent", "cases", "timers", "waiting", "clock")}
+            {k: getattr(self, k) for k in ("customers", "journeys", "fires", "gov", "spent", "cases", "timers", "waiting", "daily", "clock")}
         )
 
     def _arm(self, p: _PB, cust: str) -> str:
@@ -737,11 +737,12 @@ class Engine:
             return None
         if p.max_per_day:
             day = ts // _US_DAY
-            if day != p.day:
-                p.day, p.day_count = day, 0
-            if p.day_count >= p.max_per_day:
+            dc = self.daily.get(p.idx)
+            if dc is None or dc[0] != day:
+                dc = self.daily[p.idx] = [day, 0]
+            if dc[1] >= p.max_per_day:
                 return None
-            p.day_count += 1
+            dc[1] += 1
         if g is None:
             self.gov[gkey] = [ts, pid, 1]
         else:
