@@ -157,3 +157,12 @@ def test_extra_columns_go_to_attrs(tmp_path, store):
     pd.DataFrame({"customer_id": ["c"], "ts": ["2024-01-01"], "touchpoint": ["x"], "fare_class": ["J"]}).to_csv(path, index=False)
     ingest_source(store, read_source(path))
     assert _obj(store.query("SELECT attrs FROM events")["attrs"].iloc[0]) == {"fare_class": "J"}
+
+
+def test_record_batches_refuse_empty_and_case_clashing_fields(store):
+    with pytest.raises(IngestError, match="the events have no fields"):
+        records_source([{}, {}])
+    with pytest.raises(IngestError, match="'ts' and 'TS' differ only in case"):
+        records_source([{"customer_id": "c", "ts": "2024-01-01", "TS": "x", "touchpoint": "t"}])
+    with pytest.raises(IngestError, match="each event must be a JSON object"):
+        records_source([["c", "2024-01-01"]])  # type: ignore[list-item]

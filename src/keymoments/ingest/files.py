@@ -46,7 +46,9 @@ def _describe(relation_sql: str, name: str) -> dict[str, str]:
         rows = con.execute(f"DESCRIBE SELECT * FROM {relation_sql}").fetchall()
     except duckdb.Error as exc:
         first = str(exc).splitlines()[0]
-        raise IngestError(f"{name}: cannot be read ({first}). Check the format and that the file is complete.") from None
+        raise IngestError(
+            f"{name}: cannot be read ({first}). Check the format and that the file is complete."
+        ) from None
     finally:
         con.close()
     return {r[0]: r[1] for r in rows}
@@ -104,12 +106,17 @@ def _arrow_source(
     rating_scale: str | None,
     position: str = "row",
 ) -> Source:
-    con = duckdb.connect()
-    try:
-        con.register("_t", table)
-        types = {r[0]: r[1] for r in con.execute("DESCRIBE SELECT * FROM _t").fetchall()}
-    finally:
-        con.close()
+    if all(pa.types.is_string(f.type) or pa.types.is_large_string(f.type) for f in table.schema):
+        types = {
+            f.name: "VARCHAR" for f in table.schema
+        }  # the common case (API batches, XES): no DESCRIBE needed
+    else:
+        con = duckdb.connect()
+        try:
+            con.register("_t", table)
+            types = {r[0]: r[1] for r in con.execute("DESCRIBE SELECT * FROM _t").fetchall()}
+        finally:
+            con.close()
     columns, extra = resolve_columns(name, list(types), mapping)
     return Source(
         name=name,
@@ -125,7 +132,11 @@ def _arrow_source(
 
 
 def frame_source(
-    df: pd.DataFrame, *, name: str = "frame", mapping: ColumnMapping | None = None, rating_scale: str | None = None
+    df: pd.DataFrame,
+    *,
+    name: str = "frame",
+    mapping: ColumnMapping | None = None,
+    rating_scale: str | None = None,
 ) -> Source:
     """A pandas DataFrame of events as a Source (rows numbered from 1)."""
     df = df.copy()
@@ -133,7 +144,9 @@ def frame_source(
         import json
 
         df["attrs"] = [
-            None if v is None or (isinstance(v, float) and v != v) else (v if isinstance(v, str) else json.dumps(v))
+            None
+            if v is None or (isinstance(v, float) and v != v)
+            else (v if isinstance(v, str) else json.dumps(v))
             for v in df["attrs"]
         ]
     table = pa.Table.from_pandas(df, preserve_index=False)
@@ -149,19 +162,33 @@ def records_source(
     rows = list(records)
     if not rows:
         raise IngestError(f"{name}: the batch holds no events.")
-    keys: list[str] = []
     for r in rows:
         if not isinstance(r, Mapping):
             raise IngestError(f"{name}: each event must be a JSON object; got {type(r).__name__}.")
-        for k in r:
-            if k not in keys:
-                keys.append(k)
-    cols: dict[str, list[Any]] = {k: [] for k in keys}
-    for r in rows:
-        for k in keys:
-            v = r.get(k)
-            if v is not None and not isinstance(v, str):
-                v = json.dumps(v) if isinstance(v, dict | list) else str(v)
-            cols[k].append(v)
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    if not keys:
+        raise IngestError(
+            f"{name}: the events have no fields; each needs at least customer_id, ts and touchpoint."
+        )
+    lowered: dict[str, str] = {}
+    for k in keys:
+        if k.lower() in lowered:
+            raise IngestError(
+                f"{name}: field names {lowered[k.lower()]!r} and {k!r} differ only in case; use one spelling."
+            )
+        lowered[k.lower()] = k
+    cols: dict[str, list[Any]] = {}
+    for k in keys:
+        col = [r.get(k) for r in rows]
+        if not set(map(type, col)) <= {str, type(None)}:  # numbers, booleans, objects: as their text / JSON
+            col = [
+                v
+                if v is None or isinstance(v, str)
+                else json.dumps(v)
+                if isinstance(v, dict | list)
+                else str(v)
+                for v in col
+            ]
+        cols[k] = col
     table = pa.table({k: pa.array(v, type=pa.string()) for k, v in cols.items()})
     return _arrow_source(name, "api", table, None, rating_scale)
