@@ -32,8 +32,8 @@ class PlaybookYAMLError(ConfigError):
         self.errors = errors
 
 
-def _node_at(root: yaml.Node, loc: tuple[Any, ...]) -> tuple[yaml.Node, list[str]]:
-    """The deepest node along ``loc`` and the path segments that were matched (unions' tags are skipped)."""
+def _node_at(root: yaml.Node, loc: tuple[Any, ...]) -> yaml.Node:
+    """The deepest node along ``loc`` (segments that are not keys of the YAML, like union tags, are skipped)."""
     node = root
     for part in loc:
         if isinstance(node, yaml.MappingNode):
@@ -48,12 +48,12 @@ def _node_at(root: yaml.Node, loc: tuple[Any, ...]) -> tuple[yaml.Node, list[str
                 node = node.value[part]
             else:
                 break
-    return node, []
+    return node
 
 
 def _key_node(root: yaml.Node, loc: tuple[Any, ...]) -> yaml.Node | None:
     """For an unknown key, the node of the key itself (so the error points at the typo)."""
-    parent, _ = _node_at(root, loc[:-1])
+    parent = _node_at(root, loc[:-1])
     if isinstance(parent, yaml.MappingNode):
         for k, _v in parent.value:
             if isinstance(k, yaml.ScalarNode) and k.value == str(loc[-1]):
@@ -71,8 +71,8 @@ def _fmt_loc(loc: tuple[Any, ...]) -> str:
     return out
 
 
-def _allowed_fields(model: type, loc: tuple[Any, ...]) -> list[str]:
-    """Field names allowed at ``loc`` (best effort), for 'did you mean' on unknown keys."""
+def _allowed_fields() -> list[str]:
+    """Every field name of the playbook models, for 'did you mean' on unknown keys."""
     from pydantic import BaseModel
 
     from keymoments.act import models as m
@@ -88,7 +88,7 @@ def _message(err: dict[str, Any], loc: tuple[Any, ...]) -> str:
     kind = err.get("type", "")
     if kind == "extra_forbidden":
         name = str(loc[-1]) if loc else ""
-        return f"unknown field {name!r}.{did_you_mean(name, _allowed_fields(PlaybookFile, loc))}".rstrip()
+        return f"unknown field {name!r}.{did_you_mean(name, _allowed_fields())}".rstrip()
     if kind == "union_tag_invalid":
         ctx = err.get("ctx", {})
         tag = str(ctx.get("tag", ""))
@@ -155,7 +155,7 @@ def loads_playbooks(text: str, source: str = "<string>") -> PlaybookFile:
             if err.get("type") == "extra_forbidden":
                 node = _key_node(root, loc)
             if node is None:
-                node, _ = _node_at(root, loc)
+                node = _node_at(root, loc)
             line, col = node.start_mark.line + 1, node.start_mark.column + 1
             errors.append({"line": line, "column": col, "loc": _fmt_loc(loc), "msg": _message(err, loc)})
         errors.sort(key=lambda e: (e["line"], e["column"]))
