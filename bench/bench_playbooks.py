@@ -87,7 +87,7 @@ def bench_live(store: Store, seconds: float, rate: float) -> dict:
     cur.close()
     n = min(len(events), int(seconds * rate))
     # the engine's state holds the history before the stream, as a live runner's would
-    engine = Engine(lib)
+    engine = Engine(lib, simulate_budgets=False)  # live: the ledger decides budgets
     for e in events[: len(events) - n]:
         engine.evaluate(e)
     stream = events[len(events) - n :]

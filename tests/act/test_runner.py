@@ -121,3 +121,22 @@ def test_live_stream_decides_at_once_and_records_in_batches(store):
     again = PlaybookRunner(store, pf).run_live()
     assert again.events == 0 and store.count("playbook_decisions") == len(decided)
     assert event_tuple(HISTORY[0])[2] == "a"
+
+
+def test_live_budgets_follow_the_ledger_including_spends_by_people(store):
+    pf = loads_playbooks("""
+budgets: [{name: b, scope: global, period: total, amount: 100}]
+playbooks:
+  - name: gift
+    trigger: {type: crisis}
+    actions: [{type: compensate, amount: 40, budget: b}]
+""")
+    load_events(store, [ev(c, i, outcome="lost", event_id=c) for i, c in enumerate("abc")])
+    bt = PlaybookRunner(store, pf).backtest()
+    assert [d.status for d in bt.decisions] == ["fired", "fired", "blocked"]  # simulated: 40 + 40, then 20 left
+    runner = PlaybookRunner(store, pf)
+    runner.ledger.spend("b", 5000, note="an agent's goodwill gesture")  # 50 of 100 gone before the run
+    live = runner.run_live()
+    assert [d.status for d in live.decisions] == ["fired", "blocked", "blocked"]
+    assert runner.ledger.remaining("b") == 1000
+    assert store.count("ledger") == 2

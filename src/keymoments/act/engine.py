@@ -353,8 +353,12 @@ class Engine:
     ['fired']
     """
 
-    def __init__(self, file: PlaybookFile, *, seed: int | None = None) -> None:
+    def __init__(self, file: PlaybookFile, *, seed: int | None = None, simulate_budgets: bool = True) -> None:
         self.file = file
+        #: True (backtests): budget pools are simulated here and spends that would overdraw are blocked.
+        #: False (live): costs are only tagged; the store's ledger, which also sees spends made by people
+        #: through the API and approvals, decides when the decisions are fired.
+        self.simulate_budgets = simulate_budgets
         self.seed = file.seed if seed is None else seed
         self.global_share = file.global_holdout
         self._pools = {b.name: (b.scope, b.period, b.amount_cents, b.limit_cents) for b in file.budgets}
@@ -770,6 +774,10 @@ class Engine:
             bkey = (pool_name, key, ppid)
             spent = self.spent.get(bkey, 0)
             d.budget, d.budget_key, d.budget_period = pool_name, key, ppid
+            if not self.simulate_budgets:
+                d.cost_cents += cents
+                d.needs_approval = d.needs_approval or (limit is not None and cents > limit)
+                continue
             if spent + cents > amount:
                 d.budget_blocked = True
                 d.detail["budget_left_cents"] = amount - spent

@@ -204,7 +204,7 @@ class PlaybookRunner:
         try:
             run = sql.get_run(cur, self.live_run_id)
             last = int(run["last_seq"]) if run and run["last_seq"] is not None else 0
-            engine = Engine(self.file, seed=self.seed)
+            engine = Engine(self.file, seed=self.seed, simulate_budgets=False)  # the ledger decides live
             if last:
                 ev = engine.evaluate
                 for chunk in sql.iter_events(cur, order="seq", upto_seq=last):
@@ -319,6 +319,9 @@ class PlaybookRunner:
                          d.employee_id or "engine", a.get("kind"), now, now if status == "approved" else None,
                          "auto (within empowerment limit)" if status == "approved" else None))  # fmt: skip
             out[d.decision_id].append((eid, pool.name, cents, status, pool.currency))
+        for d, *_ in reqs:
+            if d.budget_blocked and all(a["type"] == "compensate" for a in d.actions) and d.decision_id not in out:
+                d.status = "blocked"  # nothing of it could be done
         for (pool_name, key, start), cents in taken.items():
             sql.take_from_pool(con, pool_name, key, start, cents)  # CHECK (remaining_cents >= 0) guards this
         sql.insert_rows(con, "ledger", ("entry_id", "pool", "scope_key", "period_start", "amount_cents", "status",
