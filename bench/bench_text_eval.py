@@ -8,13 +8,18 @@ evaluation sets are cached under ``.cache/embeddings``). It prints three tables 
    a model's answer is positive when P(positive) > P(negative) (VADER: compound > 0).
 2. **Real customer tweets**: 240 inbound tweets of ``twcs_head5000.csv``, hand-labelled negative / neutral /
    positive (``bench/data/twcs_inbound_labels.csv``, procedure in ``bench/data/README.md``; never trained on),
-   three classes. Rows: the lexicon, the general semantic heads, and *domain-adapted* heads fitted with
+   three classes. Rows: the lexicon, the general semantic heads, the shipped *support* heads, and *domain-adapted*
+   heads fitted with
    :func:`keymoments.score.domain.fit_domain_model` on the other inbound tweets of the same file, labelled from
-   the brand's reply (``training/twcs_weak_labels.py``): the business's own "rated" text.
+   the brand's reply (``training/twcs_weak_labels.py``): the business's own "rated" text. (The shipped support
+   heads are the same fit, made at training time with the fp32 encoder.)
 3. **Domain adaptation on rated reviews**: UCI Amazon + Yelp sentences as a business's rated text. The general
    head is refitted here *without* Amazon and Yelp (SST-2 + IMDb only) and scored on them; the domain head's
    figure is 5-fold cross-validated on them.
-4. **Throughput** on 2,000 inbound tweets (sorted-length batches of 64): texts/s of wall time, and texts per
+4. **Zero-shot touchpoint tagging**: the 119 negative tweets of (2), hand-labelled into 8 support topics or
+   "other" (``bench/data/twcs_negative_topics.csv``), tagged with only the one-line descriptions of
+   ``bench/data/support_journey.yaml``: accuracy of the lexical and the semantic tagger.
+5. **Throughput** on 2,000 inbound tweets (sorted-length batches of 64): texts/s of wall time, and texts per
    CPU-second of this process (steadier when other processes share the cores). Best of 3 runs.
 """
 
@@ -89,6 +94,9 @@ def main(argv: list[str] | None = None) -> int:
         x_weak = corpora.cached_embeddings("twcs-weak", weak["text"].tolist(), enc)
         sst_rows.append({"model": scorer.name, **metrics(sst_y, binary_pred(scorer.head_.predict_proba(x_sst)))})
         tw_rows.append({"model": scorer.name, **metrics(tw_y, np.argmax(scorer.head_.predict_proba(x_tw), axis=1))})
+        support = SemanticScorer(depth, head="support", emotions=False)
+        sst_rows.append({"model": support.name, **metrics(sst_y, binary_pred(support.head_.predict_proba(x_sst)))})
+        tw_rows.append({"model": support.name + " (shipped)", **metrics(tw_y, np.argmax(support.head_.predict_proba(x_tw), axis=1))})
         dm = DomainTextModel(depth)
         dm._general = scorer
         dm.fit(weak["text"].tolist(), weak_val, embeddings=x_weak)
@@ -120,7 +128,20 @@ def main(argv: list[str] | None = None) -> int:
                             "general_macro_f1": general["macro_f1"], "domain_cv_macro_f1": round(float(dm.cv_.loc["domain (cv)", "macro_f1"]), 3),
                             "n": len(y)})
 
-    # 4. throughput
+    # 4. zero-shot tagging
+    from keymoments.events import JourneyModel  # noqa: PLC0415
+    from keymoments.score.semantic_tagging import SemanticTagger  # noqa: PLC0415
+    from keymoments.score.tagging import LexicalTagger  # noqa: PLC0415
+
+    journey = JourneyModel.from_yaml(ROOT / "bench" / "data" / "support_journey.yaml")
+    topics = pd.read_csv(ROOT / "bench" / "data" / "twcs_negative_topics.csv", dtype=str).merge(bench, on="tweet_id")
+    tag_rows = []
+    for tagger in (LexicalTagger(journey), SemanticTagger(journey, lexical_weight=0.0), SemanticTagger(journey)):
+        tags = tagger.tag(topics["text"].tolist())
+        label = tagger.name if not isinstance(tagger, SemanticTagger) else f"{tagger.name} (lexical weight {tagger.lexical_weight})"
+        tag_rows.append({"tagger": label, "accuracy": round(float(np.mean(tags.touchpoint == topics["topic"].to_numpy())), 3), "n": len(topics)})
+
+    # 5. throughput
     tweets = corpora.twcs_inbound()["text"].astype(str).tolist()[:2000]
     speed = []
     runs = 1 if args.quick else 3
@@ -139,14 +160,16 @@ def main(argv: list[str] | None = None) -> int:
     print("\n== SST-2 test (binary) ==")
     print(pd.DataFrame(sst_rows).to_string(index=False))
     print("\n== 240 hand-labelled customer tweets (3 classes) ==")
-    print(pd.DataFrame(tw_rows).fillna("").to_string(index=False))
+    print(pd.DataFrame(tw_rows).astype(object).fillna("").to_string(index=False))
     print("\n== domain adaptation on rated reviews (binary; general head trained without that source) ==")
     print(pd.DataFrame(domain_rows)[["rated text", "general_macro_f1", "domain_cv_macro_f1", "n"]].to_string(index=False))
+    print("\n== zero-shot touchpoint tagging: 119 negative tweets, 8 support topics + other ==")
+    print(pd.DataFrame(tag_rows).to_string(index=False))
     print(f"\n== throughput, 2,000 tweets, {os.cpu_count()} cores, load average {load:.1f} (emotions included) ==")
     print(pd.DataFrame(speed).to_string(index=False))
     out = ROOT / "bench" / "out"
     out.mkdir(parents=True, exist_ok=True)
-    (out / "text_eval.json").write_text(json.dumps({"sst2": sst_rows, "tweets": tw_rows, "domain": domain_rows, "speed": speed, "load": load}, indent=2))
+    (out / "text_eval.json").write_text(json.dumps({"sst2": sst_rows, "tweets": tw_rows, "domain": domain_rows, "tagging": tag_rows, "speed": speed, "load": load}, indent=2))
     return 0
 
 

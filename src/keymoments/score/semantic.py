@@ -10,7 +10,12 @@ trained on that layer's pooled output (``training/train_text_head.py``). ``"fast
 weights, about 1,000+ short texts/s on 2 laptop cores; ``"balanced"`` = 3 layers (default); ``"full"`` =
 all 6 layers. ``bench/bench_text_eval.py`` prints quality and throughput for each.
 
-Registered as ``"semantic"`` (``auto`` prefers it when its dependencies are installed) and ``"semantic-fast"``.
+Heads (``head``): ``"general"`` (default) was trained on review corpora only (SST-2, UCI), which have no neutral
+class, so its neutral is a calibrated band; ``"support"`` is a three-class head learnt from customer-support
+tweets labelled by the brand's reply (see ``training/train_text_head.py``), better on customer text.
+
+Registered as ``"semantic"`` (``auto`` prefers it when its dependencies are installed), ``"semantic-fast"``,
+``"semantic-full"`` and ``"semantic-support"``.
 The heavy dependencies are imported when a scorer is built, never when this module is imported, so the
 registry can fall back to the lexicon scorer where they are missing.
 """
@@ -27,10 +32,12 @@ from keymoments.score.base import SENTIMENTS, TextScores
 from keymoments.score.heads import OrdinalHead, SoftmaxHead, load_heads
 from keymoments.score.registry import register_scorer
 
-__all__ = ["DEPTHS", "HEADS_PATH", "SemanticScorer", "scores_from_proba"]
+__all__ = ["DEPTHS", "HEADS_PATH", "SUPPORT_HEADS_PATH", "SemanticScorer", "scores_from_proba"]
 
 #: The shipped general heads (a few KiB), one per encoder depth.
 HEADS_PATH = Path(__file__).resolve().parent / "models" / "sentiment_heads_minilm.npz"
+#: Optional heads for customer-support text (three classes learnt from reply-labelled support tweets).
+SUPPORT_HEADS_PATH = HEADS_PATH.with_name("support_heads_minilm.npz")
 #: Speed settings: name -> (encoder layers, int8 weights).
 DEPTHS: dict[str, tuple[int, bool]] = {"fast": (1, True), "balanced": (3, False), "full": (6, False)}
 
@@ -62,15 +69,20 @@ class SemanticScorer:
     array(['negative'], dtype=object)
     """
 
-    def __init__(self, depth: str = "balanced", *, emotions: bool = True, batch_size: int = 64, threads: int | None = None) -> None:
+    def __init__(
+        self, depth: str = "balanced", *, head: str = "general", emotions: bool = True, batch_size: int = 64, threads: int | None = None
+    ) -> None:
         if depth not in DEPTHS:
             raise ConfigError(f"The 'depth' parameter of SemanticScorer must be one of {sorted(DEPTHS)}. Got {depth!r} instead.")
+        if head not in ("general", "support"):
+            raise ConfigError(f"The 'head' parameter of SemanticScorer must be one of ['general', 'support']. Got {head!r} instead.")
+        self.head = head
         self.depth = depth
         self.emotions = emotions
         self.batch_size = batch_size
         self.threads = threads
         layers, int8 = DEPTHS[depth]
-        heads, self.meta_ = load_heads(HEADS_PATH)
+        heads, self.meta_ = load_heads(HEADS_PATH if head == "general" else SUPPORT_HEADS_PATH)
         key = f"L{layers}"
         if key not in heads:
             raise ConfigError(f"{HEADS_PATH} has no head for depth {depth!r} ({key}); rerun training/train_text_head.py.")
@@ -78,11 +90,11 @@ class SemanticScorer:
         from keymoments.score.embed import MiniLMEncoder  # noqa: PLC0415  (heavy: tokenizers, onnxruntime)
 
         self.encoder_ = MiniLMEncoder(n_layers=layers, quantize=int8, batch_size=batch_size, threads=threads)
-        self.name = "semantic-minilm" + ("" if depth == "balanced" else f"-{depth}")
+        self.name = "semantic-minilm" + ("" if head == "general" else f"-{head}") + ("" if depth == "balanced" else f"-{depth}")
         self._lock = threading.Lock()  # one onnxruntime session; calls from threads take turns
 
     def __repr__(self) -> str:
-        return f"SemanticScorer(depth={self.depth!r}, encoder={self.encoder_.name!r})"
+        return f"SemanticScorer(depth={self.depth!r}, head={self.head!r}, encoder={self.encoder_.name!r})"
 
     def embed(self, texts: list[str | None]) -> np.ndarray:
         with self._lock:
@@ -106,3 +118,4 @@ class SemanticScorer:
 register_scorer("semantic", SemanticScorer, priority=100, aliases=("semantic-minilm", "minilm"))
 register_scorer("semantic-fast", lambda: SemanticScorer("fast"), priority=90, aliases=("semantic-minilm-fast",))
 register_scorer("semantic-full", lambda: SemanticScorer("full"), priority=80, aliases=("semantic-minilm-full",))
+register_scorer("semantic-support", lambda: SemanticScorer(head="support"), priority=70, aliases=("semantic-minilm-support",))

@@ -3,20 +3,26 @@
 :class:`SemanticTagger` implements the :class:`~keymoments.score.tagging.Tagger` interface with the full
 6-layer all-MiniLM-L6-v2 (trained for semantic similarity). How it decides:
 
-1. Each touchpoint gets a prototype: the embedding of ``"<name>: <description>"``; when the journey model gives
-   labelled ``examples``, their mean embedding is blended in (weight ``n / (n + 2)`` for n examples, so a few
-   examples refine the description and many take over). Prototypes are re-normalised to unit length.
-2. A text's score for a touchpoint is the cosine similarity of its embedding with the prototype.
-3. The best touchpoint wins when its score reaches ``threshold`` (0.25 by default; unrelated text scores about
-   0.0-0.2 with MiniLM); otherwise the answer is :data:`~keymoments.score.tagging.OTHER`. Every touchpoint
-   within ``margin`` (0.04) of the best and above the threshold is also listed in ``labels`` (multi-label: "lost
-   my bag *and* missed the connection").
-4. Confidence: the softmax weight of the best touchpoint over all touchpoints and "other" (whose score is the
+1. Each touchpoint gets several prototypes: ``"<name>: <description>"``, the name alone, each phrase of the
+   description (split at commas, semicolons, " - ", " and ", " or ") and each labelled example the journey
+   model gives. Short customer texts ("where is my parcel") match one phrase ("late, missing or lost
+   deliveries") far better than a long description.
+2. The semantic score of a touchpoint is the best cosine similarity of the text with its prototypes.
+3. It is blended with the word-overlap score of :class:`~keymoments.score.tagging.LexicalTagger` (weight
+   ``lexical_weight``, 0.3): an exact shared word ("check-in") is strong evidence that embeddings blur.
+4. The best touchpoint wins when its blended score reaches ``threshold`` (0.2); otherwise the answer is
+   :data:`~keymoments.score.tagging.OTHER`. Every touchpoint within ``margin`` (0.04) of the best and above the
+   threshold is also listed in ``labels`` (multi-label: "lost my bag *and* missed the connection").
+5. Confidence: the softmax weight of the best touchpoint over all touchpoints and "other" (whose score is the
    threshold) at temperature 0.05; 0 for "other" and blank texts.
+
+On 119 negative customer tweets hand-labelled into 8 support topics + other (``bench/data``), zero-shot
+accuracy is about 0.6 (lexical alone about 0.53); ``bench/bench_text_eval.py`` prints the current figure.
 """
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -28,7 +34,22 @@ from keymoments.events import JourneyModel
 from keymoments.exceptions import ConfigError
 from keymoments.score.tagging import OTHER, TouchpointTags
 
-__all__ = ["SemanticTagger", "SemanticTouchpointTags"]
+__all__ = ["SemanticTagger", "SemanticTouchpointTags", "prototypes"]
+
+_SPLIT = re.compile(r"[,;:]|\s+-\s+|\s+and\s+|\s+or\s+")
+
+
+def prototypes(name: str, description: str, examples: list[str] | tuple[str, ...] = ()) -> list[str]:
+    """The texts a touchpoint is recognised by (see the module).
+
+    >>> prototypes("baggage", "Collecting luggage at the carousel, damaged or lost bags")
+    ['baggage: Collecting luggage at the carousel, damaged or lost bags', 'baggage', 'Collecting luggage at the carousel', 'damaged', 'lost bags']
+    """
+    label = name.replace("_", " ").replace("-", " ").strip()
+    out = [f"{label}: {description}".strip(" :") if description else label, label]
+    out += [p.strip(" .") for p in _SPLIT.split(description or "") if len(p.strip(" .")) > 2]
+    out += [e for e in examples if isinstance(e, str) and e.strip()]
+    return list(dict.fromkeys(out))
 
 
 @dataclass
@@ -43,12 +64,24 @@ class SemanticTagger:
 
     name = "semantic-minilm"
 
-    def __init__(self, journey: JourneyModel, *, threshold: float = 0.25, margin: float = 0.04, temperature: float = 0.05, encoder=None) -> None:
+    def __init__(
+        self,
+        journey: JourneyModel,
+        *,
+        threshold: float = 0.2,
+        margin: float = 0.04,
+        temperature: float = 0.05,
+        lexical_weight: float = 0.3,
+        encoder=None,
+    ) -> None:
         if not 0.0 <= threshold <= 1.0:
             raise ConfigError(f"The 'threshold' parameter of SemanticTagger must be in [0, 1]. Got {threshold!r} instead.")
         if not journey.touchpoints:
             raise ConfigError("The journey model has no touchpoints to tag text with; add some to journey.yaml.")
+        if not 0.0 <= lexical_weight <= 1.0:
+            raise ConfigError(f"The 'lexical_weight' parameter of SemanticTagger must be in [0, 1]. Got {lexical_weight!r} instead.")
         self.journey = journey
+        self.lexical_weight = lexical_weight
         self.threshold = threshold
         self.margin = margin
         self.temperature = temperature
@@ -64,19 +97,28 @@ class SemanticTagger:
         return f"SemanticTagger({len(self.touchpoints_)} touchpoints, threshold={self.threshold})"
 
     def _fit(self) -> None:
-        tps = self.journey.touchpoints
-        docs = [f"{tp.name.replace('_', ' ').replace('-', ' ')}: {tp.description}".strip(" :") for tp in tps]
+        from keymoments.score.tagging import LexicalTagger  # noqa: PLC0415
+
+        texts: list[str] = []
+        owner: list[int] = []
+        for j, tp in enumerate(self.journey.touchpoints):
+            for proto in prototypes(tp.name, tp.description, tp.examples):
+                texts.append(proto)
+                owner.append(j)
         with self._lock:
-            desc = self.encoder_.encode(docs)
-            protos = desc.copy()
-            for j, tp in enumerate(tps):
-                if tp.examples:
-                    ex = self.encoder_.encode(list(tp.examples)).mean(axis=0)
-                    w = len(tp.examples) / (len(tp.examples) + 2.0)
-                    protos[j] = (1 - w) * desc[j] + w * ex / max(np.linalg.norm(ex), 1e-12)
-        protos /= np.maximum(np.linalg.norm(protos, axis=1, keepdims=True), 1e-12)
-        self.touchpoints_ = tuple(tp.name for tp in tps)
-        self.prototypes_ = protos.astype(np.float32)
+            self.prototypes_ = self.encoder_.encode(texts).astype(np.float32)
+        self.prototype_texts_ = tuple(texts)
+        self.owner_ = np.asarray(owner)
+        self.touchpoints_ = tuple(tp.name for tp in self.journey.touchpoints)
+        self.lexical_ = LexicalTagger(self.journey) if self.lexical_weight > 0 else None
+
+    def semantic_scores(self, emb: np.ndarray) -> np.ndarray:
+        """(n, k): per touchpoint, the best cosine similarity with its prototypes."""
+        sims = emb @ self.prototypes_.T
+        out = np.full((len(emb), len(self.touchpoints_)), -1.0)
+        for j in range(len(self.touchpoints_)):
+            out[:, j] = sims[:, self.owner_ == j].max(axis=1)
+        return out
 
     def tag(self, texts: Iterable[Any]) -> SemanticTouchpointTags:
         """Tag a batch of texts; blank or missing texts get touchpoint None and confidence 0.
@@ -89,7 +131,9 @@ class SemanticTagger:
         blank = np.array([not (isinstance(t, str) and t.strip()) for t in items], dtype=bool)
         with self._lock:
             emb = self.encoder_.encode([t if isinstance(t, str) else "" for t in items]) if n else np.zeros((0, self.prototypes_.shape[1]))
-        scores = np.clip(emb @ self.prototypes_.T, -1.0, 1.0).reshape(n, k)
+        scores = np.clip(self.semantic_scores(emb), -1.0, 1.0).reshape(n, k)
+        if self.lexical_ is not None and n:
+            scores = (1.0 - self.lexical_weight) * scores + self.lexical_weight * self.lexical_.tag(items).scores
         best_j = np.argmax(scores, axis=1) if n else np.zeros(0, dtype=int)
         best = scores[np.arange(n), best_j] if n else np.zeros(0)
         hit = (best >= self.threshold) & ~blank
