@@ -385,6 +385,7 @@ class Engine:
         self._absence = [p for p in self.playbooks if p.kind == "absence"]
         self._quiet = [p for p in self.playbooks if p.quiet_us]
         self._cand: dict[tuple[Any, Any], tuple[_PB, ...]] = {}
+        self._acand: dict[tuple[Any, Any], tuple[_PB, ...]] = {}
         self._crisis = frozenset(CRISIS_OUTCOMES)
 
     # -- compile ------------------------------------------------------------------------------------------
@@ -406,6 +407,9 @@ class Engine:
         outs_ = getattr(t, "outcome", None)
         c.filter_tp = frozenset(tps_) if tps_ else None
         c.filter_out = frozenset(outs_) if outs_ and not isinstance(t, AbsenceTrigger) else None
+        if isinstance(t, AbsenceTrigger):  # absence playbooks are looked up by their 'after' match
+            c.filter_tp = frozenset(t.after.touchpoint) if t.after.touchpoint else None
+            c.filter_out = frozenset(t.after.outcome) if t.after.outcome else None
         if isinstance(t, JourneyEndTrigger):
             c.kind = "end_tp" if t.touchpoint else "journey_end"
             if t.touchpoint:
@@ -582,7 +586,13 @@ class Engine:
                         if d is not None:
                             out.append(d)
         # proactive: start clocks
-        for p in self._absence:
+        starts = self._acand.get((e[TP], outcome)) if self._absence else ()
+        if starts is None:
+            starts = self._acand[(e[TP], outcome)] = tuple(
+                p for p in self._absence
+                if (p.filter_tp is None or e[TP] in p.filter_tp) and (p.filter_out is None or outcome in p.filter_out)
+            )  # fmt: skip
+        for p in starts:
             if p.match(e) and (p.conds is None or p.conds(e, cs, js)):
                 key = jid if p.same_journey else cid
                 token = self._n = self._n + 1
