@@ -140,3 +140,25 @@ playbooks:
     assert [d.status for d in live.decisions] == ["fired", "blocked", "blocked"]
     assert runner.ledger.remaining("b") == 1000
     assert store.count("ledger") == 2
+
+
+def test_live_stream_advance_fires_proactive_triggers_on_time(store):
+    from datetime import timedelta
+
+    from keymoments.act.engine import event_tuple
+    from keymoments.act.runner import LiveStream
+
+    from .conftest import T0
+
+    pf = loads_playbooks("""
+playbooks:
+  - name: unresolved
+    trigger: {type: absence, after: {outcome: cancelled}, expect: {outcome: resolved}, within_hours: 48}
+    actions: [{type: open_case, team: escalations, owner: team}]
+""")
+    with LiveStream(PlaybookRunner(store, pf), flush_every=0.01) as live:
+        assert live.submit(event_tuple(ev("a", 0, outcome="cancelled", event_id="a1"), seq=1)) == []
+        assert live.advance(T0 + timedelta(hours=47)) == []
+        due = live.advance(T0 + timedelta(hours=49))
+        assert [(d.playbook, d.customer_id) for d in due] == [("unresolved", "a")]
+    assert store.count("cases") == 1

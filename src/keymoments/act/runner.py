@@ -458,6 +458,16 @@ class LiveStream:
                 self._pending.extend(out)
         return out
 
+    def advance(self, now: datetime | None = None) -> list[Decision]:
+        """Fire the proactive triggers (absence, quiet sign-off) that fell due by ``now`` (default: the wall
+        clock); call it on a timer so "no resolution within 48 h" fires even when no event arrives."""
+        now = now or datetime.now(UTC)
+        with self._lock:
+            out = self.engine.advance(int(now.timestamp() * 1_000_000))
+            if out:
+                self._pending.extend(out)
+        return out
+
     def flush(self) -> int:
         with self._lock:
             batch, self._pending = self._pending, []
