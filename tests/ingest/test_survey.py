@@ -43,7 +43,7 @@ def test_reshape(tmp_path, store):
     wide = store.outcomes_wide(["recommend", "spend"]).set_index("customer_id").sort_index()
     assert wide["recommend"].tolist() == [1.0, 0.0, 1.0]
     assert store.outcome_names()["recommend"] == ("customer_id", "bool")
-    again = ingest_source(store, read_survey(
+    again = ingest_source(store, rejects_path=tmp_path / "again.csv", src=read_survey(
         _survey(tmp_path), id_col="rid", touchpoints=["Booking", "Check in", "Flight"], scale="csat5", na_value="0",
         date="2024-07-01",
     ).events)
