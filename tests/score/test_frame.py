@@ -44,7 +44,7 @@ def _events() -> pd.DataFrame:
 
 def test_score_frame_columns_and_sources():
     df = _events()
-    out = score_frame(df)
+    out = score_frame(df, scorer="lexicon")
     assert out.index.tolist() == df.index.tolist()
     pd.testing.assert_frame_equal(out[df.columns], df)  # the input's columns are untouched
     assert out["valence_source"].tolist() == ["rating", "text", "both", "none", "text", "none"]
@@ -104,7 +104,7 @@ def _write_small_csv(path):
 def test_score_text_file_small_csv(tmp_path):
     src = tmp_path / "feedback.csv"
     _write_small_csv(src)
-    df, out = score_text_file(src, text_col="comment", journey=JOURNEY)
+    df, out = score_text_file(src, text_col="comment", journey=JOURNEY, scorer="lexicon")
     assert out == tmp_path / "feedback.scored.csv"
     written = pd.read_csv(out, dtype=str, keep_default_na=False)
     assert written.columns.tolist() == [
@@ -128,7 +128,7 @@ def test_score_text_file_on_real_twcs(twcs_path, tmp_path):
     head = pd.read_csv(twcs_path, lineterminator="\n", dtype=str, keep_default_na=False, nrows=200)
     src = tmp_path / "twcs_head200.csv"
     head.to_csv(src, index=False, lineterminator="\n")
-    df, out = score_text_file(src, text_col="text", out=tmp_path / "scored.jsonl")
+    df, out = score_text_file(src, text_col="text", out=tmp_path / "scored.jsonl", scorer="lexicon")
     assert len(df) == 200
     expected = [VADER.polarity_scores(t)["compound"] for t in head["text"]]
     np.testing.assert_array_equal(df["valence"].to_numpy(), expected)
@@ -140,9 +140,9 @@ def test_score_text_file_on_real_twcs(twcs_path, tmp_path):
 
 def test_the_whole_twcs_file_keeps_its_rows(twcs_path, tmp_path):
     # the file has unquoted carriage returns inside tweets; a default CSV read would make 5001 rows
-    df, out = score_text_file(twcs_path, out=tmp_path / "twcs.scored.parquet")
+    df, out = score_text_file(twcs_path, out=tmp_path / "twcs.scored.parquet", scorer="lexicon")
     assert len(df) == 5000 and len(pd.read_parquet(out)) == 5000
-    again = pd.read_csv(score_text_file(twcs_path, out=tmp_path / "twcs.scored.csv")[1])
+    again = pd.read_csv(score_text_file(twcs_path, out=tmp_path / "twcs.scored.csv", scorer="lexicon")[1])
     assert len(again) == 5000  # the CSV written back is readable by a plain reader
 
 

@@ -26,15 +26,16 @@ class FakeScorer:
 @pytest.fixture
 def clean_registry(monkeypatch):
     """A registry holding only the built-in lexicon scorer, restored after the test."""
-    monkeypatch.setattr(registry, "_registry", dict(registry._registry))
-    monkeypatch.setattr(registry, "_aliases", dict(registry._aliases))
+    registry._load_plugins()  # so that plugins loaded later by other tests cannot leak in
+    monkeypatch.setattr(registry, "_registry", {k: v for k, v in registry._registry.items() if k == "lexicon"})
+    monkeypatch.setattr(registry, "_aliases", {k: v for k, v in registry._aliases.items() if v == "lexicon"})
     monkeypatch.setattr(registry, "_instances", {})
     monkeypatch.setattr(registry, "_plugin_errors", {})
     monkeypatch.setattr(registry, "_plugins_loaded", True)
     return registry
 
 
-def test_lexicon_and_auto():
+def test_lexicon_and_auto(clean_registry):
     scorer = get_scorer("lexicon")
     assert isinstance(scorer, LexiconScorer) and scorer.name == "lexicon-vader"
     assert get_scorer() is scorer and get_scorer("auto") is scorer
@@ -45,7 +46,12 @@ def test_lexicon_and_auto():
     )
 
 
-def test_unknown_name_message():
+def test_auto_picks_the_semantic_scorer_when_installed():
+    # the 'text' extra is installed wherever the tests run (scripts/setup), so auto must not fall back
+    assert get_scorer("auto").name.startswith("semantic")
+
+
+def test_unknown_name_message(clean_registry):
     with pytest.raises(ConfigError) as info:
         get_scorer("lexcion")
     assert str(info.value) == (
