@@ -70,7 +70,10 @@ def test_bad_configuration():
         LexicalTagger(JOURNEY, threshold=2).tag(["hello"])
     with pytest.raises(ConfigError, match="Did you mean 'lexical'"):
         make_tagger(JOURNEY, "lexicla")
-    assert isinstance(make_tagger(JOURNEY), LexicalTagger)
+    assert isinstance(make_tagger(JOURNEY, "lexical"), LexicalTagger)
+    from keymoments.score.semantic_tagging import SemanticTagger
+
+    assert isinstance(make_tagger(JOURNEY), SemanticTagger)  # auto: the semantic tagger where it is installed
 
 
 @settings(max_examples=150, deadline=None)

@@ -197,11 +197,21 @@ class LexicalTagger:
 
 
 def make_tagger(journey: JourneyModel, name: str = "auto") -> Tagger:
-    """The tagger for a journey model: ``"lexical"`` (alias ``"auto"``, the best available today)."""
+    """The tagger for a journey model: ``"semantic"`` (embedding similarity blended with word overlap),
+    ``"lexical"`` (word overlap only), or ``"auto"``: semantic where its model is installed, else lexical."""
     key = str(name).strip().lower()
-    if key in ("auto", "lexical", LexicalTagger.name):
+    if key in ("lexical", LexicalTagger.name):
         return LexicalTagger(journey).fit()
-    choices = ["auto", "lexical"]
+    if key in ("auto", "semantic", "semantic-minilm"):
+        try:
+            from keymoments.score.semantic_tagging import SemanticTagger
+
+            return SemanticTagger(journey)
+        except (ImportError, OSError, ConfigError):
+            if key != "auto":
+                raise
+            return LexicalTagger(journey).fit()
+    choices = ["auto", "lexical", "semantic"]
     raise ConfigError(
         f"The tagger must be one of {choices}. Got {name!r} instead.{did_you_mean(name, choices)}"
     )

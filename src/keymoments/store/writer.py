@@ -204,7 +204,8 @@ def ingest_source(
 
     t0 = time.perf_counter()
     previous = None
-    if memory_limit:
+    small = src.table is not None and src.table.num_rows < 100_000
+    if memory_limit and not small:  # small batches (the API's) skip the settings round-trips
         previous = store.query("SELECT current_setting('memory_limit') AS m")["m"].iloc[0]
         store._con.execute(f"SET memory_limit = {sql_literal(memory_limit)}")
     try:
@@ -356,13 +357,11 @@ def _insert_with_derived(
         "is_last": f"lead(ts) OVER ({_DERIVE_WINDOW}) IS NULL",
     }
     select = ", ".join(derived.get(c, c) for c in order)
-    before = con.execute("SELECT count(*) FROM events").fetchone()[0]  # type: ignore[index]
-    con.execute(f"INSERT INTO events ({', '.join(order)}) SELECT {select} FROM {union}")
-    after = con.execute("SELECT count(*) FROM events").fetchone()[0]  # type: ignore[index]
     n_old_rows = con.execute("SELECT count(*) FROM _old").fetchone()[0] if union.startswith("(SELECT") else 0  # type: ignore[index]
+    written = con.execute(f"INSERT INTO events ({', '.join(order)}) SELECT {select} FROM {union}").fetchone()[0]  # type: ignore[index]
     con.execute("DROP TABLE IF EXISTS _rows")
     con.execute("DROP TABLE IF EXISTS _old")
-    return int(after - before - n_old_rows)
+    return int(written - n_old_rows)
 
 
 def _csv_rejects(con: duckdb.DuckDBPyConnection) -> list[tuple[int, str]]:
