@@ -271,7 +271,8 @@ class JourneyMap(Analysis):
         per_tp["share_negative"] = np.where(per_tp["rated"] > 0, per_tp["negative"] / per_tp["rated"].clip(lower=1), np.nan)
         per_tp["failure_rate"] = per_tp["failures"] / per_tp["events"]
         lows, highs = [], []
-        hist_by_tp = {k: g for k, g in hist.groupby("touchpoint")}
+        # bins sorted: a GROUP BY returns them in any order, and the seeded resample must see one order
+        hist_by_tp = {k: g.sort_values("_b", kind="stable") for k, g in hist.groupby("touchpoint")}
         for tp in per_tp["touchpoint"]:
             g = hist_by_tp.get(tp)
             if g is None:

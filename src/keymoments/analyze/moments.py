@@ -448,6 +448,12 @@ def _finish(
     value_per_customer: float | None = None,
 ) -> _Prepared:
     """Join experiences, outcome and controls on the unit key; drop units without outcome or experience."""
+    # rows in key order: a GROUP BY returns them in any order, and the seeded bootstrap and CV folds must not
+    # depend on it (same data, same answer)
+    by_key = np.argsort(wide[key].astype(str).to_numpy(), kind="stable")
+    wide = wide.iloc[by_key].reset_index(drop=True)
+    if counts is not None:
+        counts = counts.iloc[by_key].reset_index(drop=True)
     df = wide.assign(_pos=np.arange(len(wide))).merge(ydf, on=key, how="inner")
     y, dt = _outcome_values(df[mot.outcome], mot.outcome)
     V = df[tps].astype("float64")

@@ -60,7 +60,10 @@ def to_jsonable(obj: Any) -> Any:
         return int(obj)
     if isinstance(obj, float | np.floating):
         f = float(obj)
-        return None if math.isnan(f) or math.isinf(f) else f
+        if math.isnan(f) or math.isinf(f):
+            return None
+        # 12 significant digits: drops the last-bit noise of parallel sums, so the same data gives the same JSON
+        return float(f"{f:.12g}")
     if isinstance(obj, pd.Timestamp | datetime | date):
         return obj.isoformat()
     if obj is pd.NaT or obj is None:

@@ -221,7 +221,7 @@ class Store:
         if not names:
             return pd.DataFrame(columns=[kind])
         cols = ", ".join(f"max(value) FILTER (WHERE name = '{n.replace(chr(39), chr(39) * 2)}') AS \"{n}\"" for n in names)
-        return self.query(f"SELECT key AS {kind}, {cols} FROM outcomes WHERE key_kind = ? GROUP BY key", [kind])
+        return self.query(f"SELECT key AS {kind}, {cols} FROM outcomes WHERE key_kind = ? GROUP BY key ORDER BY key", [kind])
 
     def attributes_wide(self, key_kind: str = "customer_id") -> pd.DataFrame:
         """Customer (or journey) attributes as one row per key, one column per attribute."""
@@ -231,7 +231,7 @@ class Store:
         cols = ", ".join(
             f"max(value) FILTER (WHERE name = '{n.replace(chr(39), chr(39) * 2)}') AS \"{n}\"" for n in names
         )
-        return self.query(f"SELECT key AS {key_kind}, {cols} FROM attributes WHERE key_kind = ? GROUP BY key", [key_kind])
+        return self.query(f"SELECT key AS {key_kind}, {cols} FROM attributes WHERE key_kind = ? GROUP BY key ORDER BY key", [key_kind])
 
 
 def connect(path: str | Path = "keymoments.duckdb", **kwargs: Any) -> Store:
