@@ -55,6 +55,7 @@ def journey_memory(data: Any) -> pd.DataFrame:
         peak=t.valence.argmax(t.valence.abs()),
         end=t.valence.argmax(t.step),  # step is unique within a journey (ties in ts kept in source order)
     ).execute()
+    j = j.sort_values("_jid", kind="stable").reset_index(drop=True)  # seeded CV and bootstraps need one order
     j = j.rename(columns={"_jid": "journey_id"})
     j["peak_end"] = (j["peak"] + j["end"]) / 2
     return j

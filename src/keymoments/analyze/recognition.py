@@ -87,7 +87,9 @@ class Recognition(Analysis):
         per["ci_high"] = shrunk + z * sd
         per["peak_rate"] = per["peaks"] / per["events"]
         per["recognised"] = (per["ci_low"] > 0) & (per["events"] >= self.min_events)
-        per = per.sort_values(["shrunk_lift", "events"], ascending=[False, False], kind="mergesort").reset_index(drop=True)
+        per = per.sort_values(
+            ["shrunk_lift", "events", "employee_id", "touchpoint"], ascending=[False, False, True, True], kind="mergesort"
+        ).reset_index(drop=True)  # ties broken by name: same data, same order
         self.employees_ = per[
             ["employee_id", "touchpoint", "events", "customers", "peaks", "peak_rate", "mean_valence", "mean_lift",
              "shrunk_lift", "ci_low", "ci_high", "recognised"]
@@ -105,7 +107,12 @@ class Recognition(Analysis):
             ev["_has_text"] = ev["text"].notna() & (ev["text"].astype(str).str.len() > 0)
         else:
             ev["_has_text"] = False
-        ev = ev.sort_values(["employee_id", "_has_text", "valence", "ts"], ascending=[True, False, False, True])
+        tiebreak = [c for c in ("customer_id", "journey_id", "touchpoint") if c in ev.columns]
+        ev = ev.sort_values(
+            ["employee_id", "_has_text", "valence", "ts", *tiebreak],
+            ascending=[True, False, False, True, *([True] * len(tiebreak))],
+            kind="mergesort",
+        )
         out: dict[str, list[dict[str, Any]]] = {}
         for emp, g in ev.groupby("employee_id", sort=False):
             out[str(emp)] = g.head(self.evidence).drop(columns="_has_text").to_dict(orient="records")

@@ -52,6 +52,7 @@ def recovery_groups(data: Any, journey: JourneyModel | None = None, key: str = "
     after = after.filter(after.step > after.last_crisis)
     v_after = after.group_by("_jid").aggregate(valence_after=after._v.mean())
     j = per_j.left_join(v_after, "_jid").drop("_jid_right").execute()
+    j = j.sort_values("_jid", kind="stable").reset_index(drop=True)  # one order for everything seeded downstream
     j = j.rename(columns={"_jid": "journey_id"})
     j["crises"] = pd.to_numeric(j["crises"]).fillna(0).astype("int64")
     j["compensation"] = pd.to_numeric(j["compensation"]).astype(float).fillna(0.0)

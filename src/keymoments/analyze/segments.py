@@ -44,6 +44,7 @@ def customer_valence(data: Any) -> pd.DataFrame:
     df = t.group_by("customer_id").aggregate(
         rated=t.valence.count(), raw_valence=t.valence.mean(), var=res.var(how="sample"), paid=paid.sum()
     ).execute()
+    df = df.sort_values("customer_id", kind="stable").reset_index(drop=True)  # seeded bootstraps need one order
     df["paid"] = pd.to_numeric(df["paid"]).astype(float)
     df["valence"] = shrink(df["raw_valence"].to_numpy(float), df["rated"].to_numpy(float), df["var"].to_numpy(float))
     return df

@@ -16,13 +16,28 @@ from rich.table import Table
 
 from keymoments.store.store import Store
 
-__all__ = ["DbOption", "JsonOption", "echo_json", "open_store", "print_table", "to_jsonable"]
+__all__ = [
+    "DbOption",
+    "JourneyOption",
+    "JsonOption",
+    "OutcomeOption",
+    "echo_json",
+    "emit",
+    "open_store",
+    "print_table",
+    "to_jsonable",
+]
 
 DbOption = Annotated[
     Path,
     typer.Option("--db", help="Path of the DuckDB store.", envvar="KM_DB", show_default=True),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
+JourneyOption = Annotated[
+    Path | None,
+    typer.Option("--journey", help="journey.yaml: touchpoint order, flags (first impression, ending…), crises, targets."),
+]
+OutcomeOption = Annotated[str, typer.Option("--outcome", help="The outcome to explain, e.g. retained or spend_next_12m.")]
 
 console = Console(stderr=False, highlight=False)
 if not console.is_terminal:  # piped or captured: don't squeeze tables into 80 columns
@@ -81,6 +96,14 @@ def to_jsonable(obj: Any) -> Any:
 def echo_json(obj: Any) -> None:
     """Print one JSON document on stdout."""
     typer.echo(json.dumps(to_jsonable(obj), indent=2, ensure_ascii=False))
+
+
+def emit(analysis: Any, as_json: bool) -> None:
+    """Print a fitted analysis: its to_dict() as JSON, or its summary table."""
+    if as_json:
+        echo_json(analysis.to_dict())
+    else:
+        analysis.print_summary()
 
 
 def print_table(df: pd.DataFrame, title: str | None = None, floatfmt: str = "{:.3f}") -> None:

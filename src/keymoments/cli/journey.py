@@ -7,12 +7,8 @@ from typing import Annotated, Any
 
 import typer
 
-from keymoments.cli.common import DbOption, JsonOption, echo_json, open_store
+from keymoments.cli.common import DbOption, JourneyOption, JsonOption, OutcomeOption, emit, open_store
 
-JourneyOption = Annotated[
-    Path | None, typer.Option("--journey", help="journey.yaml: touchpoint order, crisis and good-news outcomes.")
-]
-OutcomeOption = Annotated[str, typer.Option("--outcome", help="The outcome to explain, e.g. retained.")]
 OptionalOutcome = Annotated[
     str | None, typer.Option("--outcome", help="An outcome to relate to, e.g. retained (default: the first bool).")
 ]
@@ -24,13 +20,6 @@ def _journey(path: Path | None) -> Any:
     from keymoments.events import JourneyModel
 
     return JourneyModel.from_yaml(path)
-
-
-def _emit(analysis: Any, as_json: bool) -> None:
-    if as_json:
-        echo_json(analysis.to_dict())
-    else:
-        analysis.print_summary()
 
 
 def register(app: typer.Typer) -> None:
@@ -54,7 +43,7 @@ def register(app: typer.Typer) -> None:
 
         with open_store(db, read_only=True) as store:
             jm = JourneyMap(_journey(journey), segment=segment, channel=channel, since=since, until=until).fit(store)
-        _emit(jm, as_json)
+        emit(jm, as_json)
 
     @app.command("peak-end")
     def peak_end_cmd(
@@ -68,7 +57,7 @@ def register(app: typer.Typer) -> None:
 
         with open_store(db, read_only=True) as store:
             pe = PeakEnd(outcome=outcome).fit(store)
-        _emit(pe, as_json)
+        emit(pe, as_json)
 
     @app.command("segments")
     def segments_cmd(
@@ -82,7 +71,7 @@ def register(app: typer.Typer) -> None:
 
         with open_store(db, read_only=True) as store:
             sg = Segments(spend=spend, share=share).fit(store)
-        _emit(sg, as_json)
+        emit(sg, as_json)
 
     @app.command("recovery")
     def recovery_cmd(
@@ -96,7 +85,7 @@ def register(app: typer.Typer) -> None:
 
         with open_store(db, read_only=True) as store:
             rc = Recovery(outcome=outcome, journey=_journey(journey)).fit(store)
-        _emit(rc, as_json)
+        emit(rc, as_json)
 
     @app.command("milestones")
     def milestones_cmd(
@@ -109,7 +98,7 @@ def register(app: typer.Typer) -> None:
 
         with open_store(db, read_only=True) as store:
             ms = Milestones(outcome=outcome).fit(store)
-        _emit(ms, as_json)
+        emit(ms, as_json)
 
     @app.command("recognition")
     def recognition_cmd(
@@ -122,4 +111,4 @@ def register(app: typer.Typer) -> None:
 
         with open_store(db, read_only=True) as store:
             rg = Recognition(top=top).fit(store)
-        _emit(rg, as_json)
+        emit(rg, as_json)

@@ -7,17 +7,8 @@ from typing import Annotated, Any
 
 import typer
 
-from keymoments.cli.common import DbOption, JsonOption, echo_json, open_store
+from keymoments.cli.common import DbOption, JourneyOption, JsonOption, OutcomeOption, emit, open_store
 
-OutcomeOption = Annotated[
-    str, typer.Option("--outcome", help="The outcome to explain, e.g. retained or spend_next_12m.")
-]
-JourneyOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--journey", help="journey.yaml: touchpoint order, flags (first impression, ending…) and targets."
-    ),
-]
 BootOption = Annotated[int, typer.Option("--n-boot", help="Bootstrap replicates for the 95% intervals.")]
 SeedOption = Annotated[int, typer.Option("--seed", help="Seed of the bootstrap (results are reproducible).")]
 ValueOption = Annotated[
@@ -35,10 +26,7 @@ def _kwargs(journey: Path | None, n_boot: int, seed: int, value: float | None) -
 def _run(analysis: Any, db: Path, as_json: bool) -> None:
     with open_store(db, read_only=True) as store:  # warnings go to stderr and into the JSON's "warnings"
         analysis.fit(store)
-    if as_json:
-        echo_json(analysis.to_dict())
-    else:
-        analysis.print_summary()
+    emit(analysis, as_json)
 
 
 def register(app: typer.Typer) -> None:
