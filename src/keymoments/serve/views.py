@@ -403,7 +403,7 @@ def _case_counts(request: Request) -> dict[str, int] | None:
 
 def _comments(request: Request, touchpoint: str, filters: dict[str, Any]) -> tuple[list[dict], list[dict]]:
     """The most negative and most positive comments left at a touchpoint (with the journey filters)."""
-    from keymoments.analyze.journey import filter_events
+    from keymoments.analyze.filters import filter_events
 
     store = request.app.state.km.store
     t = filter_events(store, **filters)
