@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 import pytest
 
 from keymoments.act.runner import PlaybookRunner
 from keymoments.act.yaml_loader import loads_playbooks
 from keymoments.store.store import Store
-
-HELPDESK = Path(__file__).resolve().parents[3] / "shared" / "data" / "support_journeys" / "Helpdesk_events.csv"
 
 PB = """
 playbooks:
@@ -34,12 +30,11 @@ playbooks:
 
 
 @pytest.fixture(scope="module")
-def helpdesk(tmp_path_factory):
-    if not HELPDESK.exists():
-        pytest.skip("the shared Helpdesk log is not here")
+def helpdesk(tmp_path_factory, shared_data):
+    path = shared_data / "support_journeys" / "Helpdesk_events.csv"
     from keymoments.store.writer import ingest_events_frame
 
-    raw = pd.read_csv(HELPDESK)
+    raw = pd.read_csv(path)
     cols = {c.lower(): c for c in raw.columns}
     case = cols.get("case:concept:name") or cols.get("case id") or cols.get("case_id") or raw.columns[0]
     act = cols.get("concept:name") or cols.get("activity")
