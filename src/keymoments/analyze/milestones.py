@@ -18,19 +18,30 @@ after it carries a marking in ``attrs`` (a ``"milestone"`` or ``"marked"`` key),
 Per milestone: customers crossing, crossings per week (mean over the weeks of the data, and the weekly series),
 and, for an outcome, the rate among crossers marked, crossers not marked and customers who did not cross, with
 CIs: which milestones, marked or not, go with better outcomes.
+
+**Filters** (see :mod:`keymoments.analyze.filters`). ``segment`` and ``channel`` narrow the events milestones
+are found in (``channel="app"``: the 5th journey in the app, the first 1,000 spent in it). A date range
+selects the milestones *crossed* in it, counted over the whole history before ``until``: a customer's 10th
+journey in the range is their 10th, not the 10th inside the range. Outcomes are per customer and not
+filtered, but only customers with events under the filters are compared (crossed or not).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 import ibis
 import pandas as pd
 
 from keymoments.analyze.base import Analysis, mean_ci, proportion_ci
+from keymoments.analyze.filters import EventFilters
 from keymoments.analyze.order import events_table, journey_key
 from keymoments.analyze.peak_end import outcome_frame
 from keymoments.exceptions import NotEnoughDataError
+
+if TYPE_CHECKING:
+    import ibis.expr.types as ir
 
 __all__ = ["Milestones", "milestone_crossings"]
 
@@ -51,11 +62,15 @@ def milestone_crossings(
     years: tuple[int, ...] = (1, 2, 3, 5, 10),
     spend_thresholds: tuple[float, ...] = (1_000, 5_000, 10_000, 50_000),
     mark_window_days: float = 7.0,
+    events: ir.Table | None = None,
 ) -> pd.DataFrame:
-    """One row per (customer, milestone) crossing: customer_id, milestone, kind, ts, marked."""
+    """One row per (customer, milestone) crossing: customer_id, milestone, kind, ts, marked.
+
+    ``events``: the events to read (e.g. filtered ones) when not all of ``data``'s; ``data`` still gives the
+    customers' start dates (attributes) when it is a Store."""
     from keymoments.store.store import Store
 
-    t = events_table(data)
+    t = events_table(data if events is None else events)
     t = t.mutate(_jid=journey_key(t), _mk=_marked_expr(t))
     span = t.aggregate(lo=t.ts.min(), hi=t.ts.max()).execute()
     lo, hi = pd.Timestamp(span["lo"].iloc[0]), pd.Timestamp(span["hi"].iloc[0])
@@ -134,8 +149,11 @@ def milestone_crossings(
     return out.sort_values(["ts", "customer_id", "milestone"], kind="mergesort").reset_index(drop=True)
 
 
-class Milestones(Analysis):
-    """Milestones customers cross, how often per week, and which go with better outcomes, marked or not."""
+class Milestones(EventFilters, Analysis):
+    """Milestones customers cross, how often per week, and which go with better outcomes, marked or not.
+
+    ``segment`` and ``channel`` narrow the events; ``since`` / ``until`` select the crossings in that range,
+    counted over the whole history before ``until`` (see the module docstring)."""
 
     title = "Invisible milestones"
 
@@ -148,6 +166,10 @@ class Milestones(Analysis):
         spend_thresholds: tuple[float, ...] = (1_000, 5_000, 10_000, 50_000),
         min_customers: int = 5,
         level: float = 0.95,
+        segment: str | None = None,
+        channel: str | None = None,
+        since: str | datetime | None = None,
+        until: str | datetime | None = None,
     ) -> None:
         self.outcome = outcome
         self.counts = counts
@@ -155,13 +177,22 @@ class Milestones(Analysis):
         self.spend_thresholds = spend_thresholds
         self.min_customers = min_customers
         self.level = level
+        self.segment, self.channel, self.since, self.until = segment, channel, since, until
 
     def fit(self, data: Any, outcomes: pd.DataFrame | None = None) -> Milestones:
         from keymoments.store.store import Store
 
-        cr = milestone_crossings(data, counts=self.counts, years=self.years, spend_thresholds=self.spend_thresholds)
+        events = self._events(data, since=None)  # the whole history before `until`: the 10th journey is the 10th
+        cr = milestone_crossings(
+            data, counts=self.counts, years=self.years, spend_thresholds=self.spend_thresholds, events=events
+        )
+        if "since" in self.filters:
+            cr = cr[cr["ts"] >= pd.Timestamp(self.filters["since"])].reset_index(drop=True)
         if cr.empty:
-            raise NotEnoughDataError("No milestones found: the events are too few or too short.")
+            raise NotEnoughDataError(
+                "No milestones found: the events are too few or too short"
+                + (" (under the filters)." if self.filters else ".")
+            )
         outcome = self.outcome
         if outcome is None and isinstance(data, Store):
             bools = [n for n, (k, d) in data.outcome_names().items() if d == "bool" and k == "customer_id"]
@@ -174,6 +205,8 @@ class Milestones(Analysis):
         weeks = cr["ts"].dt.tz_convert("UTC").dt.tz_localize(None).dt.to_period("W")
         n_weeks = max(1, len(pd.period_range(weeks.min(), weeks.max(), freq="W")))
         all_c = set(out["customer_id"].astype(str)) if out is not None else set()
+        if out is not None and self.filters:  # compare only the customers the filters keep
+            all_c &= set(events.select("customer_id").distinct().execute()["customer_id"].astype(str))
         rows = []
         weekly = {}
         for (ms, kind), g in cr.groupby(["milestone", "kind"], sort=False):
@@ -219,6 +252,7 @@ class Milestones(Analysis):
             "weeks": self.weeks_,
             "milestones": self.milestones_.to_dict(orient="records"),
             "weekly": self.weekly_,
+            "filters": self.filters,
         }
 
     def figure(self) -> Any:

@@ -28,12 +28,19 @@ effect of its own can borrow a little of the drivers' effect: on the demo airlin
 experiences the planted null touchpoints come out at 0.00 +/- 0.03, on the observed ratings at about +0.04
 (10 seeds of 2,000 customers: 29 of 40 null intervals cover zero), so their intervals can exclude zero. Read small impacts next to the big ones, and
 prefer the ranking to the significance of the tail.
+
+**Filters** (``segment``, ``channel``, ``since``, ``until``; see :mod:`keymoments.analyze.filters`) narrow the
+events experiences, reach and characteristics are measured on: with ``channel="web"`` the question is which
+*web* moments decide the outcome. Outcomes and attributes are per customer or journey and are not filtered, but
+customers with no rated event left drop out of the model. A wide frame (one row per respondent, no events)
+takes only ``segment``, as ``column=value``.
 """
 
 from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +50,7 @@ import pandas as pd
 from keymoments.analyze.base import Analysis, check_choice, warn_small_sample
 from keymoments.analyze.characteristics import characterize, valence_stats
 from keymoments.analyze.drivers import DriverResult, build_design, fit_drivers
+from keymoments.analyze.filters import EventFilters
 from keymoments.events import RATING_SCALES, JourneyModel, did_you_mean
 from keymoments.exceptions import (
     InvalidParameterError,
@@ -67,7 +75,7 @@ def _is_money(name: str) -> bool:
     return any(w in name.lower() for w in MONEY_WORDS)
 
 
-class MomentsOfTruth(Analysis):
+class MomentsOfTruth(EventFilters, Analysis):
     """Rank touchpoints by how much a better experience there would move an outcome.
 
     Parameters: ``outcome`` (name of the outcome column / stored outcome); ``journey`` (a JourneyModel or the
@@ -76,7 +84,8 @@ class MomentsOfTruth(Analysis):
     non-numeric columns); ``touchpoints`` (a wide frame's touchpoint columns; default: its other numeric
     columns); ``scale`` (rating scale of a wide frame's cells when they are ratings, e.g. "csat5");
     ``target_valence`` (a default target, or a {touchpoint: target} dict); ``value_per_customer`` (money per
-    retained customer); ``n_boot``, ``level``, ``seed`` (the bootstrap).
+    retained customer); ``n_boot``, ``level``, ``seed`` (the bootstrap); ``segment``, ``channel``, ``since``,
+    ``until`` (the events the experiences are measured on; see the module docstring).
     """
 
     title = "Moments of truth"
@@ -95,6 +104,10 @@ class MomentsOfTruth(Analysis):
         n_boot: int = 1000,
         level: float = 0.95,
         seed: int = 0,
+        segment: str | None = None,
+        channel: str | None = None,
+        since: str | datetime | None = None,
+        until: str | datetime | None = None,
     ) -> None:
         self.outcome = outcome
         self.journey = journey
@@ -107,6 +120,7 @@ class MomentsOfTruth(Analysis):
         self.n_boot = n_boot
         self.level = level
         self.seed = seed
+        self.segment, self.channel, self.since, self.until = segment, channel, since, until
 
     # -- validation ------------------------------------------------------------------------------------
     def _validate(self) -> JourneyModel | None:
@@ -122,6 +136,7 @@ class MomentsOfTruth(Analysis):
             raise InvalidParameterError(
                 f"The 'level' parameter of {name} must be in (0.5, 1). Got {self.level!r}."
             )
+        self.filters  # noqa: B018 - validates the filters before any data is read
         j = self.journey
         if isinstance(j, str | Path):
             j = JourneyModel.from_yaml(j)
@@ -359,6 +374,7 @@ class MomentsOfTruth(Analysis):
             "characteristics_how": self.characteristics_how_,
             "not_estimated": self.dropped_,
             "warnings": self.warnings_,
+            "filters": self.filters,
             "touchpoints": recs,
         }
 
@@ -525,9 +541,9 @@ def _from_events(
     vpc: float | None = None,
 ) -> _Prepared:
     """Experiences per unit from an events table (Store or long frame with ts), aggregated by Ibis."""
-    from keymoments.analyze.order import events_table, journey_key, journey_order
+    from keymoments.analyze.order import journey_key, journey_order
 
-    t = events_table(data)
+    t = mot._events(data)
     t = t.filter(t.touchpoint.notnull() & (t.touchpoint != ""))
     order = journey_order(t, journey)
     present = set(t.select("touchpoint").distinct().execute()["touchpoint"])
@@ -641,11 +657,12 @@ def _from_long(
     controls = _select_controls(mot, attrs, key)
     dtype = "bool" if pd.api.types.is_bool_dtype(ydf[mot.outcome]) else "numeric"
     if "ts" in df.columns and "customer_id" in df.columns:
+        keep = {"valence", str(mot.segment or "").partition("=")[0].strip()}  # the segment filter may name a control
         ev = df.drop(
-            columns=[c for c in (mot.outcome, *(mot.controls or [])) if c in df.columns and c != "valence"]
+            columns=[c for c in (mot.outcome, *(mot.controls or [])) if c in df.columns and c not in keep]
         )
         return _from_events(mot, ev, journey, key, ydf, controls, dtype)
-    d = df[[key, "touchpoint", "valence"]].astype({key: str})
+    d = mot._rows(df)[[key, "touchpoint", "valence"]].astype({key: str})
     d = d[d["touchpoint"].notna() & (d["touchpoint"] != "")]
     seen = list(dict.fromkeys(d["touchpoint"]))
     order = (journey.order if journey else []) + [tp for tp in seen if not journey or tp not in journey.order]
@@ -695,7 +712,7 @@ def _from_wide(mot: MomentsOfTruth, df: pd.DataFrame, journey: JourneyModel | No
     if mot.outcome not in df.columns:
         raise _not_found("Outcome", mot.outcome, [str(c) for c in df.columns])
     key = next((c for c in _ID_COLUMNS if c in df.columns), None)
-    df = df.reset_index(drop=True)
+    df = mot._rows(df).reset_index(drop=True)
     if key is None:
         key = "_row"
         df = df.assign(_row=np.arange(len(df)).astype(str))

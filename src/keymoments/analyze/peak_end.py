@@ -14,16 +14,24 @@ regression for a yes/no outcome scored by AUC, a linear one for a number scored 
 Each score has a percentile bootstrap CI over customers. ``best`` is the simplest model (in the order above)
 whose paired bootstrap difference from the top-scoring model includes zero: the simplest model not
 significantly worse than the best one.
+
+**Filters** (``segment``, ``channel``, ``since``, ``until``; see :mod:`keymoments.analyze.filters`) narrow the
+rated events each journey's memory is built from: with ``channel="web"`` it is the memory of the web moments
+(their peak and their last one), with a date range the moments in that range (a journey cut by the range ends
+at its last moment inside it). The outcome is per customer or journey and is not filtered, but a customer with
+no rated event left drops out.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from keymoments.analyze.base import Analysis, check_choice, warn_small_sample
+from keymoments.analyze.filters import EventFilters
 from keymoments.analyze.order import events_table, journey_key
 from keymoments.exceptions import InvalidParameterError, NotEnoughDataError
 
@@ -105,17 +113,32 @@ def _metric(binary: bool):  # noqa: ANN202
     return auc if binary else r2
 
 
-class PeakEnd(Analysis):
-    """Which memory model predicts the outcome best: mean, end, peak, peak-end or a fitted weighting."""
+class PeakEnd(EventFilters, Analysis):
+    """Which memory model predicts the outcome best: mean, end, peak, peak-end or a fitted weighting.
+
+    ``segment``, ``channel``, ``since``, ``until`` narrow the moments remembered (see the module docstring)."""
 
     title = "Peak-end memory"
 
-    def __init__(self, outcome: str, *, folds: int = 5, n_boot: int = 300, level: float = 0.95, seed: int = 0) -> None:
+    def __init__(
+        self,
+        outcome: str,
+        *,
+        folds: int = 5,
+        n_boot: int = 300,
+        level: float = 0.95,
+        seed: int = 0,
+        segment: str | None = None,
+        channel: str | None = None,
+        since: str | datetime | None = None,
+        until: str | datetime | None = None,
+    ) -> None:
         self.outcome = outcome
         self.folds = folds
         self.n_boot = n_boot
         self.level = level
         self.seed = seed
+        self.segment, self.channel, self.since, self.until = segment, channel, since, until
 
     def fit(self, data: Any, outcomes: pd.DataFrame | None = None) -> PeakEnd:
         from sklearn.linear_model import LinearRegression, LogisticRegression
@@ -123,8 +146,9 @@ class PeakEnd(Analysis):
 
         if not isinstance(self.folds, int) or self.folds < 2:
             raise InvalidParameterError(f"The 'folds' parameter of PeakEnd must be an int >= 2. Got {self.folds!r} instead.")
+        events = self._events(data)
         out, key, binary = outcome_frame(data, self.outcome, outcomes, "PeakEnd")
-        j = journey_memory(data)
+        j = journey_memory(events)
         feats = ["mean", "most_negative", "most_positive", "peak", "end", "peak_end"]
         per = j.groupby(key)[feats].mean() if key == "customer_id" else j.set_index("journey_id")[feats]
         df = per.join(out.set_index(key)[self.outcome], how="inner").dropna()
@@ -210,6 +234,7 @@ class PeakEnd(Analysis):
             "best": self.best_,
             "top": self.top_,
             "verdict": self.verdict_,
+            "filters": self.filters,
         }
 
     def figure(self) -> Any:

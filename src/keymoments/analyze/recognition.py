@@ -10,35 +10,53 @@ judged against the touchpoints they serve and adjusted for volume:
    posterior interval ``shrunk ± z * sqrt(within / (n + k))``;
 3. employees whose whole interval is above zero are *recognised*; each comes with their peak moments (events
    at or above ``peak_valence``), the customers and the quotes (``text``) of the best of them.
+
+**Filters** (``segment``, ``channel``, ``since``, ``until``; see :mod:`keymoments.analyze.filters`) narrow the
+events judged, touchpoint means included: ``channel="phone"`` recognises the phone team against the phone
+touchpoints, a date range the peaks of that quarter.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from keymoments.analyze.base import Analysis, warn_small_sample
-from keymoments.analyze.order import events_table
+from keymoments.analyze.filters import EventFilters
 from keymoments.exceptions import InvalidParameterError, NotEnoughDataError
 
 __all__ = ["Recognition"]
 
 
-class Recognition(Analysis):
-    """Employees whose customers have peaks, adjusted for touchpoint and volume, with the evidence."""
+class Recognition(EventFilters, Analysis):
+    """Employees whose customers have peaks, adjusted for touchpoint and volume, with the evidence.
+
+    ``segment``, ``channel``, ``since``, ``until`` narrow the events judged (see the module docstring)."""
 
     title = "Recognition: the employees behind the peaks"
 
     def __init__(
-        self, *, top: int = 10, peak_valence: float = 0.5, evidence: int = 3, min_events: int = 5, level: float = 0.95
+        self,
+        *,
+        top: int = 10,
+        peak_valence: float = 0.5,
+        evidence: int = 3,
+        min_events: int = 5,
+        level: float = 0.95,
+        segment: str | None = None,
+        channel: str | None = None,
+        since: str | datetime | None = None,
+        until: str | datetime | None = None,
     ) -> None:
         self.top = top
         self.peak_valence = peak_valence
         self.evidence = evidence
         self.min_events = min_events
         self.level = level
+        self.segment, self.channel, self.since, self.until = segment, channel, since, until
 
     def fit(self, data: Any) -> Recognition:
         from scipy import stats
@@ -47,7 +65,7 @@ class Recognition(Analysis):
             raise InvalidParameterError(
                 f"The 'peak_valence' parameter of Recognition must be in [-1, 1]. Got {self.peak_valence!r} instead."
             )
-        t = events_table(data)
+        t = self._events(data)
         if "employee_id" not in t.columns or "valence" not in t.columns:
             raise NotEnoughDataError("Recognition needs events with employee_id and valence.")
         r = t.filter(t.valence.notnull())
@@ -64,7 +82,10 @@ class Recognition(Analysis):
             customers=e.customer_id.nunique(),
         ).execute()
         if per.empty:
-            raise NotEnoughDataError("No rated event names an employee; load employee_id with the events.")
+            raise NotEnoughDataError(
+                "No rated event names an employee"
+                + ("; loosen the filters." if self.filters else "; load employee_id with the events.")
+            )
         per["peaks"] = pd.to_numeric(per["peaks"]).astype("int64")
         n = per["events"].to_numpy(float)
         m = per["mean_lift"].to_numpy(float)
@@ -146,6 +167,7 @@ class Recognition(Analysis):
             "shrinkage_k": self.shrinkage_k_,
             "rule": "lift = valence - touchpoint mean; per employee shrunk by empirical Bayes; recognised when the "
                     f"{int(self.level * 100)}% interval is above 0 with at least {self.min_events} rated events",
+            "filters": self.filters,
         }
 
     def figure(self) -> Any:

@@ -10,10 +10,18 @@ For each group: the outcome rate (Wilson CI) or mean (t CI) with n, and the diff
 unrecovered − none with normal-approximation CIs. The paradox holds when recovered − none is positive and its CI
 excludes zero. When ``value`` records compensation (negative values), the cost of recovery per retained
 recovered customer and per customer saved (relative to the unrecovered rate) is reported.
+
+**Filters.** ``segment`` and a date range (``since``, ``until``; see :mod:`keymoments.analyze.filters`) narrow
+the events: with a date range the crises and resolutions are those inside it (a crisis before ``since`` does
+not count, and a journey cut by ``until`` ends there, so a resolution after it is not seen). Outcomes are per
+customer or journey and are not filtered, but customers with no event left drop out of every group. A
+``channel`` filter is refused: a crisis and its resolution usually happen on different channels (a flight
+delayed at the airport, a call to support), so one channel's events cannot tell recovered from unrecovered.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import ibis
@@ -21,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from keymoments.analyze.base import Analysis, mean_ci, proportion_ci, warn_small_sample
+from keymoments.analyze.filters import EventFilters
 from keymoments.analyze.order import events_table, journey_key
 from keymoments.analyze.peak_end import outcome_frame
 from keymoments.events import CRISIS_OUTCOMES, RESOLVED_OUTCOMES, JourneyModel
@@ -85,19 +94,38 @@ def _diff_ci(a: np.ndarray, b: np.ndarray, level: float) -> tuple[float, float, 
     return d, d - z * se, d + z * se
 
 
-class Recovery(Analysis):
-    """Outcome after a recovered crisis, an unrecovered crisis and no crisis, with CIs and the cost."""
+class Recovery(EventFilters, Analysis):
+    """Outcome after a recovered crisis, an unrecovered crisis and no crisis, with CIs and the cost.
+
+    ``segment``, ``since``, ``until`` narrow the events; ``channel`` is refused (see the module docstring)."""
 
     title = "Service recovery paradox"
+    channel_unsupported = (
+        "a crisis and its resolution usually happen on different channels (a flight delayed at the airport, "
+        "a call to support), so the events of one channel cannot tell recovered from unrecovered crises; "
+        "filter by segment or date range instead."
+    )
 
-    def __init__(self, outcome: str, *, journey: JourneyModel | None = None, level: float = 0.95) -> None:
+    def __init__(
+        self,
+        outcome: str,
+        *,
+        journey: JourneyModel | None = None,
+        level: float = 0.95,
+        segment: str | None = None,
+        channel: str | None = None,
+        since: str | datetime | None = None,
+        until: str | datetime | None = None,
+    ) -> None:
         self.outcome = outcome
         self.journey = journey
         self.level = level
+        self.segment, self.channel, self.since, self.until = segment, channel, since, until
 
     def fit(self, data: Any, outcomes: pd.DataFrame | None = None) -> Recovery:
+        events = self._events(data)
         out, key, binary = outcome_frame(data, self.outcome, outcomes, "Recovery")
-        g = recovery_groups(data, self.journey, key)
+        g = recovery_groups(events, self.journey, key)
         df = g.merge(out, on=key, how="inner").dropna(subset=[self.outcome])
         rows = []
         ys = {}
@@ -164,6 +192,7 @@ class Recovery(Analysis):
             "differences": self.differences_.to_dict(orient="records"),
             "verdict": self.verdict_,
             "cost": self.cost_,
+            "filters": self.filters,
         }
 
     def figure(self) -> Any:

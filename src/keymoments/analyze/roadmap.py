@@ -18,16 +18,21 @@ Touchpoints with no evidence of impact stay out ("hold"), with the reason. Each 
 ``impact x reach x (future - current)`` outcome points (per customer of the base, with the interval from the
 impact's interval), and, where the outcome allows, customers (binary outcome x n) and money. Under the linear
 (marginal-effect) model items add up; phase totals and the cumulative total are sums of items.
+
+**Filters** (``segment``, ``channel``, ``since``, ``until``) are the moments of truth's: a roadmap for the web
+channel, a segment or a quarter, built from those events only (customers with none left drop out).
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from keymoments.analyze.base import Analysis
+from keymoments.analyze.filters import EventFilters, filters_of
 from keymoments.analyze.moments import MomentsOfTruth
 from keymoments.exceptions import InvalidParameterError
 
@@ -44,7 +49,7 @@ _ITEM_COLUMNS = [
 ]  # fmt: skip
 
 
-class Roadmap(Analysis):
+class Roadmap(EventFilters, Analysis):
     """Phased plan with expected value; see the module docstring. The other parameters are MomentsOfTruth's."""
 
     title = "Roadmap"
@@ -63,6 +68,10 @@ class Roadmap(Analysis):
         value_per_customer: float | None = None,
         n_boot: int = 1000,
         seed: int = 0,
+        segment: str | None = None,
+        channel: str | None = None,
+        since: str | datetime | None = None,
+        until: str | datetime | None = None,
     ) -> None:
         self.outcome = outcome
         self.peak_target = peak_target
@@ -75,12 +84,13 @@ class Roadmap(Analysis):
         self.value_per_customer = value_per_customer
         self.n_boot = n_boot
         self.seed = seed
+        self.segment, self.channel, self.since, self.until = segment, channel, since, until
 
     @classmethod
     def from_moments(cls, mot: MomentsOfTruth, *, peak_target: float = 0.8) -> Roadmap:
-        """A roadmap from an already fitted MomentsOfTruth (no refit)."""
+        """A roadmap from an already fitted MomentsOfTruth (no refit), with its filters."""
         mot._check_fitted()
-        rm = cls(mot.outcome, peak_target=peak_target)
+        rm = cls(mot.outcome, peak_target=peak_target, **filters_of(mot))
         rm._validate()
         rm._build(mot)
         return rm
@@ -90,6 +100,7 @@ class Roadmap(Analysis):
             raise InvalidParameterError(
                 f"The 'peak_target' parameter of Roadmap must be in (-1, 1]. Got {self.peak_target!r} instead."
             )
+        self.filters  # noqa: B018 - validates the filters
 
     def fit(
         self, data: Any, outcomes: pd.DataFrame | None = None, attributes: pd.DataFrame | None = None
@@ -99,8 +110,10 @@ class Roadmap(Analysis):
         mot = MomentsOfTruth(
             self.outcome, journey=self.journey, kind=self.kind, controls=self.controls, touchpoints=self.touchpoints,
             scale=self.scale, target_valence=self.target_valence, value_per_customer=self.value_per_customer,
-            n_boot=self.n_boot, seed=self.seed,
-        ).fit(data, outcomes=outcomes, attributes=attributes)  # fmt: skip
+            n_boot=self.n_boot, seed=self.seed, **filters_of(self),
+        )  # fmt: skip
+        mot._owner = type(self).__name__  # a bad filter is the Roadmap's parameter
+        mot.fit(data, outcomes=outcomes, attributes=attributes)
         self._build(mot)
         return self
 
@@ -268,6 +281,7 @@ class Roadmap(Analysis):
             "hold": self.hold_,
             "curve": self.curve_.to_dict(orient="records"),
             "warnings": mot.warnings_,
+            "filters": self.filters,
         }
 
     def print_summary(self) -> None:

@@ -14,16 +14,23 @@ bootstrap CI over customers, and their ratio (Forrester's figure was nearly 9x).
 
 Spend is the ``spend`` outcome when given, else the first numeric outcome whose name contains "spend",
 "revenue" or "value", else the money customers paid in events (the sum of positive ``value``).
+
+**Filters** (``segment``, ``channel``, ``since``, ``until``; see :mod:`keymoments.analyze.filters`) narrow the
+events a customer's valence (and the money paid in events) is measured on: with ``channel="web"`` the tiers are
+how customers feel on the web. Outcomes (spend, retention) are per customer and not filtered by date, but
+customers with no rated event left drop out of every tier.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from keymoments.analyze.base import Analysis, check_choice, mean_ci, proportion_ci, warn_small_sample
+from keymoments.analyze.filters import EventFilters
 from keymoments.analyze.order import events_table
 from keymoments.exceptions import InvalidParameterError, NotEnoughDataError
 
@@ -68,8 +75,10 @@ def shrink(means: np.ndarray, n: np.ndarray, var: np.ndarray) -> np.ndarray:
     return np.where(ok, (n * means + k * grand) / (n + k), means)
 
 
-class Segments(Analysis):
-    """Valence tiers with spend and outcome rates, and the middle-versus-unhappy what-if."""
+class Segments(EventFilters, Analysis):
+    """Valence tiers with spend and outcome rates, and the middle-versus-unhappy what-if.
+
+    ``segment``, ``channel``, ``since``, ``until`` narrow the events valence is measured on (module docstring)."""
 
     title = "Segments and the middle"
 
@@ -82,6 +91,10 @@ class Segments(Analysis):
         n_boot: int = 500,
         level: float = 0.95,
         seed: int = 0,
+        segment: str | None = None,
+        channel: str | None = None,
+        since: str | datetime | None = None,
+        until: str | datetime | None = None,
     ) -> None:
         self.spend = spend
         self.share = share
@@ -89,6 +102,7 @@ class Segments(Analysis):
         self.n_boot = n_boot
         self.level = level
         self.seed = seed
+        self.segment, self.channel, self.since, self.until = segment, channel, since, until
 
     def fit(self, data: Any, outcomes: pd.DataFrame | None = None) -> Segments:
         from keymoments.store.store import Store
@@ -100,7 +114,7 @@ class Segments(Analysis):
             )
         if not (0 < self.share <= 1):
             raise InvalidParameterError(f"The 'share' parameter of Segments must be in (0, 1]. Got {self.share!r} instead.")
-        cv = customer_valence(data)
+        cv = customer_valence(self._events(data))
         cv = cv[cv["rated"] > 0].copy()
         cv["customer_id"] = cv["customer_id"].astype(str)
         if outcomes is None and isinstance(data, Store):
@@ -128,7 +142,10 @@ class Segments(Analysis):
             spend_col = "paid"
         df["tier"] = np.select([df["valence"] < lo_t, df["valence"] < hi_t], ["unhappy", "middling"], "happy")
         if df.empty:
-            raise NotEnoughDataError("No customer has a rated event; score the events first.")
+            raise NotEnoughDataError(
+                "No customer has a rated event"
+                + ("; loosen the filters." if self.filters else "; score the events first.")
+            )
         rows = []
         for tier in TIERS:
             d = df[df["tier"] == tier]
@@ -209,6 +226,7 @@ class Segments(Analysis):
             "tiers": self.tiers_.to_dict(orient="records"),
             "whatif": self.whatif_,
             "ratio": self.whatif_["ratio"],
+            "filters": self.filters,
         }
 
     def figure(self) -> Any:

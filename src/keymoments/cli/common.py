@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import math
+from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -17,12 +20,15 @@ from rich.table import Table
 from keymoments.store.store import Store
 
 __all__ = [
+    "FILTER_OPTIONS",
     "DbOption",
     "JourneyOption",
     "JsonOption",
     "OutcomeOption",
     "echo_json",
     "emit",
+    "filter_options",
+    "fit_and_emit",
     "open_store",
     "print_table",
     "to_jsonable",
@@ -38,6 +44,37 @@ JourneyOption = Annotated[
     typer.Option("--journey", help="journey.yaml: touchpoint order, flags (first impression, ending…), crises, targets."),
 ]
 OutcomeOption = Annotated[str, typer.Option("--outcome", help="The outcome to explain, e.g. retained or spend_next_12m.")]
+
+#: the event filters every analysis command takes (see keymoments.analyze.filters), declared once here
+FILTER_OPTIONS: dict[str, Any] = {
+    "segment": Annotated[str | None, typer.Option(
+        "--segment", help="Only these customers' events: name=value of a customer attribute or an events column, "
+        "e.g. segment=business or tier=gold.")],
+    "channel": Annotated[str | None, typer.Option("--channel", help="Only events on this channel, e.g. web.")],
+    "since": Annotated[str | None, typer.Option(
+        "--since", help="Only events at or after this date or time (ISO-8601; UTC when no zone is given).")],
+    "until": Annotated[str | None, typer.Option(
+        "--until", help="Only events before this date or time (exclusive; ISO-8601).")],
+}  # fmt: skip
+
+
+def filter_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Give a command ``--segment``, ``--channel``, ``--since`` and ``--until``. The command declares a
+    ``filters`` parameter and receives them there as one dict, to pass on: ``Analysis(..., **filters)``."""
+    sig = inspect.signature(command, eval_str=True)
+    params = [p for p in sig.parameters.values() if p.name != "filters"]
+    params += [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=a)
+               for n, a in FILTER_OPTIONS.items()]  # fmt: skip
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        filters = {n: kwargs.pop(n, None) for n in FILTER_OPTIONS}
+        return command(*args, filters=filters, **kwargs)
+
+    wrapper.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {p.name: p.annotation for p in params}
+    return wrapper
+
 
 console = Console(stderr=False, highlight=False)
 if not console.is_terminal:  # piped or captured: don't squeeze tables into 80 columns
@@ -99,11 +136,23 @@ def echo_json(obj: Any) -> None:
 
 
 def emit(analysis: Any, as_json: bool) -> None:
-    """Print a fitted analysis: its to_dict() as JSON, or its summary table."""
+    """Print a fitted analysis: its to_dict() as JSON, or its summary table (after the filters applied)."""
+    from keymoments.analyze.filters import describe_filters, filters_of
+
     if as_json:
         echo_json(analysis.to_dict())
-    else:
-        analysis.print_summary()
+        return
+    note = describe_filters(filters_of(analysis))
+    if note:
+        console.print(f"Filtered: {note}")
+    analysis.print_summary()
+
+
+def fit_and_emit(analysis: Any, db: Path, as_json: bool) -> None:
+    """Fit an analysis on the store at ``db`` (read-only) and print it; caveats go to stderr and the JSON."""
+    with open_store(db, read_only=True) as store:
+        analysis.fit(store)
+    emit(analysis, as_json)
 
 
 def print_table(df: pd.DataFrame, title: str | None = None, floatfmt: str = "{:.3f}") -> None:

@@ -7,7 +7,14 @@ from typing import Annotated, Any
 
 import typer
 
-from keymoments.cli.common import DbOption, JourneyOption, JsonOption, OutcomeOption, emit, open_store
+from keymoments.cli.common import (
+    DbOption,
+    JourneyOption,
+    JsonOption,
+    OutcomeOption,
+    filter_options,
+    fit_and_emit,
+)
 
 OptionalOutcome = Annotated[
     str | None, typer.Option("--outcome", help="An outcome to relate to, e.g. retained (default: the first bool).")
@@ -26,41 +33,38 @@ def register(app: typer.Typer) -> None:
     """Add this module's commands to the app."""
 
     @app.command("journey")
+    @filter_options
     def journey_cmd(
+        filters: dict[str, Any],
         db: DbOption = Path("keymoments.duckdb"),
         as_json: JsonOption = False,
         journey: JourneyOption = None,
-        segment: Annotated[
-            str | None, typer.Option("--segment", help="Only customers with this attribute, e.g. segment=business.")
-        ] = None,
-        channel: Annotated[str | None, typer.Option("--channel", help="Only events on this channel.")] = None,
-        since: Annotated[str | None, typer.Option("--since", help="Only events at or after this date.")] = None,
-        until: Annotated[str | None, typer.Option("--until", help="Only events before this date.")] = None,
     ) -> None:
         """The journey map: per touchpoint volume, reach, mean valence with CI, failure rate, pit/peak;
         transitions, common paths and drop-offs."""
         from keymoments.analyze.journey import JourneyMap
 
-        with open_store(db, read_only=True) as store:
-            jm = JourneyMap(_journey(journey), segment=segment, channel=channel, since=since, until=until).fit(store)
-        emit(jm, as_json)
+        fit_and_emit(JourneyMap(_journey(journey), **filters), db, as_json)
 
     @app.command("peak-end")
+    @filter_options
     def peak_end_cmd(
         outcome: OutcomeOption,
+        filters: dict[str, Any],
         db: DbOption = Path("keymoments.duckdb"),
         as_json: JsonOption = False,
         journey: JourneyOption = None,
     ) -> None:
-        """Which memory model (mean, peak, end, peak-end, fitted) predicts the outcome best."""
+        """Which memory model (mean, peak, end, peak-end, fitted) predicts the outcome best (with --channel: the
+        memory of that channel's moments)."""
         from keymoments.analyze.peak_end import PeakEnd
 
-        with open_store(db, read_only=True) as store:
-            pe = PeakEnd(outcome=outcome).fit(store)
-        emit(pe, as_json)
+        fit_and_emit(PeakEnd(outcome=outcome, **filters), db, as_json)
 
     @app.command("segments")
+    @filter_options
     def segments_cmd(
+        filters: dict[str, Any],
         db: DbOption = Path("keymoments.duckdb"),
         as_json: JsonOption = False,
         spend: Annotated[str | None, typer.Option("--spend", help="Outcome holding spend (default: detected).")] = None,
@@ -69,39 +73,41 @@ def register(app: typer.Typer) -> None:
         """Customers in valence tiers (unhappy, middling, happy) and the value of elevating the middle."""
         from keymoments.analyze.segments import Segments
 
-        with open_store(db, read_only=True) as store:
-            sg = Segments(spend=spend, share=share).fit(store)
-        emit(sg, as_json)
+        fit_and_emit(Segments(spend=spend, share=share, **filters), db, as_json)
 
     @app.command("recovery")
+    @filter_options
     def recovery_cmd(
         outcome: OutcomeOption,
+        filters: dict[str, Any],
         db: DbOption = Path("keymoments.duckdb"),
         as_json: JsonOption = False,
         journey: JourneyOption = None,
     ) -> None:
-        """The service recovery paradox: outcome rate after a recovered crisis, an unrecovered one, and none."""
+        """The service recovery paradox: outcome rate after a recovered crisis, an unrecovered one, and none
+        (--channel is refused: a crisis and its resolution usually happen on different channels)."""
         from keymoments.analyze.recovery import Recovery
 
-        with open_store(db, read_only=True) as store:
-            rc = Recovery(outcome=outcome, journey=_journey(journey)).fit(store)
-        emit(rc, as_json)
+        fit_and_emit(Recovery(outcome=outcome, journey=_journey(journey), **filters), db, as_json)
 
     @app.command("milestones")
+    @filter_options
     def milestones_cmd(
+        filters: dict[str, Any],
         db: DbOption = Path("keymoments.duckdb"),
         as_json: JsonOption = False,
         outcome: OptionalOutcome = None,
     ) -> None:
-        """Invisible milestones customers cross (nth journey, anniversaries, spend, firsts), weekly, with outcomes."""
+        """Invisible milestones customers cross (nth journey, anniversaries, spend, firsts), weekly, with outcomes
+        (--since/--until: the milestones crossed then, counted over the whole history)."""
         from keymoments.analyze.milestones import Milestones
 
-        with open_store(db, read_only=True) as store:
-            ms = Milestones(outcome=outcome).fit(store)
-        emit(ms, as_json)
+        fit_and_emit(Milestones(outcome=outcome, **filters), db, as_json)
 
     @app.command("recognition")
+    @filter_options
     def recognition_cmd(
+        filters: dict[str, Any],
         db: DbOption = Path("keymoments.duckdb"),
         as_json: JsonOption = False,
         top: Annotated[int, typer.Option("--top", help="How many employees to show.")] = 10,
@@ -109,6 +115,4 @@ def register(app: typer.Typer) -> None:
         """Employees whose customers have peaks, with the moments and quotes, adjusted for volume."""
         from keymoments.analyze.recognition import Recognition
 
-        with open_store(db, read_only=True) as store:
-            rg = Recognition(top=top).fit(store)
-        emit(rg, as_json)
+        fit_and_emit(Recognition(top=top, **filters), db, as_json)

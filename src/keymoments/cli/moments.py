@@ -7,7 +7,14 @@ from typing import Annotated, Any
 
 import typer
 
-from keymoments.cli.common import DbOption, JourneyOption, JsonOption, OutcomeOption, emit, open_store
+from keymoments.cli.common import (
+    DbOption,
+    JourneyOption,
+    JsonOption,
+    OutcomeOption,
+    filter_options,
+    fit_and_emit,
+)
 
 BootOption = Annotated[int, typer.Option("--n-boot", help="Bootstrap replicates for the 95% intervals.")]
 SeedOption = Annotated[int, typer.Option("--seed", help="Seed of the bootstrap (results are reproducible).")]
@@ -23,18 +30,14 @@ def _kwargs(journey: Path | None, n_boot: int, seed: int, value: float | None) -
     return {"journey": journey, "n_boot": n_boot, "seed": seed, "value_per_customer": value}
 
 
-def _run(analysis: Any, db: Path, as_json: bool) -> None:
-    with open_store(db, read_only=True) as store:  # warnings go to stderr and into the JSON's "warnings"
-        analysis.fit(store)
-    emit(analysis, as_json)
-
-
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the app."""
 
     @app.command("moments")
+    @filter_options
     def moments_cmd(
         outcome: OutcomeOption,
+        filters: dict[str, Any],
         db: DbOption = Path("keymoments.duckdb"),
         as_json: JsonOption = False,
         journey: JourneyOption = None,
@@ -45,11 +48,13 @@ def register(app: typer.Typer) -> None:
         """Moments of truth ranked by priority (impact x reach x gap to target), each with impact, 95% CI and n."""
         from keymoments.analyze.moments import MomentsOfTruth
 
-        _run(MomentsOfTruth(outcome, **_kwargs(journey, n_boot, seed, value_per_customer)), db, as_json)
+        fit_and_emit(MomentsOfTruth(outcome, **_kwargs(journey, n_boot, seed, value_per_customer), **filters), db, as_json)
 
     @app.command("roadmap")
+    @filter_options
     def roadmap_cmd(
         outcome: OutcomeOption,
+        filters: dict[str, Any],
         db: DbOption = Path("keymoments.duckdb"),
         as_json: JsonOption = False,
         journey: JourneyOption = None,
@@ -67,7 +72,7 @@ def register(app: typer.Typer) -> None:
         """Fill pits, then the ending and first impressions, then build peaks: phases with expected value."""
         from keymoments.analyze.roadmap import Roadmap
 
-        rm = Roadmap(outcome, peak_target=peak_target, **_kwargs(journey, n_boot, seed, value_per_customer))
-        _run(rm, db, as_json)
+        rm = Roadmap(outcome, peak_target=peak_target, **_kwargs(journey, n_boot, seed, value_per_customer), **filters)
+        fit_and_emit(rm, db, as_json)
         if figure is not None:
             rm.figure().write_html(str(figure), include_plotlyjs=True, full_html=True)

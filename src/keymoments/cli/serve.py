@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from keymoments.cli.common import DbOption, JsonOption, echo_json, open_store
+from keymoments.cli.common import DbOption, JsonOption, echo_json, filter_options, open_store
 
 __all__ = ["register"]
 
@@ -50,7 +50,9 @@ def serve(
     uvicorn.run(app, host=host, port=port, log_level="warning")
 
 
+@filter_options
 def report(
+    filters: dict[str, Any],
     db: DbOption = Path("keymoments.duckdb"),
     out: Annotated[Path, typer.Option("--out", help="Where the HTML report goes.")] = Path("report.html"),
     outcome: Annotated[
@@ -59,11 +61,12 @@ def report(
     journey: JourneyOption = None,
     title: Annotated[str, typer.Option("--title", help="The report's title.")] = "Customer journey report",
 ) -> None:
-    """Write one self-contained HTML report (charts inline, plotly.js embedded once, no network needed)."""
+    """Write one self-contained HTML report (charts inline, plotly.js embedded once, no network needed); the
+    filters apply to every section."""
     from keymoments.serve.report import write_report
 
     with open_store(db, read_only=True) as store:
-        path = write_report(store, out, outcome=outcome, journey=journey, title=title)
+        path = write_report(store, out, outcome=outcome, journey=journey, title=title, filters=filters)
     typer.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, self-contained)")
 
 

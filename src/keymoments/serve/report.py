@@ -2,7 +2,8 @@
 
 An analyst can mail it to an executive: it opens offline in any browser. ``keymoments report --out FILE`` and
 ``keymoments demo`` write it. Each section is one analysis; an analysis that cannot run on the data (no
-outcome, too little data) leaves a one-line note instead of failing the report.
+outcome, too little data, a filter it refuses) leaves a one-line note instead of failing the report. Filters
+(segment, channel, date range) apply to every section and are named on the cover.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from keymoments.analyze.filters import describe_filters
 from keymoments.cli.common import to_jsonable
 from keymoments.serve import charts
 from keymoments.serve.analyses import capture_warnings
@@ -54,7 +56,7 @@ def _default_outcome(store: Any) -> str | None:
 
 
 def _fit(key: str, module: str, cls_name: str, store: Any, outcome: str | None, journey: Any,
-         models: dict[str, Any]) -> tuple[Any, list[str]]:  # fmt: skip
+         models: dict[str, Any], filters: dict[str, Any]) -> tuple[Any, list[str]]:  # fmt: skip
     if key in models:
         return models[key], []
     mod = importlib.import_module(module)
@@ -69,6 +71,7 @@ def _fit(key: str, module: str, cls_name: str, store: Any, outcome: str | None, 
         kwargs["outcome"] = outcome
     if "journey" in params and journey is not None:
         kwargs["journey"] = journey
+    kwargs.update({k: v for k, v in filters.items() if k in params and v not in (None, "")})
     model = cls(**kwargs)
     _, caveats = capture_warnings(model.fit, store)
     return model, caveats
@@ -81,13 +84,16 @@ def build_report(
     journey: Any = None,
     title: str = "Customer journey report",
     models: dict[str, Any] | None = None,
+    filters: dict[str, Any] | None = None,
 ) -> str:
-    """The report's HTML. ``models``: analyses already fitted (by key, e.g. ``{"journey": jm}``) to reuse."""
+    """The report's HTML. ``models``: analyses already fitted (by key, e.g. ``{"journey": jm}``) to reuse, fitted
+    under the same ``filters`` (``segment``, ``channel``, ``since``, ``until``) as the rest."""
     if isinstance(journey, str | Path):
         from keymoments.events import JourneyModel
 
         journey = JourneyModel.from_yaml(journey)
     models = dict(models or {})
+    filters = dict(filters or {})
     outcome = outcome or _default_outcome(store)
     sections = []
     headline: dict[str, Any] = {}
@@ -102,7 +108,7 @@ def build_report(
         except ImportError:
             continue
         try:
-            model, caveats = _fit(key, module, cls_name, store, outcome, journey, models)
+            model, caveats = _fit(key, module, cls_name, store, outcome, journey, models, filters)
         except Exception as exc:  # noqa: BLE001 - one analysis that cannot run must not sink the report
             sec["note"] = f"Not available on this data: {exc}"
             sections.append(sec)
@@ -144,7 +150,7 @@ def build_report(
     return tpl.render(
         title=title, outcome=outcome, sections=sections, h=headline, generated=datetime.now(UTC),
         css=(HERE / "static" / "app.css").read_text(encoding="utf-8"), plotly_js=plotly_js(),
-        source=html.escape(str(getattr(store, "path", ""))),
+        source=html.escape(str(getattr(store, "path", ""))), filtered=describe_filters(filters),
     )  # fmt: skip
 
 
