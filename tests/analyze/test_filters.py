@@ -128,6 +128,8 @@ def test_filter_helpers():
     assert filter_events(ev, until="2025-01-15").execute()["customer_id"].tolist() == ["a"]
     with pytest.raises(InvalidParameterError, match="customer attributes need a Store"):
         filter_events(ev, segment="tier=gold", owner="PeakEnd")
+    with pytest.raises(TypeError, match=r"PeakEnd\(\) got an unexpected keyword argument 'chanel'. Did you mean 'channel'"):
+        PeakEnd("nps", chanel="web")
 
 
 # -- each analysis: the filter changes the result the way it must ------------------------------------------

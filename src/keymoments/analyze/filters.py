@@ -23,7 +23,7 @@ pandas frame of events.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypedDict, Unpack
 
 import pandas as pd
 
@@ -35,11 +35,22 @@ if TYPE_CHECKING:
     import ibis.expr.types as ir
 
 __all__ = [
-    "FILTERS", "EventFilters", "check_filters", "describe_filters", "filter_events", "filter_rows", "filters_of",
+    "FILTERS", "EventFilters", "FilterParams", "check_filters", "describe_filters", "filter_events", "filter_rows",
+    "filters_of", "takes_filters",
 ]
 
+
+class FilterParams(TypedDict, total=False):
+    """The event filters, as keyword arguments: one definition for every analysis (``**filters``)."""
+
+    segment: str | None  #: name=value of a customer attribute or an events column
+    channel: str | None  #: only events on this channel
+    since: str | datetime | None  #: only events at or after this (ISO-8601; naive is UTC)
+    until: str | datetime | None  #: only events before this (exclusive)
+
+
 #: the filter parameters, in the order they are shown
-FILTERS = ("segment", "channel", "since", "until")
+FILTERS: tuple[str, ...] = tuple(FilterParams.__annotations__)
 _SHOWN = 20  # known values listed in an error message at most
 
 
@@ -76,16 +87,11 @@ def _split_segment(segment: Any, owner: str) -> tuple[str, str]:
     return name, value
 
 
-def check_filters(
-    owner: str,
-    *,
-    segment: str | None = None,
-    channel: str | None = None,
-    since: str | datetime | None = None,
-    until: str | datetime | None = None,
-) -> dict[str, str]:
+def check_filters(owner: str, **filters: Unpack[FilterParams]) -> dict[str, str]:
     """Validate the filters' form (no data needed) and return the ones applied, normalised for JSON:
     ``{"segment": "tier=gold", "channel": "web", "since": "2025-07-01T00:00:00+00:00"}``."""
+    segment, channel = filters.get("segment"), filters.get("channel")
+    since, until = filters.get("since"), filters.get("until")
     out: dict[str, str] = {}
     if segment:
         name, value = _split_segment(segment, owner)
@@ -132,22 +138,14 @@ def _matches(t: ir.Table, cond: Any) -> bool:
     return len(t.filter(cond).select("customer_id").limit(1).execute()) > 0
 
 
-def filter_events(
-    data: Any,
-    *,
-    segment: str | None = None,
-    channel: str | None = None,
-    since: str | datetime | None = None,
-    until: str | datetime | None = None,
-    owner: str = "JourneyMap",
-) -> ir.Table:
+def filter_events(data: Any, *, owner: str = "JourneyMap", **filters: Unpack[FilterParams]) -> ir.Table:
     """The events of ``data`` (a Store, an Ibis table or a pandas frame) narrowed by segment (``name=value``
     of a customer attribute or an events column), channel and date range (``since`` inclusive, ``until``
     exclusive). A segment or channel value the data does not have is an error that lists the known ones.
     ``owner`` names the analysis in error messages."""
     from keymoments.store.store import Store
 
-    applied = check_filters(owner, segment=segment, channel=channel, since=since, until=until)
+    applied = check_filters(owner, **filters)
     t = events_table(data)
     if "segment" in applied:
         name, value = _split_segment(applied["segment"], owner)
@@ -178,6 +176,7 @@ def filter_events(
     if "channel" in applied:
         if "channel" not in t.columns:
             raise invalid("channel", f"The 'channel' parameter of {owner} needs a 'channel' column in the events.")
+        channel = applied["channel"]
         if not _matches(t, t.channel == channel):
             _check_known(owner, "channel", channel, _distinct(t, "channel"), "a channel")
         t = t.filter(t.channel == channel)
@@ -188,18 +187,10 @@ def filter_events(
     return t
 
 
-def filter_rows(
-    df: pd.DataFrame,
-    *,
-    segment: str | None = None,
-    channel: str | None = None,
-    since: str | datetime | None = None,
-    until: str | datetime | None = None,
-    owner: str,
-) -> pd.DataFrame:
+def filter_rows(df: pd.DataFrame, *, owner: str, **filters: Unpack[FilterParams]) -> pd.DataFrame:
     """The rows of a frame without events (a wide survey table, one row per respondent) in ``segment``, a
     ``name=value`` of one of its columns. Channel and dates belong to events, so they are refused here."""
-    applied = check_filters(owner, segment=segment, channel=channel, since=since, until=until)
+    applied = check_filters(owner, **filters)
     for p in ("channel", "since", "until"):
         if p in applied:
             raise invalid(
@@ -221,6 +212,13 @@ def filter_rows(
     col = df[name].astype(str)
     _check_known(owner, "segment", f"{name}={value}", [f"{name}={v}" for v in col.unique()], f"a value of {name!r}")
     return df[col == value]
+
+
+def takes_filters(cls: type) -> bool:
+    """Whether an analysis class takes the event filters (an :class:`EventFilters` one, or the JourneyMap)."""
+    import inspect
+
+    return issubclass(cls, EventFilters) or set(FILTERS) <= set(inspect.signature(cls).parameters)
 
 
 def filters_of(obj: Any) -> dict[str, Any]:
@@ -246,9 +244,10 @@ def describe_filters(filters: dict[str, Any]) -> str:
 class EventFilters:
     """The four filters as parameters of an analysis: a mixin listed before :class:`Analysis`.
 
-    ``__init__`` stores them like any parameter (``segment``, ``channel``, ``since``, ``until``); ``fit`` reads
-    its events through :meth:`_events`; ``to_dict()`` reports :attr:`filters`. An analysis for which a channel
-    filter makes no sense says why in :attr:`channel_unsupported`, and refuses one with that reason.
+    ``__init__`` takes them as ``**filters: Unpack[FilterParams]`` and stores them with :meth:`_set_filters`
+    (as attributes ``segment``, ``channel``, ``since``, ``until``, like any parameter); ``fit`` reads its events
+    through :meth:`_events`; ``to_dict()`` reports :attr:`filters`. An analysis for which a channel filter
+    makes no sense says why in :attr:`channel_unsupported`, and refuses one with that reason.
     """
 
     segment: str | None = None
@@ -260,6 +259,14 @@ class EventFilters:
 
     #: the name errors give: the class's, or that of the analysis this one is fitted for (a Roadmap's moments)
     _owner: str | None = None
+
+    def _set_filters(self, filters: FilterParams) -> None:
+        for name in filters:
+            if name not in FILTERS:  # what Python says of an unknown keyword, with a hint
+                raise TypeError(
+                    f"{type(self).__name__}() got an unexpected keyword argument {name!r}.{did_you_mean(name, FILTERS)}"
+                )
+        self.segment, self.channel, self.since, self.until = (filters.get(k) for k in FILTERS)
 
     @property
     def filters(self) -> dict[str, str]:

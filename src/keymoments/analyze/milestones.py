@@ -28,14 +28,13 @@ filtered, but only customers with events under the filters are compared (crossed
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
 import ibis
 import pandas as pd
 
 from keymoments.analyze.base import Analysis, mean_ci, proportion_ci
-from keymoments.analyze.filters import EventFilters
+from keymoments.analyze.filters import EventFilters, FilterParams
 from keymoments.analyze.order import events_table, journey_key
 from keymoments.analyze.peak_end import outcome_frame
 from keymoments.exceptions import NotEnoughDataError
@@ -166,10 +165,7 @@ class Milestones(EventFilters, Analysis):
         spend_thresholds: tuple[float, ...] = (1_000, 5_000, 10_000, 50_000),
         min_customers: int = 5,
         level: float = 0.95,
-        segment: str | None = None,
-        channel: str | None = None,
-        since: str | datetime | None = None,
-        until: str | datetime | None = None,
+        **filters: Unpack[FilterParams],
     ) -> None:
         self.outcome = outcome
         self.counts = counts
@@ -177,7 +173,7 @@ class Milestones(EventFilters, Analysis):
         self.spend_thresholds = spend_thresholds
         self.min_customers = min_customers
         self.level = level
-        self.segment, self.channel, self.since, self.until = segment, channel, since, until
+        self._set_filters(filters)
 
     def fit(self, data: Any, outcomes: pd.DataFrame | None = None) -> Milestones:
         from keymoments.store.store import Store

@@ -40,9 +40,8 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 import numpy as np
 import pandas as pd
@@ -50,7 +49,7 @@ import pandas as pd
 from keymoments.analyze.base import Analysis, check_choice, warn_small_sample
 from keymoments.analyze.characteristics import characterize, valence_stats
 from keymoments.analyze.drivers import DriverResult, build_design, fit_drivers
-from keymoments.analyze.filters import EventFilters
+from keymoments.analyze.filters import EventFilters, FilterParams
 from keymoments.events import RATING_SCALES, JourneyModel, did_you_mean
 from keymoments.exceptions import (
     InvalidParameterError,
@@ -104,10 +103,7 @@ class MomentsOfTruth(EventFilters, Analysis):
         n_boot: int = 1000,
         level: float = 0.95,
         seed: int = 0,
-        segment: str | None = None,
-        channel: str | None = None,
-        since: str | datetime | None = None,
-        until: str | datetime | None = None,
+        **filters: Unpack[FilterParams],
     ) -> None:
         self.outcome = outcome
         self.journey = journey
@@ -120,7 +116,7 @@ class MomentsOfTruth(EventFilters, Analysis):
         self.n_boot = n_boot
         self.level = level
         self.seed = seed
-        self.segment, self.channel, self.since, self.until = segment, channel, since, until
+        self._set_filters(filters)
 
     # -- validation ------------------------------------------------------------------------------------
     def _validate(self) -> JourneyModel | None:

@@ -24,14 +24,13 @@ no rated event left drops out.
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from typing import Any, Unpack
 
 import numpy as np
 import pandas as pd
 
 from keymoments.analyze.base import Analysis, check_choice, warn_small_sample
-from keymoments.analyze.filters import EventFilters
+from keymoments.analyze.filters import EventFilters, FilterParams
 from keymoments.analyze.order import events_table, journey_key
 from keymoments.exceptions import InvalidParameterError, NotEnoughDataError
 
@@ -128,17 +127,14 @@ class PeakEnd(EventFilters, Analysis):
         n_boot: int = 300,
         level: float = 0.95,
         seed: int = 0,
-        segment: str | None = None,
-        channel: str | None = None,
-        since: str | datetime | None = None,
-        until: str | datetime | None = None,
+        **filters: Unpack[FilterParams],
     ) -> None:
         self.outcome = outcome
         self.folds = folds
         self.n_boot = n_boot
         self.level = level
         self.seed = seed
-        self.segment, self.channel, self.since, self.until = segment, channel, since, until
+        self._set_filters(filters)
 
     def fit(self, data: Any, outcomes: pd.DataFrame | None = None) -> PeakEnd:
         from sklearn.linear_model import LinearRegression, LogisticRegression

@@ -18,14 +18,13 @@ touchpoints, a date range the peaks of that quarter.
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from typing import Any, Unpack
 
 import numpy as np
 import pandas as pd
 
 from keymoments.analyze.base import Analysis, warn_small_sample
-from keymoments.analyze.filters import EventFilters
+from keymoments.analyze.filters import EventFilters, FilterParams
 from keymoments.exceptions import InvalidParameterError, NotEnoughDataError
 
 __all__ = ["Recognition"]
@@ -46,17 +45,14 @@ class Recognition(EventFilters, Analysis):
         evidence: int = 3,
         min_events: int = 5,
         level: float = 0.95,
-        segment: str | None = None,
-        channel: str | None = None,
-        since: str | datetime | None = None,
-        until: str | datetime | None = None,
+        **filters: Unpack[FilterParams],
     ) -> None:
         self.top = top
         self.peak_valence = peak_valence
         self.evidence = evidence
         self.min_events = min_events
         self.level = level
-        self.segment, self.channel, self.since, self.until = segment, channel, since, until
+        self._set_filters(filters)
 
     def fit(self, data: Any) -> Recognition:
         from scipy import stats

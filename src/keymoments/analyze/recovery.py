@@ -21,15 +21,14 @@ delayed at the airport, a call to support), so one channel's events cannot tell 
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from typing import Any, Unpack
 
 import ibis
 import numpy as np
 import pandas as pd
 
 from keymoments.analyze.base import Analysis, mean_ci, proportion_ci, warn_small_sample
-from keymoments.analyze.filters import EventFilters
+from keymoments.analyze.filters import EventFilters, FilterParams
 from keymoments.analyze.order import events_table, journey_key
 from keymoments.analyze.peak_end import outcome_frame
 from keymoments.events import CRISIS_OUTCOMES, RESOLVED_OUTCOMES, JourneyModel
@@ -112,15 +111,12 @@ class Recovery(EventFilters, Analysis):
         *,
         journey: JourneyModel | None = None,
         level: float = 0.95,
-        segment: str | None = None,
-        channel: str | None = None,
-        since: str | datetime | None = None,
-        until: str | datetime | None = None,
+        **filters: Unpack[FilterParams],
     ) -> None:
         self.outcome = outcome
         self.journey = journey
         self.level = level
-        self.segment, self.channel, self.since, self.until = segment, channel, since, until
+        self._set_filters(filters)
 
     def fit(self, data: Any, outcomes: pd.DataFrame | None = None) -> Recovery:
         events = self._events(data)

@@ -25,14 +25,13 @@ channel, a segment or a quarter, built from those events only (customers with no
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from typing import Any, Unpack
 
 import numpy as np
 import pandas as pd
 
 from keymoments.analyze.base import Analysis
-from keymoments.analyze.filters import EventFilters, filters_of
+from keymoments.analyze.filters import EventFilters, FilterParams, filters_of
 from keymoments.analyze.moments import MomentsOfTruth
 from keymoments.exceptions import InvalidParameterError
 
@@ -68,10 +67,7 @@ class Roadmap(EventFilters, Analysis):
         value_per_customer: float | None = None,
         n_boot: int = 1000,
         seed: int = 0,
-        segment: str | None = None,
-        channel: str | None = None,
-        since: str | datetime | None = None,
-        until: str | datetime | None = None,
+        **filters: Unpack[FilterParams],
     ) -> None:
         self.outcome = outcome
         self.peak_target = peak_target
@@ -84,7 +80,7 @@ class Roadmap(EventFilters, Analysis):
         self.value_per_customer = value_per_customer
         self.n_boot = n_boot
         self.seed = seed
-        self.segment, self.channel, self.since, self.until = segment, channel, since, until
+        self._set_filters(filters)
 
     @classmethod
     def from_moments(cls, mot: MomentsOfTruth, *, peak_target: float = 0.8) -> Roadmap:

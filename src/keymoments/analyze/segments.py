@@ -23,14 +23,13 @@ customers with no rated event left drop out of every tier.
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from typing import Any, Unpack
 
 import numpy as np
 import pandas as pd
 
 from keymoments.analyze.base import Analysis, check_choice, mean_ci, proportion_ci, warn_small_sample
-from keymoments.analyze.filters import EventFilters
+from keymoments.analyze.filters import EventFilters, FilterParams
 from keymoments.analyze.order import events_table
 from keymoments.exceptions import InvalidParameterError, NotEnoughDataError
 
@@ -91,10 +90,7 @@ class Segments(EventFilters, Analysis):
         n_boot: int = 500,
         level: float = 0.95,
         seed: int = 0,
-        segment: str | None = None,
-        channel: str | None = None,
-        since: str | datetime | None = None,
-        until: str | datetime | None = None,
+        **filters: Unpack[FilterParams],
     ) -> None:
         self.spend = spend
         self.share = share
@@ -102,7 +98,7 @@ class Segments(EventFilters, Analysis):
         self.n_boot = n_boot
         self.level = level
         self.seed = seed
-        self.segment, self.channel, self.since, self.until = segment, channel, since, until
+        self._set_filters(filters)
 
     def fit(self, data: Any, outcomes: pd.DataFrame | None = None) -> Segments:
         from keymoments.store.store import Store

@@ -18,7 +18,7 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from keymoments.analyze.filters import describe_filters
+from keymoments.analyze.filters import describe_filters, takes_filters
 from keymoments.cli.common import to_jsonable
 from keymoments.serve import charts
 from keymoments.serve.analyses import capture_warnings
@@ -71,7 +71,8 @@ def _fit(key: str, module: str, cls_name: str, store: Any, outcome: str | None, 
         kwargs["outcome"] = outcome
     if "journey" in params and journey is not None:
         kwargs["journey"] = journey
-    kwargs.update({k: v for k, v in filters.items() if k in params and v not in (None, "")})
+    if takes_filters(cls):
+        kwargs.update({k: v for k, v in filters.items() if v not in (None, "")})
     model = cls(**kwargs)
     _, caveats = capture_warnings(model.fit, store)
     return model, caveats
