@@ -1,9 +1,18 @@
 """The journey map: per touchpoint volume, reach, emotion with its uncertainty, failures, pits and peaks;
 the directly-follows transitions, the most common paths and where journeys stop.
 
-Everything is an Ibis group-by over the events table; transitions use the ``next_touchpoint`` / ``next_ts``
-columns the store materialises at ingest (equal timestamps keep source order, as process-mining tools do),
-so no query sorts events.
+**Method.** The (filtered) events are compiled once and read by four DuckDB group-bys, none of which sorts
+events; everything else is arithmetic on their small results:
+
+1. per (touchpoint, next touchpoint, gap bucket): events, rated events, the valence sum, negative and failed
+   events (the crisis test is one ``IN`` per row). Summed over the gap buckets these are the transitions and
+   the touchpoints' additive numbers; the buckets give the median gaps. Transitions use the ``next_touchpoint``
+   / ``next_ts`` columns the store materialises at ingest (equal timestamps keep source order, as
+   process-mining tools do);
+2. per (touchpoint, valence bucket): the valence histogram behind the CIs;
+3. per (touchpoint, step): the step histogram behind the journey order;
+4. per journey, then per path fingerprint and per customer (:mod:`keymoments.analyze.paths`): journeys and
+   customers per touchpoint and the most common paths.
 
 **Pit / peak rule.** Let ``overall`` be the mean valence of every rated event in the (filtered) data. A
 touchpoint is a *pit* when its whole 95% CI lies below ``overall`` and its mean is at least ``margin`` (0.2,
@@ -22,41 +31,63 @@ the events), so it costs the same on 10 million events as on 1,000.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import ibis
-import ibis.expr.datatypes as dt
 import numpy as np
 import pandas as pd
 
 from keymoments.analyze.base import Analysis, warn_small_sample
 from keymoments.analyze.filters import filter_events
-from keymoments.analyze.order import journey_key, merge_order, order_from_histogram
+from keymoments.analyze.order import merge_order, order_from_histogram
+from keymoments.analyze.paths import journey_counts
+from keymoments.analyze.sql import EventsSQL, sql_str
 from keymoments.events import CRISIS_OUTCOMES, JourneyModel
 from keymoments.exceptions import InvalidParameterError, NotEnoughDataError
-
-if TYPE_CHECKING:
-    import ibis.expr.types as ir
 
 __all__ = ["JourneyMap", "filter_events", "multinomial_bootstrap_ci"]
 
 _BIN = 200  # valence histogram resolution: 1/200 = 0.005
 _GAP_RES = 2000  # gap histogram: buckets of ln(1 + ms) * 2000, so medians are within 0.025% (and 1 ms)
 
+# 1. the transitions: events per (touchpoint, next touchpoint, gap bucket); the last events (no next one) have
+#    no gap bucket
+_TRANSITIONS = f"""
+SELECT touchpoint, next_touchpoint,
+       CASE WHEN next_ts IS NOT NULL THEN CAST(ROUND(LN(CAST(
+           GREATEST(0, CAST(FLOOR((epoch_us(next_ts) - epoch_us(ts)) / (1000)) AS BIGINT)) + 1 AS DOUBLE
+       )) * {_GAP_RES}, 0) AS INTEGER) END AS gap_bucket,
+       count(*) AS n
+FROM ev GROUP BY ALL
+"""
+# 2. events and failures per (touchpoint, step): the volumes and the journey order
+_STEPS = "SELECT touchpoint, step, count(*) AS n, count_if(_failed) AS failures FROM ev GROUP BY ALL"
+# 3. rated events per (touchpoint, valence bucket): the valence histogram behind the CIs, and the sums
+_VALENCES = f"""
+SELECT touchpoint, CAST(ROUND(_val * {_BIN}, 0) AS INTEGER) AS bucket,
+       count(*) AS n, sum(_val) AS val_sum, count_if(_val < 0) AS negative
+FROM ev WHERE _val IS NOT NULL GROUP BY ALL
+"""
 
-def _hist_medians(h: pd.DataFrame, by: list[str]) -> pd.DataFrame:
-    """Exact medians (mean of the two middle values) of the bucketed gaps, in seconds, per group of ``by``."""
-    rows = []
-    for key, grp in h.groupby(by, sort=False):
-        grp = grp.sort_values("_gb")
-        b = grp["_gb"].to_numpy(dtype=float)
-        c = np.cumsum(grp["n"].to_numpy(dtype=np.int64))
-        total = int(c[-1])
-        lo = b[np.searchsorted(c, (total - 1) // 2 + 1)]
-        hi = b[np.searchsorted(c, total // 2 + 1)]
-        ms = (np.expm1(lo / _GAP_RES) + np.expm1(hi / _GAP_RES)) / 2
-        rows.append((*(key if isinstance(key, tuple) else (key,)), float(np.round(ms)) / 1000.0))
-    return pd.DataFrame(rows, columns=[*by, "median_gap_s"])
+
+def _hist_medians(codes: np.ndarray, buckets: np.ndarray, counts: np.ndarray, n_groups: int) -> np.ndarray:
+    """Exact medians (mean of the two middle values), in seconds, of the gaps bucketed in ``buckets`` with
+    ``counts``, per group ``codes`` (0 .. n_groups - 1; NaN for a group without gaps): one cumulative sum over
+    the histogram sorted by group and bucket, and a binary search for the middle ranks of each group."""
+    out = np.full(n_groups, np.nan)
+    if len(codes) == 0:
+        return out
+    o = np.lexsort((buckets, codes))
+    codes, b = codes[o], buckets[o].astype(float)
+    cum = np.cumsum(counts[o].astype(np.int64))
+    starts = np.r_[0, np.flatnonzero(np.diff(codes)) + 1]
+    ends = np.r_[starts[1:], len(codes)]
+    before = np.r_[0, cum[ends[:-1] - 1]]
+    total = cum[ends - 1] - before
+    lo = b[np.searchsorted(cum, before + (total - 1) // 2 + 1)]
+    hi = b[np.searchsorted(cum, before + total // 2 + 1)]
+    ms = (np.expm1(lo / _GAP_RES) + np.expm1(hi / _GAP_RES)) / 2
+    out[codes[starts]] = np.round(ms) / 1000.0
+    return out
 
 
 def _human_s(seconds: float) -> str:
@@ -66,13 +97,6 @@ def _human_s(seconds: float) -> str:
         if abs(seconds) >= size:
             return f"{seconds / size:.1f}{unit}"
     return f"{seconds:.0f}s"
-
-
-@ibis.udf.scalar.builtin
-def epoch_us(ts) -> dt.int64:  # noqa: ANN001
-    """Microseconds since the epoch (DuckDB's ``epoch_us``): unlike ``epoch_seconds`` it does not cast a
-    TIMESTAMPTZ to a local TIMESTAMP first (a time-zone conversion per row), and on 10M rows it is several
-    times faster than ``epoch_ms``."""
 
 
 def multinomial_bootstrap_ci(
@@ -88,6 +112,42 @@ def multinomial_bootstrap_ci(
     means = draws @ np.asarray(values, dtype=float) / n
     a = (1 - level) / 2
     return float(np.quantile(means, a)), float(np.quantile(means, 1 - a))
+
+
+def _events_sql(t: Any, crisis: list[str]) -> EventsSQL:
+    """The events as ``ev`` for the queries, with the journey key ``_jid`` (the journey, or the customer when
+    it is missing), the valence ``_val`` (NULL without a valence column) and ``_failed`` (a crisis outcome)."""
+    cols = set(t.columns)
+    failed = f"CAST(outcome AS VARCHAR) IN ({', '.join(map(sql_str, crisis))})" if "outcome" in cols and crisis else "FALSE"
+    return EventsSQL(t, columns={
+        "_jid": "coalesce(journey_id, customer_id)" if "journey_id" in cols else "customer_id",
+        "_val": "CAST(valence AS DOUBLE)" if "valence" in cols else "CAST(NULL AS DOUBLE)",
+        "_failed": failed,
+    })  # fmt: skip
+
+
+def _codes(df: pd.DataFrame, by: list[str]) -> tuple[np.ndarray, pd.DataFrame]:
+    """Group numbers 0 .. k - 1 of the rows of ``df`` by ``by`` (missing values a group of their own), and the
+    ``by`` values of each group."""
+    codes = df.groupby(by, sort=False, dropna=False).ngroup().to_numpy()
+    first = np.unique(codes, return_index=True)[1]
+    return codes, df.iloc[first][by].reset_index(drop=True)
+
+
+def _transitions(q: EventsSQL) -> tuple[pd.DataFrame, pd.Series]:
+    """The directly-follows pairs (touchpoint, next_touchpoint: None after the last event) with their count
+    and median gap, and the median gap to the next touchpoint per touchpoint."""
+    raw = q.df(_TRANSITIONS)
+    raw["next_touchpoint"] = raw["next_touchpoint"].astype(object).where(raw["next_touchpoint"].notna(), None)
+    n = raw["n"].to_numpy(dtype=np.int64)
+    gap = raw["gap_bucket"].notna().to_numpy()
+    buckets = raw["gap_bucket"].to_numpy(dtype=float, na_value=np.nan)[gap]
+    pair_codes, pairs = _codes(raw, ["touchpoint", "next_touchpoint"])
+    pairs["count"] = np.bincount(pair_codes, weights=n, minlength=len(pairs)).astype(np.int64)
+    pairs["median_gap_s"] = _hist_medians(pair_codes[gap], buckets, n[gap], len(pairs))
+    tp_codes, tps = _codes(raw, ["touchpoint"])
+    tp_med = _hist_medians(tp_codes[gap], buckets, n[gap], len(tps))
+    return pairs, pd.Series(tp_med, index=tps["touchpoint"])
 
 
 class JourneyMap(Analysis):
@@ -143,80 +203,46 @@ class JourneyMap(Analysis):
         )
         t = t.filter(t.touchpoint.notnull() & (t.touchpoint != ""))
         crisis = sorted(self.journey.crisis_outcomes if self.journey else CRISIS_OUTCOMES)
-        has_val = "valence" in t.columns
-        has_out = "outcome" in t.columns
-        jid = journey_key(t)
-        val = t.valence if has_val else ibis.null().cast("float64")
-        gap_ms = (epoch_us(t.next_ts) - epoch_us(t.ts)) // 1000  # integer milliseconds
-        t = t.mutate(_jid=jid, _val=val, _gap=gap_ms)
+        q = _events_sql(t, crisis)  # compiled once; the queries below read it as `ev`
 
-        # 1. per (touchpoint, next touchpoint, outcome), the last events included (next is NULL): every
-        #    additive number; the outcome is a group key so the crisis test runs on a few rows, not every event
-        keys = ["touchpoint", "next_touchpoint"] + (["outcome"] if has_out else [])
-        raw = t.group_by(keys).aggregate(
-            count=t.count(),
-            rated=t._val.count(),
-            val_sum=t._val.sum(),
-            negative=(t._val < 0).cast("int64").sum(),
-        ).execute()
-        for col in ("count", "rated", "negative"):
-            raw[col] = pd.to_numeric(raw[col]).fillna(0).astype("int64")
-        raw["val_sum"] = pd.to_numeric(raw["val_sum"]).astype("float64").fillna(0.0)
-        if raw.empty:
+        steps = q.df(_STEPS)
+        if steps.empty:
             raise NotEnoughDataError("No events to map (after filters); ingest events or loosen the filters.")
-        raw["failures"] = np.where(raw["outcome"].isin(crisis), raw["count"], 0) if has_out else 0
-        raw["next_touchpoint"] = raw["next_touchpoint"].astype(object).where(raw["next_touchpoint"].notna(), None)
-        pairs = (
-            raw.groupby(["touchpoint", "next_touchpoint"], dropna=False, sort=False)[
-                ["count", "rated", "val_sum", "negative", "failures"]
-            ].sum().reset_index()
-        )
-        # 2. gap medians from a log-scale histogram of the gaps (relative precision 1/_GAP_RES): one cheap
-        #    group-by serves the medians per transition and per touchpoint
-        g = t.filter(t.next_ts.notnull())
-        g = g.mutate(_gb=((g._gap.clip(lower=0) + 1).cast("float64").ln() * _GAP_RES).round().cast("int32"))
-        gh = g.group_by(["touchpoint", "next_touchpoint", "_gb"]).aggregate(n=g.count()).execute()
-        pair_med = _hist_medians(gh, ["touchpoint", "next_touchpoint"])
-        tp_med = _hist_medians(gh.groupby(["touchpoint", "_gb"], as_index=False)["n"].sum(), ["touchpoint"])
-        pairs = pairs.merge(pair_med, on=["touchpoint", "next_touchpoint"], how="left")
-        gaps = tp_med
-        step_hist = t.group_by(["touchpoint", "step"]).aggregate(n=t.count()).execute()
-        rated_t = t.filter(t._val.notnull())
-        hist = (
-            rated_t.mutate(_b=(rated_t._val * _BIN).round().cast("int32"))
-            .group_by(["touchpoint", "_b"])
-            .aggregate(n=lambda x: x.count())
-            .execute()
-        )
-        order = merge_order(order_from_histogram(step_hist), self.journey)
-        present = set(pairs["touchpoint"])
+        pairs, tp_gap = _transitions(q)
+        hist = q.df(_VALENCES)
+        order = merge_order(order_from_histogram(steps), self.journey)
+        present = set(steps["touchpoint"])
         order = [tp for tp in order if tp in present]
         rank = {tp: i for i, tp in enumerate(order)}
 
-        per_tp = pairs.groupby("touchpoint", sort=False).agg(
-            events=("count", "sum"), rated=("rated", "sum"), val_sum=("val_sum", "sum"),
-            negative=("negative", "sum"), failures=("failures", "sum"),
-        ).reset_index()
+        per_tp = steps.groupby("touchpoint", sort=False).agg(events=("n", "sum"), failures=("failures", "sum"))
+        sums = hist.groupby("touchpoint", sort=False).agg(
+            rated=("n", "sum"), val_sum=("val_sum", "sum"), negative=("negative", "sum")
+        )
+        per_tp = per_tp.join(sums).fillna({"rated": 0, "val_sum": 0.0, "negative": 0})
+        per_tp = per_tp.astype({"events": "int64", "failures": "int64", "rated": "int64", "negative": "int64",
+                                "val_sum": "float64"}).rename_axis("touchpoint").reset_index()  # fmt: skip
         last = pairs[pairs["next_touchpoint"].isna()].set_index("touchpoint")["count"]
         per_tp["ends_here"] = per_tp["touchpoint"].map(last).fillna(0).astype("int64")
-        per_tp["median_gap_s"] = per_tp["touchpoint"].map(gaps.set_index("touchpoint")["median_gap_s"])
+        per_tp["median_gap_s"] = per_tp["touchpoint"].map(tp_gap)
         per_tp["mean_valence"] = np.where(per_tp["rated"] > 0, per_tp["val_sum"] / per_tp["rated"].clip(lower=1), np.nan)
 
-        # 3. journeys and customers per touchpoint, variants: one pass at journey level
-        n_journeys, n_customers, jcounts, ccounts, variants = self._journey_level(t, order)
+        # 4. journeys and customers per touchpoint, variants: one pass at journey level
+        jc = journey_counts(q, order, self.n_variants if self.variants else None)
+        n_journeys, n_customers = jc.journeys, jc.customers
         n_events = int(per_tp["events"].sum())
         n_rated = int(per_tp["rated"].sum())
         overall = float(per_tp["val_sum"].sum() / n_rated) if n_rated else float("nan")
         warn_small_sample("The journey map", n_journeys)
-        per_tp["journeys"] = per_tp["touchpoint"].map(jcounts).astype("int64")
-        per_tp["customers"] = per_tp["touchpoint"].map(ccounts).astype("int64")
+        per_tp["journeys"] = per_tp["touchpoint"].map(jc.journeys_at).astype("int64")
+        per_tp["customers"] = per_tp["touchpoint"].map(jc.customers_at).astype("int64")
 
         per_tp["reach"] = per_tp["journeys"] / n_journeys
         per_tp["share_negative"] = np.where(per_tp["rated"] > 0, per_tp["negative"] / per_tp["rated"].clip(lower=1), np.nan)
         per_tp["failure_rate"] = per_tp["failures"] / per_tp["events"]
         lows, highs = [], []
         # bins sorted: a GROUP BY returns them in any order, and the seeded resample must see one order
-        hist_by_tp = {k: g.sort_values("_b", kind="stable") for k, g in hist.groupby("touchpoint")}
+        hist_by_tp = {k: g.sort_values("bucket", kind="stable") for k, g in hist.groupby("touchpoint")}
         for tp in per_tp["touchpoint"]:
             g = hist_by_tp.get(tp)
             if g is None:
@@ -224,7 +250,7 @@ class JourneyMap(Analysis):
                 highs.append(np.nan)
                 continue
             lo, hi = multinomial_bootstrap_ci(
-                g["_b"].to_numpy() / _BIN, g["n"].to_numpy(), n_boot=self.n_boot, level=self.level,
+                g["bucket"].to_numpy() / _BIN, g["n"].to_numpy(), n_boot=self.n_boot, level=self.level,
                 seed=rank.get(tp, 0),
             )
             lows.append(lo)
@@ -241,7 +267,7 @@ class JourneyMap(Analysis):
                 warn_small_sample(f"The mean valence at {tp!r}", int(n), self.min_rated)
 
         transitions = pairs[pairs["next_touchpoint"].notna()].rename(columns={"touchpoint": "from", "next_touchpoint": "to"})
-        transitions = transitions[["from", "to", "count", "median_gap_s"]].copy()
+        transitions = transitions[["from", "to", "count", "median_gap_s"]].astype({"from": "str", "to": "str"})
         transitions["count"] = transitions["count"].astype("int64")
         transitions = transitions.assign(
             _a=transitions["from"].map(rank), _b=transitions["to"].map(rank)
@@ -262,78 +288,8 @@ class JourneyMap(Analysis):
         self.touchpoints_ = per_tp[cols]
         self.transitions_ = transitions[["from", "to", "count", "share", "median_gap_s"]]
         self.drop_offs_ = self._drop_offs(per_tp, order)
-        self.variants_ = variants
+        self.variants_ = jc.variants
         return self
-
-    def _journey_level(
-        self, t: ir.Table, order: list[str]
-    ) -> tuple[int, int, dict[str, int], dict[str, int], pd.DataFrame]:
-        """One group-by per journey: the set of touchpoints it visits (a bit mask) and a fingerprint of its
-        path (xor of hashes of (step, touchpoint), which are distinct within a journey). Journeys per
-        touchpoint, variants and their counts follow from the (small) table of distinct fingerprints; customers
-        per touchpoint from one more group-by per customer over the masks."""
-        if len(order) > 62:
-            return self._journey_level_distinct(t, order)
-        idx = t.touchpoint.cases(*[(tp, i) for i, tp in enumerate(order)], else_=None).cast("int64")
-        bit = ibis.literal(1, "int64") << idx
-        fp = (idx * 1_000_003 + t.step.cast("int64")).hash()  # (touchpoint, step) pairs are distinct in a journey
-        u = t.mutate(_bit=bit, _fp=fp)
-        per_j = u.group_by("_jid").aggregate(
-            customer_id=u.customer_id.arbitrary(), mask=u._bit.bit_or(), fp=u._fp.bit_xor(), n=u.count()
-        )
-        try:  # the journey-level table (one row per journey) feeds two queries: materialise it once
-            per_j = per_j.cache()
-        except Exception:  # noqa: BLE001 - a backend without temp tables just recomputes it
-            pass
-        per_fp = per_j.group_by("fp").aggregate(
-            journeys=per_j.count(), mask=per_j.mask.arbitrary(), example=per_j._jid.min()
-        ).execute()
-        per_c = per_j.group_by("customer_id").aggregate(mask=per_j.mask.bit_or())
-        per_cmask = per_c.group_by("mask").aggregate(customers=per_c.count()).execute()
-
-        def decode(masks: np.ndarray, weights: np.ndarray) -> dict[str, int]:
-            masks = masks.astype(np.int64)
-            return {tp: int(weights[(masks >> i) & 1 == 1].sum()) for i, tp in enumerate(order)}
-
-        jcounts = decode(per_fp["mask"].to_numpy(), per_fp["journeys"].to_numpy())
-        ccounts = decode(per_cmask["mask"].to_numpy(), per_cmask["customers"].to_numpy())
-        n_journeys = int(per_fp["journeys"].sum())
-        n_customers = int(per_cmask["customers"].sum())
-        variants = pd.DataFrame(columns=["path", "journeys", "share"])
-        if self.variants:
-            top = per_fp.sort_values(["journeys", "example"], ascending=[False, True]).head(self.n_variants)
-            variants = self._paths(t, top, n_journeys)
-        return n_journeys, n_customers, jcounts, ccounts, variants
-
-    def _journey_level_distinct(
-        self, t: ir.Table, order: list[str]
-    ) -> tuple[int, int, dict[str, int], dict[str, int], pd.DataFrame]:
-        """The same numbers with COUNT(DISTINCT) and ordered string aggregation (many touchpoints)."""
-        per = t.group_by("touchpoint").aggregate(j=t._jid.nunique(), c=t.customer_id.nunique()).execute()
-        tot = t.aggregate(j=t._jid.nunique(), c=t.customer_id.nunique()).execute()
-        variants = pd.DataFrame(columns=["path", "journeys", "share"])
-        n_j = int(tot["j"].iloc[0])
-        if self.variants:
-            paths = t.group_by("_jid").aggregate(path=t.touchpoint.group_concat(" > ", order_by=[t.step]))
-            v = paths.group_by("path").aggregate(journeys=paths.count())
-            variants = v.order_by([ibis.desc("journeys"), "path"]).limit(self.n_variants).execute()
-            variants["share"] = variants["journeys"] / n_j
-        return (
-            n_j, int(tot["c"].iloc[0]), dict(zip(per["touchpoint"], per["j"], strict=True)),
-            dict(zip(per["touchpoint"], per["c"], strict=True)), variants,
-        )
-
-    def _paths(self, t: ir.Table, top: pd.DataFrame, n_journeys: int) -> pd.DataFrame:
-        """The paths of the example journeys of the top fingerprints."""
-        ex = [str(x) for x in top["example"]]
-        if not ex:
-            return pd.DataFrame(columns=["path", "journeys", "share"])
-        ev = t.filter(t._jid.isin(ex)).select("_jid", "step", "touchpoint").execute()
-        ev = ev.sort_values(["_jid", "step"], kind="mergesort")
-        paths = ev.groupby("_jid", sort=False)["touchpoint"].agg(" > ".join)
-        out = pd.DataFrame({"path": [paths[e] for e in ex], "journeys": top["journeys"].astype("int64").to_numpy()})
-        out["share"] = out["journeys"] / n_journeys
-        return out
 
     def _kind(self, mean: float, low: float, high: float, rated: int, overall: float) -> str:
         if rated < self.min_rated or not np.isfinite(overall) or not np.isfinite(low) or not np.isfinite(high):
