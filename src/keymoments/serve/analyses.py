@@ -3,7 +3,8 @@
 Each entry names the fitter (module and class, as the CLI uses them). An analysis whose module has not been
 installed yet is simply not served (:func:`available`). The runner fits on the server's store with the
 server's journey model, captures statistical caveats (warnings) instead of failing, and caches the fitted
-object and its JSON per data version.
+object and its JSON per data version and parameters (the event filters among them, so each filter set is
+its own cache entry).
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
 """The dashboard: server-rendered pages (Jinja2) with Plotly charts, plotly.js served from the installed package.
 
 Pages need a key like the API: ``/login`` takes one and keeps it in an HTTP-only, same-site cookie. Every
-page reads the same cached analyses as the API. Static assets (CSS, plotly.js) hold no data and are served
+page reads the same cached analyses as the API. Every analysis page has the filter bar (date range, segment,
+channel; ``since``/``until``/``segment``/``channel`` in the query string, as the API takes them), shows the
+filters applied as a chip with a clear-all link, and its navigation links carry them to the next page. Static assets (CSS, plotly.js) hold no data and are served
 without a key so the sign-in page is styled.
 """
 
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import math
+import shlex
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,6 +21,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
+from keymoments.analyze.filters import FILTERS, describe_filters
 from keymoments.exceptions import KeymomentsError
 from keymoments.serve import charts
 from keymoments.serve.analyses import ANALYSES, available, run_analysis
@@ -175,8 +179,38 @@ def _default_outcome(request: Request, names: list[str]) -> str | None:
 
 
 def _filters(request: Request) -> dict[str, str | None]:
+    """The event filters in the page's query string (unset ones None)."""
     q = request.query_params
-    return {k: (q.get(k) or None) for k in ("since", "until", "segment", "channel")}
+    return {k: (q.get(k) or None) for k in FILTERS}
+
+
+def _filter_qs(filters: dict[str, str | None]) -> str:
+    """The filters as a query string, for links that keep them ('' when none)."""
+    return urlencode({k: v for k, v in filters.items() if v})
+
+
+def _applied(analysis: str, filters: dict[str, str | None]) -> tuple[dict[str, str | None], dict[str, str]]:
+    """(the filters the analysis takes, {filter: why it is not applied}): Recovery refuses a channel filter,
+    which the page then keeps in its links but does not apply, saying why."""
+    import importlib
+
+    spec = ANALYSES[analysis]
+    why = getattr(getattr(importlib.import_module(spec.module), spec.cls), "channel_unsupported", None)
+    if why and filters.get("channel"):
+        return {**filters, "channel": None}, {"channel": str(why)}
+    return filters, {}
+
+
+def _bar(request: Request, filters: dict[str, str | None], *, skipped: dict[str, str] | None = None,
+         outcomes: list[str] | None = None, outcome: str | None = None) -> dict[str, Any]:  # fmt: skip
+    """What the filter bar shows: the filters, their choices, the outcome picker, the chip and its clear-all link."""
+    keep = {"outcome": outcome} if outcomes and outcome else {}
+    path = request.url.path
+    return {
+        "filters": filters, "choices": _safe_choices(request), "action": path, "outcomes": outcomes,
+        "outcome": outcome, "note": describe_filters(filters), "skipped": skipped or {},
+        "clear_url": path + (f"?{urlencode(keep)}" if keep else ""),
+    }  # fmt: skip
 
 
 @functools.lru_cache(maxsize=1)
@@ -212,8 +246,9 @@ def _ctx(request: Request, principal: Principal, slug: str, **kw: Any) -> dict[s
         if s in ("cases", "budgets", "playbooks") and not _act_ready(s):
             continue
         if principal.can(perm):
-            nav.append({"slug": s, "label": label, "group": group, "active": s == slug})
-    return {"request": request, "principal": principal, "nav": nav, "slug": slug, "now": datetime.now(UTC), **kw}
+            nav.append({"slug": s, "label": label, "group": group, "active": s == slug, "keeps_filters": analysis is not None})
+    return {"request": request, "principal": principal, "nav": nav, "slug": slug, "now": datetime.now(UTC),
+            "filter_qs": _filter_qs(_filters(request)), **kw}  # fmt: skip
 
 
 def _act_ready(slug: str) -> bool:
@@ -296,7 +331,7 @@ def install(app: FastAPI) -> None:
         try:
             res = run_analysis(request.app.state.km, "journey", filters)
         except Exception as exc:  # noqa: BLE001 - shown on the page in the one error voice
-            return _error_page(request, p, "", exc, filters=filters, choices=_safe_choices(request))
+            return _error_page(request, p, "", exc, bar=_bar(request, filters))
         d = res.data
         tps = d["touchpoints"]
         pits = [t for t in tps if t.get("kind") == "pit"]
@@ -305,7 +340,8 @@ def install(app: FastAPI) -> None:
         outcome = _default_outcome(request, _outcomes(request))
         if outcome and available("moments"):
             try:
-                m = run_analysis(request.app.state.km, "moments", {"outcome": outcome, **DASHBOARD_PARAMS["moments"]})
+                m = run_analysis(request.app.state.km, "moments",
+                                 {"outcome": outcome, **DASHBOARD_PARAMS["moments"], **filters})  # fmt: skip
                 moments = sorted(m.data["touchpoints"], key=lambda r: -(r.get("priority") or 0))[:5]
             except Exception:  # noqa: BLE001 - the overview still shows the journey
                 moments = None
@@ -313,7 +349,7 @@ def install(app: FastAPI) -> None:
         return templates.TemplateResponse(request, "overview.html", _ctx(
             request, p, "", title="Overview", d=d, pits=pits, peaks=peaks, moments=moments, outcome=outcome,
             chart=charts.fig_html(fig, height=460) if fig is not None else None, warnings=res.warnings,
-            filters=filters, choices=_safe_choices(request), case_counts=_case_counts(request),
+            bar=_bar(request, filters), case_counts=_case_counts(request),
         ))  # fmt: skip
 
     @app.get("/journey", include_in_schema=False)
@@ -327,7 +363,7 @@ def install(app: FastAPI) -> None:
         try:
             res = run_analysis(request.app.state.km, "journey", filters)
         except Exception as exc:  # noqa: BLE001
-            return _error_page(request, p, "journey", exc, filters=filters, choices=_safe_choices(request))
+            return _error_page(request, p, "journey", exc, bar=_bar(request, filters))
         fig = res.figure()
         d = res.data
         return templates.TemplateResponse(request, "journey.html", _ctx(
@@ -337,8 +373,8 @@ def install(app: FastAPI) -> None:
                                                           "ci_high", "share_negative", "failure_rate", "kind"]),
             raw_touchpoints=d["touchpoints"],
             transitions=table(d["transitions"], limit=15), drop_offs=table(d["drop_offs"]),
-            variants=table(d.get("variants"), limit=10), warnings=res.warnings, filters=filters,
-            choices=_safe_choices(request), query=request.url.query,
+            variants=table(d.get("variants"), limit=10), warnings=res.warnings, bar=_bar(request, filters),
+            query=request.url.query,
         ))  # fmt: skip
 
     @app.get("/journey/{touchpoint}", include_in_schema=False)
@@ -352,7 +388,7 @@ def install(app: FastAPI) -> None:
         try:
             res = run_analysis(request.app.state.km, "journey", filters)
         except Exception as exc:  # noqa: BLE001
-            return _error_page(request, p, "journey", exc)
+            return _error_page(request, p, "journey", exc, bar=_bar(request, filters))
         row = next((t for t in res.data["touchpoints"] if t["touchpoint"] == touchpoint), None)
         if row is None:
             from keymoments.events import did_you_mean
@@ -365,7 +401,7 @@ def install(app: FastAPI) -> None:
         inn = [t for t in res.data["transitions"] if t["to"] == touchpoint][:8]
         return templates.TemplateResponse(request, "touchpoint.html", _ctx(
             request, p, "journey", title=touchpoint, tp=row, worst=worst, best=best,
-            outgoing=table(out), incoming=table(inn), filters=filters, query=request.url.query,
+            outgoing=table(out), incoming=table(inn), query=request.url.query, note=describe_filters(filters),
         ))  # fmt: skip
 
     for slug, label, analysis, perm, needs_outcome, _group in PAGES:
@@ -417,6 +453,8 @@ def _comments(request: Request, touchpoint: str, filters: dict[str, Any]) -> tup
 
 
 def _analysis_page(app: FastAPI, slug: str, label: str, analysis: str, perm: str, needs_outcome: bool) -> None:
+    picks_outcome = needs_outcome or analysis == "milestones"  # milestones relate to an optional outcome
+
     def page(request: Request) -> Response:
         p = _principal(request)
         if p is None:
@@ -427,29 +465,33 @@ def _analysis_page(app: FastAPI, slug: str, label: str, analysis: str, perm: str
             return _error_page(request, p, slug, KeymomentsError(f"The {label} analysis is not installed yet."))
         outcomes = _outcomes(request)
         outcome = request.query_params.get("outcome") or None
-        params: dict[str, Any] = dict(DASHBOARD_PARAMS.get(analysis, {}))
+        filters = _filters(request)
+        applied, skipped = _applied(analysis, filters)
+        params: dict[str, Any] = {**DASHBOARD_PARAMS.get(analysis, {}), **applied}
         if needs_outcome:
             outcome = outcome or _default_outcome(request, outcomes)
             if outcome is None:
                 return _error_page(request, p, slug, KeymomentsError(
-                    "No outcomes in the store yet; load some with `keymoments ingest-outcomes` or POST /api/v1/outcomes."))
+                    "No outcomes in the store yet; load some with `keymoments ingest-outcomes` or POST /api/v1/outcomes."),
+                    bar=_bar(request, filters, skipped=skipped))  # fmt: skip
+        if outcome and picks_outcome:
             params["outcome"] = outcome
-        elif outcome and analysis == "milestones":
-            params["outcome"] = outcome
+        bar = _bar(request, filters, skipped=skipped, outcomes=outcomes if picks_outcome else None, outcome=outcome)
         try:
             res = run_analysis(request.app.state.km, analysis, params)
         except Exception as exc:  # noqa: BLE001
-            return _error_page(request, p, slug, exc, outcomes=outcomes, outcome=outcome, needs_outcome=needs_outcome)
+            return _error_page(request, p, slug, exc, bar=bar)
         fig = res.figure()
         if analysis == "moments":
             fig = charts.moments_figure(res.data)
         facts, tables, notes = _sections(res.data)
-        api = f"/api/v1/analyses/{analysis}" + (f"?outcome={outcome}" if outcome and needs_outcome else "")
+        args = {"outcome": params.get("outcome"), **{k: v for k, v in applied.items() if v}}
+        args = {k: v for k, v in args.items() if v}
         return templates.TemplateResponse(request, "analysis.html", _ctx(
             request, p, slug, title=label, intro=INTRO.get(analysis, ""), spec=ANALYSES[analysis],
             chart=charts.fig_html(fig) if fig is not None else None, facts=facts, tables=tables, notes=notes,
-            warnings=res.warnings, outcomes=outcomes, outcome=outcome, needs_outcome=needs_outcome or analysis == "milestones",
-            api=api,
+            warnings=res.warnings, bar=bar, api=f"/api/v1/analyses/{analysis}" + (f"?{urlencode(args)}" if args else ""),
+            cli=" ".join([ANALYSES[analysis].cli, *(f"--{k} {shlex.quote(str(v))}" for k, v in args.items()), "--json"]),
         ))  # fmt: skip
 
     page.__name__ = f"page_{slug.replace('-', '_')}"
