@@ -49,18 +49,26 @@ __all__ = ["JourneyMap", "filter_events", "multinomial_bootstrap_ci"]
 _BIN = 200  # valence histogram resolution: 1/200 = 0.005
 _GAP_RES = 2000  # gap histogram: buckets of ln(1 + ms) * 2000, so medians are within 0.025% (and 1 ms)
 
-# 1. the transitions: events per (touchpoint, next touchpoint, gap bucket); the last events (no next one) have
-#    no gap bucket
-_TRANSITIONS = f"""
-SELECT touchpoint, next_touchpoint,
-       CASE WHEN next_ts IS NOT NULL THEN CAST(ROUND(LN(CAST(
-           GREATEST(0, CAST(FLOOR((epoch_us(next_ts) - epoch_us(ts)) / (1000)) AS BIGINT)) + 1 AS DOUBLE
-       )) * {_GAP_RES}, 0) AS INTEGER) END AS gap_bucket,
-       count(*) AS n
+# 1. events, failures and last events (no next touchpoint) per (touchpoint, step): the volumes, the drop-offs
+#    and the journey order
+_STEPS = """
+SELECT touchpoint, step, count(*) AS n, count_if(_failed) AS failures, count_if(next_touchpoint IS NULL) AS ends
 FROM ev GROUP BY ALL
 """
-# 2. events and failures per (touchpoint, step): the volumes and the journey order
-_STEPS = "SELECT touchpoint, step, count(*) AS n, count_if(_failed) AS failures FROM ev GROUP BY ALL"
+# 2. the transitions: events followed by another one per (touchpoint, next touchpoint, gap bucket), numbered
+#    by pair and by touchpoint for the medians
+_TRANSITIONS = f"""
+WITH h AS (
+    SELECT touchpoint, next_touchpoint, CAST(ROUND(LN(CAST(
+               GREATEST(0, CAST(FLOOR((epoch_us(next_ts) - epoch_us(ts)) / (1000)) AS BIGINT)) + 1 AS DOUBLE
+           )) * {_GAP_RES}, 0) AS INTEGER) AS gap_bucket,
+           count(*) AS n
+    FROM ev WHERE next_ts IS NOT NULL GROUP BY ALL
+)
+SELECT *, dense_rank() OVER (ORDER BY touchpoint, next_touchpoint) - 1 AS pair,
+       dense_rank() OVER (ORDER BY touchpoint) - 1 AS tp
+FROM h
+"""
 # 3. rated events per (touchpoint, valence bucket): the valence histogram behind the CIs, and the sums
 _VALENCES = f"""
 SELECT touchpoint, CAST(ROUND(_val * {_BIN}, 0) AS INTEGER) AS bucket,
@@ -126,28 +134,18 @@ def _events_sql(t: Any, crisis: list[str]) -> EventsSQL:
     })  # fmt: skip
 
 
-def _codes(df: pd.DataFrame, by: list[str]) -> tuple[np.ndarray, pd.DataFrame]:
-    """Group numbers 0 .. k - 1 of the rows of ``df`` by ``by`` (missing values a group of their own), and the
-    ``by`` values of each group."""
-    codes = df.groupby(by, sort=False, dropna=False).ngroup().to_numpy()
-    first = np.unique(codes, return_index=True)[1]
-    return codes, df.iloc[first][by].reset_index(drop=True)
-
-
 def _transitions(q: EventsSQL) -> tuple[pd.DataFrame, pd.Series]:
-    """The directly-follows pairs (touchpoint, next_touchpoint: None after the last event) with their count
-    and median gap, and the median gap to the next touchpoint per touchpoint."""
+    """The directly-follows pairs (touchpoint, next_touchpoint: None where the next event has none) with their
+    count and median gap, and the median gap to the next touchpoint per touchpoint."""
     raw = q.df(_TRANSITIONS)
-    raw["next_touchpoint"] = raw["next_touchpoint"].astype(object).where(raw["next_touchpoint"].notna(), None)
-    n = raw["n"].to_numpy(dtype=np.int64)
-    gap = raw["gap_bucket"].notna().to_numpy()
-    buckets = raw["gap_bucket"].to_numpy(dtype=float, na_value=np.nan)[gap]
-    pair_codes, pairs = _codes(raw, ["touchpoint", "next_touchpoint"])
-    pairs["count"] = np.bincount(pair_codes, weights=n, minlength=len(pairs)).astype(np.int64)
-    pairs["median_gap_s"] = _hist_medians(pair_codes[gap], buckets, n[gap], len(pairs))
-    tp_codes, tps = _codes(raw, ["touchpoint"])
-    tp_med = _hist_medians(tp_codes[gap], buckets, n[gap], len(tps))
-    return pairs, pd.Series(tp_med, index=tps["touchpoint"])
+    pair, tp = raw["pair"].to_numpy(dtype=np.int64), raw["tp"].to_numpy(dtype=np.int64)
+    buckets, n = raw["gap_bucket"].to_numpy(dtype=float), raw["n"].to_numpy(dtype=np.int64)
+    pairs = raw.iloc[np.unique(pair, return_index=True)[1]][["touchpoint", "next_touchpoint"]]
+    pairs = pairs.reset_index(drop=True)
+    pairs["count"] = np.bincount(pair, weights=n, minlength=len(pairs)).astype(np.int64)
+    pairs["median_gap_s"] = _hist_medians(pair, buckets, n, len(pairs))
+    tps = raw["touchpoint"].to_numpy()[np.unique(tp, return_index=True)[1]]
+    return pairs, pd.Series(_hist_medians(tp, buckets, n, len(tps)), index=tps)
 
 
 class JourneyMap(Analysis):
@@ -215,15 +213,15 @@ class JourneyMap(Analysis):
         order = [tp for tp in order if tp in present]
         rank = {tp: i for i, tp in enumerate(order)}
 
-        per_tp = steps.groupby("touchpoint", sort=False).agg(events=("n", "sum"), failures=("failures", "sum"))
+        per_tp = steps.groupby("touchpoint", sort=False).agg(
+            events=("n", "sum"), failures=("failures", "sum"), ends_here=("ends", "sum")
+        )
         sums = hist.groupby("touchpoint", sort=False).agg(
             rated=("n", "sum"), val_sum=("val_sum", "sum"), negative=("negative", "sum")
         )
         per_tp = per_tp.join(sums).fillna({"rated": 0, "val_sum": 0.0, "negative": 0})
-        per_tp = per_tp.astype({"events": "int64", "failures": "int64", "rated": "int64", "negative": "int64",
+        per_tp = per_tp.astype({"events": "int64", "failures": "int64", "ends_here": "int64", "rated": "int64", "negative": "int64",
                                 "val_sum": "float64"}).rename_axis("touchpoint").reset_index()  # fmt: skip
-        last = pairs[pairs["next_touchpoint"].isna()].set_index("touchpoint")["count"]
-        per_tp["ends_here"] = per_tp["touchpoint"].map(last).fillna(0).astype("int64")
         per_tp["median_gap_s"] = per_tp["touchpoint"].map(tp_gap)
         per_tp["mean_valence"] = np.where(per_tp["rated"] > 0, per_tp["val_sum"] / per_tp["rated"].clip(lower=1), np.nan)
 

@@ -2,11 +2,12 @@
 
 **Method.** One group-by per journey gives the set of touchpoints it visits (a bit mask) and a fingerprint of
 its path: the xor of hashes of its (touchpoint, step) pairs, which are distinct within a journey, so equal
-paths have equal fingerprints and no path is built or sorted. Each pair is hashed as one integer: DuckDB's
-multi-argument ``hash(a, b)`` combines the parts by xor, so permuted paths would collide. Two small group-bys of that table follow in the
-same statement: per fingerprint (journeys, the touchpoints, and the smallest journey key as the example that
-breaks ties) and per customer (the union of their journeys' masks). Journeys and customers per touchpoint are
-sums over the masks; the top paths are read back from the events of their example journeys only.
+paths have equal fingerprints and no path is built or sorted. (Each pair is hashed as one integer: DuckDB's
+multi-argument ``hash(a, b)`` combines the parts by xor, so permuted paths would collide.) A second group-by
+of that small table counts the journeys per fingerprint, with the set of touchpoints and the smallest journey
+key, the example that breaks ties. One group-by per customer gives the set of touchpoints they visit. Journeys
+and customers per touchpoint are sums over the sets; the top paths are read back from the events of their
+example journeys only.
 
 With more than 62 touchpoints (a mask is a 64-bit integer) the numbers come from ``COUNT(DISTINCT ...)`` and
 ordered string aggregation instead, and ties between equally common paths are broken by the path.
@@ -29,30 +30,29 @@ __all__ = ["JourneyCounts", "journey_counts"]
 
 _MAX_MASK = 62  # touchpoints a BIGINT bit mask holds (1 << 62 is the largest positive power of two used)
 
-_BY_JOURNEY = """
-WITH j AS MATERIALIZED (
-    SELECT _jid, any_value(customer_id) AS customer, bit_or(1::BIGINT << idx) AS mask,
-           bit_xor(hash(idx * 1000003 + step)) AS fp
-    FROM (SELECT _jid, customer_id, step, list_position({touchpoints}, touchpoint) - 1 AS idx FROM ev)
+# journeys per path fingerprint: how many, the touchpoints on the path, and the example (smallest key)
+_BY_PATH = """
+SELECT fp, any_value(mask) AS mask, count(*) AS n, min(_jid) AS example
+FROM (
+    SELECT _jid, bit_or(1::BIGINT << idx) AS mask, bit_xor(hash(idx * 1000003 + step)) AS fp
+    FROM (SELECT _jid, step, list_position({touchpoints}, touchpoint) - 1 AS idx FROM ev)
     GROUP BY _jid
-)
-SELECT 'path' AS kind, fp, any_value(mask) AS mask, count(*) AS n, min(_jid) AS example FROM j GROUP BY fp
-UNION ALL
-SELECT 'customers', NULL, mask, count(*), NULL
-FROM (SELECT customer, bit_or(mask) AS mask FROM j GROUP BY customer) GROUP BY mask
+) GROUP BY fp
+"""
+# customers per set of touchpoints visited
+_BY_CUSTOMER = """
+SELECT mask, count(*) AS n
+FROM (
+    SELECT customer_id, bit_or(1::BIGINT << (list_position({touchpoints}, touchpoint) - 1)) AS mask
+    FROM ev GROUP BY customer_id
+) GROUP BY mask
 """
 
-# the journey key is the journey, or the customer where it is missing: filtering the raw columns (not the key)
-# lets DuckDB skip the row groups that cannot hold the examples
-_PATHS = """
-SELECT _jid, string_agg(touchpoint, ' > ' ORDER BY step) AS path
-FROM ({rows}) GROUP BY _jid
-"""
-_ROWS_BY_JOURNEY = """
-SELECT * FROM ev WHERE journey_id IN ({keys})
-UNION ALL SELECT * FROM ev WHERE journey_id IS NULL AND customer_id IN ({keys})
-"""
-_ROWS_BY_CUSTOMER = "SELECT * FROM ev WHERE customer_id IN ({keys})"
+# the events of the example journeys. The journey key is the journey, or the customer where it is missing:
+# filtering the raw columns (not the key), one query each, lets DuckDB skip the row groups without examples
+_PATH_EVENTS = "SELECT _jid, step, touchpoint FROM ev WHERE {where}"
+_BY_JOURNEY_ID = "journey_id IN ({keys})"
+_BY_CUSTOMER_ID = "journey_id IS NULL AND customer_id IN ({keys})"
 
 _DISTINCT_PER_TOUCHPOINT = """
 SELECT touchpoint, count(DISTINCT _jid) AS journeys, count(DISTINCT customer_id) AS customers
@@ -87,9 +87,8 @@ def journey_counts(q: EventsSQL, touchpoints: list[str], n_variants: int | None)
     """Journey-level numbers of the events ``q`` reads (``n_variants=None``: no paths)."""
     if len(touchpoints) > _MAX_MASK:
         return _journey_counts_distinct(q, n_variants)
-    res = q.df(_BY_JOURNEY.format(touchpoints=sql_list(touchpoints)))
-    per_fp = res[res["kind"] == "path"]
-    per_cmask = res[res["kind"] == "customers"]
+    per_fp = q.df(_BY_PATH.format(touchpoints=sql_list(touchpoints)))
+    per_cmask = q.df(_BY_CUSTOMER.format(touchpoints=sql_list(touchpoints)))
 
     def decode(masks: pd.Series, weights: pd.Series) -> dict[str, int]:
         m = masks.to_numpy(dtype=np.int64)
@@ -115,10 +114,11 @@ def _paths(q: EventsSQL, top: pd.DataFrame, n_journeys: int) -> pd.DataFrame:
     examples = [str(x) for x in top["example"]]
     if not examples:
         return _no_variants()
-    rows = _ROWS_BY_JOURNEY if "journey_id" in q.columns else _ROWS_BY_CUSTOMER
-    rows = rows.format(keys=", ".join(sql_str(e) for e in examples))
-    paths = q.df(_PATHS.format(rows=rows))
-    path_of = dict(zip(paths["_jid"].astype(str), paths["path"], strict=True))
+    keys = ", ".join(sql_str(e) for e in examples)
+    wheres = [_BY_JOURNEY_ID, _BY_CUSTOMER_ID] if "journey_id" in q.columns else ["customer_id IN ({keys})"]
+    ev = pd.concat([q.df(_PATH_EVENTS.format(where=w.format(keys=keys))) for w in wheres])
+    ev = ev.assign(_jid=ev["_jid"].astype(str)).sort_values(["_jid", "step"], kind="mergesort")
+    path_of = ev.groupby("_jid", sort=False)["touchpoint"].agg(" > ".join)
     out = pd.DataFrame({"path": [path_of[e] for e in examples], "journeys": top["n"].to_numpy(dtype=np.int64)})
     out["share"] = out["journeys"] / n_journeys
     return out
