@@ -52,7 +52,8 @@ _GAP_RES = 2000  # gap histogram: buckets of ln(1 + ms) * 2000, so medians are w
 # 1. events, failures and last events (no next touchpoint) per (touchpoint, step): the volumes, the drop-offs
 #    and the journey order
 _STEPS = """
-SELECT touchpoint, step, count(*) AS n, count_if(_failed) AS failures, count_if(next_touchpoint IS NULL) AS ends
+SELECT touchpoint, step, count(*) AS n, count(*) FILTER (WHERE _failed) AS failures,
+       count(*) FILTER (WHERE next_touchpoint IS NULL) AS ends
 FROM ev GROUP BY ALL
 """
 # 2. the transitions: events followed by another one per (touchpoint, next touchpoint, gap bucket), numbered
@@ -72,7 +73,7 @@ FROM h
 # 3. rated events per (touchpoint, valence bucket): the valence histogram behind the CIs, and the sums
 _VALENCES = f"""
 SELECT touchpoint, CAST(ROUND(_val * {_BIN}, 0) AS INTEGER) AS bucket,
-       count(*) AS n, sum(_val) AS val_sum, count_if(_val < 0) AS negative
+       count(*) AS n, sum(_val) AS val_sum, count(*) FILTER (WHERE _val < 0) AS negative
 FROM ev WHERE _val IS NOT NULL GROUP BY ALL
 """
 
@@ -148,6 +149,61 @@ def _transitions(q: EventsSQL) -> tuple[pd.DataFrame, pd.Series]:
     return pairs, pd.Series(_hist_medians(tp, buckets, n, len(tps)), index=tps)
 
 
+def _touchpoint_sums(steps: pd.DataFrame, valences: pd.DataFrame, order: list[str]) -> pd.DataFrame:
+    """Per touchpoint, in ``order``: events, failures and last events (from the step histogram); rated events,
+    their valence sum and the negative ones (from the valence histogram)."""
+    where = pd.Index(order)
+    s, v = where.get_indexer(steps["touchpoint"]), where.get_indexer(valences["touchpoint"])
+
+    def total(codes: np.ndarray, values: pd.Series) -> np.ndarray:
+        return np.bincount(codes, weights=values.to_numpy(dtype=float), minlength=len(order))
+
+    return pd.DataFrame({
+        "touchpoint": order,
+        "events": total(s, steps["n"]).astype(np.int64),
+        "failures": total(s, steps["failures"]).astype(np.int64),
+        "ends_here": total(s, steps["ends"]).astype(np.int64),
+        "rated": total(v, valences["n"]).astype(np.int64),
+        "val_sum": total(v, valences["val_sum"]),
+        "negative": total(v, valences["negative"]).astype(np.int64),
+    })  # fmt: skip
+
+
+def _valence_cis(valences: pd.DataFrame, order: list[str], n_boot: int, level: float) -> tuple[np.ndarray, np.ndarray]:
+    """The bootstrap CI of the mean valence per touchpoint in ``order`` (NaN without rated events), each
+    resampled with its rank as the seed and its buckets in ascending order, so the same data gives the same
+    interval whatever order the GROUP BY returned."""
+    codes = pd.Index(order).get_indexer(valences["touchpoint"])
+    o = np.lexsort((valences["bucket"].to_numpy(), codes))
+    codes, values, counts = codes[o], valences["bucket"].to_numpy()[o] / _BIN, valences["n"].to_numpy()[o]
+    bounds = np.searchsorted(codes, np.arange(len(order) + 1))
+    lows, highs = np.full(len(order), np.nan), np.full(len(order), np.nan)
+    for i, (a, b) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
+        if b > a:
+            lows[i], highs[i] = multinomial_bootstrap_ci(values[a:b], counts[a:b], n_boot=n_boot, level=level, seed=i)
+    return lows, highs
+
+
+def _transition_table(pairs: pd.DataFrame, order: list[str]) -> pd.DataFrame:
+    """The transitions (from, to, count, share of the from touchpoint's transitions, median gap), most common
+    first, then in journey order (a touchpoint outside the order, e.g. filtered out, last)."""
+    t = pairs[pairs["next_touchpoint"].notna()]
+    where = pd.Index(order)
+
+    def rank(col: str) -> np.ndarray:
+        r = where.get_indexer(t[col])
+        return np.where(r < 0, len(order), r)
+
+    count = t["count"].to_numpy(dtype=np.int64)
+    o = np.lexsort((rank("next_touchpoint"), rank("touchpoint"), -count))
+    out = pd.DataFrame({
+        "from": t["touchpoint"].to_numpy()[o], "to": t["next_touchpoint"].to_numpy()[o], "count": count[o],
+    }).astype({"from": "str", "to": "str"})  # fmt: skip
+    out["share"] = out["count"] / out.groupby("from")["count"].transform("sum")
+    out["median_gap_s"] = t["median_gap_s"].to_numpy(dtype=float)[o]
+    return out
+
+
 class JourneyMap(Analysis):
     """The journey map with its emotion curve, pits and peaks, transitions, variants and drop-offs.
 
@@ -206,85 +262,45 @@ class JourneyMap(Analysis):
         steps = q.df(_STEPS)
         if steps.empty:
             raise NotEnoughDataError("No events to map (after filters); ingest events or loosen the filters.")
-        pairs, tp_gap = _transitions(q)
-        hist = q.df(_VALENCES)
-        order = merge_order(order_from_histogram(steps), self.journey)
         present = set(steps["touchpoint"])
-        order = [tp for tp in order if tp in present]
-        rank = {tp: i for i, tp in enumerate(order)}
-
-        per_tp = steps.groupby("touchpoint", sort=False).agg(
-            events=("n", "sum"), failures=("failures", "sum"), ends_here=("ends", "sum")
-        )
-        sums = hist.groupby("touchpoint", sort=False).agg(
-            rated=("n", "sum"), val_sum=("val_sum", "sum"), negative=("negative", "sum")
-        )
-        per_tp = per_tp.join(sums).fillna({"rated": 0, "val_sum": 0.0, "negative": 0})
-        per_tp = per_tp.astype({"events": "int64", "failures": "int64", "ends_here": "int64", "rated": "int64", "negative": "int64",
-                                "val_sum": "float64"}).rename_axis("touchpoint").reset_index()  # fmt: skip
-        per_tp["median_gap_s"] = per_tp["touchpoint"].map(tp_gap)
-        per_tp["mean_valence"] = np.where(per_tp["rated"] > 0, per_tp["val_sum"] / per_tp["rated"].clip(lower=1), np.nan)
-
-        # 4. journeys and customers per touchpoint, variants: one pass at journey level
+        order = [tp for tp in merge_order(order_from_histogram(steps), self.journey) if tp in present]
+        pairs, tp_gap = _transitions(q)
+        valences = q.df(_VALENCES)
         jc = journey_counts(q, order, self.n_variants if self.variants else None)
-        n_journeys, n_customers = jc.journeys, jc.customers
-        n_events = int(per_tp["events"].sum())
-        n_rated = int(per_tp["rated"].sum())
-        overall = float(per_tp["val_sum"].sum() / n_rated) if n_rated else float("nan")
-        warn_small_sample("The journey map", n_journeys)
-        per_tp["journeys"] = per_tp["touchpoint"].map(jc.journeys_at).astype("int64")
-        per_tp["customers"] = per_tp["touchpoint"].map(jc.customers_at).astype("int64")
 
-        per_tp["reach"] = per_tp["journeys"] / n_journeys
-        per_tp["share_negative"] = np.where(per_tp["rated"] > 0, per_tp["negative"] / per_tp["rated"].clip(lower=1), np.nan)
+        per_tp = _touchpoint_sums(steps, valences, order)
+        n_events, n_rated = int(per_tp["events"].sum()), int(per_tp["rated"].sum())
+        overall = float(per_tp["val_sum"].sum() / n_rated) if n_rated else float("nan")
+        warn_small_sample("The journey map", jc.journeys)
+        rated = per_tp["rated"].to_numpy()
+        per_tp["journeys"] = np.array([jc.journeys_at[tp] for tp in order], dtype=np.int64)
+        per_tp["customers"] = np.array([jc.customers_at[tp] for tp in order], dtype=np.int64)
+        per_tp["reach"] = per_tp["journeys"] / jc.journeys
+        per_tp["mean_valence"] = np.where(rated > 0, per_tp["val_sum"] / np.clip(rated, 1, None), np.nan)
+        per_tp["share_negative"] = np.where(rated > 0, per_tp["negative"] / np.clip(rated, 1, None), np.nan)
         per_tp["failure_rate"] = per_tp["failures"] / per_tp["events"]
-        lows, highs = [], []
-        # bins sorted: a GROUP BY returns them in any order, and the seeded resample must see one order
-        hist_by_tp = {k: g.sort_values("bucket", kind="stable") for k, g in hist.groupby("touchpoint")}
-        for tp in per_tp["touchpoint"]:
-            g = hist_by_tp.get(tp)
-            if g is None:
-                lows.append(np.nan)
-                highs.append(np.nan)
-                continue
-            lo, hi = multinomial_bootstrap_ci(
-                g["bucket"].to_numpy() / _BIN, g["n"].to_numpy(), n_boot=self.n_boot, level=self.level,
-                seed=rank.get(tp, 0),
-            )
-            lows.append(lo)
-            highs.append(hi)
-        per_tp["ci_low"] = lows
-        per_tp["ci_high"] = highs
+        per_tp["median_gap_s"] = tp_gap.reindex(order).to_numpy(dtype=float)
+        per_tp["ci_low"], per_tp["ci_high"] = _valence_cis(valences, order, self.n_boot, self.level)
         per_tp["kind"] = [
-            self._kind(r.mean_valence, r.ci_low, r.ci_high, r.rated, overall) for r in per_tp.itertuples()
+            self._kind(m, lo, hi, n, overall)
+            for m, lo, hi, n in zip(per_tp["mean_valence"], per_tp["ci_low"], per_tp["ci_high"], rated, strict=True)
         ]
-        per_tp["order"] = per_tp["touchpoint"].map(rank)
-        per_tp = per_tp.sort_values("order", kind="mergesort").reset_index(drop=True)
-        for tp, n in zip(per_tp["touchpoint"], per_tp["rated"], strict=True):
+        for tp, n in zip(order, rated, strict=True):
             if 0 < n < self.min_rated:
                 warn_small_sample(f"The mean valence at {tp!r}", int(n), self.min_rated)
-
-        transitions = pairs[pairs["next_touchpoint"].notna()].rename(columns={"touchpoint": "from", "next_touchpoint": "to"})
-        transitions = transitions[["from", "to", "count", "median_gap_s"]].astype({"from": "str", "to": "str"})
-        transitions["count"] = transitions["count"].astype("int64")
-        transitions = transitions.assign(
-            _a=transitions["from"].map(rank), _b=transitions["to"].map(rank)
-        ).sort_values(["count", "_a", "_b"], ascending=[False, True, True], kind="mergesort")
-        transitions = transitions.drop(columns=["_a", "_b"]).reset_index(drop=True)
-        transitions["share"] = transitions["count"] / transitions.groupby("from")["count"].transform("sum")
 
         self.order_ = order
         self.overall_valence_ = overall
         self.n_events_ = n_events
-        self.n_journeys_ = n_journeys
-        self.n_customers_ = n_customers
+        self.n_journeys_ = jc.journeys
+        self.n_customers_ = jc.customers
         self.n_rated_ = n_rated
         cols = [
             "touchpoint", "events", "customers", "journeys", "reach", "rated", "mean_valence", "ci_low", "ci_high",
             "share_negative", "failure_rate", "median_gap_s", "ends_here", "kind",
         ]
         self.touchpoints_ = per_tp[cols]
-        self.transitions_ = transitions[["from", "to", "count", "share", "median_gap_s"]]
+        self.transitions_ = _transition_table(pairs, order)
         self.drop_offs_ = self._drop_offs(per_tp, order)
         self.variants_ = jc.variants
         return self
