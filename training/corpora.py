@@ -68,7 +68,10 @@ def bench_labels() -> pd.DataFrame:
 
 def cached_embeddings(name: str, texts: list[str], encoder) -> np.ndarray:
     """Encode ``texts`` with ``encoder`` once; later calls load ``.cache/embeddings/<name>-<key>.npy``."""
-    key = hashlib.sha256(("\x1f".join(texts) + "|" + encoder.name + f"|{encoder.every_layer}").encode()).hexdigest()[:16]
+    from keymoments.score.embed import _GRAPH_VERSION  # a new quantisation must not reuse old vectors
+
+    ident = f"{encoder.name}|{encoder.every_layer}" + (f"|g{_GRAPH_VERSION}" if encoder.quantize else "")
+    key = hashlib.sha256(("\x1f".join(texts) + "|" + ident).encode()).hexdigest()[:16]
     path = EMB_CACHE / f"{name}-{key}.npy"
     if path.is_file():
         return np.load(path)

@@ -6,16 +6,22 @@ confidence (the probability of the chosen label) and, in ``extra``, the emotions
 :mod:`keymoments.score.emotions` (anger, anxiety, gratitude, delight and the dominant one).
 
 Speed settings (``depth``): the encoder can stop after its first layers; the head shipped for each depth was
-trained on that layer's pooled output (``training/train_text_head.py``). ``"fast"`` = 1 layer with int8
-weights, about 1,000+ short texts/s on 2 laptop cores; ``"balanced"`` = 3 layers (default); ``"full"`` =
-all 6 layers. ``bench/bench_text_eval.py`` prints quality and throughput for each.
+trained on that layer's pooled output (``training/train_text_head.py``). ``"fast"`` = 1 layer, ``"balanced"``
+= 3 layers (default), both with int8 weights; ``"full"`` = all 6 layers, fp32. On 2 cores: about 2,000,
+600 and 150 short texts/s. ``bench/bench_text_eval.py`` prints quality and throughput for each.
 
 Heads (``head``): ``"general"`` (default) was trained on review corpora only (SST-2, UCI), which have no neutral
 class, so its neutral is a calibrated band; ``"support"`` is a three-class head learnt from customer-support
-tweets labelled by the brand's reply (see ``training/train_text_head.py``), better on customer text.
+tweets labelled by the brand's reply (see ``training/train_text_head.py``): it knows what a neutral request
+looks like, but its labels are noisy (a brand's polite "please DM us" answers many calm complaints, so it calls
+too many of them neutral) and it never saw reviews (SST-2 accuracy 0.65-0.72, against 0.80 for the general
+head). ``"blend"`` averages the two heads' probabilities with equal weights: two models learnt from disjoint
+sources, each covering the other's blind spot, with nothing tuned (on the hand-labelled support tweets it is
+as good as the support head, and on SST-2 nearly as good as the general one).
 
-Registered as ``"semantic"`` (``auto`` prefers it when its dependencies are installed), ``"semantic-fast"``,
-``"semantic-full"`` and ``"semantic-support"``.
+Registered as ``"semantic"``, ``"semantic-fast"``, ``"semantic-full"``, ``"semantic-support"`` and
+``"semantic-blend"`` (fast depth, blended heads), which ``auto`` prefers: the best measured trade-off for
+customer text (``bench/bench_text_eval.py``).
 The heavy dependencies are imported when a scorer is built, never when this module is imported, so the
 registry can fall back to the lexicon scorer where they are missing.
 """
@@ -32,14 +38,26 @@ from keymoments.score.base import SENTIMENTS, TextScores
 from keymoments.score.heads import OrdinalHead, SoftmaxHead, load_heads
 from keymoments.score.registry import register_scorer
 
-__all__ = ["DEPTHS", "HEADS_PATH", "SUPPORT_HEADS_PATH", "SemanticScorer", "scores_from_proba"]
+__all__ = ["DEPTHS", "HEADS", "HEADS_PATH", "SUPPORT_HEADS_PATH", "SemanticScorer", "scores_from_proba"]
 
 #: The shipped general heads (a few KiB), one per encoder depth.
 HEADS_PATH = Path(__file__).resolve().parent / "models" / "sentiment_heads_minilm.npz"
 #: Optional heads for customer-support text (three classes learnt from reply-labelled support tweets).
 SUPPORT_HEADS_PATH = HEADS_PATH.with_name("support_heads_minilm.npz")
 #: Speed settings: name -> (encoder layers, int8 weights).
-DEPTHS: dict[str, tuple[int, bool]] = {"fast": (1, True), "balanced": (3, False), "full": (6, False)}
+DEPTHS: dict[str, tuple[int, bool]] = {"fast": (1, True), "balanced": (3, True), "full": (6, False)}
+#: Heads: which shipped files each one averages (see the module).
+HEADS: dict[str, tuple[Path, ...]] = {"general": (HEADS_PATH,), "support": (SUPPORT_HEADS_PATH,), "blend": (HEADS_PATH, SUPPORT_HEADS_PATH)}
+
+
+class _MeanHead:
+    """The average of several heads' (n, 3) probabilities."""
+
+    def __init__(self, heads: list[OrdinalHead | SoftmaxHead]) -> None:
+        self.heads = heads
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        return sum(h.predict_proba(x) for h in self.heads) / len(self.heads)
 
 
 def scores_from_proba(proba: np.ndarray, blank: np.ndarray) -> TextScores:
@@ -70,23 +88,28 @@ class SemanticScorer:
     """
 
     def __init__(
-        self, depth: str = "balanced", *, head: str = "general", emotions: bool = True, batch_size: int = 64, threads: int | None = None
+        self, depth: str = "balanced", *, head: str = "general", emotions: bool = True, batch_size: int = 32, threads: int | None = None
     ) -> None:
         if depth not in DEPTHS:
             raise ConfigError(f"The 'depth' parameter of SemanticScorer must be one of {sorted(DEPTHS)}. Got {depth!r} instead.")
-        if head not in ("general", "support"):
-            raise ConfigError(f"The 'head' parameter of SemanticScorer must be one of ['general', 'support']. Got {head!r} instead.")
+        if head not in HEADS:
+            raise ConfigError(f"The 'head' parameter of SemanticScorer must be one of {sorted(HEADS)}. Got {head!r} instead.")
         self.head = head
         self.depth = depth
         self.emotions = emotions
         self.batch_size = batch_size
         self.threads = threads
         layers, int8 = DEPTHS[depth]
-        heads, self.meta_ = load_heads(HEADS_PATH if head == "general" else SUPPORT_HEADS_PATH)
         key = f"L{layers}"
-        if key not in heads:
-            raise ConfigError(f"{HEADS_PATH} has no head for depth {depth!r} ({key}); rerun training/train_text_head.py.")
-        self.head_: OrdinalHead | SoftmaxHead = heads[key]
+        found, metas = [], []
+        for path in HEADS[head]:
+            heads, meta = load_heads(path)
+            if key not in heads:
+                raise ConfigError(f"{path} has no head for depth {depth!r} ({key}); rerun training/train_text_head.py.")
+            found.append(heads[key])
+            metas.append(meta)
+        self.meta_ = metas[0] if len(metas) == 1 else {"blend": metas}
+        self.head_: OrdinalHead | SoftmaxHead | _MeanHead = found[0] if len(found) == 1 else _MeanHead(found)
         from keymoments.score.embed import MiniLMEncoder  # noqa: PLC0415  (heavy: tokenizers, onnxruntime)
 
         self.encoder_ = MiniLMEncoder(n_layers=layers, quantize=int8, batch_size=batch_size, threads=threads)
@@ -118,6 +141,8 @@ class SemanticScorer:
 register_scorer("semantic", SemanticScorer, priority=100, aliases=("semantic-minilm", "minilm"))
 register_scorer("semantic-fast", lambda: SemanticScorer("fast"), priority=90, aliases=("semantic-minilm-fast",))
 register_scorer("semantic-full", lambda: SemanticScorer("full"), priority=80, aliases=("semantic-minilm-full",))
-# For customer text (complaints, tweets, chats) the support head is much better than the review-trained general
-# head (bench/bench_text_eval.py: macro-F1 0.743 vs 0.632 on hand-labelled support tweets), so auto prefers it.
 register_scorer("semantic-support", lambda: SemanticScorer(head="support"), priority=110, aliases=("semantic-minilm-support",))
+# auto's choice for customer text: the blended heads hold up on both support tweets and reviews, and one int8 layer
+# scores well over 1,000 texts/s on 2 cores; deeper encoders were no better on real customer text
+# (bench/bench_text_eval.py, bench/data/README.md).
+register_scorer("semantic-blend", lambda: SemanticScorer("fast", head="blend"), priority=120, aliases=("semantic-minilm-blend-fast",))
