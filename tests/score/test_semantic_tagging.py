@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from keymoments.events import JourneyModel, Touchpoint
-from keymoments.exceptions import ConfigError
-from keymoments.score.semantic_tagging import SemanticTagger
-from keymoments.score.tagging import OTHER, Tagger
+from keymoments.exceptions import ConfigError, NotEnoughDataError
+from keymoments.score.semantic_tagging import MIN_REFERENCE, SemanticTagger
+from keymoments.score.tagging import OTHER, Tagger, make_tagger
 
 JOURNEY = JourneyModel(
     touchpoints=[
@@ -75,3 +75,25 @@ def test_bad_input():
     with pytest.raises(ConfigError, match="'threshold' parameter of SemanticTagger must be in"):
         SemanticTagger(JOURNEY, threshold=2)
     assert np.isfinite(SemanticTagger(JOURNEY).tag([]).confidence).all()
+
+
+def test_calibration_evens_out_touchpoints_on_the_reference_texts(twcs_texts):
+    reference = [t for t in twcs_texts[:400] if t.strip()]
+    tagger = SemanticTagger(JOURNEY, lexical_weight=0.0, reference=reference)
+    assert "calibrated on" in repr(tagger)
+    raw = tagger.semantic_scores(tagger.encoder_.encode(reference))
+    np.testing.assert_allclose(raw.mean(axis=0), tagger.reference_mean_, atol=1e-6)
+    scores = tagger.tag(reference).scores
+    # standardised per touchpoint: the same mean and spread for every touchpoint on the reference texts
+    np.testing.assert_allclose(scores.mean(axis=0), tagger.reference_mean_.mean(), atol=1e-5)
+    np.testing.assert_allclose(scores.std(axis=0), tagger.reference_std_.mean(), atol=1e-5)
+    # obvious texts keep their touchpoint
+    out = tagger.tag(["They lost my suitcase and nobody at the carousel knows where it is"])
+    assert out.touchpoint.tolist() == ["baggage"]
+
+
+def test_calibration_needs_enough_texts():
+    with pytest.raises(NotEnoughDataError, match=f"at least {MIN_REFERENCE} non-blank texts; got 2"):
+        SemanticTagger(JOURNEY).calibrate(["my bag is lost", "", None, "refund please"])
+    # make_tagger ignores too few reference texts instead of failing
+    assert make_tagger(JOURNEY, reference=["my bag is lost"]).reference_mean_ is None

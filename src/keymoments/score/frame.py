@@ -176,10 +176,9 @@ def score_text_file(
             f"The output {str(out_path)!r} is the input file; pick another --out so the input is kept."
         )
     model = resolve_scorer(scorer)
+    journey_model = None
     if tagger is None and journey is not None:
-        tagger = make_tagger(
-            journey if isinstance(journey, JourneyModel) else JourneyModel.from_yaml(journey)
-        )
+        journey_model = journey if isinstance(journey, JourneyModel) else JourneyModel.from_yaml(journey)
 
     df = _read_table(path, in_format)
     if text_col not in df.columns:
@@ -187,6 +186,8 @@ def score_text_file(
 
     has_text = ~_blank_mask(df[text_col])
     texts = _texts(df[text_col], has_text)
+    if journey_model is not None:  # the file's own texts calibrate the semantic tagger (no labels used)
+        tagger = make_tagger(journey_model, reference=texts)
     scores = model.score(texts)
     valence = np.full(len(df), np.nan)
     valence[has_text] = np.clip(scores.valence, -1.0, 1.0)

@@ -196,17 +196,22 @@ class LexicalTagger:
         return TouchpointTags(touchpoint, confidence, scores, self.touchpoints_)
 
 
-def make_tagger(journey: JourneyModel, name: str = "auto") -> Tagger:
+def make_tagger(journey: JourneyModel, name: str = "auto", *, reference: Iterable[Any] | None = None) -> Tagger:
     """The tagger for a journey model: ``"semantic"`` (embedding similarity blended with word overlap),
-    ``"lexical"`` (word overlap only), or ``"auto"``: semantic where its model is installed, else lexical."""
+    ``"lexical"`` (word overlap only), or ``"auto"``: semantic where its model is installed, else lexical.
+
+    ``reference``: unlabelled customer texts (at least 50 non-blank; the ones to tag are fine) on which the
+    semantic tagger calibrates its touchpoint scores (see :mod:`keymoments.score.semantic_tagging`); fewer
+    are ignored, and the lexical tagger ignores them."""
     key = str(name).strip().lower()
     if key in ("lexical", LexicalTagger.name):
         return LexicalTagger(journey).fit()
     if key in ("auto", "semantic", "semantic-minilm"):
         try:
-            from keymoments.score.semantic_tagging import SemanticTagger
+            from keymoments.score.semantic_tagging import MIN_REFERENCE, SemanticTagger
 
-            return SemanticTagger(journey)
+            texts = [t for t in (reference or ()) if isinstance(t, str) and t.strip()]
+            return SemanticTagger(journey, reference=texts if len(texts) >= MIN_REFERENCE else None)
         except (ImportError, OSError, ConfigError):
             if key != "auto":
                 raise
