@@ -13,7 +13,9 @@ What it does:
 2. For each encoder depth in ``DEPTHS`` (1, 3, 6 layers: the scorer's ``fast``, ``balanced`` and ``full``
    settings) fits an :class:`~keymoments.score.heads.OrdinalHead`: L2-regularised logistic regression (C=1,
    lbfgs, deterministic) on SST-2 train + UCI, temperature-scaled on SST-2 dev, neutral band theta = 1.
-3. Writes the heads with their metadata (data, sizes, dev accuracy) to the package's ``models/`` folder.
+3. Writes the heads with their metadata (data, sizes, dev accuracy) to the package's ``models/`` folder. The
+   scorer runs the 1- and 3-layer encoders with int8 weights (per output channel, cosine > 0.99 to fp32); the
+   heads are fitted on fp32 vectors and used on those as they are (``bench/bench_text_eval.py`` measures both).
 4. Fits the optional *support* heads (``support_heads_minilm.npz``, the ``semantic-support`` scorer): a
    three-class domain head per depth, as :func:`keymoments.score.domain.fit_domain_model` fits one, on the
    inbound tweets of ``../shared/data/support_journeys/twcs_head5000.csv`` labelled from the brand's reply

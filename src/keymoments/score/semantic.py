@@ -7,8 +7,8 @@ confidence (the probability of the chosen label) and, in ``extra``, the emotions
 
 Speed settings (``depth``): the encoder can stop after its first layers; the head shipped for each depth was
 trained on that layer's pooled output (``training/train_text_head.py``). ``"fast"`` = 1 layer, ``"balanced"``
-= 3 layers (default), both with int8 weights; ``"full"`` = all 6 layers, fp32. On 2 cores: about 2,000,
-600 and 150 short texts/s. ``bench/bench_text_eval.py`` prints quality and throughput for each.
+= 3 layers (default), both with int8 weights; ``"full"`` = all 6 layers, fp32. On 2 busy cores (load 4):
+about 1,700, 750 and 270 tweets/s. ``bench/bench_text_eval.py`` prints quality and throughput for each.
 
 Heads (``head``): ``"general"`` (default) was trained on review corpora only (SST-2, UCI), which have no neutral
 class, so its neutral is a calibrated band; ``"support"`` is a three-class head learnt from customer-support
@@ -17,7 +17,8 @@ looks like, but its labels are noisy (a brand's polite "please DM us" answers ma
 too many of them neutral) and it never saw reviews (SST-2 accuracy 0.65-0.72, against 0.80 for the general
 head). ``"blend"`` averages the two heads' probabilities with equal weights: two models learnt from disjoint
 sources, each covering the other's blind spot, with nothing tuned (on the hand-labelled support tweets it is
-as good as the support head, and on SST-2 nearly as good as the general one).
+about as good as the support head, within that benchmark's noise, and on SST-2 nearly as good as the general
+one).
 
 Registered as ``"semantic"``, ``"semantic-fast"``, ``"semantic-full"``, ``"semantic-support"`` and
 ``"semantic-blend"`` (fast depth, blended heads), which ``auto`` prefers: the best measured trade-off for
