@@ -1,18 +1,21 @@
 """The journey map: per touchpoint volume, reach, emotion with its uncertainty, failures, pits and peaks;
 the directly-follows transitions, the most common paths and where journeys stop.
 
-**Method.** The (filtered) events are compiled once and read by four DuckDB group-bys, none of which sorts
+**Method.** The (filtered) events are compiled once and read by five DuckDB group-bys, none of which sorts
 events; everything else is arithmetic on their small results:
 
-1. per (touchpoint, next touchpoint, gap bucket): events, rated events, the valence sum, negative and failed
-   events (the crisis test is one ``IN`` per row). Summed over the gap buckets these are the transitions and
-   the touchpoints' additive numbers; the buckets give the median gaps. Transitions use the ``next_touchpoint``
-   / ``next_ts`` columns the store materialises at ingest (equal timestamps keep source order, as
-   process-mining tools do);
-2. per (touchpoint, valence bucket): the valence histogram behind the CIs;
-3. per (touchpoint, step): the step histogram behind the journey order;
-4. per journey, then per path fingerprint and per customer (:mod:`keymoments.analyze.paths`): journeys and
-   customers per touchpoint and the most common paths.
+1. per (touchpoint, step): events, failures (a crisis outcome) and last events. The touchpoints' volumes,
+   failure rates and drop-offs, and the journey order (by median step), come from this histogram;
+2. per (touchpoint, next touchpoint, gap bucket), the events followed by another one: the transitions with
+   their median gaps, and the median gap per touchpoint. Transitions use the ``next_touchpoint`` / ``next_ts``
+   columns the store materialises at ingest (equal timestamps keep source order, as process-mining tools do);
+3. per (touchpoint, valence bucket), the rated events: the valence histogram behind the CIs, with the sums
+   behind the mean and the share negative;
+4. and 5. per journey, then per path fingerprint, and per customer (:mod:`keymoments.analyze.paths`): journeys
+   and customers per touchpoint and the most common paths.
+
+On 10M events the fit is dominated by the per-journey group-by and the gap histogram (a logarithm per
+event); the rest is a few hundredths of a second.
 
 **Pit / peak rule.** Let ``overall`` be the mean valence of every rated event in the (filtered) data. A
 touchpoint is a *pit* when its whole 95% CI lies below ``overall`` and its mean is at least ``margin`` (0.2,
@@ -48,6 +51,7 @@ __all__ = ["JourneyMap", "filter_events", "multinomial_bootstrap_ci"]
 
 _BIN = 200  # valence histogram resolution: 1/200 = 0.005
 _GAP_RES = 2000  # gap histogram: buckets of ln(1 + ms) * 2000, so medians are within 0.025% (and 1 ms)
+# (round() rounds half away from zero, as ROUND(x, 0) does, at a fraction of its cost; ms is whole milliseconds)
 
 # 1. events, failures and last events (no next touchpoint) per (touchpoint, step): the volumes, the drop-offs
 #    and the journey order
@@ -60,9 +64,9 @@ FROM ev GROUP BY ALL
 #    by pair and by touchpoint for the medians
 _TRANSITIONS = f"""
 WITH h AS (
-    SELECT touchpoint, next_touchpoint, CAST(ROUND(LN(CAST(
-               GREATEST(0, CAST(FLOOR((epoch_us(next_ts) - epoch_us(ts)) / (1000)) AS BIGINT)) + 1 AS DOUBLE
-           )) * {_GAP_RES}, 0) AS INTEGER) AS gap_bucket,
+    SELECT touchpoint, next_touchpoint,
+           CAST(round(ln(greatest(floor((epoch_us(next_ts) - epoch_us(ts)) / 1000), 0) + 1) * {_GAP_RES}) AS INTEGER)
+               AS gap_bucket,
            count(*) AS n
     FROM ev WHERE next_ts IS NOT NULL GROUP BY ALL
 )
@@ -72,7 +76,7 @@ FROM h
 """
 # 3. rated events per (touchpoint, valence bucket): the valence histogram behind the CIs, and the sums
 _VALENCES = f"""
-SELECT touchpoint, CAST(ROUND(_val * {_BIN}, 0) AS INTEGER) AS bucket,
+SELECT touchpoint, CAST(round(_val * {_BIN}) AS INTEGER) AS bucket,
        count(*) AS n, sum(_val) AS val_sum, count(*) FILTER (WHERE _val < 0) AS negative
 FROM ev WHERE _val IS NOT NULL GROUP BY ALL
 """
