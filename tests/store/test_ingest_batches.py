@@ -145,13 +145,13 @@ CHILD = textwrap.dedent(
     from keymoments.store import writer
     from keymoments.store.store import Store
     from keymoments.ingest.files import read_source
-    real = writer._insert_with_derived
+    real = writer.insert_with_derived
     def slow(*a, **k):
         n = real(*a, **k)
         print("inserted", flush=True)   # rows are written, the transaction is still open
         time.sleep(60)
         return n
-    writer._insert_with_derived = slow
+    writer.insert_with_derived = slow
     store = Store(sys.argv[1])
     writer.ingest_source(store, read_source(sys.argv[2]))
     """

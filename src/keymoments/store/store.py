@@ -95,10 +95,10 @@ class Store:
     @property
     def schema_version(self) -> int:
         try:
-            row = self._con.execute("SELECT max(version) FROM schema_version").fetchone()
+            rows = self._con.execute("SELECT max(version) FROM schema_version").fetchall()  # fetched whole
         except duckdb.CatalogException:
             return 0
-        return int(row[0] or 0) if row else 0
+        return int(rows[0][0] or 0) if rows else 0
 
     def migrate(self) -> int:
         """Apply the migrations not applied yet; return the schema version."""
@@ -139,9 +139,18 @@ class Store:
                 raise
             self._con.execute("COMMIT")
 
+    @contextmanager
+    def session(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """The writer connection under the store's lock but outside any transaction: for scratch work (temp
+        tables) that prepares a write, so it can open :meth:`write` transactions of its own."""
+        if self.read_only:
+            raise StoreError(f"Store {self.path!r} is open read-only; open it without read_only to write.")
+        with self._lock:
+            yield self._con
+
     def new_batch_id(self, con: duckdb.DuckDBPyConnection) -> int:
-        row = con.execute("SELECT coalesce(max(batch_id), 0) + 1 FROM batches").fetchone()
-        return int(row[0]) if row else 1
+        rows = con.execute("SELECT coalesce(max(batch_id), 0) + 1 FROM batches").fetchall()  # fetched whole
+        return int(rows[0][0]) if rows else 1
 
     # -- reading -----------------------------------------------------------------------------------------
     def cursor(self) -> duckdb.DuckDBPyConnection:

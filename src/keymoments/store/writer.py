@@ -1,53 +1,48 @@
 """Ingest: validate a :class:`~keymoments.ingest.source.Source` and write its events in one transaction.
 
-The whole batch is read by DuckDB into a staging table, each row is normalised (timestamps to UTC, ratings to
-valence) and checked against the contract in SQL; rows that fail get one reason each and go to the rejects
-file, good rows are de-duplicated on ``event_id`` (given, or a stable hash of the row's content plus its
-occurrence number among identical rows, so exact duplicates in one file are kept as process-mining tools keep
-them, while re-ingesting the file adds nothing) and inserted with their derived columns (step, next
-touchpoint, next timestamp) computed for every journey the batch touches. Everything between BEGIN and
+The whole batch is read by DuckDB into a staging table (``store.staging``: each row normalised and checked
+against the contract in one pass); rows that fail get one reason each and go to the rejects file, good rows
+are de-duplicated on ``event_id`` (given, or a stable hash of the row's content plus its occurrence number
+among identical rows, so exact duplicates in one file are kept as process-mining tools keep them, while
+re-ingesting the file adds nothing) and inserted with their derived columns (step, next touchpoint, next
+timestamp) kept right for every journey the batch touches (``store.derive``). Everything between BEGIN and
 COMMIT: a crash or a kill leaves the store as it was before the batch.
+
+:func:`ingest_batches` writes several record batches (concurrent API requests) in one transaction and answers
+each with its own counts and rejects, as if each had been written alone, one after the other.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
-from dataclasses import asdict, dataclass, field
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 
-from keymoments.events import EVENT_FIELDS, RATING_CONFIDENCE, RATING_SCALES
 from keymoments.exceptions import IngestError
 from keymoments.ingest.files import frame_source, sql_literal
 from keymoments.ingest.source import Source
-from keymoments.store.schema import EVENT_COLUMNS
+from keymoments.store.derive import insert_with_derived, mark_duplicates, mark_known
+from keymoments.store.staging import stage_sql
 from keymoments.store.store import Store
 
-__all__ = ["IngestResult", "ingest_events_frame", "ingest_outcomes_frame", "ingest_source"]
+__all__ = [
+    "BatchAnswer", "IngestResult", "ingest_batches", "ingest_events_frame", "ingest_outcomes_frame", "ingest_source",
+]  # fmt: skip
 
-_STRING_FIELDS = [f for f, t in EVENT_FIELDS.items() if t == "VARCHAR"]
+#: DuckDB's buffer memory while a batch is written (it spills to a temporary folder beyond it)
+INGEST_MEMORY_LIMIT = "1200MB"
 
-#: timestamp formats tried, in order, after ISO-8601 and epoch numbers
-_TS_FORMATS_TZ = ["%a %b %d %H:%M:%S %z %Y", "%a, %d %b %Y %H:%M:%S %z", "%Y-%m-%d %H:%M:%S %z", "%d/%b/%Y:%H:%M:%S %z"]
-_TS_FORMATS_NAIVE = [
-    "%m/%d/%Y %H:%M:%S",
-    "%m/%d/%Y %H:%M",
-    "%m/%d/%Y",
-    "%d.%m.%Y %H:%M:%S",
-    "%d.%m.%Y %H:%M",
-    "%d.%m.%Y",
-    "%Y/%m/%d %H:%M:%S",
-    "%Y/%m/%d",
-    "%d %b %Y %H:%M",
-    "%d %b %Y",
-    "%b %d, %Y",
-    "%Y%m%d%H%M%S",
-]
+#: batches with more good rows than this order narrow keys and join the derived columns back
+_NARROW_ROWS = 250_000
 
 
 @dataclass
@@ -68,122 +63,19 @@ class IngestResult:
         return asdict(self)
 
 
-def _q(col: str) -> str:
-    return '"' + col.replace('"', '""') + '"'
+@dataclass
+class BatchAnswer:
+    """One record batch of a group write: its result and its rejected rows (``row``, ``reason``, fields)."""
+
+    result: IngestResult
+    rejects: pd.DataFrame
 
 
-def _ts_expr(col: str, typ: str) -> str:
-    v = _q(col)
-    t = typ.upper()
-    if "TIME ZONE" in t or t == "TIMESTAMPTZ":
-        return v
-    if t.startswith("TIMESTAMP") or t == "DATE":
-        return f"CAST({v} AS TIMESTAMPTZ)"
-    if t in {"BIGINT", "INTEGER", "DOUBLE", "FLOAT", "HUGEINT", "UBIGINT", "SMALLINT", "REAL"} or t.startswith("DECIMAL"):
-        return _epoch_expr(f"CAST({v} AS DOUBLE)")
-    s = f"trim(CAST({v} AS VARCHAR))"
-    tz = ", ".join(sql_literal(f) for f in _TS_FORMATS_TZ)
-    naive = ", ".join(sql_literal(f) for f in _TS_FORMATS_NAIVE)
-    return (
-        f"COALESCE(TRY_CAST({s} AS TIMESTAMPTZ), "
-        f"CASE WHEN regexp_full_match({s}, '-?[0-9]+(\\.[0-9]+)?') THEN {_epoch_expr(f'TRY_CAST({s} AS DOUBLE)')} END, "
-        f"try_strptime({s}, [{tz}]), CAST(try_strptime({s}, [{naive}]) AS TIMESTAMPTZ))"
-    )
-
-
-def _epoch_expr(x: str) -> str:
-    """Epoch seconds, milliseconds, microseconds or nanoseconds, told apart by magnitude."""
-    return (
-        f"CASE WHEN abs({x}) >= 1e17 THEN to_timestamp({x} / 1e9) WHEN abs({x}) >= 1e14 THEN to_timestamp({x} / 1e6) "
-        f"WHEN abs({x}) >= 1e11 THEN to_timestamp({x} / 1e3) ELSE to_timestamp({x}) END"
-    )
-
-
-def _valence_sql(rating: str, scale: str) -> str:
-    parts = []
-    for s in RATING_SCALES.values():
-        lin = f"(2.0 * ({rating} - {s.low}) / ({s.high} - {s.low}) - 1.0)"
-        parts.append(f"WHEN {sql_literal(s.name)} THEN {'-' if s.inverted else ''}{lin}")
-    return f"CASE {scale} " + " ".join(parts) + " END"
-
-
-def _range_check_sql(rating: str, scale: str) -> str:
-    parts = [f"WHEN {sql_literal(s.name)} THEN {rating} BETWEEN {s.low} AND {s.high}" for s in RATING_SCALES.values()]
-    return f"CASE {scale} " + " ".join(parts) + " ELSE false END"
-
-
-def _stage_sql(src: Source, from_sql: str) -> str:
-    cols, types = src.columns, src.source_types
-
-    def raw(f: str) -> str:
-        return f"NULLIF(trim(CAST({_q(cols[f])} AS VARCHAR)), '')" if f in cols else "NULL"
-
-    sel = ["row_number() OVER () AS _row", f"{_q(src.line_column)} AS _line" if src.line_column else "NULL::BIGINT AS _line"]
-    for f in _STRING_FIELDS:
-        if f == "rating_scale":
-            continue
-        if f == "journey_id":  # a journey defaults to the customer
-            sel.append(f"COALESCE({raw('journey_id')}, {raw('customer_id')}) AS journey_id")
-            continue
-        sel.append(f"{raw(f)} AS {f}")
-    if "rating_scale" in cols:
-        default = sql_literal(src.default_rating_scale) if src.default_rating_scale else "NULL"
-        sel.append(f"COALESCE(lower({raw('rating_scale')}), {default}) AS rating_scale")
-    else:
-        sel.append(f"{sql_literal(src.default_rating_scale) if src.default_rating_scale else 'NULL'} AS rating_scale")
-    sel.append(f"{_ts_expr(cols['ts'], types[cols['ts']])} AS ts" if "ts" in cols else "NULL::TIMESTAMPTZ AS ts")
-    sel.append(f"{raw('ts')} AS _raw_ts")
-    for f in ("rating", "value"):
-        if f in cols:
-            typ = types[cols[f]].upper()
-            if typ in {"DOUBLE", "FLOAT", "BIGINT", "INTEGER", "SMALLINT", "REAL", "HUGEINT"} or typ.startswith("DECIMAL"):
-                sel.append(f"CAST({_q(cols[f])} AS DOUBLE) AS {f}")
-            else:
-                sel.append(f"TRY_CAST({raw(f)} AS DOUBLE) AS {f}")
-            sel.append(f"{raw(f)} AS _raw_{f}")
-        else:
-            sel.append(f"NULL::DOUBLE AS {f}")
-            sel.append(f"NULL::VARCHAR AS _raw_{f}")
-    extra_json = None
-    if src.extra:
-        extra_json = "to_json(struct_pack(" + ", ".join(f"{_q(c)} := {_q(c)}" for c in src.extra) + "))"
-    if "attrs" in cols:
-        base = f"TRY_CAST({raw('attrs')} AS JSON)"
-        sel.append(f"{raw('attrs')} AS _raw_attrs")
-        sel.append(f"json_merge_patch({extra_json}, {base}) AS attrs" if extra_json else f"{base} AS attrs")
-    else:
-        sel.append("NULL::VARCHAR AS _raw_attrs")
-        sel.append(f"CAST({extra_json} AS JSON) AS attrs" if extra_json else "NULL::JSON AS attrs")
-
-    scale_names = ", ".join(sql_literal(s) for s in RATING_SCALES)
-    reason = f"""CASE
-        WHEN customer_id IS NULL THEN 'customer_id is empty'
-        WHEN _raw_ts IS NULL THEN 'ts is empty'
-        WHEN ts IS NULL THEN 'ts ' || _raw_ts || ' is not a timestamp (use ISO-8601 such as 2024-05-01T10:00:00Z, or epoch seconds)'
-        WHEN touchpoint IS NULL AND text IS NULL THEN 'touchpoint is empty and there is no text to infer it from'
-        WHEN _raw_rating IS NOT NULL AND rating IS NULL THEN 'rating ' || _raw_rating || ' is not a number'
-        WHEN rating IS NOT NULL AND rating_scale IS NULL THEN 'rating given without rating_scale (add the column or pass --rating-scale)'
-        WHEN rating_scale IS NOT NULL AND rating_scale NOT IN ({scale_names}) THEN 'rating_scale ' || rating_scale || ' is unknown; use one of {", ".join(RATING_SCALES)}'
-        WHEN rating IS NOT NULL AND NOT {_range_check_sql("rating", "rating_scale")} THEN 'rating ' || _raw_rating || ' is outside the ' || rating_scale || ' scale'
-        WHEN _raw_value IS NOT NULL AND value IS NULL THEN 'value ' || _raw_value || ' is not a number'
-        WHEN _raw_attrs IS NOT NULL AND (attrs IS NULL OR json_type(attrs) <> 'OBJECT') THEN 'attrs is not a JSON object'
-    END"""
-    content = ", ".join(
-        ["customer_id", "coalesce(journey_id, '')", "CAST(epoch_us(ts) AS VARCHAR)", "coalesce(touchpoint, '')"]
-        + [f"coalesce(CAST({f} AS VARCHAR), '')" for f in ("outcome", "rating", "rating_scale", "text", "value", "employee_id", "location_id", "channel", "stage")]
-    )
-    return f"""
-    SELECT *, {reason} AS _reason
-    FROM (SELECT * EXCLUDE (event_id), event_id IS NOT NULL AS _given,
-                 COALESCE(event_id, md5(concat_ws(chr(31), {content}))) AS event_id
-          FROM (SELECT {", ".join(sel)} FROM {from_sql}))
-    """
-
-
-_DERIVE_WINDOW = "PARTITION BY journey_id ORDER BY ts, seq"
-
-#: DuckDB's buffer memory while a batch is written (it spills to a temporary folder beyond it)
-INGEST_MEMORY_LIMIT = "1200MB"
+@dataclass
+class _Written:
+    result: IngestResult
+    rejected: pd.DataFrame  # _row (position in its batch), _line, reason, the row's fields as sent
+    malformed: list[tuple[int, str]]
 
 
 def ingest_source(
@@ -200,8 +92,6 @@ def ingest_source(
     ``memory_limit`` caps DuckDB's buffer memory while the batch is written (it spills to disk beyond it), so
     a 10M-event file ingests in well under 2 GiB of RSS; None leaves the store's own limit.
     """
-    import time
-
     t0 = time.perf_counter()
     previous = None
     small = src.table is not None and src.table.num_rows < 100_000
@@ -209,159 +99,175 @@ def ingest_source(
         previous = store.query("SELECT current_setting('memory_limit') AS m")["m"].iloc[0]
         store._con.execute(f"SET memory_limit = {sql_literal(memory_limit)}")
     try:
-        return _ingest(store, src, rejects_path=rejects_path, progress=progress, kind=kind, t0=t0)
+        (written,) = _write(store, [src], src, kind=kind, progress=progress, t0=t0)
     finally:
         if previous:
             store._con.execute(f"SET memory_limit = {sql_literal(previous)}")
+    result = written.result
+    if result.rejected:
+        result.rejects_path = _write_rejects(src, written.rejected, written.malformed, rejects_path)
+    return result
 
 
-def _ingest(
-    store: Store, src: Source, *, rejects_path: str | Path | None, progress: bool, kind: str, t0: float
-) -> IngestResult:
-    import time
+def ingest_batches(store: Store, sources: Sequence[Source]) -> list[BatchAnswer]:
+    """Write record batches of the same shape (e.g. concurrent API requests) in one transaction.
 
-    with store.write() as con:
-        if progress:
-            con.execute("SET enable_progress_bar = true")
-        batch_id = store.new_batch_id(con)
-        con.execute(
-            "INSERT INTO batches (batch_id, kind, source, started_at) VALUES (?, ?, ?, ?)",
-            [batch_id, kind if src.kind != "api" else "api", src.name, datetime.now(UTC)],
+    Each batch gets its own batch id and answer, the same as if the batches had been written one after the
+    other in this order: identical rows are numbered within their own batch, an event sent by two batches is
+    accepted from the first and a duplicate in the second, and the journeys they share are derived over all of
+    their events. All the batches commit together or not at all.
+    """
+    t0 = time.perf_counter()
+    first = sources[0]
+    shape = _shape(first)
+    if any(s.table is None or _shape(s) != shape for s in sources):
+        raise ValueError("ingest_batches takes in-memory batches of one shape (the same columns and options).")
+    parts = []
+    for i, s in enumerate(sources):
+        n = s.table.num_rows  # type: ignore[union-attr]
+        parts.append(
+            s.table.append_column("_req", pa.array([i] * n, pa.int32()))  # type: ignore[union-attr]
+            .append_column("_pos", pa.array(range(1, n + 1), pa.int64()))
         )
-        if src.table is not None:
-            con.register("_km_source", src.table)
-            from_sql = "_km_source"
-        else:
-            assert src.relation_sql is not None
-            from_sql = src.relation_sql
+    group = replace(first, table=pa.concat_tables(parts))
+    out = []
+    for w in _write(store, sources, group, kind=first.kind, progress=False, t0=t0):
+        rejects = w.rejected.drop(columns=["_line"]).rename(columns={"_row": "row"})
+        out.append(BatchAnswer(w.result, rejects.reset_index(drop=True)))
+    return out
+
+
+def _shape(src: Source) -> tuple[Any, ...]:
+    schema = src.table.schema if src.table is not None else None
+    return (schema, src.kind, src.columns, src.extra, src.default_rating_scale, src.line_column, src.first_line)
+
+
+def _write(
+    store: Store, sources: Sequence[Source], src: Source, *, kind: str, progress: bool, t0: float
+) -> list[_Written]:
+    """Stage ``src`` (one source, or several concatenated with ``_req``/``_pos``), write its new events and
+    record one batch per source; return what each source did.
+
+    The staging table is scratch, built before the transaction opens (its row ids are then the source's row
+    positions); everything that touches the store's tables happens in one transaction.
+    """
+    grouped = len(sources) > 1
+    rows = "(SELECT rowid AS _r, * FROM _stage)"
+    if not grouped:
+        rows = "(SELECT rowid AS _r, 0 AS _req, rowid + 1 AS _pos, * FROM _stage)"
+    with store.session() as con:
         try:
-            con.execute(f"CREATE OR REPLACE TEMP TABLE _stage AS {_stage_sql(src, from_sql)}")
-        except duckdb.Error as exc:
-            first = str(exc).splitlines()[0]
-            raise IngestError(f"{src.name}: cannot be read ({first}). Nothing was written.") from None
+            if progress:
+                con.execute("SET enable_progress_bar = true")
+            started = datetime.now(UTC)
+            _stage(con, src, passthrough=("_req", "_pos") if grouped else ())
+            malformed = _csv_rejects(con) if src.kind == "csv" else []
+            with store.write() as con:
+                return _write_staged(con, sources, rows, kind, started, malformed, t0)
         finally:
-            if src.table is not None:
-                con.unregister("_km_source")
-        malformed = _csv_rejects(con) if src.kind == "csv" else []
-        rows, good, distinct_ids = con.execute(
-            "SELECT count(*), count(*) FILTER (WHERE _reason IS NULL), count(DISTINCT event_id) FILTER (WHERE _reason IS NULL) "
-            "FROM _stage"
-        ).fetchone()  # type: ignore[misc]
-        if distinct_ids < good:
-            _number_identical_rows(con)
-        events_empty = con.execute("SELECT NOT EXISTS (SELECT 1 FROM events)").fetchone()[0]  # type: ignore[index]
-        accepted = _insert_with_derived(
-            con, batch_id, dedupe_given="event_id" in src.columns and distinct_ids < good, check_existing=not events_empty
-        )
-        reasons_df = con.execute(
-            "SELECT regexp_replace(_reason, ' .*', '') AS field, count(*) AS n FROM _stage "
-            "WHERE _reason IS NOT NULL GROUP BY 1"
-        ).df()
-        rejected_df = con.execute(
-            "SELECT _row, _line, _reason AS reason, customer_id, journey_id, _raw_ts AS ts, touchpoint, _raw_rating AS rating, "
-            "rating_scale, _raw_value AS value, text FROM _stage WHERE _reason IS NOT NULL ORDER BY _row"
-        ).df()
-        for t in ("_stage",):
-            con.execute(f"DROP TABLE IF EXISTS {t}")
-        rejected = len(rejected_df) + len(malformed)
-        con.execute(
-            "UPDATE batches SET finished_at = ?, rows_read = ?, accepted = ?, duplicates = ?, rejected = ? "
-            "WHERE batch_id = ?",
-            [datetime.now(UTC), rows + len(malformed), accepted, good - accepted, rejected, batch_id],
-        )
-        if progress:
-            con.execute("SET enable_progress_bar = false")
-    reasons = {str(r.field): int(r.n) for r in reasons_df.itertuples()}
-    if malformed:
-        reasons["malformed"] = len(malformed)
-    out = _write_rejects(src, rejected_df, malformed, rejects_path) if rejected else None
-    return IngestResult(
-        source=src.name,
-        batch_id=batch_id,
-        rows=rows + len(malformed),
-        accepted=accepted,
-        duplicates=good - accepted,
-        rejected=rejected,
-        rejects_path=out,
-        reasons=reasons,
-        seconds=time.perf_counter() - t0,
+            con.execute("DROP TABLE IF EXISTS _stage")
+            if progress:
+                con.execute("SET enable_progress_bar = false")
+
+
+def _write_staged(
+    con: duckdb.DuckDBPyConnection,
+    sources: Sequence[Source],
+    rows: str,
+    kind: str,
+    started: datetime,
+    malformed: list[tuple[int, str]],
+    t0: float,
+) -> list[_Written]:
+    base, n, good, distinct, empty, dense = con.execute(
+        "SELECT (SELECT coalesce(max(batch_id), 0) + 1 FROM batches), count(*), count(*) FILTER (WHERE _reason IS NULL), "
+        "count(DISTINCT hash(event_id)) FILTER (WHERE _reason IS NULL), NOT EXISTS (SELECT 1 FROM events), "
+        "coalesce(min(rowid) = 0 AND max(rowid) = count(*) - 1, true) FROM _stage"
+    ).fetchall()[0]
+    assert dense, "the staging table's row ids must be the source's row positions"
+    if distinct < good:
+        mark_duplicates(con, rows)
+    if good and not empty:
+        mark_known(con)
+    accepted = insert_with_derived(con, rows, base, existing=not empty, narrow=good > _NARROW_ROWS) if good else 0
+    rejected = _rejected_rows(con, rows) if n > good else pd.DataFrame(columns=["_req", "_row", "_line", "reason"])
+    counts = _per_request(con, len(sources) > 1, good, accepted)
+    return _record_batches(con, sources, base, kind, started, counts, rejected, malformed, t0)
+
+
+def _stage(con: duckdb.DuckDBPyConnection, src: Source, passthrough: tuple[str, ...]) -> None:
+    """Read, normalise and check the source into the temp table ``_stage`` (one row per source row, in order)."""
+    if src.table is not None:
+        con.register("_km_source", src.table)
+        from_sql = "_km_source"
+    else:
+        assert src.relation_sql is not None
+        from_sql = src.relation_sql
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _stage AS {stage_sql(src, from_sql, passthrough)}")
+    except duckdb.Error as exc:
+        first = str(exc).splitlines()[0]
+        raise IngestError(f"{src.name}: cannot be read ({first}). Nothing was written.") from None
+    finally:
+        if src.table is not None:
+            con.unregister("_km_source")
+
+
+def _rejected_rows(con: duckdb.DuckDBPyConnection, rows: str) -> pd.DataFrame:
+    return con.execute(
+        "SELECT _req, _pos AS _row, _line, _reason AS reason, customer_id, journey_id, _raw_ts AS ts, touchpoint, "
+        f"_raw_rating AS rating, rating_scale, _raw_value AS value, text FROM {rows} WHERE _reason IS NOT NULL "
+        "ORDER BY _req, _pos"
+    ).df()
+
+
+def _per_request(con: duckdb.DuckDBPyConnection, grouped: bool, good: int, accepted: int) -> dict[int, tuple[int, int]]:
+    """{request: (good rows, accepted rows)}."""
+    if not grouped:
+        return {0: (good, accepted)}
+    got = con.execute(
+        "SELECT _req, count(*) FILTER (WHERE _reason IS NULL), count(*) FILTER (WHERE _reason IS NULL AND NOT _dup) "
+        "FROM _stage GROUP BY _req"
+    ).fetchall()
+    return {int(r): (int(g), int(a)) for r, g, a in got}
+
+
+def _record_batches(
+    con: duckdb.DuckDBPyConnection,
+    sources: Sequence[Source],
+    base: int,
+    kind: str,
+    started: datetime,
+    counts: dict[int, tuple[int, int]],
+    rejected: pd.DataFrame,
+    malformed: list[tuple[int, str]],
+    t0: float,
+) -> list[_Written]:
+    """One row in ``batches`` per source, and what each source did."""
+    out, values = [], []
+    finished = datetime.now(UTC)
+    for i, s in enumerate(sources):
+        own = rejected[rejected["_req"] == i].drop(columns=["_req"]) if len(sources) > 1 else rejected.drop(columns=["_req"])
+        bad = malformed if i == 0 else []
+        good, accepted = counts.get(i, (0, 0))
+        reasons = {str(k): int(v) for k, v in own["reason"].str.split(" ", n=1).str[0].value_counts().items()}
+        if bad:
+            reasons["malformed"] = len(bad)
+        n_rows = (s.table.num_rows if s.table is not None else good + len(own)) + len(bad)
+        result = IngestResult(
+            source=s.name, batch_id=base + i, rows=n_rows, accepted=accepted, duplicates=good - accepted,
+            rejected=len(own) + len(bad), reasons=reasons, seconds=time.perf_counter() - t0,
+        )  # fmt: skip
+        out.append(_Written(result, own, bad))
+        values.append([base + i, "api" if s.kind == "api" else kind, s.name, started, finished, n_rows, accepted,
+                       good - accepted, result.rejected])  # fmt: skip
+    placeholders = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(values))
+    con.execute(
+        "INSERT INTO batches (batch_id, kind, source, started_at, finished_at, rows_read, accepted, duplicates, rejected) "
+        f"VALUES {placeholders}",
+        [v for row in values for v in row],
     )
-
-
-def _number_identical_rows(con: duckdb.DuckDBPyConnection) -> None:
-    """Rows whose content hash repeats in the batch get ':2', ':3'… in source order (exact duplicates kept)."""
-    con.execute("""
-        UPDATE _stage SET event_id = _stage.event_id || ':' || d.k
-        FROM (
-            SELECT _row, row_number() OVER (PARTITION BY event_id ORDER BY _row) AS k
-            FROM _stage
-            WHERE NOT _given AND _reason IS NULL AND event_id IN (
-                SELECT event_id FROM _stage WHERE NOT _given AND _reason IS NULL GROUP BY event_id HAVING count(*) > 1
-            )
-        ) d
-        WHERE _stage._row = d._row AND d.k > 1
-    """)
-
-
-def _insert_with_derived(
-    con: duckdb.DuckDBPyConnection, batch_id: int, *, dedupe_given: bool, check_existing: bool
-) -> int:
-    """Insert the batch's good new rows, computing step / next_* / is_last for every journey they touch.
-
-    Journeys that already have events in the store are re-derived whole: their old rows are taken out and
-    written back with the new ones. Returns the number of events inserted.
-    """
-    fields = list(EVENT_FIELDS)
-    rv = _valence_sql("rating", "rating_scale")
-    where = ["_reason IS NULL"]
-    if check_existing:
-        where.append("event_id NOT IN (SELECT event_id FROM events)")
-    qualify = ""
-    if dedupe_given:
-        dups = con.execute(
-            "SELECT count(*) - count(DISTINCT event_id) FROM _stage WHERE _reason IS NULL"
-        ).fetchone()[0]  # type: ignore[index]
-        if dups:
-            qualify = "QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY _row) = 1"
-    new_rows = f"""
-        SELECT {", ".join(fields)},
-               {rv} AS rating_valence,
-               {rv} AS valence,
-               CASE WHEN rating IS NULL THEN 0.0 ELSE {RATING_CONFIDENCE} END AS confidence,
-               CASE WHEN rating IS NULL THEN 'none' ELSE 'rating' END AS valence_source,
-               text IS NULL AS text_scored,
-               ({batch_id}::BIGINT << 32) + _row AS seq,
-               {batch_id}::INTEGER AS batch_id
-        FROM _stage WHERE {" AND ".join(where)} {qualify}
-    """
-    base_cols = [*fields, "rating_valence", "valence", "confidence", "valence_source", "text_scored", "seq", "batch_id"]
-    union = f"({new_rows})"
-    if check_existing:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _rows AS {new_rows}")
-        n_old = con.execute(
-            "SELECT count(*) FROM events WHERE journey_id IN (SELECT DISTINCT journey_id FROM _rows)"
-        ).fetchone()[0]  # type: ignore[index]
-        union = "_rows"
-        if n_old:
-            con.execute(f"""
-                CREATE OR REPLACE TEMP TABLE _old AS
-                SELECT {", ".join(base_cols)} FROM events WHERE journey_id IN (SELECT DISTINCT journey_id FROM _rows)
-            """)
-            con.execute("DELETE FROM events WHERE journey_id IN (SELECT DISTINCT journey_id FROM _rows)")
-            union = f"(SELECT {', '.join(base_cols)} FROM _rows UNION ALL SELECT * FROM _old)"
-    order = list(EVENT_COLUMNS)
-    derived = {
-        "step": f"CAST(row_number() OVER ({_DERIVE_WINDOW}) AS INTEGER)",
-        "next_touchpoint": f"lead(touchpoint) OVER ({_DERIVE_WINDOW})",
-        "next_ts": f"lead(ts) OVER ({_DERIVE_WINDOW})",
-        "is_last": f"lead(ts) OVER ({_DERIVE_WINDOW}) IS NULL",
-    }
-    select = ", ".join(derived.get(c, c) for c in order)
-    n_old_rows = con.execute("SELECT count(*) FROM _old").fetchone()[0] if union.startswith("(SELECT") else 0  # type: ignore[index]
-    written = con.execute(f"INSERT INTO events ({', '.join(order)}) SELECT {select} FROM {union}").fetchone()[0]  # type: ignore[index]
-    con.execute("DROP TABLE IF EXISTS _rows")
-    con.execute("DROP TABLE IF EXISTS _old")
-    return int(written - n_old_rows)
+    return out
 
 
 def _csv_rejects(con: duckdb.DuckDBPyConnection) -> list[tuple[int, str]]:
@@ -410,6 +316,8 @@ def _write_rejects(
     out.to_csv(tmp, index=False)
     os.replace(tmp, path)
     return str(path)
+
+
 
 
 def ingest_events_frame(
