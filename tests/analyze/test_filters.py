@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from keymoments.analyze.filters import check_filters, describe_filters, filter_events
+from keymoments.analyze.journey import JourneyMap
 from keymoments.analyze.milestones import Milestones
 from keymoments.analyze.moments import MomentsOfTruth
 from keymoments.analyze.peak_end import PeakEnd
@@ -21,6 +22,7 @@ T0 = pd.Timestamp("2025-01-01", tz="UTC")
 
 #: every filterable analysis with the parameters it needs to run on the demo store
 ANALYSES = [
+    (JourneyMap, {}),
     (PeakEnd, {"outcome": "nps", "n_boot": 50}),
     (Segments, {"n_boot": 50}),
     (Recovery, {"outcome": "retained"}),

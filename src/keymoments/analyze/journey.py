@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from keymoments.analyze.base import Analysis, warn_small_sample
-from keymoments.analyze.filters import filter_events
+from keymoments.analyze.filters import check_filters, filter_events
 from keymoments.analyze.order import merge_order, order_from_histogram
 from keymoments.analyze.paths import journey_counts
 from keymoments.analyze.sql import EventsSQL, sql_str
@@ -390,6 +390,9 @@ class JourneyMap(Analysis):
                 f"pit: {int(self.level * 100)}% CI entirely below the overall valence and mean at least "
                 f"{self.margin} below it; peak: the mirror image; touchpoints with fewer than {self.min_rated} "
                 "rated events are neutral"
+            ),
+            "filters": check_filters(
+                "JourneyMap", segment=self.segment, channel=self.channel, since=self.since, until=self.until
             ),
         }
 
