@@ -2,10 +2,12 @@
 
     .venv/bin/python bench/bench_api.py                   # 200 batches of 1,000 events; 1M events for latency
     .venv/bin/python bench/bench_api.py --batches 50 --latency-events 200000
+    .venv/bin/python bench/bench_api.py --concurrency 1 2 4 8 --latency-events 0   # ingest only
 
 Goals (issue 7): >= 20,000 events/s ingested over HTTP in batches of 1,000; journey-map p99 <= 500 ms on 1M
-events. A real uvicorn server runs in a subprocess on 127.0.0.1; the client keeps one connection alive.
-Prints its figures; never run as a test.
+events. A real uvicorn server runs in a subprocess on 127.0.0.1; each client keeps one connection alive, and
+the ingest run is repeated for each --concurrency (1 = one connection posting batch after batch; more =
+a worker pool, whose batches the server writes together). Prints its figures; never run as a test.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -70,7 +73,9 @@ def _admin_key(db: Path) -> str:
         return create_key(s, "admin", name="bench")[1]
 
 
-def bench_ingest(batches: int, size: int) -> dict:
+def bench_ingest(batches: int, size: int, concurrency: int = 1) -> dict:
+    """Post ``batches`` batches of ``size`` events from ``concurrency`` clients, each on its own keep-alive
+    connection (an integrator's worker pool); the server writes batches that arrive together in one transaction."""
     with tempfile.TemporaryDirectory() as d:
         db = Path(d) / "ingest.duckdb"
         key = _admin_key(db)
@@ -78,28 +83,47 @@ def bench_ingest(batches: int, size: int) -> dict:
         events = _events(n_customers, seed=7)[: batches * size]
         bodies = [json.dumps(events[i : i + size]).encode() for i in range(0, len(events), size)]
         proc, base = _start(db)
+        headers = {"X-API-Key": key, "content-type": "application/json"}
         try:
-            with httpx.Client(base_url=base, headers={"X-API-Key": key, "content-type": "application/json"}, timeout=120) as c:
-                c.post("/api/v1/events", content=bodies[0])  # warm-up batch (counted separately)
-                lat = []
-                t0 = time.perf_counter()
-                accepted = 0
-                for b in bodies[1:]:
-                    t = time.perf_counter()
-                    r = c.post("/api/v1/events", content=b)
-                    lat.append(time.perf_counter() - t)
-                    r.raise_for_status()
-                    accepted += r.json()["accepted"]
-                wall = time.perf_counter() - t0
+            with httpx.Client(base_url=base, headers=headers, timeout=120) as c:
+                c.post("/api/v1/events", content=bodies[0]).raise_for_status()  # warm-up batch (not counted)
+            todo = iter(bodies[1:])
+            lock = threading.Lock()
+            lat: list[float] = []
+            accepted = [0]
+
+            def client() -> None:
+                with httpx.Client(base_url=base, headers=headers, timeout=120) as c:
+                    while True:
+                        with lock:
+                            b = next(todo, None)
+                        if b is None:
+                            return
+                        t = time.perf_counter()
+                        r = c.post("/api/v1/events", content=b)
+                        r.raise_for_status()
+                        with lock:
+                            lat.append(time.perf_counter() - t)
+                            accepted[0] += r.json()["accepted"]
+
+            t0 = time.perf_counter()
+            workers = [threading.Thread(target=client) for _ in range(concurrency)]
+            for w in workers:
+                w.start()
+            for w in workers:
+                w.join()
+            wall = time.perf_counter() - t0
+            with httpx.Client(base_url=base, headers=headers, timeout=120) as c:
                 again = c.post("/api/v1/events", content=bodies[1]).json()
         finally:
             proc.terminate()
             proc.wait()
     n = size * (len(bodies) - 1)
+    lat.sort()
     return {
-        "batches": len(bodies) - 1, "batch_size": size, "events": n, "accepted": accepted, "seconds": round(wall, 2),
-        "events_per_s": round(n / wall), "batch_p50_ms": round(1000 * statistics.median(lat), 1),
-        "batch_p99_ms": round(1000 * sorted(lat)[int(0.99 * (len(lat) - 1))], 1),
+        "concurrency": concurrency, "batches": len(bodies) - 1, "batch_size": size, "events": n,
+        "accepted": accepted[0], "seconds": round(wall, 2), "events_per_s": round(n / wall),
+        "batch_p50_ms": round(1000 * statistics.median(lat), 1), "batch_p99_ms": round(1000 * lat[int(0.99 * (len(lat) - 1))], 1),
         "replay_duplicates": again["duplicates"],
     }  # fmt: skip
 
@@ -148,19 +172,25 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--batches", type=int, default=200)
     ap.add_argument("--batch-size", type=int, default=1000)
-    ap.add_argument("--latency-events", type=int, default=1_000_000)
+    ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 4], help="client connections; one run each")
+    ap.add_argument("--latency-events", type=int, default=1_000_000, help="0 skips the journey-map latency run")
     ap.add_argument("--requests", type=int, default=300)
     a = ap.parse_args()
-    print(f"keymoments API benchmark ({os.cpu_count()} CPUs)")
-    ing = bench_ingest(a.batches, a.batch_size)
-    print(f"ingest over HTTP: {ing['events']:,} events in {ing['batches']} batches of {ing['batch_size']:,}: "
-          f"{ing['events_per_s']:,} events/s (goal >= 20,000); batch p50 {ing['batch_p50_ms']} ms, "
-          f"p99 {ing['batch_p99_ms']} ms; replaying a batch: {ing['replay_duplicates']} duplicates")  # fmt: skip
-    lat = bench_latency(a.latency_events, a.requests)
-    print(f"journey map on {lat['events']:,} events: cold {lat['cold_ms']:,} ms, then {lat['requests']} requests "
-          f"p50 {lat['p50_ms']} ms, p99 {lat['p99_ms']} ms (goal <= 500), max {lat['max_ms']} ms; "
-          f"a new filter (channel=app) cold {lat['filtered_cold_ms']:,} ms")  # fmt: skip
-    print(json.dumps({"ingest": ing, "journey_latency": lat}))
+    print(f"keymoments API benchmark ({os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f})")
+    runs = []
+    for conc in a.concurrency:
+        ing = bench_ingest(a.batches, a.batch_size, conc)
+        runs.append(ing)
+        print(f"ingest over HTTP, {conc} connection(s): {ing['events']:,} events in {ing['batches']} batches of "
+              f"{ing['batch_size']:,}: {ing['events_per_s']:,} events/s (goal >= 20,000); batch p50 {ing['batch_p50_ms']} ms, "
+              f"p99 {ing['batch_p99_ms']} ms; replaying a batch: {ing['replay_duplicates']} duplicates")  # fmt: skip
+    lat = None
+    if a.latency_events:
+        lat = bench_latency(a.latency_events, a.requests)
+        print(f"journey map on {lat['events']:,} events: cold {lat['cold_ms']:,} ms, then {lat['requests']} requests "
+              f"p50 {lat['p50_ms']} ms, p99 {lat['p99_ms']} ms (goal <= 500), max {lat['max_ms']} ms; "
+              f"a new filter (channel=app) cold {lat['filtered_cold_ms']:,} ms")  # fmt: skip
+    print(json.dumps({"ingest": runs, "journey_latency": lat}))
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from keymoments.config import Settings
 from keymoments.serve.auth import KeyRing
 from keymoments.serve.cache import ResultCache
 from keymoments.serve.errors import install_error_handlers
+from keymoments.serve.group_commit import GroupCommit
 from keymoments.store.store import Store
 
 __all__ = ["ServerState", "create_app"]
@@ -27,7 +28,8 @@ API_PREFIX = "/api/v1"
 
 @dataclass
 class ServerState:
-    """What every request shares: the store, the settings, the journey model, keys and the result cache."""
+    """What every request shares: the store, the settings, the journey model, keys, the result cache and the
+    events writer (which writes concurrent batches together)."""
 
     store: Store
     settings: Settings
@@ -35,11 +37,13 @@ class ServerState:
     playbooks_source: Any = None  # a PlaybookFile, the path of a playbook YAML, or None for the built-in library
     keys: KeyRing = field(init=False)
     results: ResultCache = field(init=False)
+    events_writer: GroupCommit = field(init=False)
     write_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         self.keys = KeyRing(self.store)
         self.results = ResultCache(self.store)
+        self.events_writer = GroupCommit(self.store)
         self._playbooks: Any = None
 
     def playbooks(self) -> Any:

@@ -99,6 +99,8 @@ def insert_with_derived(
     new = _new(rows)
     if not existing and not narrow:
         return _insert_sorted_rows(con, new, base_batch)
+    if not narrow:
+        return _insert_then_derive(con, new, base_batch)
     old = ""
     if existing:  # the rows already stored in the batch's journeys, with the values they have now
         old = f"""UNION ALL SELECT seq, journey_id, ts, touchpoint, true, step, next_touchpoint, next_ts FROM events
@@ -145,3 +147,28 @@ def _insert_sorted_rows(con: duckdb.DuckDBPyConnection, new: str, base_batch: in
         SELECT {select} FROM (SELECT {", ".join(_new_row_columns(base_batch))} FROM {_with_valence(new)}) {_WINDOW}
     """).fetchone()
     return int(row[0])  # type: ignore[index]
+
+
+def _insert_then_derive(con: duckdb.DuckDBPyConnection, new: str, base_batch: int) -> int:
+    """A small batch into journeys that may exist: insert the rows, then set the derived values of every row
+    of their journeys whose values moved (the new ones, and usually the journey's previous last event)."""
+    cols = ", ".join(_new_row_columns(base_batch))
+    written = con.execute(f"""
+        INSERT INTO events ({", ".join(EVENT_COLUMNS)})
+        SELECT {cols}, NULL, NULL, NULL, NULL FROM {_with_valence(new)}
+    """).fetchall()[0][0]
+    con.execute(f"""
+        UPDATE events SET step = d.step, next_touchpoint = d.next_touchpoint, next_ts = d.next_ts,
+                          is_last = d.next_ts IS NULL
+        FROM (
+            SELECT * FROM (
+                SELECT rowid AS r, row_number() OVER w AS step, lead(touchpoint) OVER w AS next_touchpoint,
+                       lead(ts) OVER w AS next_ts, step AS old_step, next_touchpoint AS old_next, next_ts AS old_next_ts
+                FROM events WHERE journey_id IN (SELECT journey_id FROM {new})
+                {_WINDOW})
+            WHERE step IS DISTINCT FROM old_step OR next_touchpoint IS DISTINCT FROM old_next
+                  OR next_ts IS DISTINCT FROM old_next_ts
+        ) d
+        WHERE events.rowid = d.r
+    """)
+    return int(written)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
@@ -35,7 +36,8 @@ from keymoments.store.staging import stage_sql
 from keymoments.store.store import Store
 
 __all__ = [
-    "BatchAnswer", "IngestResult", "ingest_batches", "ingest_events_frame", "ingest_outcomes_frame", "ingest_source",
+    "BatchAnswer", "IngestResult", "batch_shape", "ingest_batches", "ingest_events_frame", "ingest_outcomes_frame",
+    "ingest_source",
 ]  # fmt: skip
 
 #: DuckDB's buffer memory while a batch is written (it spills to a temporary folder beyond it)
@@ -110,7 +112,7 @@ def ingest_source(
 
 
 def ingest_batches(store: Store, sources: Sequence[Source]) -> list[BatchAnswer]:
-    """Write record batches of the same shape (e.g. concurrent API requests) in one transaction.
+    """Write record batches of one shape (e.g. concurrent API requests) in one transaction.
 
     Each batch gets its own batch id and answer, the same as if the batches had been written one after the
     other in this order: identical rows are numbered within their own batch, an event sent by two batches is
@@ -118,28 +120,48 @@ def ingest_batches(store: Store, sources: Sequence[Source]) -> list[BatchAnswer]
     their events. All the batches commit together or not at all.
     """
     t0 = time.perf_counter()
-    first = sources[0]
-    shape = _shape(first)
-    if any(s.table is None or _shape(s) != shape for s in sources):
-        raise ValueError("ingest_batches takes in-memory batches of one shape (the same columns and options).")
-    parts = []
-    for i, s in enumerate(sources):
-        n = s.table.num_rows  # type: ignore[union-attr]
-        parts.append(
-            s.table.append_column("_req", pa.array([i] * n, pa.int32()))  # type: ignore[union-attr]
-            .append_column("_pos", pa.array(range(1, n + 1), pa.int64()))
-        )
-    group = replace(first, table=pa.concat_tables(parts))
+    shape = batch_shape(sources[0])
+    if any(batch_shape(s) != shape for s in sources):
+        raise ValueError("ingest_batches takes in-memory batches of one shape (see batch_shape).")
+    group = sources[0] if len(sources) == 1 else _concat(sources)
     out = []
-    for w in _write(store, sources, group, kind=first.kind, progress=False, t0=t0):
+    for w in _write(store, sources, group, kind=group.kind, progress=False, t0=t0):
         rejects = w.rejected.drop(columns=["_line"]).rename(columns={"_row": "row"})
         out.append(BatchAnswer(w.result, rejects.reset_index(drop=True)))
     return out
 
 
-def _shape(src: Source) -> tuple[Any, ...]:
-    schema = src.table.schema if src.table is not None else None
-    return (schema, src.kind, src.columns, src.extra, src.default_rating_scale, src.line_column, src.first_line)
+def batch_shape(src: Source) -> tuple[Any, ...]:
+    """What batches must share to be written together.
+
+    Record batches of text fields (the API's) need the same options and the same extra columns; the contract
+    fields they carry may differ, since a field a batch lacks reads as NULL in its rows, as it would alone.
+    Other batches need the same columns and types.
+    """
+    options = (src.kind, tuple(src.extra), "attrs" in src.columns, src.default_rating_scale, src.line_column,
+               src.first_line, src.position_name)  # fmt: skip
+    if src.table is None:
+        return ("file", src.name, *options)
+    if all(pa.types.is_string(f.type) for f in src.table.schema) and all(k == v for k, v in src.columns.items()):
+        return ("fields", *options)
+    return ("table", src.table.schema, tuple(src.columns.items()), *options)
+
+
+def _concat(sources: Sequence[Source]) -> Source:
+    """One Source over the batches' rows, each tagged with its batch (``_req``) and position (``_pos``)."""
+    names = list(dict.fromkeys(c for s in sources for c in s.table.column_names))  # type: ignore[union-attr]
+    parts = []
+    for i, s in enumerate(sources):
+        t = s.table
+        assert t is not None
+        n = t.num_rows
+        cols = [t[c] if c in t.column_names else pa.nulls(n, pa.string()) for c in names]  # only text batches differ
+        cols += [pa.array([i] * n, pa.int32()), pa.array(range(1, n + 1), pa.int64())]
+        parts.append(pa.table(cols, names=[*names, "_req", "_pos"]))
+    table = pa.concat_tables(parts, promote_options="permissive")
+    columns = {k: v for s in sources for k, v in s.columns.items()}
+    types = {k: v for s in sources for k, v in s.source_types.items()}
+    return replace(sources[0], table=table, columns=columns, source_types=types)
 
 
 def _write(
@@ -191,7 +213,7 @@ def _write_staged(
         mark_known(con)
     accepted = insert_with_derived(con, rows, base, existing=not empty, narrow=good > _NARROW_ROWS) if good else 0
     rejected = _rejected_rows(con, rows) if n > good else pd.DataFrame(columns=["_req", "_row", "_line", "reason"])
-    counts = _per_request(con, len(sources) > 1, good, accepted)
+    counts = _per_request(con, len(sources) > 1, n, good, accepted)
     return _record_batches(con, sources, base, kind, started, counts, rejected, malformed, t0)
 
 
@@ -221,15 +243,15 @@ def _rejected_rows(con: duckdb.DuckDBPyConnection, rows: str) -> pd.DataFrame:
     ).df()
 
 
-def _per_request(con: duckdb.DuckDBPyConnection, grouped: bool, good: int, accepted: int) -> dict[int, tuple[int, int]]:
-    """{request: (good rows, accepted rows)}."""
+def _per_request(con: duckdb.DuckDBPyConnection, grouped: bool, n: int, good: int, accepted: int) -> dict[int, tuple[int, ...]]:
+    """{request: (rows, good rows, accepted rows)}."""
     if not grouped:
-        return {0: (good, accepted)}
+        return {0: (n, good, accepted)}
     got = con.execute(
-        "SELECT _req, count(*) FILTER (WHERE _reason IS NULL), count(*) FILTER (WHERE _reason IS NULL AND NOT _dup) "
-        "FROM _stage GROUP BY _req"
+        "SELECT _req, count(*), count(*) FILTER (WHERE _reason IS NULL), "
+        "count(*) FILTER (WHERE _reason IS NULL AND NOT _dup) FROM _stage GROUP BY _req"
     ).fetchall()
-    return {int(r): (int(g), int(a)) for r, g, a in got}
+    return {int(r[0]): tuple(int(x) for x in r[1:]) for r in got}
 
 
 def _record_batches(
@@ -238,7 +260,7 @@ def _record_batches(
     base: int,
     kind: str,
     started: datetime,
-    counts: dict[int, tuple[int, int]],
+    counts: dict[int, tuple[int, ...]],
     rejected: pd.DataFrame,
     malformed: list[tuple[int, str]],
     t0: float,
@@ -246,26 +268,27 @@ def _record_batches(
     """One row in ``batches`` per source, and what each source did."""
     out, values = [], []
     finished = datetime.now(UTC)
+    own_rejects = dict(iter(rejected.groupby("_req"))) if len(rejected) else {}
+    none = rejected.iloc[0:0]
     for i, s in enumerate(sources):
-        own = rejected[rejected["_req"] == i].drop(columns=["_req"]) if len(sources) > 1 else rejected.drop(columns=["_req"])
+        own = own_rejects.get(i, none).drop(columns=["_req"])
         bad = malformed if i == 0 else []
-        good, accepted = counts.get(i, (0, 0))
-        reasons = {str(k): int(v) for k, v in own["reason"].str.split(" ", n=1).str[0].value_counts().items()}
+        n, good, accepted = counts.get(i, (0, 0, 0))
+        reasons = dict(Counter(r.split(" ", 1)[0] for r in own["reason"].tolist()))
         if bad:
             reasons["malformed"] = len(bad)
-        n_rows = (s.table.num_rows if s.table is not None else good + len(own)) + len(bad)
         result = IngestResult(
-            source=s.name, batch_id=base + i, rows=n_rows, accepted=accepted, duplicates=good - accepted,
+            source=s.name, batch_id=base + i, rows=n + len(bad), accepted=accepted, duplicates=good - accepted,
             rejected=len(own) + len(bad), reasons=reasons, seconds=time.perf_counter() - t0,
         )  # fmt: skip
         out.append(_Written(result, own, bad))
-        values.append([base + i, "api" if s.kind == "api" else kind, s.name, started, finished, n_rows, accepted,
-                       good - accepted, result.rejected])  # fmt: skip
-    placeholders = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(values))
+        values += [base + i, "api" if s.kind == "api" else kind, s.name, started, finished, result.rows, accepted,
+                   result.duplicates, result.rejected]  # fmt: skip
+    rows = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(sources))
     con.execute(
         "INSERT INTO batches (batch_id, kind, source, started_at, finished_at, rows_read, accepted, duplicates, rejected) "
-        f"VALUES {placeholders}",
-        [v for row in values for v in row],
+        f"VALUES {rows}",
+        values,
     )
     return out
 

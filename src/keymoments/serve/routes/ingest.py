@@ -1,15 +1,14 @@
 """``/api/v1/events`` and ``/api/v1/outcomes``: batch ingest over HTTP.
 
 Events go through exactly the validation of file ingest (``ingest.files.records_source`` →
-``store.writer.ingest_source``): one transaction per batch, idempotent on ``event_id`` (or the content hash),
-bad rows rejected with their position in the batch and one reason each while the good rows go in.
+``store.writer.ingest_batches``): idempotent on ``event_id`` (or the content hash), bad rows rejected with
+their position in the batch and one reason each while the good rows go in. Batches posted at the same time
+are written together in one transaction (``serve.group_commit``); each request still gets its own answer and
+its batch is atomic: all of its good rows are written or none.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -67,13 +66,16 @@ def _events_of(body: Any) -> list[Any]:
         raise IngestError(f"A batch holds at most {MAX_BATCH:,} events; got {len(events):,}. Split it.")
     if events and not any(isinstance(e, dict) and e for e in events):
         raise IngestError("The events have no fields; each needs at least customer_id, ts and touchpoint.")
-    seen: dict[str, str] = {}
+    names: dict[str, None] = {}  # every field name once, in first-seen order
     for e in events:
-        for k in e if isinstance(e, dict) else ():
-            if not k.strip():
-                raise IngestError("An event has an empty field name; name every field (customer_id, ts, touchpoint…).")
-            if seen.setdefault(k.lower(), k) != k:
-                raise IngestError(f"Fields {seen[k.lower()]!r} and {k!r} differ only in case; field names are case-insensitive.")
+        if isinstance(e, dict):
+            names.update(dict.fromkeys(e))
+    seen: dict[str, str] = {}
+    for k in names:
+        if not k.strip():
+            raise IngestError("An event has an empty field name; name every field (customer_id, ts, touchpoint…).")
+        if seen.setdefault(k.lower(), k) != k:
+            raise IngestError(f"Fields {seen[k.lower()]!r} and {k!r} differ only in case; field names are case-insensitive.")
     return events
 
 
@@ -92,7 +94,6 @@ def post_events(
     _p: Any = require("ingest"),
 ) -> IngestAnswer:
     from keymoments.ingest.files import records_source
-    from keymoments.store.writer import ingest_source
 
     events = _events_of(body)
     state = request.app.state.km
@@ -100,32 +101,23 @@ def post_events(
         src = records_source(events, name="api", rating_scale=rating_scale)
     except duckdb.Error as exc:
         raise IngestError(f"The batch cannot be read: {str(exc).splitlines()[0]}. Nothing was written.") from None
-    fd, tmp = tempfile.mkstemp(prefix="km-api-rejects-", suffix=".csv")
-    os.close(fd)
     try:
-        try:
-            result = ingest_source(state.store, src, rejects_path=tmp)
-        except duckdb.Error as exc:  # a batch DuckDB cannot take at all is refused whole, like a malformed file
-            raise IngestError(f"The batch cannot be ingested: {str(exc).splitlines()[0]}. Nothing was written.") from None
-        rejects = _read_rejects(tmp, events) if result.rejected else []
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+        answer = state.events_writer.write(src)
+    except duckdb.Error as exc:  # a batch DuckDB cannot take at all is refused whole, like a malformed file
+        raise IngestError(f"The batch cannot be ingested: {str(exc).splitlines()[0]}. Nothing was written.") from None
+    result = answer.result
     return IngestAnswer(
         batch_id=result.batch_id, received=result.rows, accepted=result.accepted, duplicates=result.duplicates,
-        rejected=result.rejected, reasons=result.reasons, rejects=rejects, seconds=round(result.seconds, 4),
+        rejected=result.rejected, reasons=result.reasons, rejects=_rejects(answer.rejects, events),
+        seconds=round(result.seconds, 4),
     )  # fmt: skip
 
 
-def _read_rejects(path: str, events: list[Any]) -> list[Rejected]:
-    if not Path(path).exists() or Path(path).stat().st_size == 0:
-        return []
-    df = pd.read_csv(path, dtype=str, keep_default_na=False)
-    pos_col = df.columns[0]
+def _rejects(rejected: pd.DataFrame, events: list[Any]) -> list[Rejected]:
     out = []
-    for r in df.itertuples(index=False):
-        row = int(getattr(r, pos_col)) if str(getattr(r, pos_col)).isdigit() else 0
+    for row, reason in zip(rejected["row"].tolist(), rejected["reason"].tolist(), strict=True):
         ev = events[row - 1] if 1 <= row <= len(events) and isinstance(events[row - 1], dict) else {}
-        out.append(Rejected(row=row, reason=str(r.reason), event=to_jsonable(ev)))
+        out.append(Rejected(row=int(row), reason=str(reason), event=to_jsonable(ev)))
     return out
 
 
