@@ -218,3 +218,34 @@ def test_readers_see_committed_data_while_a_write_is_open(store):
 
 def test_shared_path_exists():
     assert Path(__file__).exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["csv", "parquet", "jsonl", "csv numbered as read"])
+def test_big_files_keep_their_row_order(tmp_path, store, fmt, monkeypatch):
+    """Positions (seq, rejects' line numbers) follow the file across many row groups."""
+    import duckdb
+
+    from keymoments.store import writer
+
+    if fmt == "csv numbered as read":  # as if DuckDB could not keep the file's order when staging it
+        monkeypatch.setattr(writer, "_keeps_order", lambda con, sql: False)
+        fmt = "csv"
+
+    n, bad = 400_000, 345_678  # row `bad` (0-based) has no customer
+    path = tmp_path / f"big.{fmt}"
+    opts = {"csv": "(HEADER)", "parquet": "(FORMAT parquet)", "jsonl": "(FORMAT json)"}[fmt]
+    duckdb.connect().execute(f"""
+        COPY (SELECT CASE WHEN i = {bad} THEN NULL ELSE 'c' || i END AS customer_id, 'j' || (i // 7) AS journey_id,
+                     TIMESTAMP '2024-01-01' + to_seconds(i) AS ts, 'tp' || (i % 5) AS touchpoint
+              FROM range({n}) t(i)) TO '{path}' {opts}
+    """)
+    rejects = tmp_path / "rejects.csv"
+    r = ingest_source(store, read_source(path), rejects_path=rejects)
+    assert (r.accepted, r.rejected) == (n - 1, 1)
+    first_line, position = (2, "line") if fmt == "csv" else (1, "row" if fmt == "parquet" else "line")
+    assert pd.read_csv(rejects)[position].tolist() == [bad + first_line]
+    off = store.query(
+        "SELECT count(*) AS n FROM events WHERE customer_id <> 'c' || ((seq & 4294967295) - 1)"
+    )["n"].iloc[0]
+    assert off == 0

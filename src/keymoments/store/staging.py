@@ -117,7 +117,7 @@ def _reason_sql() -> str:
     The raw text of a value (``_src_*``) is only computed in the branches that need it, for the rows that
     reach them: a good row never pays for it.
     """
-    scale_names = ", ".join(sql_literal(s) for s in RATING_SCALES)
+    scale_names = "[" + ", ".join(sql_literal(s) for s in RATING_SCALES) + "]"  # a list: an IN list becomes a join
     raw_ts, raw_rating, raw_value = _raw("_src_ts"), _raw("_src_rating"), _raw("_src_value")
     return f"""CASE
         WHEN customer_id IS NULL THEN 'customer_id is empty'
@@ -126,7 +126,7 @@ def _reason_sql() -> str:
         WHEN touchpoint IS NULL AND text IS NULL THEN 'touchpoint is empty and there is no text to infer it from'
         WHEN rating IS NULL AND {raw_rating} IS NOT NULL THEN 'rating ' || {raw_rating} || ' is not a number'
         WHEN rating IS NOT NULL AND rating_scale IS NULL THEN 'rating given without rating_scale (add the column or pass --rating-scale)'
-        WHEN rating_scale IS NOT NULL AND rating_scale NOT IN ({scale_names}) THEN 'rating_scale ' || rating_scale || ' is unknown; use one of {", ".join(RATING_SCALES)}'
+        WHEN rating_scale IS NOT NULL AND NOT list_contains({scale_names}, rating_scale) THEN 'rating_scale ' || rating_scale || ' is unknown; use one of {", ".join(RATING_SCALES)}'
         WHEN rating IS NOT NULL AND NOT {_range_check_sql("rating", "rating_scale")} THEN 'rating ' || {raw_rating} || ' is outside the ' || rating_scale || ' scale'
         WHEN value IS NULL AND {raw_value} IS NOT NULL THEN 'value ' || {raw_value} || ' is not a number'
         WHEN (attrs IS NULL OR json_type(attrs) <> 'OBJECT') AND {_raw("_src_attrs")} IS NOT NULL THEN 'attrs is not a JSON object'
@@ -168,13 +168,16 @@ def _normalise_sql(src: Source) -> list[str]:
     return sel
 
 
-def stage_sql(src: Source, from_sql: str, passthrough: tuple[str, ...] = ()) -> str:
-    """SELECT one staged row per source row, in source order.
+def stage_sql(src: Source, from_sql: str, *, request: str | None = None, position: str | None = None) -> str:
+    """SELECT one staged row per source row.
 
-    Columns: ``passthrough`` (e.g. a batch's request number and position), ``_line`` (a line number the source
-    carries, else NULL), the contract's fields normalised, ``event_id``, ``_given`` (the id was given, not a
+    Columns: ``_req`` and ``_pos`` when ``request`` and ``position`` give their SQL (a row's batch within a
+    group, and its 1-based position in its batch), ``_line`` (a line number the source carries, else NULL), the contract's fields normalised, ``event_id``, ``_given`` (the id was given, not a
     content hash), ``_dup`` (false here; the writer marks copies of events already in the batch or the store),
     ``_reason`` and, for rejected rows only, ``_raw_ts``, ``_raw_rating``, ``_raw_value``.
+
+    The statement is projections only: DuckDB keeps the source's order when it writes it to a table, so a
+    source without a position column can take its positions from the table's row ids (the writer checks).
     The content hash is the recipe every store has used: md5 over the fields joined by the unit separator.
     """
     content = ", ".join(
@@ -182,13 +185,15 @@ def stage_sql(src: Source, from_sql: str, passthrough: tuple[str, ...] = ()) -> 
         + [f"coalesce(CAST({f} AS VARCHAR), '')" for f in CONTENT_FIELDS]
     )
     line = f"{_q(src.line_column)} AS _line" if src.line_column else "NULL::BIGINT AS _line"
-    keep = [_q(c) for c in passthrough] + ["_line"]
+    given = {"_req": request, "_pos": position}
+    inner = [f"{sql} AS {name}" for name, sql in given.items() if sql] + [line]
+    outer = [name for name, sql in given.items() if sql] + ["_line"]
     fields = [f for f in EVENT_FIELDS if f != "event_id"]
     raw_kept = ", ".join(f"CASE WHEN _reason IS NOT NULL THEN {_raw(f'_src_{f}')} END AS _raw_{f}" for f in _KEPT[:3])
     return f"""
-    SELECT {", ".join(keep)}, {", ".join(fields)},
+    SELECT {", ".join(outer)}, {", ".join(fields)},
            COALESCE(_given_id, md5(concat_ws(chr(31), {content}))) AS event_id,
            _given_id IS NOT NULL AS _given, false AS _dup, _reason, {raw_kept}
     FROM (SELECT *, {_reason_sql()} AS _reason
-          FROM (SELECT {", ".join(keep[:-1] + [line] + _normalise_sql(src))} FROM {from_sql}))
+          FROM (SELECT {", ".join(inner + _normalise_sql(src))} FROM {from_sql}))
     """

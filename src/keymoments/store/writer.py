@@ -148,7 +148,7 @@ def batch_shape(src: Source) -> tuple[Any, ...]:
 
 
 def _concat(sources: Sequence[Source]) -> Source:
-    """One Source over the batches' rows, each tagged with its batch (``_req``) and position (``_pos``)."""
+    """One Source over the batches' rows, each tagged with its batch (``_km_req``) and position (``_km_pos``)."""
     names = list(dict.fromkeys(c for s in sources for c in s.table.column_names))  # type: ignore[union-attr]
     parts = []
     for i, s in enumerate(sources):
@@ -157,7 +157,7 @@ def _concat(sources: Sequence[Source]) -> Source:
         n = t.num_rows
         cols = [t[c] if c in t.column_names else pa.nulls(n, pa.string()) for c in names]  # only text batches differ
         cols += [pa.array([i] * n, pa.int32()), pa.array(range(1, n + 1), pa.int64())]
-        parts.append(pa.table(cols, names=[*names, "_req", "_pos"]))
+        parts.append(pa.table(cols, names=[*names, "_km_req", "_km_pos"]))
     table = pa.concat_tables(parts, promote_options="permissive")
     columns = {k: v for s in sources for k, v in s.columns.items()}
     types = {k: v for s in sources for k, v in s.source_types.items()}
@@ -167,22 +167,18 @@ def _concat(sources: Sequence[Source]) -> Source:
 def _write(
     store: Store, sources: Sequence[Source], src: Source, *, kind: str, progress: bool, t0: float
 ) -> list[_Written]:
-    """Stage ``src`` (one source, or several concatenated with ``_req``/``_pos``), write its new events and
-    record one batch per source; return what each source did.
+    """Stage ``src`` (one source, or several concatenated by :func:`_concat`), write its new events and record
+    one batch per source; return what each source did.
 
-    The staging table is scratch, built before the transaction opens (its row ids are then the source's row
-    positions); everything that touches the store's tables happens in one transaction.
+    The staging table is scratch, built before the transaction opens; everything that touches the store's
+    tables happens in one transaction.
     """
-    grouped = len(sources) > 1
-    rows = "(SELECT rowid AS _r, * FROM _stage)"
-    if not grouped:
-        rows = "(SELECT rowid AS _r, 0 AS _req, rowid + 1 AS _pos, * FROM _stage)"
     with store.session() as con:
         try:
             if progress:
                 con.execute("SET enable_progress_bar = true")
             started = datetime.now(UTC)
-            _stage(con, src, passthrough=("_req", "_pos") if grouped else ())
+            rows = _stage(con, src, grouped=len(sources) > 1)
             malformed = _csv_rejects(con) if src.kind == "csv" else []
             with store.write() as con:
                 return _write_staged(con, sources, rows, kind, started, malformed, t0)
@@ -195,7 +191,7 @@ def _write(
 def _write_staged(
     con: duckdb.DuckDBPyConnection,
     sources: Sequence[Source],
-    rows: str,
+    rows: str,  # the staged rows, with _r, _req and _pos
     kind: str,
     started: datetime,
     malformed: list[tuple[int, str]],
@@ -217,22 +213,38 @@ def _write_staged(
     return _record_batches(con, sources, base, kind, started, counts, rejected, malformed, t0)
 
 
-def _stage(con: duckdb.DuckDBPyConnection, src: Source, passthrough: tuple[str, ...]) -> None:
-    """Read, normalise and check the source into the temp table ``_stage`` (one row per source row, in order)."""
+def _stage(con: duckdb.DuckDBPyConnection, src: Source, *, grouped: bool) -> str:
+    """Read, normalise and check the source into the temp table ``_stage``; return the SQL of its rows with
+    ``_r`` (the row's id in ``_stage``), ``_req`` (its batch in a group, else 0) and ``_pos`` (its position)."""
+    req = "" if grouped else "0 AS _req, "
+    rows = f"(SELECT rowid AS _r, {req}* FROM _stage)"
+    if src.table is not None:  # in-memory batches carry their positions
+        table = src.table if grouped else src.table.append_column("_km_pos", pa.array(range(1, src.table.num_rows + 1)))
+        sql = stage_sql(src, "_km_source", request='"_km_req"' if grouped else None, position='"_km_pos"')
+    elif src.kind == "parquet":
+        sql = stage_sql(src, src.relation_sql or "", position="file_row_number + 1")
+    else:  # a text file: the positions are the scratch table's row ids, if DuckDB writes it in the file's order
+        sql = stage_sql(src, src.relation_sql or "")
+        if _keeps_order(con, sql):
+            rows = "(SELECT rowid AS _r, 0 AS _req, rowid + 1 AS _pos, * FROM _stage)"
+        else:  # numbered as read, in one thread
+            sql = stage_sql(src, src.relation_sql or "", position="row_number() OVER ()")
     if src.table is not None:
-        con.register("_km_source", src.table)
-        from_sql = "_km_source"
-    else:
-        assert src.relation_sql is not None
-        from_sql = src.relation_sql
+        con.register("_km_source", table)
     try:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _stage AS {stage_sql(src, from_sql, passthrough)}")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _stage AS {sql}")
     except duckdb.Error as exc:
         first = str(exc).splitlines()[0]
         raise IngestError(f"{src.name}: cannot be read ({first}). Nothing was written.") from None
     finally:
         if src.table is not None:
             con.unregister("_km_source")
+    return rows
+
+
+def _keeps_order(con: duckdb.DuckDBPyConnection, sql: str) -> bool:
+    """DuckDB plans to write the staging table in the order it reads the file (an order-keeping batch insert)."""
+    return "Batch Create Table As" in con.execute(f"EXPLAIN CREATE TEMP TABLE _stage AS {sql}").fetchall()[0][1]
 
 
 def _rejected_rows(con: duckdb.DuckDBPyConnection, rows: str) -> pd.DataFrame:
