@@ -117,7 +117,9 @@ def _reason_sql() -> str:
     The raw text of a value (``_src_*``) is only computed in the branches that need it, for the rows that
     reach them: a good row never pays for it.
     """
-    scale_names = "[" + ", ".join(sql_literal(s) for s in RATING_SCALES) + "]"  # a list: an IN list becomes a join
+    # a CASE, not IN: DuckDB plans an IN list as a join, and then does not keep the file's order
+    known_scale = "CASE rating_scale " + " ".join(f"WHEN {sql_literal(s)} THEN true" for s in RATING_SCALES) + " ELSE false END"
+
     raw_ts, raw_rating, raw_value = _raw("_src_ts"), _raw("_src_rating"), _raw("_src_value")
     return f"""CASE
         WHEN customer_id IS NULL THEN 'customer_id is empty'
@@ -126,7 +128,7 @@ def _reason_sql() -> str:
         WHEN touchpoint IS NULL AND text IS NULL THEN 'touchpoint is empty and there is no text to infer it from'
         WHEN rating IS NULL AND {raw_rating} IS NOT NULL THEN 'rating ' || {raw_rating} || ' is not a number'
         WHEN rating IS NOT NULL AND rating_scale IS NULL THEN 'rating given without rating_scale (add the column or pass --rating-scale)'
-        WHEN rating_scale IS NOT NULL AND NOT list_contains({scale_names}, rating_scale) THEN 'rating_scale ' || rating_scale || ' is unknown; use one of {", ".join(RATING_SCALES)}'
+        WHEN rating_scale IS NOT NULL AND NOT {known_scale} THEN 'rating_scale ' || rating_scale || ' is unknown; use one of {", ".join(RATING_SCALES)}'
         WHEN rating IS NOT NULL AND NOT {_range_check_sql("rating", "rating_scale")} THEN 'rating ' || {raw_rating} || ' is outside the ' || rating_scale || ' scale'
         WHEN value IS NULL AND {raw_value} IS NOT NULL THEN 'value ' || {raw_value} || ' is not a number'
         WHEN (attrs IS NULL OR json_type(attrs) <> 'OBJECT') AND {_raw("_src_attrs")} IS NOT NULL THEN 'attrs is not a JSON object'
