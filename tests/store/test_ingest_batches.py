@@ -34,7 +34,16 @@ def _events(n_journeys: int = 50, per: int = 4) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def test_reingest_adds_nothing(tmp_path, store):
+@pytest.fixture(params=["small batch", "big batch"])
+def both_paths(request, monkeypatch):
+    """Run a test through the small-batch writer and through the big-batch one (narrow keys joined back)."""
+    from keymoments.store import writer
+
+    if request.param == "big batch":
+        monkeypatch.setattr(writer, "_NARROW_ROWS", 0)
+
+
+def test_reingest_adds_nothing(tmp_path, store, both_paths):
     path = tmp_path / "e.csv"
     _events().to_csv(path, index=False)
     first = ingest_source(store, read_source(path))
@@ -44,7 +53,7 @@ def test_reingest_adds_nothing(tmp_path, store):
     assert store.count("events") == 200
 
 
-def test_exact_duplicate_rows_are_kept_once_each_like_process_mining_tools(store):
+def test_exact_duplicate_rows_are_kept_once_each_like_process_mining_tools(store, both_paths):
     df = _events(3, 2)
     df = pd.concat([df, df.iloc[[0]]], ignore_index=True)  # one exact duplicate row in the file
     r = ingest_events_frame(store, df)
@@ -53,7 +62,7 @@ def test_exact_duplicate_rows_are_kept_once_each_like_process_mining_tools(store
     assert (again.accepted, again.duplicates) == (0, 7)
 
 
-def test_repeated_given_ids_keep_the_first(store):
+def test_repeated_given_ids_keep_the_first(store, both_paths):
     df = pd.DataFrame({
         "event_id": ["x", "x", "y"], "customer_id": ["a", "b", "c"], "ts": ["2024-01-01"] * 3, "touchpoint": ["t"] * 3,
     })
@@ -105,7 +114,7 @@ def test_malformed_csv_lines_are_rejected_and_the_rest_goes_in(tmp_path, store):
     assert got["line"].tolist() == [3] and got["reason"].iloc[0].startswith("malformed line")
 
 
-def test_late_events_rederive_their_journey(store):
+def test_late_events_rederive_their_journey(store, both_paths):
     ingest_source(store, records_source([
         {"customer_id": "c", "journey_id": "j", "ts": "2024-01-01T10:00:00Z", "touchpoint": "a"},
         {"customer_id": "c", "journey_id": "j", "ts": "2024-01-01T12:00:00Z", "touchpoint": "c"},
@@ -121,14 +130,14 @@ def test_late_events_rederive_their_journey(store):
     assert df["is_last"].tolist() == [False, False, False, True]
 
 
-def test_equal_timestamps_keep_source_order(store):
+def test_equal_timestamps_keep_source_order(store, both_paths):
     ingest_source(store, records_source([
         {"customer_id": "c", "ts": "2024-01-01T10:00:00Z", "touchpoint": t} for t in ["z", "a", "m"]
     ]))
     assert store.query("SELECT touchpoint FROM events ORDER BY step")["touchpoint"].tolist() == ["z", "a", "m"]
 
 
-def test_derived_columns_match_a_pandas_reference(store):
+def test_derived_columns_match_a_pandas_reference(store, both_paths):
     df = _events(40, 4).sample(frac=1.0, random_state=1)  # shuffled source order
     ingest_events_frame(store, df)
     got = store.query("SELECT journey_id, ts, touchpoint, step, next_touchpoint FROM events")

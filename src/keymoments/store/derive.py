@@ -97,32 +97,40 @@ def insert_with_derived(
     sorting whole rows is what costs); else one statement sorts the rows themselves (cheapest for small ones).
     """
     new = _new(rows)
-    if not existing and not narrow:
-        return _insert_sorted_rows(con, new, base_batch)
-    if not narrow:
+    if narrow:
+        return _insert_joined(con, new, base_batch, existing=existing)
+    if existing:
         return _insert_then_derive(con, new, base_batch)
-    old = ""
-    if existing:  # the rows already stored in the batch's journeys, with the values they have now
-        old = f"""UNION ALL SELECT seq, journey_id, ts, touchpoint, true, step, next_touchpoint, next_ts FROM events
-                  WHERE journey_id IN (SELECT journey_id FROM {new})"""
-    con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE _derived AS
-        SELECT seq, old, step, next_touchpoint, next_ts FROM (
-            SELECT seq, old, row_number() OVER w AS step, lead(touchpoint) OVER w AS next_touchpoint,
-                   lead(ts) OVER w AS next_ts, old_step, old_next, old_next_ts
-            FROM (SELECT {_seq(base_batch)} AS seq, journey_id, ts, touchpoint, false AS old,
-                         NULL::INTEGER AS old_step, NULL::VARCHAR AS old_next, NULL::TIMESTAMPTZ AS old_next_ts
-                  FROM {new} {old})
-            {_WINDOW})
-        WHERE NOT old OR step IS DISTINCT FROM old_step OR next_touchpoint IS DISTINCT FROM old_next
-              OR next_ts IS DISTINCT FROM old_next_ts
-    """)
+    return _insert_sorted_rows(con, new, base_batch)
+
+
+def _insert_joined(con: duckdb.DuckDBPyConnection, new: str, base_batch: int, *, existing: bool) -> int:
+    """A big batch: order narrow keys (with the stored rows of the batch's journeys, if any) into ``_derived``,
+    insert the new rows joined to their values, and update the stored rows whose values moved."""
+    seq = _seq(base_batch)
+    window = "CAST(row_number() OVER w AS INTEGER) AS step, lead(touchpoint) OVER w AS next_touchpoint, lead(ts) OVER w AS next_ts"
+    if not existing:  # only new journeys: the smallest table to join back
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _derived AS SELECT {seq} AS seq, {window} FROM {new} {_WINDOW}")
+    else:  # with the rows already stored in the batch's journeys, and the values they have now
+        con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE _derived AS
+            SELECT seq, old, step, next_touchpoint, next_ts FROM (
+                SELECT seq, old, {window}, old_step, old_next, old_next_ts
+                FROM (SELECT {seq} AS seq, journey_id, ts, touchpoint, false AS old,
+                             NULL::INTEGER AS old_step, NULL::VARCHAR AS old_next, NULL::TIMESTAMPTZ AS old_next_ts
+                      FROM {new}
+                      UNION ALL SELECT seq, journey_id, ts, touchpoint, true, step, next_touchpoint, next_ts FROM events
+                      WHERE journey_id IN (SELECT journey_id FROM {new}))
+                {_WINDOW})
+            WHERE NOT old OR step IS DISTINCT FROM old_step OR next_touchpoint IS DISTINCT FROM old_next
+                  OR next_ts IS DISTINCT FROM old_next_ts
+        """)
     cols = ", ".join(f"n.{c}" if c in EVENT_FIELDS else c for c in _new_row_columns(base_batch))
-    derived = "CAST(d.step AS INTEGER), d.next_touchpoint, d.next_ts, d.next_ts IS NULL"
+    derived = "d.step, d.next_touchpoint, d.next_ts, d.next_ts IS NULL"
     written = con.execute(f"""
         INSERT INTO events ({", ".join(EVENT_COLUMNS)})
-        SELECT {cols}, {derived} FROM {_with_valence(new)} n JOIN _derived d ON d.seq = {_seq(base_batch)} AND NOT d.old
-    """).fetchone()[0]  # type: ignore[index]
+        SELECT {cols}, {derived} FROM {_with_valence(new)} n JOIN _derived d ON d.seq = {seq} {"AND NOT d.old" if existing else ""}
+    """).fetchall()[0][0]
     if existing:
         con.execute("""
             UPDATE events SET step = d.step, next_touchpoint = d.next_touchpoint, next_ts = d.next_ts,
