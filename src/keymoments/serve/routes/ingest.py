@@ -82,6 +82,11 @@ def _events_of(body: Any) -> list[Any]:
 @router.post(
     "/events",
     summary="Ingest a batch of events (idempotent; bad rows rejected with reasons)",
+    description=(
+        "Each batch is atomic: all of its good rows are written, or none. Batches posted at the same time may be "
+        "written in one transaction (group commit); each still gets its own batch id, counts and rejects, as if "
+        "written alone, and no answer is sent before its batch has committed."
+    ),
     response_model=IngestAnswer,
 )
 def post_events(
