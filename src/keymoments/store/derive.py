@@ -1,10 +1,14 @@
 """Write a staged batch's new events with their derived columns, keeping every journey they touch consistent.
 
 The derived columns (``step``, ``next_touchpoint``, ``next_ts``, ``is_last``) follow each journey in
-``(ts, seq)`` order, so an event that arrives late, or in a later batch, changes its neighbours. New rows are
-ordered together with the existing rows of their journeys on narrow keys only (seq, journey, ts, touchpoint);
-new rows are inserted with their values, and existing rows whose values moved are updated in place (usually
-just the journey's previous last event). Existing rows keep their place, their scores and their batch.
+``(ts, seq)`` order, so an event that arrives late, or in a later batch, changes its neighbours. A journey's
+rows are ordered on narrow keys only (seq, journey, ts, touchpoint), together with the rows the store already
+holds for it; the new rows get their values and stored rows whose values moved are updated in place (usually
+just the journey's previous last event). Stored rows keep their place, their scores and their batch.
+
+Three ways, by batch: a small batch of new journeys into an empty store sorts its rows in one INSERT; a small
+batch into a store inserts its rows, then sets the values of its journeys' rows that moved; a big batch orders
+the narrow keys into ``_derived`` and joins the values back (sorting whole rows is what costs at that size).
 
 Everything here runs inside the caller's transaction on staged rows in the temp table ``_stage``; the caller
 passes ``rows``, a SQL relation over ``_stage`` with ``_req`` (the request within a group) and ``_pos`` (the
