@@ -172,7 +172,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--batches", type=int, default=200)
     ap.add_argument("--batch-size", type=int, default=1000)
-    ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 4], help="client connections; one run each")
+    ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 8], help="client connections; one run each")
     ap.add_argument("--latency-events", type=int, default=1_000_000, help="0 skips the journey-map latency run")
     ap.add_argument("--requests", type=int, default=300)
     a = ap.parse_args()

@@ -94,7 +94,7 @@ def main() -> None:
     args.folder.mkdir(parents=True, exist_ok=True)
     import os
 
-    print(f"machine: {os.cpu_count()} cores; python {sys.version.split()[0]}")
+    print(f"machine: {os.cpu_count()} cores; python {sys.version.split()[0]}; load average {os.getloadavg()[0]:.2f}")
     print(
         f"{'format':8} {'events':>11} {'keymoments s':>13} {'events/s':>12} {'peak RSS MB':>12} {'bare duckdb s':>14} {'ratio':>6}"
     )
@@ -108,7 +108,8 @@ def main() -> None:
                 f"{fmt:8} {n:>11,} {km['seconds']:>13.2f} {n / km['seconds']:>12,.0f} {km['peak_rss_mb']:>12,.0f} "
                 f"{bare['seconds']:>14.2f} {km['seconds'] / bare['seconds']:>6.1f}"
             )
-    print(f"(peak RSS of this parent: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB)")
+    print(f"(peak RSS of this parent: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB; "
+          f"load average now {os.getloadavg()[0]:.2f})")  # fmt: skip
 
 
 if __name__ == "__main__":
