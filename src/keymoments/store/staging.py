@@ -119,7 +119,6 @@ def _reason_sql() -> str:
     """
     # a CASE, not IN: DuckDB plans an IN list as a join, and then does not keep the file's order
     known_scale = "CASE rating_scale " + " ".join(f"WHEN {sql_literal(s)} THEN true" for s in RATING_SCALES) + " ELSE false END"
-
     raw_ts, raw_rating, raw_value = _raw("_src_ts"), _raw("_src_rating"), _raw("_src_value")
     return f"""CASE
         WHEN customer_id IS NULL THEN 'customer_id is empty'
