@@ -12,10 +12,11 @@ from fastapi.responses import RedirectResponse, Response
 
 from keymoments.exceptions import KeymomentsError
 from keymoments.serve import charts
+from keymoments.serve.auth import Principal
 from keymoments.serve.views import (
     _ctx,
     _error_page,
-    _forbidden,
+    _gate,
     _login_redirect,
     _principal,
     form_data,
@@ -58,11 +59,9 @@ def install(app: FastAPI) -> None:
     def cases_page(request: Request) -> Response:
         from keymoments.serve.act import CaseDesk
 
-        p = _principal(request)
-        if p is None:
-            return _login_redirect(request)
-        if not p.can("cases:read"):
-            return _forbidden(request, p, "cases", "cases:read")
+        p = _gate(request, "cases", "cases:read")
+        if not isinstance(p, Principal):
+            return p
         q = request.query_params
         status = q.get("status") or None
         mine = q.get("mine") == "1"
@@ -81,11 +80,9 @@ def install(app: FastAPI) -> None:
     def case_page(request: Request, case_id: str) -> Response:
         from keymoments.serve.act import CaseDesk
 
-        p = _principal(request)
-        if p is None:
-            return _login_redirect(request)
-        if not p.can("cases:read"):
-            return _forbidden(request, p, "cases", "cases:read")
+        p = _gate(request, "cases", "cases:read")
+        if not isinstance(p, Principal):
+            return p
         try:
             case = CaseDesk(request.app.state.km, p).get(case_id)
         except KeymomentsError as exc:
@@ -140,11 +137,9 @@ def install(app: FastAPI) -> None:
     def budgets_page(request: Request) -> Response:
         from keymoments.serve.routes.budgets import budgets_overview
 
-        p = _principal(request)
-        if p is None:
-            return _login_redirect(request)
-        if not p.can("budgets:read"):
-            return _forbidden(request, p, "budgets", "budgets:read")
+        p = _gate(request, "budgets", "budgets:read")
+        if not isinstance(p, Principal):
+            return p
         try:
             data = budgets_overview(request.app.state.km)
         except KeymomentsError as exc:
@@ -174,11 +169,9 @@ def install(app: FastAPI) -> None:
         from keymoments.cli.common import to_jsonable
         from keymoments.serve.routes.playbooks import playbooks_list
 
-        p = _principal(request)
-        if p is None:
-            return _login_redirect(request)
-        if not p.can("playbooks:read"):
-            return _forbidden(request, p, "playbooks", "playbooks:read")
+        p = _gate(request, "playbooks", "playbooks:read")
+        if not isinstance(p, Principal):
+            return p
         state = request.app.state.km
         data = playbooks_list(state)
         from keymoments.serve.analyses import capture_warnings

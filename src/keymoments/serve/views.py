@@ -272,6 +272,14 @@ def _login_redirect(request: Request) -> RedirectResponse:
     return RedirectResponse("/login?" + urlencode({"next": nxt}), status_code=303)
 
 
+def _gate(request: Request, slug: str, perm: str) -> Principal | Response:
+    """The signed-in principal allowed ``perm``, or the response that turns the request away (login or 403)."""
+    p = _principal(request)
+    if p is None:
+        return _login_redirect(request)
+    return p if p.can(perm) else _forbidden(request, p, slug, perm)
+
+
 def _forbidden(request: Request, principal: Principal, slug: str, perm: str) -> HTMLResponse:
     return templates.TemplateResponse(
         request, "error.html",
@@ -354,11 +362,9 @@ def install(app: FastAPI) -> None:
 
     @app.get("/journey", include_in_schema=False)
     def journey_page(request: Request) -> Response:
-        p = _principal(request)
-        if p is None:
-            return _login_redirect(request)
-        if not p.can("analyses"):
-            return _forbidden(request, p, "journey", "analyses")
+        p = _gate(request, "journey", "analyses")
+        if not isinstance(p, Principal):
+            return p
         filters = _filters(request)
         try:
             res = run_analysis(request.app.state.km, "journey", filters)
@@ -379,11 +385,9 @@ def install(app: FastAPI) -> None:
 
     @app.get("/journey/{touchpoint}", include_in_schema=False)
     def touchpoint_page(request: Request, touchpoint: str) -> Response:
-        p = _principal(request)
-        if p is None:
-            return _login_redirect(request)
-        if not p.can("analyses"):
-            return _forbidden(request, p, "journey", "analyses")
+        p = _gate(request, "journey", "analyses")
+        if not isinstance(p, Principal):
+            return p
         filters = _filters(request)
         try:
             res = run_analysis(request.app.state.km, "journey", filters)
@@ -456,11 +460,9 @@ def _analysis_page(app: FastAPI, slug: str, label: str, analysis: str, perm: str
     picks_outcome = needs_outcome or analysis == "milestones"  # milestones relate to an optional outcome
 
     def page(request: Request) -> Response:
-        p = _principal(request)
-        if p is None:
-            return _login_redirect(request)
-        if not p.can(perm):
-            return _forbidden(request, p, slug, perm)
+        p = _gate(request, slug, perm)
+        if not isinstance(p, Principal):
+            return p
         if not available(analysis):
             return _error_page(request, p, slug, KeymomentsError(f"The {label} analysis is not installed yet."))
         outcomes = _outcomes(request)
