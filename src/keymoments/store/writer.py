@@ -128,9 +128,15 @@ def ingest_batches(store: Store, sources: Sequence[Source]) -> list[BatchAnswer]
     group = sources[0] if len(sources) == 1 else _concat(sources)
     out = []
     for w in _write(store, sources, group, kind=group.kind, progress=False, t0=t0):
-        rejects = w.rejected.drop(columns=["_line"]).rename(columns={"_row": "row"})
-        out.append(BatchAnswer(w.result, rejects.reset_index(drop=True)))
+        rejects = w.rejected.drop(columns=["_line"]).rename(columns={"_row": "row"}) if len(w.rejected) else _NO_REJECTS.copy()
+        out.append(BatchAnswer(w.result, rejects.reset_index(drop=True) if len(rejects) else rejects))
     return out
+
+
+#: the rejects of a batch without any (columns as :func:`_rejected_rows` gives them, ``_row`` as ``row``)
+_REJECT_COLUMNS = ["_req", "_row", "_line", "reason", "customer_id", "journey_id", "ts", "touchpoint", "rating",
+                   "rating_scale", "value", "text"]  # fmt: skip
+_NO_REJECTS = pd.DataFrame(columns=["row" if c == "_row" else c for c in _REJECT_COLUMNS if c not in ("_req", "_line")])
 
 
 def batch_shape(src: Source) -> tuple[Any, ...]:
@@ -213,7 +219,7 @@ def _write_staged(
     if good and not empty:
         mark_known(con)
     accepted = insert_with_derived(con, rows, base, existing=not empty, narrow=good > _NARROW_ROWS) if good else 0
-    rejected = _rejected_rows(con, rows) if n > good else pd.DataFrame(columns=["_req", "_row", "_line", "reason"])
+    rejected = _rejected_rows(con, rows) if n > good else pd.DataFrame(columns=_REJECT_COLUMNS)
     counts = _per_request(con, len(sources) > 1, n, good, accepted)
     return _record_batches(con, sources, base, kind, started, counts, rejected, malformed, t0)
 
@@ -286,12 +292,12 @@ def _record_batches(
     out, values = [], []
     finished = datetime.now(UTC)
     own_rejects = dict(iter(rejected.groupby("_req"))) if len(rejected) else {}
-    none = rejected.iloc[0:0]
+    none = rejected.iloc[0:0].drop(columns=["_req"])
     for i, s in enumerate(sources):
-        own = own_rejects.get(i, none).drop(columns=["_req"])
+        own = own_rejects[i].drop(columns=["_req"]) if i in own_rejects else none
         bad = malformed if i == 0 else []
         n, good, accepted = counts.get(i, (0, 0, 0))
-        reasons = dict(Counter(r.split(" ", 1)[0] for r in own["reason"].tolist()))
+        reasons = dict(Counter(r.split(" ", 1)[0] for r in own["reason"].tolist())) if len(own) else {}
         if bad:
             reasons["malformed"] = len(bad)
         result = IngestResult(

@@ -12,9 +12,11 @@ from __future__ import annotations
 from typing import Any
 
 import duckdb
+import orjson
 import pandas as pd
-from fastapi import APIRouter, Body, Query, Request
+from fastapi import APIRouter, Body, Query, Request, Response
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 
 from keymoments.cli.common import to_jsonable
 from keymoments.exceptions import IngestError
@@ -61,7 +63,7 @@ _EVENT_EXAMPLE = [
 def _events_of(body: Any) -> list[Any]:
     events = body.get("events") if isinstance(body, dict) else body
     if not isinstance(events, list):
-        raise IngestError("The body must be a JSON array of events, or {\"events\": [...]}.")
+        raise IngestError('The body must be a JSON array of events, or {"events": [...]}.')
     if len(events) > MAX_BATCH:
         raise IngestError(f"A batch holds at most {MAX_BATCH:,} events; got {len(events):,}. Split it.")
     if events and not any(isinstance(e, dict) and e for e in events):
@@ -73,10 +75,31 @@ def _events_of(body: Any) -> list[Any]:
     seen: dict[str, str] = {}
     for k in names:
         if not k.strip():
-            raise IngestError("An event has an empty field name; name every field (customer_id, ts, touchpoint…).")
+            raise IngestError(
+                "An event has an empty field name; name every field (customer_id, ts, touchpoint…)."
+            )
         if seen.setdefault(k.lower(), k) != k:
-            raise IngestError(f"Fields {seen[k.lower()]!r} and {k!r} differ only in case; field names are case-insensitive.")
+            raise IngestError(
+                f"Fields {seen[k.lower()]!r} and {k!r} differ only in case; field names are case-insensitive."
+            )
     return events
+
+
+_EVENTS_BODY = {
+    "required": True,
+    "description": 'An array of events (the data contract\'s fields), or {"events": [...]}.',
+    "content": {
+        "application/json": {
+            "schema": {
+                "anyOf": [
+                    {"type": "array", "items": {"type": "object", "additionalProperties": True}},
+                    {"type": "object", "additionalProperties": True},
+                ]
+            },
+            "example": _EVENT_EXAMPLE,
+        }
+    },
+}
 
 
 @router.post(
@@ -88,60 +111,84 @@ def _events_of(body: Any) -> list[Any]:
         "written alone, and no answer is sent before its batch has committed."
     ),
     response_model=IngestAnswer,
+    openapi_extra={"requestBody": _EVENTS_BODY},
 )
-def post_events(
+async def post_events(
     request: Request,
-    body: list[dict[str, Any]] | dict[str, Any] = Body(
-        ..., description="An array of events (the data contract's fields), or {\"events\": [...]}.",
-        examples=[_EVENT_EXAMPLE],
+    rating_scale: str | None = Query(
+        None, description="Scale of ratings that do not name theirs, e.g. csat5."
     ),
-    rating_scale: str | None = Query(None, description="Scale of ratings that do not name theirs, e.g. csat5."),
     _p: Any = require("ingest"),
-) -> IngestAnswer:
+) -> Response:
+    # The body is read raw and parsed off the event loop: decoding 1,000 events and validating them as
+    # generic objects would otherwise take the loop (and the GIL) longer than writing them does.
+    body = await request.body()
+    answer = await run_in_threadpool(_ingest_events, request.app.state.km, body, rating_scale)
+    return Response(orjson.dumps(answer), media_type="application/json")
+
+
+def _ingest_events(state: Any, body: bytes, rating_scale: str | None) -> dict[str, Any]:
     from keymoments.ingest.files import records_source
 
-    events = _events_of(body)
-    state = request.app.state.km
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise IngestError(f"The body is not valid JSON ({exc}); send an array of events.") from None
+    events = _events_of(parsed)
     try:
         src = records_source(events, name="api", rating_scale=rating_scale)
     except duckdb.Error as exc:
-        raise IngestError(f"The batch cannot be read: {str(exc).splitlines()[0]}. Nothing was written.") from None
+        raise IngestError(
+            f"The batch cannot be read: {str(exc).splitlines()[0]}. Nothing was written."
+        ) from None
     try:
         answer = state.events_writer.write(src)
     except duckdb.Error as exc:  # a batch DuckDB cannot take at all is refused whole, like a malformed file
-        raise IngestError(f"The batch cannot be ingested: {str(exc).splitlines()[0]}. Nothing was written.") from None
+        raise IngestError(
+            f"The batch cannot be ingested: {str(exc).splitlines()[0]}. Nothing was written."
+        ) from None
     result = answer.result
-    return IngestAnswer(
-        batch_id=result.batch_id, received=result.rows, accepted=result.accepted, duplicates=result.duplicates,
-        rejected=result.rejected, reasons=result.reasons, rejects=_rejects(answer.rejects, events),
-        seconds=round(result.seconds, 4),
-    )  # fmt: skip
+    return {
+        "ok": True, "batch_id": result.batch_id, "received": result.rows, "accepted": result.accepted,
+        "duplicates": result.duplicates, "rejected": result.rejected, "reasons": result.reasons,
+        "rejects": _rejects(answer.rejects, events), "seconds": round(result.seconds, 4),
+    }  # fmt: skip
 
 
-def _rejects(rejected: pd.DataFrame, events: list[Any]) -> list[Rejected]:
+def _rejects(rejected: pd.DataFrame, events: list[Any]) -> list[dict[str, Any]]:
+    """Each rejected row as :class:`Rejected` says: its position, its reason and its fields as received."""
     out = []
     for row, reason in zip(rejected["row"].tolist(), rejected["reason"].tolist(), strict=True):
         ev = events[row - 1] if 1 <= row <= len(events) and isinstance(events[row - 1], dict) else {}
-        out.append(Rejected(row=int(row), reason=str(reason), event=to_jsonable(ev)))
+        out.append({"row": int(row), "reason": str(reason), "event": to_jsonable(ev)})
     return out
 
 
-@router.post("/outcomes", summary="Upsert an outcome table (one row per customer or journey)", response_model=OutcomesAnswer)
+@router.post(
+    "/outcomes",
+    summary="Upsert an outcome table (one row per customer or journey)",
+    response_model=OutcomesAnswer,
+)
 def post_outcomes(
     request: Request,
     body: list[dict[str, Any]] | dict[str, Any] = Body(
-        ..., description="An array of rows, each with the key and one field per outcome, or {\"rows\": [...]}.",
+        ...,
+        description='An array of rows, each with the key and one field per outcome, or {"rows": [...]}.',
         examples=[[{"customer_id": "c1", "retained": True, "spend_next_12m": 840.0}]],
     ),
-    key: str = Query("customer_id", pattern="^(customer_id|journey_id)$", description="customer_id or journey_id"),
-    attributes_only: bool = Query(False, description="Store every column as a customer attribute (segment, tier…)."),
+    key: str = Query(
+        "customer_id", pattern="^(customer_id|journey_id)$", description="customer_id or journey_id"
+    ),
+    attributes_only: bool = Query(
+        False, description="Store every column as a customer attribute (segment, tier…)."
+    ),
     _p: Any = require("ingest"),
 ) -> OutcomesAnswer:
     from keymoments.store.writer import ingest_outcomes_frame
 
     rows = body.get("rows") if isinstance(body, dict) else body
     if not isinstance(rows, list) or not rows:
-        raise IngestError("The body must be a non-empty JSON array of rows, or {\"rows\": [...]}.")
+        raise IngestError('The body must be a non-empty JSON array of rows, or {"rows": [...]}.')
     if len(rows) > MAX_BATCH:
         raise IngestError(f"A batch holds at most {MAX_BATCH:,} rows; got {len(rows):,}. Split it.")
     if not all(isinstance(r, dict) for r in rows):
@@ -149,4 +196,6 @@ def post_outcomes(
     df = pd.DataFrame.from_records(rows)
     state = request.app.state.km
     res = ingest_outcomes_frame(state.store, df, key=key, source="api", attributes_only=attributes_only)
-    return OutcomesAnswer(rows=int(res["rows"]), outcomes=list(res["outcomes"]), attributes=list(res["attributes"]))
+    return OutcomesAnswer(
+        rows=int(res["rows"]), outcomes=list(res["outcomes"]), attributes=list(res["attributes"])
+    )
