@@ -79,8 +79,8 @@ def test_bad_input():
 
 def test_calibration_evens_out_touchpoints_on_the_reference_texts(twcs_texts):
     reference = [t for t in twcs_texts[:400] if t.strip()]
-    tagger = SemanticTagger(JOURNEY, lexical_weight=0.0, reference=reference)
-    assert "calibrated on" in repr(tagger)
+    tagger = SemanticTagger(JOURNEY, lexical_weight=0.0, refine=0.0, reference=reference)
+    assert "calibrated on" in repr(tagger) and tagger.centroids_ is None
     raw = tagger.semantic_scores(tagger.encoder_.encode(reference))
     np.testing.assert_allclose(raw.mean(axis=0), tagger.reference_mean_, atol=1e-6)
     scores = tagger.tag(reference).scores
@@ -97,3 +97,31 @@ def test_calibration_needs_enough_texts():
         SemanticTagger(JOURNEY).calibrate(["my bag is lost", "", None, "refund please"])
     # make_tagger ignores too few reference texts instead of failing
     assert make_tagger(JOURNEY, reference=["my bag is lost"]).reference_mean_ is None
+
+
+def test_refinement_learns_how_customers_phrase_a_touchpoint():
+    journey = JourneyModel(touchpoints=[Touchpoint(name="lounge", description="The airport lounge."),
+                                        Touchpoint(name="flight", description="The flight itself.")])  # fmt: skip
+    lounge = [f"The lounge had {x} before departure" for x in ("free champagne", "champagne and snacks", "a quiet corner",
+              "fresh pastries", "comfy sofas", "a great buffet", "hot showers", "good coffee", "free wifi", "a view of the runway")]
+    flight = [f"The flight was {x}" for x in ("delayed two hours", "bumpy over the Alps", "on time", "full", "cold in the cabin",
+              "smooth", "overbooked", "short", "late to land", "noisy")]  # fmt: skip
+    reference = (lounge + flight) * 3
+    text = ["Free champagne and snacks before departure", "It was bumpy and cold"]
+    plain = SemanticTagger(journey, refine=0.0, reference=reference)
+    refined = SemanticTagger(journey, refine=0.7, reference=reference)
+    assert refined.centroids_ is not None and refined.centroids_.shape == (2, plain.prototypes_.shape[1])
+    np.testing.assert_allclose(np.linalg.norm(refined.centroids_, axis=1), 1.0, rtol=1e-5)
+    assert "refined 0.7" in repr(refined)
+    s0, s1 = plain.tag(text).scores, refined.tag(text).scores
+    # the customers' lounge texts mention champagne and snacks, their flight texts bumps and cold; the descriptions do not
+    assert s1[0, 0] - s1[0, 1] > s0[0, 0] - s0[0, 1] + 0.03
+    assert s1[1, 1] - s1[1, 0] > s0[1, 1] - s0[1, 0] + 0.03
+    assert refined.tag(text).touchpoint.tolist() == ["lounge", "flight"]
+    # obvious texts keep their touchpoint
+    assert refined.tag(["The flight was delayed by three hours"]).touchpoint[0] == "flight"
+
+
+def test_refine_must_be_a_weight():
+    with pytest.raises(ConfigError, match="'refine' parameter of SemanticTagger must be in"):
+        SemanticTagger(JOURNEY, refine=1.5)

@@ -17,6 +17,12 @@
    score, and from then on standardises it: ``m + sd * (s_j - mean_j) / sd_j`` (``m`` and ``sd`` the averages
    over touchpoints, so scores stay on the cosine scale and the threshold keeps its meaning). No labels are
    used: it is per-class score normalisation, the zero-shot analogue of fitting class priors.
+   *Refinement* (with the same reference texts, weight ``refine``, 0.7): the descriptions are a stranger's
+   words for a touchpoint, the reference texts are the customers' own. Each reference text is tagged as
+   above; per touchpoint, the more confident half of the texts tagged with it (at least 5) are averaged into a
+   centroid, and a text's final score blends its prototype score with its (calibrated, lexically blended)
+   similarity to each centroid. Still no labels: the texts teach the tagger how customers phrase each
+   touchpoint (on the support benchmark: 0.655 to 0.697 on 119 tweets, 0.526 to 0.568 on 593 others).
 4. The best touchpoint wins when its blended score reaches ``threshold`` (0.2); otherwise the answer is
    :data:`~keymoments.score.tagging.OTHER`. Every touchpoint within ``margin`` (0.04) of the best and above the
    threshold is also listed in ``labels`` (multi-label: "lost my bag *and* missed the connection").
@@ -83,6 +89,7 @@ class SemanticTagger:
         margin: float = 0.04,
         temperature: float = 0.05,
         lexical_weight: float = 0.3,
+        refine: float = 0.7,
         encoder=None,
         reference: Iterable[Any] | None = None,
     ) -> None:
@@ -92,8 +99,11 @@ class SemanticTagger:
             raise ConfigError("The journey model has no touchpoints to tag text with; add some to journey.yaml.")
         if not 0.0 <= lexical_weight <= 1.0:
             raise ConfigError(f"The 'lexical_weight' parameter of SemanticTagger must be in [0, 1]. Got {lexical_weight!r} instead.")
+        if not 0.0 <= refine <= 1.0:
+            raise ConfigError(f"The 'refine' parameter of SemanticTagger must be in [0, 1]. Got {refine!r} instead.")
         self.journey = journey
         self.lexical_weight = lexical_weight
+        self.refine = refine
         self.threshold = threshold
         self.margin = margin
         self.temperature = temperature
@@ -105,6 +115,7 @@ class SemanticTagger:
         self._lock = threading.Lock()
         self.reference_mean_: np.ndarray | None = None
         self.reference_std_: np.ndarray | None = None
+        self.centroids_: np.ndarray | None = None  # (k, d) from the reference texts, when refining
         self._fit()
         if reference is not None:
             self.calibrate(reference)
@@ -126,10 +137,31 @@ class SemanticTagger:
         self.reference_mean_ = raw.mean(axis=0)
         self.reference_std_ = np.maximum(raw.std(axis=0), 1e-6)
         self.n_reference_ = len(items)
+        self.centroids_ = None
+        if self.refine > 0:
+            self._fit_centroids(emb, self._blend(self._calibrated(raw), items))
         return self
+
+    def _fit_centroids(self, emb: np.ndarray, scores: np.ndarray) -> None:
+        """Per touchpoint, the mean of the more confident half of the reference texts tagged with it."""
+        best = np.argmax(scores, axis=1)
+        value = scores[np.arange(len(scores)), best]
+        centroids = np.zeros((len(self.touchpoints_), emb.shape[1]), dtype=np.float32)
+        for j in range(len(self.touchpoints_)):
+            mine = np.where(best == j)[0]
+            if len(mine) == 0:  # no reference text: the touchpoint keeps its prototype score alone
+                continue
+            top = mine[np.argsort(-value[mine], kind="stable")[: max(5, len(mine) // 2)]]
+            c = emb[top].mean(axis=0)
+            centroids[j] = c / max(float(np.linalg.norm(c)), 1e-9)
+        sims = emb @ centroids.T
+        self.centroids_ = centroids
+        self.centroid_mean_ = sims.mean(axis=0)
+        self.centroid_std_ = np.maximum(sims.std(axis=0), 1e-6)
 
     def __repr__(self) -> str:
         cal = f", calibrated on {self.n_reference_} texts" if self.reference_mean_ is not None else ""
+        cal += f", refined {self.refine}" if self.centroids_ is not None else ""
         return f"SemanticTagger({len(self.touchpoints_)} touchpoints, threshold={self.threshold}{cal})"
 
     def _fit(self) -> None:
@@ -156,6 +188,13 @@ class SemanticTagger:
             out[:, j] = sims[:, self.owner_ == j].max(axis=1)
         return out
 
+    def _blend(self, semantic: np.ndarray, items: list[Any]) -> np.ndarray:
+        """Semantic scores (clipped to [-1, 1]) blended with the lexical tagger's, weight ``lexical_weight``."""
+        scores = np.clip(semantic, -1.0, 1.0)
+        if self.lexical_ is not None and len(items):
+            scores = (1.0 - self.lexical_weight) * scores + self.lexical_weight * self.lexical_.tag(items).scores
+        return scores
+
     def _calibrated(self, scores: np.ndarray) -> np.ndarray:
         if self.reference_mean_ is None or self.reference_std_ is None:
             return scores
@@ -173,9 +212,13 @@ class SemanticTagger:
         blank = np.array([not (isinstance(t, str) and t.strip()) for t in items], dtype=bool)
         with self._lock:
             emb = self.encoder_.encode([t if isinstance(t, str) else "" for t in items]) if n else np.zeros((0, self.prototypes_.shape[1]))
-        scores = np.clip(self._calibrated(self.semantic_scores(emb)), -1.0, 1.0).reshape(n, k)
-        if self.lexical_ is not None and n:
-            scores = (1.0 - self.lexical_weight) * scores + self.lexical_weight * self.lexical_.tag(items).scores
+        scores = self._blend(self._calibrated(self.semantic_scores(emb)).reshape(n, k), items)
+        if self.centroids_ is not None and n:
+            sims = emb @ self.centroids_.T
+            mean, std = self.centroid_mean_, self.centroid_std_
+            near = self._blend(mean.mean() + std.mean() * (sims - mean) / std, items)
+            has = np.linalg.norm(self.centroids_, axis=1) > 0  # touchpoints no reference text went to
+            scores = np.where(has, (1.0 - self.refine) * scores + self.refine * near, scores)
         best_j = np.argmax(scores, axis=1) if n else np.zeros(0, dtype=int)
         best = scores[np.arange(n), best_j] if n else np.zeros(0)
         hit = (best >= self.threshold) & ~blank
