@@ -140,7 +140,7 @@ class SemanticTagger:
         self.n_reference_ = len(items)
         self.centroids_ = None
         if self.refine > 0:
-            self._fit_centroids(emb, self._blend(self._calibrated(raw), items))
+            self._fit_centroids(emb, self._blend(self._calibrated(raw), self._lexical(items)))
         return self
 
     def _fit_centroids(self, emb: np.ndarray, scores: np.ndarray) -> None:
@@ -189,18 +189,19 @@ class SemanticTagger:
             out[:, j] = sims[:, self.owner_ == j].max(axis=1)
         return out
 
-    def _blend(self, semantic: np.ndarray, items: list[Any]) -> np.ndarray:
-        """Semantic scores (clipped to [-1, 1]) blended with the lexical tagger's, weight ``lexical_weight``."""
+    def _lexical(self, items: list[Any]) -> np.ndarray | None:
+        """The lexical tagger's scores of the texts, or None when it is not blended in."""
+        return self.lexical_.tag(items).scores if self.lexical_ is not None and len(items) else None
+
+    def _blend(self, semantic: np.ndarray, lexical: np.ndarray | None) -> np.ndarray:
+        """Semantic scores (clipped to [-1, 1]) blended with the lexical ones, weight ``lexical_weight``."""
         scores = np.clip(semantic, -1.0, 1.0)
-        if self.lexical_ is not None and len(items):
-            scores = (1.0 - self.lexical_weight) * scores + self.lexical_weight * self.lexical_.tag(items).scores
-        return scores
+        return scores if lexical is None else (1.0 - self.lexical_weight) * scores + self.lexical_weight * lexical
 
     def _calibrated(self, scores: np.ndarray) -> np.ndarray:
         if self.reference_mean_ is None or self.reference_std_ is None:
             return scores
-        mean, std = self.reference_mean_, self.reference_std_
-        return mean.mean() + std.mean() * (scores - mean) / std
+        return _standardise(scores, self.reference_mean_, self.reference_std_)
 
     def tag(self, texts: Iterable[Any]) -> SemanticTouchpointTags:
         """Tag a batch of texts; blank or missing texts get touchpoint None and confidence 0.
@@ -213,11 +214,10 @@ class SemanticTagger:
         blank = np.array([not (isinstance(t, str) and t.strip()) for t in items], dtype=bool)
         with self._lock:
             emb = self.encoder_.encode([t if isinstance(t, str) else "" for t in items]) if n else np.zeros((0, self.prototypes_.shape[1]))
-        scores = self._blend(self._calibrated(self.semantic_scores(emb)).reshape(n, k), items)
+        lexical = self._lexical(items)
+        scores = self._blend(self._calibrated(self.semantic_scores(emb)).reshape(n, k), lexical)
         if self.centroids_ is not None and n:
-            sims = emb @ self.centroids_.T
-            mean, std = self.centroid_mean_, self.centroid_std_
-            near = self._blend(mean.mean() + std.mean() * (sims - mean) / std, items)
+            near = self._blend(_standardise(emb @ self.centroids_.T, self.centroid_mean_, self.centroid_std_), lexical)
             has = np.linalg.norm(self.centroids_, axis=1) > 0  # touchpoints no reference text went to
             scores = np.where(has, (1.0 - self.refine) * scores + self.refine * near, scores)
         best_j = np.argmax(scores, axis=1) if n else np.zeros(0, dtype=int)
@@ -238,3 +238,8 @@ class SemanticTagger:
             close = np.where((scores[i] >= self.threshold) & (scores[i] >= best[i] - self.margin))[0]
             labels.append(tuple(names[j] for j in close[np.argsort(-scores[i, close], kind="stable")]))
         return SemanticTouchpointTags(touchpoint, confidence, scores, self.touchpoints_, labels)
+
+
+def _standardise(scores: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """Per-column standardisation kept on the scale of the inputs: ``m + sd * (s_j - mean_j) / std_j``."""
+    return mean.mean() + std.mean() * (scores - mean) / std
