@@ -359,6 +359,16 @@ def _scale(v: np.ndarray, scale: str) -> np.ndarray:
     return -out if sc.inverted else out
 
 
+def _wide_columns(df: pd.DataFrame, given: Any, what: str, default: list[Any]) -> list[Any]:
+    """The columns the caller named (each checked to be in the frame), else ``default``."""
+    if given is None:
+        return default
+    for c in given:
+        if c not in df.columns:
+            raise _not_found(what, c, [str(x) for x in df.columns])
+    return list(given)
+
+
 def _from_wide(mot: MomentsOfTruth, df: pd.DataFrame, journey: JourneyModel | None) -> Prepared:
     if mot.outcome not in df.columns:
         raise _not_found("Outcome", mot.outcome, [str(c) for c in df.columns])
@@ -369,32 +379,15 @@ def _from_wide(mot: MomentsOfTruth, df: pd.DataFrame, journey: JourneyModel | No
         df = df.assign(_row=np.arange(len(df)).astype(str))
     else:
         df = df.astype({key: str})
-    if mot.controls is not None:
-        ctrl = list(mot.controls)
-        for c in ctrl:
-            if c not in df.columns:
-                raise _not_found("Control", c, [str(x) for x in df.columns])
-    else:
-        ctrl = [
-            c
-            for c in df.columns
-            if c not in (key, mot.outcome)
-            and not pd.api.types.is_numeric_dtype(df[c])
-            and not pd.api.types.is_bool_dtype(df[c])
-        ]
-    if mot.touchpoints is not None:
-        tps = list(mot.touchpoints)
-        for c in tps:
-            if c not in df.columns:
-                raise _not_found("Touchpoint column", c, [str(x) for x in df.columns])
-    else:
-        tps = [
-            c
-            for c in df.columns
-            if c not in (key, mot.outcome, *ctrl)
-            and pd.api.types.is_numeric_dtype(df[c])
-            and not pd.api.types.is_bool_dtype(df[c])
-        ]
+    def kind(c: Any) -> str:
+        t = df[c]
+        return "bool" if pd.api.types.is_bool_dtype(t) else "number" if pd.api.types.is_numeric_dtype(t) else "text"
+
+    # controls: the text columns unless named; touchpoints: the numeric columns left unless named (yes/no
+    # columns are neither)
+    ctrl = _wide_columns(df, mot.controls, "Control", [c for c in df.columns if c not in (key, mot.outcome) and kind(c) == "text"])
+    others = [c for c in df.columns if c not in (key, mot.outcome, *ctrl) and kind(c) == "number"]
+    tps = _wide_columns(df, mot.touchpoints, "Touchpoint column", others)
     if not tps:
         raise NotEnoughDataError("The wide frame has no numeric touchpoint columns; pass touchpoints=[...].")
     V = df[tps].apply(pd.to_numeric, errors="coerce").astype("float64")
