@@ -7,7 +7,7 @@ import pytest
 
 from keymoments.events import JourneyModel, Touchpoint
 from keymoments.exceptions import ConfigError, NotEnoughDataError
-from keymoments.score.semantic_tagging import MIN_REFERENCE, SemanticTagger
+from keymoments.score.semantic_tagging import MIN_REFERENCE, SemanticTagger, content_words, readable
 from keymoments.score.tagging import OTHER, Tagger, make_tagger
 
 JOURNEY = JourneyModel(
@@ -81,7 +81,7 @@ def test_calibration_evens_out_touchpoints_on_the_reference_texts(twcs_texts):
     reference = [t for t in twcs_texts[:400] if t.strip()]
     tagger = SemanticTagger(JOURNEY, lexical_weight=0.0, refine=0.0, reference=reference)
     assert "calibrated on" in repr(tagger) and tagger.centroids_ is None
-    raw = tagger.semantic_scores(tagger.encoder_.encode(reference))
+    raw = tagger.semantic_scores(tagger.encoder_.encode([readable(t) for t in reference]))
     np.testing.assert_allclose(raw.mean(axis=0), tagger.reference_mean_, atol=1e-6)
     scores = tagger.tag(reference).scores
     # standardised per touchpoint: the same mean and spread for every touchpoint on the reference texts
@@ -120,6 +120,27 @@ def test_refinement_learns_how_customers_phrase_a_touchpoint():
     assert refined.tag(text).touchpoint.tolist() == ["lounge", "flight"]
     # obvious texts keep their touchpoint
     assert refined.tag(["The flight was delayed by three hours"]).touchpoint[0] == "flight"
+
+
+def test_social_texts_are_read_as_words():
+    assert readable("@British_Airways @115911 where is my bag https://t.co/AbC") == "British Airways where is my bag"
+    assert readable("@AmazonHelp") == "Amazon Help"
+    assert readable("https://t.co/x") == "https://t.co/x"  # nothing left: the text as it came
+    assert content_words("@sprintcare Just fix it!! https://t.co/x") == 1
+    assert content_words("@Delta my flight to Boston was cancelled") == 3  # flight, boston, cancel
+
+
+def test_vague_texts_are_other_and_clear_ones_are_not():
+    tagger = SemanticTagger(JOURNEY)
+    texts = ["@sprintcare Why??", "@115911 unbelievable", "@sprintcare Just fix it", "lost bag?",
+             "@AmericanAir my suitcase never arrived at the carousel"]  # fmt: skip
+    out = tagger.tag(texts)
+    assert out.touchpoint.tolist() == ["other", "other", "other", "baggage", "baggage"]
+    assert out.confidence[0] == 0 and out.labels[0] == ()
+    # without the rule the vague texts pass the threshold and go to their nearest touchpoint
+    assert (SemanticTagger(JOURNEY, vague_score=0.0).tag(texts[:3]).touchpoint != "other").all()
+    with pytest.raises(ConfigError, match="'vague_words' parameter of SemanticTagger must be >= 0"):
+        SemanticTagger(JOURNEY, vague_words=-1)
 
 
 def test_refine_must_be_a_weight():
