@@ -108,8 +108,8 @@ def test_score_text_file_small_csv(tmp_path):
     assert out == tmp_path / "feedback.scored.csv"
     written = pd.read_csv(out, dtype=str, keep_default_na=False)
     assert written.columns.tolist() == [
-        "id", "comment", "sentiment_input", "valence", "sentiment", "confidence", "model", "touchpoint",
-        "touchpoint_confidence",
+        "id", "comment", "sentiment_input", "valence", "sentiment", "confidence", "model", "emotion", "emotion_anger",
+        "emotion_anxiety", "emotion_gratitude", "emotion_delight", "touchpoint", "touchpoint_confidence", "touchpoints",
     ]  # fmt: skip
     assert written["sentiment_input"].tolist() == ["pos", "neg", "", "neu"]  # the input's column is kept
     assert written["comment"][3] == 'He said "fine" and left\nwithout a word'
@@ -122,6 +122,12 @@ def test_score_text_file_small_csv(tmp_path):
     assert (df["model"] == "lexicon-vader").all()
     assert df["touchpoint"].fillna("-").tolist() == ["other", "baggage", "-", "other"]
     assert 0 < df["touchpoint_confidence"][1] <= 1
+    assert df["touchpoints"].fillna("-").tolist() == ["-", "baggage", "-", "-"]
+    # emotions from the lexicon's probabilities: thanks and praise are gratitude; "terrible" leans to anger, below
+    # the routing threshold with VADER's weak negative share
+    assert df["emotion"].fillna("-").tolist()[:3] == ["gratitude", "none", "-"]
+    assert df["emotion_anger"][1] > 0.2 and df["emotion_gratitude"][1] == 0.0
+    assert df["emotion_anger"][2] == 0.0 and written["emotion"][2] == ""
 
 
 def test_score_text_file_on_real_twcs(twcs_path, tmp_path):

@@ -150,7 +150,7 @@ def score_text(
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Score any table of text: adds valence, sentiment, confidence (and touchpoint with --journey)."""
+    """Score any table of text: adds valence, sentiment, confidence, emotion (and touchpoint with --journey)."""
     from keymoments.events import JourneyModel
     from keymoments.score.frame import score_text_file
 
@@ -158,11 +158,17 @@ def score_text(
     df, path = score_text_file(file, text_col=text_col, out=out, scorer=model, journey=jm)
     counts = df["sentiment"].value_counts().to_dict()
     model_name = str(df["model"].iloc[0]) if len(df) else model
+    emotions = df["emotion"].value_counts().to_dict() if "emotion" in df else {}
+    touchpoints = df["touchpoint"].value_counts().to_dict() if "touchpoint" in df else {}
     if as_json:
-        echo_json({"out": str(path), "rows": len(df), "model": model_name, "sentiment": counts})
+        extra = {"emotion": emotions} | ({"touchpoint": touchpoints} if "touchpoint" in df else {})
+        echo_json({"out": str(path), "rows": len(df), "model": model_name, "sentiment": counts} | extra)
     else:
         err_console.print(f"scored {len(df):,} texts with {model_name}")
         typer.echo(f"{path}: " + ", ".join(f"{k} {v:,}" for k, v in sorted(counts.items())))
+        for label, tally in (("emotions", emotions), ("touchpoints", touchpoints)):
+            if tally:
+                typer.echo(f"  {label}: " + ", ".join(f"{k} {v:,}" for k, v in sorted(tally.items(), key=lambda kv: -kv[1])))
 
 
 def score(

@@ -19,8 +19,10 @@ column              meaning
 
 :func:`score_text_file` reads CSV, TSV, JSON Lines (or a JSON array) or Parquet, chosen by the file's suffix
 (``.gz``, ``.bz2``, ``.xz`` compression too; ``.json`` holds one array or JSON Lines), scores one text column,
-and writes the rows back with ``valence``, ``sentiment``, ``confidence`` and ``model`` (plus ``touchpoint`` and
-``touchpoint_confidence`` with a journey model) in the format of ``out``'s suffix. Rows without text get an
+and writes the rows back with ``valence``, ``sentiment``, ``confidence``, ``model``, ``emotion`` (the dominant one
+of anger, anxiety, gratitude, delight, or "none": see :mod:`keymoments.score.emotions`) with each emotion's
+strength in ``emotion_<name>`` (plus ``touchpoint``, ``touchpoint_confidence`` and ``touchpoints``, every
+touchpoint the text names joined by "|", with a journey model) in the format of ``out``'s suffix. Rows without text get an
 empty valence and sentiment and confidence 0. Input columns that carry one of these names are kept, renamed
 with the suffix ``_input``.
 
@@ -58,9 +60,11 @@ from keymoments.exceptions import (
     UnsupportedFormatError,
 )
 from keymoments.score.base import TextScorer, sentiment_from_valence
+from keymoments.score.emotions import EMOTIONS, detect_emotions
 from keymoments.score.fusion import fuse
 from keymoments.score.ratings import ratings_to_valence
 from keymoments.score.registry import resolve_scorer
+from keymoments.score.semantic_tagging import SemanticTouchpointTags
 from keymoments.score.tagging import Tagger, make_tagger
 
 __all__ = ["FILE_FORMATS", "score_frame", "score_text_file"]
@@ -73,7 +77,10 @@ FILE_FORMATS: dict[str, tuple[str, ...]] = {
     "parquet": (".parquet", ".pq"),
 }
 _COMPRESSION = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
-_OUTPUT_COLUMNS = ("valence", "sentiment", "confidence", "model", "touchpoint", "touchpoint_confidence")
+_OUTPUT_COLUMNS = (
+    "valence", "sentiment", "confidence", "model", "emotion", *(f"emotion_{e}" for e in EMOTIONS), "touchpoint",
+    "touchpoint_confidence", "touchpoints",
+)  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------------- scoring frames
@@ -201,6 +208,17 @@ def score_text_file(
     result["sentiment"] = sentiment
     result["confidence"] = confidence
     result["model"] = model.name
+    emotions = scores.extra if "emotion" in scores.extra else None
+    if emotions is None and scores.probabilities is not None:
+        emotions = detect_emotions(texts, scores.probabilities)
+    if emotions is not None:
+        dominant = np.full(len(df), None, dtype=object)
+        dominant[has_text] = emotions["emotion"]
+        result["emotion"] = dominant
+        for name in (f"emotion_{e}" for e in EMOTIONS):
+            strength = np.zeros(len(df))
+            strength[has_text] = emotions[name]
+            result[name] = strength
     if tagger is not None:
         tags = tagger.tag(texts)
         touchpoint = np.full(len(df), None, dtype=object)
@@ -209,6 +227,10 @@ def score_text_file(
         tp_conf[has_text] = tags.confidence
         result["touchpoint"] = touchpoint
         result["touchpoint_confidence"] = tp_conf
+        if isinstance(tags, SemanticTouchpointTags):  # every touchpoint the text names, best first
+            every = np.full(len(df), None, dtype=object)
+            every[has_text] = np.array(["|".join(labels) or None for labels in tags.labels], dtype=object)
+            result["touchpoints"] = every
     _write_table(result, out_path, out_format)
     return result, out_path
 
