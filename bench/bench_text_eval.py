@@ -24,7 +24,7 @@ evaluation sets are cached under ``.cache/embeddings``). It prints three tables 
    the one-line descriptions of ``bench/data/support_journey.yaml``: accuracy (bootstrap 95% interval) of the
    lexical and the semantic tagger, uncalibrated and calibrated (no labels) on the file's other inbound
    tweets, or on the labelled texts themselves; and on parts 3-4 of the 593 alone, on which no tagger setting
-   was chosen.
+   was chosen, without and with 30, 100 or all labelled examples from parts 1-2 (mean of 3 draws).
 5. **Throughput** on 2,000 inbound tweets (emotions included): texts/s of wall time, and texts per CPU-second
    of this process (steadier when other processes share the cores), with the load average. Best of 3 runs.
 """
@@ -196,6 +196,24 @@ def main(argv: list[str] | None = None) -> int:
             tag_rows.append({"set": set_name, "tagger": label, "accuracy": round(float(np.mean(hit)), 3),
                              "accuracy_95ci": [round(float(np.percentile(boot, 2.5)), 3), round(float(np.percentile(boot, 97.5)), 3)],
                              "n": len(hit)})  # fmt: skip
+
+    if more.exists():  # labelled examples: parts 1-2 of the 593 teach the tagger, parts 3-4 test it
+        from keymoments.score.tagging import add_examples  # noqa: PLC0415
+
+        labelled = more_labels.merge(inbound[["tweet_id", "text"]], on="tweet_id", validate="one_to_one")
+        teach, test = labelled[labelled["batch"].isin(["part1", "part2"])], labelled[labelled["batch"].isin(["part3", "part4"])]
+        unlabelled = inbound.loc[~inbound["tweet_id"].isin(labelled["tweet_id"]), "text"].astype(str).tolist()
+        for n in (0, 30, 100, len(teach)):
+            for calibrated in (False, True):
+                hits = []
+                for seed in range(3 if 0 < n < len(teach) else 1):  # the mean over 3 draws of n examples
+                    ex = teach.sample(n=n, random_state=seed)
+                    taught = add_examples(journey, ex["text"].astype(str).tolist(), ex["topic"].tolist())
+                    tagger = SemanticTagger(taught, reference=unlabelled if calibrated else None)
+                    hits.append(float(np.mean(tagger.tag(test["text"].astype(str).tolist()).touchpoint == test["topic"].to_numpy())))
+                tag_rows.append({"set": f"parts 3-4 ({len(test)}), {n} labelled examples from parts 1-2",
+                                 "tagger": f"{tagger.name}{', calibrated' if calibrated else ''}", "accuracy": round(float(np.mean(hits)), 3),
+                                 "accuracy_95ci": "", "n": len(test)})  # fmt: skip
 
     # 5. throughput
     tweets = corpora.twcs_inbound()["text"].astype(str).tolist()[:2000]

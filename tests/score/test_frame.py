@@ -219,3 +219,21 @@ def test_journey_from_yaml(tmp_path):
     JOURNEY.to_yaml(tmp_path / "journey.yaml")
     df, _ = score_text_file(src, text_col="comment", journey=tmp_path / "journey.yaml")
     assert df["touchpoint"][1] == "baggage"
+
+
+def test_score_text_file_learns_from_labelled_examples(tmp_path):
+    src = tmp_path / "feedback.csv"
+    _write_small_csv(src)
+    examples = pd.DataFrame({"comment": ["He said fine and left without a word", "nobody answered at the desk"],
+                             "touchpoint": ["check-in", "check-in"]})  # fmt: skip
+    plain, _ = score_text_file(src, text_col="comment", journey=JOURNEY, scorer="lexicon", out=tmp_path / "a.csv")
+    taught, _ = score_text_file(src, text_col="comment", journey=JOURNEY, scorer="lexicon", out=tmp_path / "b.csv",
+                                examples=examples)  # fmt: skip
+    assert plain["touchpoint"][3] == "other" and taught["touchpoint"][3] == "check-in"
+    path = tmp_path / "examples.csv"
+    examples.rename(columns={"touchpoint": "topic"}).to_csv(path, index=False)
+    with pytest.raises(MissingColumnError, match=r"examples.csv has no column 'touchpoint'.*needs 'comment' \(or 'text'\)"):
+        score_text_file(src, text_col="comment", journey=JOURNEY, out=tmp_path / "c.csv", examples=path)
+    with pytest.raises(ConfigError, match="give a journey model"):
+        score_text_file(src, text_col="comment", out=tmp_path / "d.csv", examples=examples)
+    assert not (tmp_path / "c.csv").exists() and not (tmp_path / "d.csv").exists()

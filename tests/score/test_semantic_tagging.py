@@ -8,7 +8,7 @@ import pytest
 from keymoments.events import JourneyModel, Touchpoint
 from keymoments.exceptions import ConfigError, NotEnoughDataError
 from keymoments.score.semantic_tagging import MIN_REFERENCE, SemanticTagger, content_words, readable
-from keymoments.score.tagging import OTHER, Tagger, make_tagger
+from keymoments.score.tagging import OTHER, Tagger, add_examples, make_tagger
 
 JOURNEY = JourneyModel(
     touchpoints=[
@@ -67,6 +67,27 @@ def test_examples_pull_texts_towards_a_touchpoint():
     s0 = SemanticTagger(bare).tag(text).scores[0]
     s1 = SemanticTagger(with_examples).tag(text).scores[0]
     assert s1[0] - s1[1] > s0[0] - s0[1]
+
+
+def test_one_mislabelled_example_does_not_capture_the_texts_near_it():
+    lounge = [f"The lounge had {x}" for x in ("free champagne", "hot showers", "good coffee", "comfy sofas", "a buffet",
+              "quiet corners", "fast wifi", "a view of the runway", "fresh pastries")]  # fmt: skip
+    wrong = "The flight was bumpy over the Alps"  # labelled lounge by mistake
+    journey = add_examples(
+        JourneyModel(touchpoints=[Touchpoint(name="lounge", description="The airport lounge."),
+                                  Touchpoint(name="flight", description="The flight itself.")]),  # fmt: skip
+        [*lounge, wrong], ["lounge"] * 10,
+    )
+    tagger = SemanticTagger(journey)
+    assert tagger.example_counts_.tolist() == [10.0, 0.0]
+    out = tagger.tag([wrong, "The flight was bumpy and cold", "Champagne and a shower before departure"])
+    assert out.touchpoint.tolist() == ["flight", "flight", "lounge"]
+    # ten examples weigh as much as the description: the lounge score moves halfway to the examples' centroid
+    plain = SemanticTagger(journey.model_copy(update={"touchpoints": [tp.model_copy(update={"examples": []}) for tp in journey.touchpoints]}))
+    s0, s1 = plain.tag(["Champagne and a shower before departure"]).scores[0], tagger.tag(["Champagne and a shower before departure"]).scores[0]
+    assert s1[1] == pytest.approx(s0[1]) and s1[0] > s0[0]
+    with pytest.raises(ConfigError, match="'examples_at_half' parameter of SemanticTagger must be > 0"):
+        SemanticTagger(journey, examples_at_half=0)
 
 
 def test_bad_input():

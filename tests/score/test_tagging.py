@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from keymoments.events import JourneyModel, Touchpoint
 from keymoments.exceptions import ConfigError
-from keymoments.score.tagging import OTHER, LexicalTagger, Tagger, make_tagger, terms
+from keymoments.score.tagging import OTHER, LexicalTagger, Tagger, add_examples, make_tagger, terms
 
 JOURNEY = JourneyModel(
     touchpoints=[
@@ -83,3 +83,14 @@ def test_any_text_gets_a_known_label_and_a_bounded_confidence(texts):
     assert len(tags) == len(texts)
     assert set(tags.touchpoint.tolist()) <= {*JOURNEY.order, OTHER, None}
     assert ((tags.confidence >= 0) & (tags.confidence <= 1)).all()
+
+
+def test_add_examples_appends_labelled_texts_and_names_unknown_touchpoints():
+    journey = JourneyModel(touchpoints=[Touchpoint(name="baggage", examples=["bag lost"]), Touchpoint(name="flight")])
+    out = add_examples(journey, ["bag torn", "", "why??", None, "late take-off", "no label"], ["baggage", "flight", "other", "flight", "flight", ""])
+    assert [tp.examples for tp in out.touchpoints] == [["bag lost", "bag torn"], ["late take-off"]]
+    assert journey.touchpoint("baggage").examples == ["bag lost"]  # the given model is not changed
+    with pytest.raises(ConfigError, match=r"names the touchpoint 'bagage', which the journey model does not have.*Did you mean 'baggage'"):
+        add_examples(journey, ["bag lost"], ["bagage"])
+    with pytest.raises(ValueError):
+        add_examples(journey, ["a", "b"], ["baggage"])  # texts and labels must pair up

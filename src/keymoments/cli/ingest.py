@@ -148,6 +148,10 @@ def score_text(
     journey: Annotated[
         Path | None, typer.Option("--journey", help="journey.yaml: also tag each text with a touchpoint.")
     ] = None,
+    examples: Annotated[
+        Path | None,
+        typer.Option("--examples", help="A table of labelled texts (text, touchpoint) that teaches the tagger; with --journey."),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Score any table of text: adds valence, sentiment, confidence, emotion (and touchpoint with --journey)."""
@@ -155,7 +159,7 @@ def score_text(
     from keymoments.score.frame import score_text_file
 
     jm = JourneyModel.from_yaml(journey) if journey else None
-    df, path = score_text_file(file, text_col=text_col, out=out, scorer=model, journey=jm)
+    df, path = score_text_file(file, text_col=text_col, out=out, scorer=model, journey=jm, examples=examples)
     counts = df["sentiment"].value_counts().to_dict()
     model_name = str(df["model"].iloc[0]) if len(df) else model
     emotions = df["emotion"].value_counts().to_dict() if "emotion" in df else {}

@@ -65,7 +65,7 @@ from keymoments.score.fusion import fuse
 from keymoments.score.ratings import ratings_to_valence
 from keymoments.score.registry import resolve_scorer
 from keymoments.score.semantic_tagging import SemanticTouchpointTags
-from keymoments.score.tagging import Tagger, make_tagger
+from keymoments.score.tagging import Tagger, add_examples, make_tagger
 
 __all__ = ["FILE_FORMATS", "score_frame", "score_text_file"]
 
@@ -166,12 +166,15 @@ def score_text_file(
     scorer: str | TextScorer | None = "auto",
     journey: JourneyModel | str | os.PathLike[str] | None = None,
     tagger: Tagger | None = None,
+    examples: str | os.PathLike[str] | pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, Path]:
     """Score the ``text_col`` column of a file and write the result; returns ``(scored rows, out path)``.
 
     ``out`` defaults to ``<stem>.scored.csv`` next to the input; its suffix picks the output format.
     ``journey`` (a :class:`JourneyModel` or the path of a ``journey.yaml``) adds touchpoint tags, made by
-    ``tagger`` or, when it is None, by :func:`~keymoments.score.tagging.make_tagger`. Everything is checked
+    ``tagger`` or, when it is None, by :func:`~keymoments.score.tagging.make_tagger`. ``examples`` (a table or
+    its path, with the text in ``text_col`` or ``text`` and the label in ``touchpoint``) teaches that tagger the
+    business's own labelled texts (:func:`~keymoments.score.tagging.add_examples`). Everything is checked
     (formats, output path, scorer, journey, the text column) before anything is written.
     """
     path = Path(path)
@@ -186,6 +189,10 @@ def score_text_file(
     journey_model = None
     if tagger is None and journey is not None:
         journey_model = journey if isinstance(journey, JourneyModel) else JourneyModel.from_yaml(journey)
+    if examples is not None:
+        if journey_model is None:
+            raise ConfigError("Labelled examples teach the touchpoint tagger: give a journey model (--journey) too.")
+        journey_model = _with_examples(journey_model, examples, text_col)
 
     df = _read_table(path, in_format)
     if text_col not in df.columns:
@@ -308,6 +315,27 @@ def _stem(path: Path) -> str:
     if compression:
         name = name[: -len(compression)]
     return Path(name).stem
+
+
+def _with_examples(
+    journey: JourneyModel, examples: str | os.PathLike[str] | pd.DataFrame, text_col: str
+) -> JourneyModel:
+    """The journey model with a labelled table's texts added as touchpoint examples."""
+    if isinstance(examples, pd.DataFrame):
+        table, name = examples, "the examples"
+    else:
+        path = Path(examples)
+        table, name = _read_table(path, _format_of(path, "examples")[0]), path.name
+    text = text_col if text_col in table.columns else "text"
+    for column, what in ((text, "the example's text"), ("touchpoint", "the touchpoint it is about")):
+        if column not in table.columns:
+            raise MissingColumnError(
+                f"{name} has no column {column!r}; its columns are {[str(c) for c in table.columns]}."
+                f"{did_you_mean(column, [str(c) for c in table.columns])} A table of labelled examples needs "
+                f"{text_col!r} (or 'text') with the text and 'touchpoint' with the touchpoint; rename the column "
+                f"that holds {what}."
+            )
+    return add_examples(journey, table[text].tolist(), table["touchpoint"].tolist())
 
 
 def _read_table(path: Path, fmt: str) -> pd.DataFrame:

@@ -36,7 +36,7 @@ from scipy import sparse
 from keymoments.events import JourneyModel, did_you_mean
 from keymoments.exceptions import ConfigError
 
-__all__ = ["OTHER", "LexicalTagger", "Tagger", "TouchpointTags", "make_tagger", "terms"]
+__all__ = ["OTHER", "LexicalTagger", "Tagger", "TouchpointTags", "add_examples", "make_tagger", "terms"]
 
 #: The answer when a text matches no touchpoint well enough.
 OTHER = "other"
@@ -194,6 +194,35 @@ class LexicalTagger:
         touchpoint[blank] = None
         confidence = np.where(hit, np.clip(best - second / 2.0, 0.0, 1.0), 0.0)
         return TouchpointTags(touchpoint, confidence, scores, self.touchpoints_)
+
+
+def add_examples(journey: JourneyModel, texts: Iterable[Any], touchpoints: Iterable[Any]) -> JourneyModel:
+    """A copy of ``journey`` with labelled texts added to its touchpoints' ``examples`` (the model is not changed).
+
+    Pairs whose label is blank or :data:`OTHER`, or whose text is blank, are skipped; a label that names no
+    touchpoint of the journey raises :class:`~keymoments.exceptions.ConfigError` saying which.
+
+    >>> jm = JourneyModel(touchpoints=[{"name": "baggage"}, {"name": "flight"}])
+    >>> add_examples(jm, ["bag lost", "why??", "late take-off"], ["baggage", "other", "flight"]).touchpoint("flight").examples
+    ['late take-off']
+    """
+    names = [tp.name for tp in journey.touchpoints]
+    added: dict[str, list[str]] = {n: [] for n in names}
+    for text, label in zip(texts, touchpoints, strict=True):
+        if not isinstance(text, str) or not text.strip() or not isinstance(label, str) or not label.strip():
+            continue
+        label = label.strip()
+        if label == OTHER:
+            continue
+        if label not in added:
+            raise ConfigError(
+                f"A labelled example names the touchpoint {label!r}, which the journey model does not have; "
+                f"its touchpoints are {names}.{did_you_mean(label, names)} Fix the label or add the touchpoint."
+            )
+        added[label].append(text)
+    return journey.model_copy(update={"touchpoints": [
+        tp.model_copy(update={"examples": [*tp.examples, *added[tp.name]]}) for tp in journey.touchpoints
+    ]})  # fmt: skip
 
 
 def make_tagger(journey: JourneyModel, name: str = "auto", *, reference: Iterable[Any] | None = None) -> Tagger:
