@@ -26,3 +26,6 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Address `keymoments serve` binds to.")
     port: int = Field(8000, description="Port `keymoments serve` listens on.")
     text_model: str = Field("auto", description="Text scorer: 'auto', 'lexicon' or 'semantic'.")
+    score_api_text: bool = Field(
+        True, description="`keymoments serve` scores the text of events posted to the API in the background."
+    )

@@ -93,10 +93,14 @@ class Engine:
         return result
 
     def score(self, model: str = "auto", *, rescore: bool = False) -> int:
-        """Score the text of events not scored yet; returns how many were scored."""
-        from keymoments.score.store import score_store
+        """Score the text of events not scored yet, and give events that came without a touchpoint one from
+        their text (with the engine's journey model, else the store's own touchpoints); returns how many texts
+        were scored."""
+        from keymoments.score.store import score_store, tag_store
 
-        return score_store(self.store, scorer=model, rescore=rescore)
+        scored = score_store(self.store, scorer=model, rescore=rescore)
+        tag_store(self.store, self.journey)
+        return scored
 
     # -- read --------------------------------------------------------------------------------------------
     def count(self) -> int:

@@ -9,7 +9,7 @@ import pytest
 
 import keymoments.score as score
 
-MODULES = ["base", "frame", "fusion", "lexicon", "ratings", "registry", "tagging"]
+MODULES = ["base", "frame", "fusion", "lexicon", "ratings", "registry", "semantic_tagging", "store", "tagging"]
 
 
 def _isort_key(name: str) -> tuple[int, str]:

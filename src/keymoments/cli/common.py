@@ -43,6 +43,11 @@ JourneyOption = Annotated[
     Path | None,
     typer.Option("--journey", help="journey.yaml: touchpoint order, flags (first impression, ending…), crises, targets."),
 ]
+#: the --journey of ingest and score: the touchpoints that events without one are tagged with, from their text
+TagJourneyOption = Annotated[
+    Path | None,
+    typer.Option("--journey", help="journey.yaml: tag events without a touchpoint from their text (default: the store's touchpoints)."),
+]
 OutcomeOption = Annotated[str, typer.Option("--outcome", help="The outcome to explain, e.g. retained or spend_next_12m.")]
 
 #: the event filters every analysis command takes (see keymoments.analyze.filters), declared once here

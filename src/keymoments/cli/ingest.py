@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from keymoments.cli.common import DbOption, JsonOption, echo_json, err_console, open_store
+from keymoments.cli.common import DbOption, JsonOption, TagJourneyOption, echo_json, err_console, open_store
 
 __all__ = ["register"]
 
@@ -48,6 +48,7 @@ def ingest(
         Path | None, typer.Option("--rejects", help="Where rejected rows go (default ./<file>.rejects.csv).")
     ] = None,
     no_score: Annotated[bool, typer.Option("--no-score", help="Do not score the new events' text now.")] = False,
+    journey: TagJourneyOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Ingest events; each file is one atomic batch, idempotent on event_id (or a content hash)."""
@@ -56,6 +57,7 @@ def ingest(
     from keymoments.store.writer import ingest_source
 
     mapping = parse_mapping(map_)
+    jm = _journey(journey)
     results = []
     with open_store(db, must_exist=False) as store:
         for f in files:
@@ -65,17 +67,33 @@ def ingest(
             if not as_json:
                 _show(r.to_dict(), False)
         if not no_score and any(r["accepted"] for r in results):
-            scored = _score_store(store)
+            scored, tagged = _score_store(store, jm)
             if not as_json and scored:
                 typer.echo(f"scored the text of {scored:,} events")
+            if not as_json:
+                _say_tagged(tagged)
     if as_json:
         echo_json(results[0] if len(results) == 1 else results)
 
 
-def _score_store(store) -> int:  # noqa: ANN001
-    from keymoments.score.store import score_store
+def _journey(path: Path | None):  # noqa: ANN202
+    """The journey model of --journey, read before anything is written (a bad file fails first)."""
+    from keymoments.events import JourneyModel
 
-    return score_store(store)
+    return JourneyModel.from_yaml(path) if path else None
+
+
+def _score_store(store, journey, model: str = "auto", rescore: bool = False) -> tuple[int, int]:  # noqa: ANN001
+    """Score the store's unscored text, then tag the events that came without a touchpoint: (scored, tagged)."""
+    from keymoments.score.store import score_store, tag_store
+
+    scored = score_store(store, scorer=model, rescore=rescore)
+    return scored, tag_store(store, journey)
+
+
+def _say_tagged(tagged: int) -> None:
+    if tagged:
+        typer.echo(f"tagged {tagged:,} events that came without a touchpoint, from their text")
 
 
 def ingest_outcomes(
@@ -179,14 +197,16 @@ def score(
     db: DbOption = Path("keymoments.duckdb"),
     model: Annotated[str, typer.Option("--model", help="auto, lexicon, or a named model.")] = "auto",
     rescore: Annotated[bool, typer.Option("--rescore", help="Score every event's text again.")] = False,
+    journey: TagJourneyOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Score the text of the store's events that are not scored yet (ingest does this by default)."""
-    from keymoments.score.store import score_store
-
+    """Score the text of the store's events that are not scored yet, and tag events that came without a
+    touchpoint (ingest does both by default)."""
+    jm = _journey(journey)
     with open_store(db) as store:
-        n = score_store(store, scorer=model, rescore=rescore)
+        n, tagged = _score_store(store, jm, model, rescore)
     if as_json:
-        echo_json({"scored": n})
+        echo_json({"scored": n, "tagged": tagged})
     else:
         typer.echo(f"scored the text of {n:,} events")
+        _say_tagged(tagged)

@@ -1,18 +1,37 @@
-"""Score the text of the store's events and fuse it with their ratings (valence, confidence, source)."""
+"""Score the text of the store's events and fuse it with their ratings (valence, confidence, source); give the
+events that came without a touchpoint one from their text.
+
+Each scored text's emotions (see :mod:`keymoments.score.emotions`) are kept in ``text_scores.tags``
+(``{"emotion": "anger", "emotion_anger": 0.83, …}``); an inferred touchpoint adds ``touchpoint``,
+``touchpoint_confidence`` and ``touchpoint_inferred: true`` there.
+"""
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pandas as pd
 
-from keymoments.events import RATING_CONFIDENCE
+from keymoments.events import RATING_CONFIDENCE, JourneyModel, Touchpoint
 from keymoments.score.base import TextScorer, TextScores
+from keymoments.score.emotions import EMOTIONS, detect_emotions
 from keymoments.score.fusion import fuse
 from keymoments.score.registry import resolve_scorer
-from keymoments.store.scores import unscored_text, write_text_scores
+from keymoments.score.tagging import Tagger, make_tagger
+from keymoments.store.scores import (
+    touchpoint_examples,
+    unscored_text,
+    untagged_text,
+    write_inferred_touchpoints,
+    write_text_scores,
+)
 from keymoments.store.store import Store
 
-__all__ = ["score_store"]
+__all__ = ["EXAMPLES_PER_TOUCHPOINT", "score_store", "store_journey", "tag_store"]
+
+#: how many of a touchpoint's own event texts :func:`store_journey` gives the tagger as labelled examples
+EXAMPLES_PER_TOUCHPOINT = 200
 
 
 def score_store(
@@ -37,6 +56,9 @@ def score_store(
             confidence=np.asarray(once.confidence)[codes],
             sentiment=np.asarray(once.sentiment, dtype=object)[codes],
         )
+        emotions = once.extra if "emotion" in once.extra else None
+        if emotions is None and once.probabilities is not None:
+            emotions = detect_emotions(list(uniques), once.probabilities)
         rv = batch["rating_valence"].to_numpy(dtype=float)
         rc = np.where(np.isnan(rv), 0.0, RATING_CONFIDENCE)
         valence, confidence, source = fuse(rv, rc, scores.valence, scores.confidence)
@@ -48,6 +70,60 @@ def score_store(
             confidence=confidence,
             valence_source=source,
         )
+        if emotions is not None:
+            names = ("emotion", *(f"emotion_{e}" for e in EMOTIONS))
+            per_text = [json.dumps({k: _plain(emotions[k][i]) for k in names}) for i in range(len(uniques))]
+            batch["tags"] = np.asarray(per_text, dtype=object)[codes]
         write_text_scores(store, batch, model.name)
         total += len(batch)
+        after = int(batch["seq"].max())
+
+
+def _plain(value: object) -> object:
+    """A numpy scalar as a JSON-ready Python value (floats rounded to 4 places)."""
+    return round(float(value), 4) if isinstance(value, (float, np.floating)) else value
+
+
+def store_journey(store: Store) -> JourneyModel | None:
+    """A journey model made from the store itself, for tagging when the user gives none: its touchpoints in
+    journey order, each with up to :data:`EXAMPLES_PER_TOUCHPOINT` of its own events' texts as labelled
+    examples (the business's rated and placed feedback teaches the tagger). None when no event has a touchpoint."""
+    rows = touchpoint_examples(store, per_touchpoint=EXAMPLES_PER_TOUCHPOINT)
+    if rows.empty:
+        return None
+    touchpoints = []
+    for name, group in rows.groupby("touchpoint", sort=False):
+        texts = [t for t in group["text"].tolist() if isinstance(t, str) and t.strip()]
+        touchpoints.append(Touchpoint.model_validate({"name": str(name), "examples": texts}))
+    return JourneyModel.model_validate({"name": "from the store", "touchpoints": touchpoints})
+
+
+def tag_store(
+    store: Store, journey: JourneyModel | None = None, *, tagger: Tagger | None = None, batch_size: int = 20_000
+) -> int:
+    """Give every event that came without a touchpoint one from its text; return how many got one.
+
+    The tagger is ``tagger``, else :func:`~keymoments.score.tagging.make_tagger` on ``journey`` (else on
+    :func:`store_journey`), calibrated on the texts it tags. A text that fits no touchpoint gets
+    :data:`~keymoments.score.tagging.OTHER`, so the event still counts in the journey map. The journeys the
+    events belong to are re-derived (the previous event's next touchpoint changes). Nothing to tag, or no
+    touchpoint to tag with: 0.
+    """
+    total, after = 0, -1
+    while True:
+        batch = untagged_text(store, limit=batch_size, after_seq=after)
+        if batch.empty:
+            return total
+        if tagger is None:
+            model = journey if journey is not None else store_journey(store)
+            if model is None:
+                return 0
+            tagger = make_tagger(model, reference=batch["text"].tolist())
+        tags = tagger.tag(batch["text"].tolist())
+        batch = batch.assign(
+            touchpoint=tags.touchpoint,
+            tags=[json.dumps({"touchpoint": t, "touchpoint_confidence": round(float(c), 4), "touchpoint_inferred": True})
+                  for t, c in zip(tags.touchpoint, tags.confidence, strict=True)],
+        )  # fmt: skip
+        total += write_inferred_touchpoints(store, batch)
         after = int(batch["seq"].max())

@@ -19,6 +19,7 @@ from keymoments.serve.auth import KeyRing
 from keymoments.serve.cache import ResultCache
 from keymoments.serve.errors import install_error_handlers
 from keymoments.serve.group_commit import GroupCommit
+from keymoments.serve.text_scoring import BackgroundScorer
 from keymoments.store.store import Store
 
 __all__ = ["ServerState", "create_app"]
@@ -38,12 +39,17 @@ class ServerState:
     keys: KeyRing = field(init=False)
     results: ResultCache = field(init=False)
     events_writer: GroupCommit = field(init=False)
+    text_scorer: BackgroundScorer | None = field(init=False)
     write_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         self.keys = KeyRing(self.store)
         self.results = ResultCache(self.store)
         self.events_writer = GroupCommit(self.store)
+        self.text_scorer = (
+            BackgroundScorer(self.store, model=self.settings.text_model, journey=self.journey)
+            if self.settings.score_api_text else None
+        )  # fmt: skip
         self._playbooks: Any = None
 
     def playbooks(self) -> Any:
@@ -94,7 +100,11 @@ def create_app(
     async def lifespan(app: FastAPI):  # noqa: ANN202
         if warm:
             threading.Thread(target=_warm, args=(state, warm), daemon=True, name="km-warm").start()
+        if state.text_scorer is not None:
+            state.text_scorer.start().poke()  # text left unscored before this start is scored too
         yield
+        if state.text_scorer is not None:
+            state.text_scorer.stop()
         if close_store:
             store.close()
 

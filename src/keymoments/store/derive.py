@@ -23,7 +23,7 @@ from keymoments.events import EVENT_FIELDS, RATING_CONFIDENCE
 from keymoments.store.schema import EVENT_COLUMNS
 from keymoments.store.staging import valence_sql
 
-__all__ = ["insert_with_derived", "mark_duplicates", "mark_known"]
+__all__ = ["insert_with_derived", "mark_duplicates", "mark_known", "rederive"]
 
 _WINDOW = "WINDOW w AS (PARTITION BY journey_id ORDER BY ts, seq)"
 _GOOD = "_reason IS NULL"
@@ -169,6 +169,13 @@ def _insert_then_derive(con: duckdb.DuckDBPyConnection, new: str, base_batch: in
         INSERT INTO events ({", ".join(EVENT_COLUMNS)})
         SELECT {cols}, NULL, NULL, NULL, NULL FROM {_with_valence(new)}
     """).fetchall()[0][0]
+    rederive(con, new)
+    return int(written)
+
+
+def rederive(con: duckdb.DuckDBPyConnection, journeys: str) -> None:
+    """Set the derived values of every stored row of some journeys (``journeys``: a SQL relation with a
+    ``journey_id`` column) whose values moved: after rows were added to them, or a touchpoint was filled in."""
     con.execute(f"""
         UPDATE events SET step = d.step, next_touchpoint = d.next_touchpoint, next_ts = d.next_ts,
                           is_last = d.next_ts IS NULL
@@ -176,11 +183,10 @@ def _insert_then_derive(con: duckdb.DuckDBPyConnection, new: str, base_batch: in
             SELECT * FROM (
                 SELECT rowid AS r, row_number() OVER w AS step, lead(touchpoint) OVER w AS next_touchpoint,
                        lead(ts) OVER w AS next_ts, step AS old_step, next_touchpoint AS old_next, next_ts AS old_next_ts
-                FROM events WHERE journey_id IN (SELECT journey_id FROM {new})
+                FROM events WHERE journey_id IN (SELECT journey_id FROM {journeys})
                 {_WINDOW})
             WHERE step IS DISTINCT FROM old_step OR next_touchpoint IS DISTINCT FROM old_next
                   OR next_ts IS DISTINCT FROM old_next_ts
         ) d
         WHERE events.rowid = d.r
     """)
-    return int(written)

@@ -6,9 +6,10 @@ from datetime import UTC, datetime
 
 import pandas as pd
 
+from keymoments.store.derive import rederive
 from keymoments.store.store import Store
 
-__all__ = ["unscored_text", "write_text_scores"]
+__all__ = ["touchpoint_examples", "untagged_text", "unscored_text", "write_inferred_touchpoints", "write_text_scores"]
 
 
 def unscored_text(store: Store, *, limit: int, rescore: bool = False, after_seq: int = -1) -> pd.DataFrame:
@@ -42,3 +43,49 @@ def write_text_scores(store: Store, scored: pd.DataFrame, model: str) -> None:
             SELECT event_id, model, text_valence, text_confidence, sentiment, CAST(tags AS JSON), scored_at FROM _km_scores
         """)
         con.unregister("_km_scores")
+
+
+def untagged_text(store: Store, *, limit: int, after_seq: int = -1) -> pd.DataFrame:
+    """Up to ``limit`` events that came without a touchpoint but with text, in seq order."""
+    return store.query(
+        "SELECT event_id, seq, text FROM events WHERE touchpoint IS NULL AND text IS NOT NULL AND seq > ? "
+        "ORDER BY seq LIMIT ?",
+        [after_seq, limit],
+    )
+
+
+def touchpoint_examples(store: Store, *, per_touchpoint: int) -> pd.DataFrame:
+    """The store's touchpoints in journey order (by their median step), each with up to ``per_touchpoint`` of
+    its events' distinct texts (a fixed pseudo-random pick): ``touchpoint``, ``position``, ``text`` (NULL when none)."""
+    return store.query(
+        """
+        WITH tps AS (SELECT touchpoint, median(step) AS position FROM events WHERE touchpoint IS NOT NULL GROUP BY touchpoint),
+        picked AS (
+            SELECT touchpoint, text FROM (
+                SELECT touchpoint, text, row_number() OVER (PARTITION BY touchpoint ORDER BY hash(text), text) AS k
+                FROM (SELECT DISTINCT touchpoint, text FROM events WHERE touchpoint IS NOT NULL AND text IS NOT NULL))
+            WHERE k <= ?)
+        SELECT tps.touchpoint, tps.position, picked.text FROM tps LEFT JOIN picked USING (touchpoint)
+        ORDER BY tps.position, tps.touchpoint
+        """,
+        [per_touchpoint],
+    )
+
+
+def write_inferred_touchpoints(store: Store, tags: pd.DataFrame) -> int:
+    """Fill in the touchpoint of events that came without one (``tags``: event_id, touchpoint, tags as JSON),
+    re-derive their journeys (the previous event's next touchpoint changes) and merge the tags into
+    ``text_scores``; one transaction. Returns how many events got a touchpoint."""
+    with store.write() as con:
+        con.register("_km_tags", tags[["event_id", "touchpoint", "tags"]])
+        n = con.execute("""
+            UPDATE events SET touchpoint = t.touchpoint FROM _km_tags t
+            WHERE events.event_id = t.event_id AND events.touchpoint IS NULL
+        """).fetchall()[0][0]
+        rederive(con, "(SELECT journey_id FROM events WHERE event_id IN (SELECT event_id FROM _km_tags))")
+        con.execute("""
+            UPDATE text_scores SET tags = json_merge_patch(coalesce(text_scores.tags, '{}'::JSON), CAST(t.tags AS JSON))
+            FROM _km_tags t WHERE text_scores.event_id = t.event_id
+        """)
+        con.unregister("_km_tags")
+    return int(n)

@@ -17,4 +17,6 @@ def health(request: Request) -> dict[str, Any]:
         cur.execute("SELECT 1").fetchone()
     finally:
         cur.close()
-    return {"ok": True, "status": "up", "schema_version": state.store.schema_version}
+    scorer = state.text_scorer
+    return {"ok": True, "status": "up", "schema_version": state.store.schema_version,
+            "text_scoring": scorer.status() if scorer is not None else "off"}  # fmt: skip

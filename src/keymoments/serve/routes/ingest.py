@@ -148,6 +148,8 @@ def _ingest_events(state: Any, body: bytes, rating_scale: str | None) -> dict[st
             f"The batch cannot be ingested: {str(exc).splitlines()[0]}. Nothing was written."
         ) from None
     result = answer.result
+    if result.accepted and state.text_scorer is not None:
+        state.text_scorer.poke()
     return {
         "ok": True, "batch_id": result.batch_id, "received": result.rows, "accepted": result.accepted,
         "duplicates": result.duplicates, "rejected": result.rejected, "reasons": result.reasons,
