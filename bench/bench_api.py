@@ -74,6 +74,14 @@ def _admin_key(db: Path) -> str:
         return create_key(s, "admin", name="bench")[1]
 
 
+def _health(c: httpx.Client) -> dict:
+    r = c.get("/health")
+    body = r.json()
+    if "text_scoring" not in body:
+        raise SystemExit(f"/health answered {r.status_code}: {body}")
+    return body["text_scoring"]
+
+
 def bench_ingest(batches: int, size: int, concurrency: int = 1) -> dict:
     """Post ``batches`` batches of ``size`` events from ``concurrency`` clients, each on its own keep-alive
     connection (an integrator's worker pool); the server writes batches that arrive together in one transaction."""
@@ -115,7 +123,7 @@ def bench_ingest(batches: int, size: int, concurrency: int = 1) -> dict:
                 w.join()
             wall = time.perf_counter() - t0
             with httpx.Client(base_url=base, headers=headers, timeout=120) as c:
-                while (status := c.get("/health").json()["text_scoring"])["busy"]:  # the text, scored in the background
+                while (status := _health(c))["busy"]:  # the text, scored in the background
                     time.sleep(0.2)
                 scored_after = time.perf_counter() - t0
                 again = c.post("/api/v1/events", content=bodies[1]).json()

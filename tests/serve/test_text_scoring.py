@@ -70,3 +70,29 @@ def test_a_failing_model_is_reported_and_the_thread_goes_on(tmp_path):
     assert scorer.status()["error"] is None and _scored(store)["scored"] == 4
     scorer.stop()
     store.close()
+
+
+def test_health_answers_while_the_writer_is_busy(tmp_path):
+    import threading
+
+    store = Store(tmp_path / "km.duckdb")
+    app = create_app(store, Settings(score_api_text=False))
+    busy, done = threading.Event(), threading.Event()
+
+    def writer() -> None:
+        with store.write() as con:  # a long statement on the writer connection, under the store's lock
+            busy.set()
+            con.execute("CREATE TABLE scratch AS SELECT sum(i) AS s FROM range(600000000) t(i)")
+        done.set()
+
+    with TestClient(app) as client:
+        t = threading.Thread(target=writer)
+        t.start()
+        assert busy.wait(30)
+        answers = []
+        while not done.is_set():  # asked again and again while the statement runs
+            r = client.get("/health")
+            answers.append((r.status_code, r.json().get("schema_version")))
+        t.join()
+    assert len(answers) > 1 and set(answers) == {(200, 3)}
+    store.close()

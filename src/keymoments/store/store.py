@@ -94,10 +94,13 @@ class Store:
     # -- schema ------------------------------------------------------------------------------------------
     @property
     def schema_version(self) -> int:
+        cur = self._con.cursor()  # its own cursor: asked (by /health) while the writer is busy, it must not fail
         try:
-            rows = self._con.execute("SELECT max(version) FROM schema_version").fetchall()  # fetched whole
+            rows = cur.execute("SELECT max(version) FROM schema_version").fetchall()  # fetched whole
         except duckdb.CatalogException:
             return 0
+        finally:
+            cur.close()
         return int(rows[0][0] or 0) if rows else 0
 
     def migrate(self) -> int:

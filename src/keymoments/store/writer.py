@@ -99,14 +99,15 @@ def ingest_source(
     t0 = time.perf_counter()
     previous = None
     small = src.table is not None and src.table.num_rows < 100_000
-    if memory_limit and not small:  # small batches (the API's) skip the settings round-trips
-        previous = store.query("SELECT current_setting('memory_limit') AS m")["m"].iloc[0]
-        store._con.execute(f"SET memory_limit = {sql_literal(memory_limit)}")
-    try:
-        (written,) = _write(store, [src], src, kind=kind, progress=progress, t0=t0)
-    finally:
-        if previous:
-            store._con.execute(f"SET memory_limit = {sql_literal(previous)}")
+    with store.session() as con:  # under the store's lock: the setting is the writer connection's, shared
+        if memory_limit and not small:  # small batches (the API's) skip the settings round-trips
+            previous = con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+            con.execute(f"SET memory_limit = {sql_literal(memory_limit)}")
+        try:
+            (written,) = _write(store, [src], src, kind=kind, progress=progress, t0=t0)
+        finally:
+            if previous:
+                con.execute(f"SET memory_limit = {sql_literal(previous)}")
     result = written.result
     if result.rejected:
         result.rejects_path = _write_rejects(src, written.rejected, written.malformed, rejects_path)
