@@ -162,6 +162,8 @@ class SemanticTagger:
         self.reference_mean_: np.ndarray | None = None
         self.reference_std_: np.ndarray | None = None
         self.centroids_: np.ndarray | None = None  # (k, d) from the reference texts, when refining
+        self._reference_texts: list[str] = []
+        self._reference_emb = np.zeros((0, 0), dtype=np.float32)
         self._fit()
         if reference is not None:
             self.calibrate(reference)
@@ -183,6 +185,7 @@ class SemanticTagger:
         self.reference_mean_ = raw.mean(axis=0)
         self.reference_std_ = np.maximum(raw.std(axis=0), 1e-6)
         self.n_reference_ = len(items)
+        self._reference_texts, self._reference_emb = items, emb  # tagging the same texts next reuses them
         self.centroids_ = None
         if self.refine > 0:
             self._fit_centroids(emb, self._blend(self._calibrated(raw), self._lexical(items)))
@@ -270,7 +273,10 @@ class SemanticTagger:
         blank = np.array([not (isinstance(t, str) and t.strip()) for t in given], dtype=bool)
         items = [readable(t) if isinstance(t, str) else "" for t in given]
         with self._lock:
-            emb = self.encoder_.encode(items) if n else np.zeros((0, self.prototypes_.shape[1]))
+            if n and items == self._reference_texts:  # the texts it was calibrated on: encoded already
+                emb = self._reference_emb
+            else:
+                emb = self.encoder_.encode(items) if n else np.zeros((0, self.prototypes_.shape[1]))
         lexical = self._lexical(items)
         scores = self._blend(self._calibrated(self.semantic_scores(emb)).reshape(n, k), lexical)
         if self.centroids_ is not None and n:
