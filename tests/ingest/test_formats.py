@@ -166,3 +166,26 @@ def test_record_batches_refuse_empty_and_case_clashing_fields(store):
         records_source([{"customer_id": "c", "ts": "2024-01-01", "TS": "x", "touchpoint": "t"}])
     with pytest.raises(IngestError, match="each event must be a JSON object"):
         records_source([["c", "2024-01-01"]])  # type: ignore[list-item]
+
+
+def test_real_csv_with_stray_carriage_returns_goes_in_with_the_broken_record_rejected(tmp_path, store, shared_data):
+    """The Twitter support corpus has a tweet with two bare carriage returns in an unquoted field, which defeats
+    DuckDB's strict CSV dialect detection for the whole file; it is read leniently instead."""
+    path = shared_data / "support_journeys" / "twcs_head5000.csv"
+    src = read_source(path, mapping=parse_mapping(["author_id=customer_id", "created_at=ts", "tweet_id=event_id"]))
+    assert "strict_mode=false" in src.relation_sql
+    rejects = tmp_path / "twcs.rejects.csv"
+    r = ingest_source(store, src, rejects_path=rejects)
+    expected = pd.read_csv(path, lineterminator="\n", dtype=str)  # the file's own reading: 5,000 tweets
+    broken = expected.loc[expected["text"].str.contains("\r", regex=False, na=False), "tweet_id"].tolist()
+    assert broken == ["3399"] and r.accepted == len(expected) - 1 == 4999
+    got = store.query("SELECT event_id, ts, touchpoint FROM events")
+    assert set(got["event_id"]) == set(expected["tweet_id"]) - {"3399"} and got["touchpoint"].isna().all()
+    first = got.loc[got["event_id"] == "1", "ts"].iloc[0]
+    assert first == pd.Timestamp("2017-10-31 22:10:47", tz="UTC")  # "Tue Oct 31 22:10:47 +0000 2017", in UTC
+    lines = rejects.read_text().splitlines()
+    assert lines[1].startswith("2486,malformed line") and lines[2].startswith("2488,malformed line")  # whole numbers
+    # a clean file keeps DuckDB's strict reader
+    clean = tmp_path / "clean.csv"
+    clean.write_text("customer_id,ts,touchpoint\nc1,2024-01-01,check-in\n")
+    assert "strict_mode" not in read_source(clean).relation_sql

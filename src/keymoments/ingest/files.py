@@ -29,11 +29,12 @@ def sql_literal(text: str) -> str:
     return "'" + str(text).replace("'", "''") + "'"
 
 
-def _reader_sql(path: Path, kind: str, delimiter: str | None = None) -> str:
+def _reader_sql(path: Path, kind: str, delimiter: str | None = None, *, strict: bool = True) -> str:
     p = sql_literal(str(path))
     if kind == "csv":
         delim = f", delim={sql_literal(delimiter)}" if delimiter else ""
-        return f"read_csv({p}, all_varchar=true, header=true, ignore_errors=true, store_rejects=true{delim})"
+        lenient = "" if strict else ", strict_mode=false"
+        return f"read_csv({p}, all_varchar=true, header=true, ignore_errors=true, store_rejects=true{delim}{lenient})"
     if kind == "jsonl":
         return f"read_json({p}, format='newline_delimited', union_by_name=true)"
     if kind == "parquet":
@@ -84,7 +85,16 @@ def read_source(
         table = read_xes(path)
         return _arrow_source(str(path), "xes", table, mapping, rating_scale, position="event")
     relation = _reader_sql(path, kind, delimiter)
-    types = _describe(relation, str(path))
+    try:
+        types = _describe(relation, str(path))
+    except IngestError:
+        if kind != "csv":
+            raise
+        # A stray carriage return or quote inside an unquoted field (real exports have them: the Twitter support
+        # corpus does) defeats DuckDB's strict dialect detection for the whole file. Read it leniently instead:
+        # the records it cannot split go to the rejects file as malformed lines, and the rest go in.
+        relation = _reader_sql(path, kind, delimiter, strict=False)
+        types = _describe(relation, str(path))
     columns, extra = resolve_columns(str(path), list(types), mapping)
     return Source(
         name=str(path),

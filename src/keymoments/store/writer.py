@@ -352,6 +352,7 @@ def _write_rejects(
     if malformed:
         bad = pd.DataFrame({src.position_name: [m[0] for m in malformed], "reason": [f"malformed line: {m[1]}" for m in malformed]})
         out = pd.concat([out, bad], ignore_index=True).sort_values(src.position_name, kind="stable")
+        out[src.position_name] = out[src.position_name].astype("int64")  # not 2486.0 when only malformed lines
     if path is None:
         stem = Path(src.name).name if src.kind not in ("api", "frame") else src.kind
         for suffix in (".gz", ".csv", ".jsonl", ".ndjson", ".json", ".parquet", ".xes", ".tsv"):
