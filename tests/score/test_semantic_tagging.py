@@ -153,7 +153,7 @@ def test_social_texts_are_read_as_words():
 
 def test_vague_texts_are_other_and_clear_ones_are_not():
     tagger = SemanticTagger(JOURNEY)
-    texts = ["@sprintcare Why??", "@115911 unbelievable", "@sprintcare Just fix it", "lost bag?",
+    texts = ["@sprintcare Why??", "@115911 unbelievable", "@Delta ridiculous", "lost bag?",
              "@AmericanAir my suitcase never arrived at the carousel"]  # fmt: skip
     out = tagger.tag(texts)
     assert out.touchpoint.tolist() == ["other", "other", "other", "baggage", "baggage"]

@@ -259,8 +259,10 @@ def normalize_text(text: str) -> str:
 
 @cache
 def default_encoder() -> MiniLMEncoder:
-    """One shared encoder per process (loading costs ~0.5 s; building the ONNX cache ~10 s the first time)."""
-    return MiniLMEncoder()
+    """One shared encoder per process: all 6 layers, int8 where onnxruntime is installed (tagging accuracy is the
+    same as fp32's on the support benchmark, ~1.4x the texts/s); loading costs ~0.5 s, building the ONNX cache
+    ~10 s the first time."""
+    return MiniLMEncoder(quantize=True)
 
 
 def _usable_cores() -> int:

@@ -1,7 +1,7 @@
 """Zero-shot touchpoint tagging by meaning: texts go to the touchpoints whose descriptions they are closest to.
 
 :class:`SemanticTagger` implements the :class:`~keymoments.score.tagging.Tagger` interface with the full
-6-layer all-MiniLM-L6-v2 (trained for semantic similarity). How it decides:
+6-layer all-MiniLM-L6-v2 (trained for semantic similarity; int8, :func:`~keymoments.score.embed.default_encoder`). How it decides:
 
 0. Texts are made :func:`readable` first: links and anonymised handles (``@115911``) go, a named handle is read
    as its words (``@AmazonHelp`` → "Amazon Help"), so the brand counts as evidence and the noise does not.
