@@ -21,7 +21,9 @@ import re
 
 import numpy as np
 
-__all__ = ["CUES", "EMOTIONS", "ROUTE_THRESHOLD", "detect_emotions"]
+from keymoments.score.base import TextScores
+
+__all__ = ["CUES", "EMOTIONS", "ROUTE_THRESHOLD", "detect_emotions", "emotions_of"]
 
 EMOTIONS: tuple[str, ...] = ("anger", "anxiety", "gratitude", "delight")
 ROUTE_THRESHOLD = 0.4
@@ -126,3 +128,13 @@ def detect_emotions(
     dominant[blank] = None
     out["emotion"] = dominant
     return out
+
+
+def emotions_of(texts: list[str | None], scores: TextScores) -> dict[str, np.ndarray] | None:
+    """The emotions that came with a scorer's scores (its ``extra``), else detected from its sentiment
+    probabilities (the lexicon gives those too); None when it gave neither."""
+    if "emotion" in scores.extra:
+        return scores.extra
+    if scores.probabilities is None:
+        return None
+    return detect_emotions(texts, scores.probabilities)

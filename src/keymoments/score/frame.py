@@ -60,7 +60,7 @@ from keymoments.exceptions import (
     UnsupportedFormatError,
 )
 from keymoments.score.base import TextScorer, sentiment_from_valence
-from keymoments.score.emotions import EMOTIONS, detect_emotions
+from keymoments.score.emotions import EMOTIONS, emotions_of
 from keymoments.score.fusion import fuse
 from keymoments.score.ratings import ratings_to_valence
 from keymoments.score.registry import resolve_scorer
@@ -215,9 +215,7 @@ def score_text_file(
     result["sentiment"] = sentiment
     result["confidence"] = confidence
     result["model"] = model.name
-    emotions = scores.extra if "emotion" in scores.extra else None
-    if emotions is None and scores.probabilities is not None:
-        emotions = detect_emotions(texts, scores.probabilities)
+    emotions = emotions_of(texts, scores)
     if emotions is not None:
         dominant = np.full(len(df), None, dtype=object)
         dominant[has_text] = emotions["emotion"]

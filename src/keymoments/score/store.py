@@ -15,7 +15,7 @@ import pandas as pd
 
 from keymoments.events import RATING_CONFIDENCE, JourneyModel, Touchpoint
 from keymoments.score.base import TextScorer, TextScores
-from keymoments.score.emotions import EMOTIONS, detect_emotions
+from keymoments.score.emotions import EMOTIONS, emotions_of
 from keymoments.score.fusion import fuse
 from keymoments.score.registry import resolve_scorer
 from keymoments.score.tagging import Tagger, make_tagger
@@ -56,9 +56,7 @@ def score_store(
             confidence=np.asarray(once.confidence)[codes],
             sentiment=np.asarray(once.sentiment, dtype=object)[codes],
         )
-        emotions = once.extra if "emotion" in once.extra else None
-        if emotions is None and once.probabilities is not None:
-            emotions = detect_emotions(list(uniques), once.probabilities)
+        emotions = emotions_of(list(uniques), once)
         rv = batch["rating_valence"].to_numpy(dtype=float)
         rc = np.where(np.isnan(rv), 0.0, RATING_CONFIDENCE)
         valence, confidence, source = fuse(rv, rc, scores.valence, scores.confidence)
