@@ -42,12 +42,13 @@
    threshold) at temperature 0.05; 0 for "other" and blank texts.
 
 On 119 negative customer tweets hand-labelled into 8 support topics + other (``bench/data``), zero-shot
-accuracy is about 0.73 calibrated and refined on other, unlabelled tweets of the same inbox (lexical alone
-about 0.53); on 593 other complaint tweets labelled by other people about 0.62 (lexical 0.43). Steps 0 and 4
-and the lexical weight were chosen on the 119 and the first half of the 593 (0.64 there) and checked on the
-second half (0.61; 0.55 before them): read the figures as slightly optimistic; a supervised classifier on the same embeddings
-reaches 0.68 on the 593 in 5-fold cross-validation, so the encoder, not the zero-shot recipe, is most of the
-gap. ``bench/bench_text_eval.py`` prints the current figures.
+accuracy is about 0.75 calibrated and refined on other, unlabelled tweets of the same inbox (lexical alone
+about 0.53); on 593 other complaint tweets labelled by other people about 0.63 (lexical 0.43). Steps 0 and 4
+and the lexical weight were chosen on the 119 and the first half of the 593 and checked on the second half
+(0.55 before them, 0.61 after with the fp32 encoder, 0.63 with the int8 one): read the figures as slightly
+optimistic; a supervised classifier on the same embeddings reaches 0.68 on the 593 in 5-fold cross-validation,
+so the encoder, not the zero-shot recipe, is most of the gap. ``bench/bench_text_eval.py`` prints the current
+figures.
 """
 
 from __future__ import annotations
