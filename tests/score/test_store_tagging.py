@@ -99,3 +99,24 @@ def test_the_engine_tags_when_it_scores(tmp_path):
     left = engine.store.query("SELECT count(*) AS n FROM events WHERE touchpoint IS NULL")["n"].iloc[0]
     assert left == 0
     engine.close()
+
+
+def test_text_tags_give_each_event_its_emotion_and_whether_its_touchpoint_was_inferred(tmp_path):
+    from keymoments.store.scores import text_tags
+
+    store = Store(tmp_path / "km.duckdb")
+    ingest_events_frame(store, pd.DataFrame({
+        "customer_id": ["a", "a", "b"], "ts": ["2024-01-01T10:00:00Z", "2024-01-01T11:00:00Z", "2024-01-01T10:00:00Z"],
+        "touchpoint": ["flight", None, "flight"],
+        "text": ["Worst airline ever, I am furious, absolutely disgusting service!!!", "my bag is lost at the carousel", None],
+    }))  # fmt: skip
+    score_store(store, scorer="lexicon")
+    journey = JourneyModel(touchpoints=[Touchpoint(name="flight"), Touchpoint(name="baggage", description="lost bags")])
+    assert tag_store(store, journey) == 1
+    ids = store.query("SELECT event_id, coalesce(text, '') AS text FROM events ORDER BY customer_id, ts")
+    got = text_tags(store, ids["event_id"].tolist()).set_index("event_id")
+    furious, lost, silent = ids["event_id"].tolist()
+    assert got.loc[furious, "emotion"] == "anger" and not got.loc[furious, "touchpoint_inferred"]
+    assert got.loc[lost, "touchpoint_inferred"] and silent not in got.index  # no text, no text score
+    assert text_tags(store, []).empty
+    store.close()

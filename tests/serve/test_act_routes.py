@@ -39,7 +39,10 @@ def test_case_has_journey_and_timeline(act_api):
     body = act_api.get(f"/api/v1/cases/{c['case_id']}", role="agent").json()
     assert body["timeline"][0]["kind"] == "opened"
     assert body["journey"] and any(e["this_journey"] for e in body["journey"])
-    assert all("valence" in e for e in body["journey"])
+    assert all("valence" in e and "emotion" in e and e["touchpoint_inferred"] is False for e in body["journey"])
+    # the demo's texts were scored: the emotions an agent routes on come with the journey
+    said = [e for e in body["journey"] if e["text"]]
+    assert not said or {e["emotion"] for e in said} <= {None, "anger", "anxiety", "gratitude", "delight"}
     assert act_api.get("/api/v1/cases/case-nope").status_code == 404
 
 

@@ -14,6 +14,7 @@ import pandas as pd
 from keymoments.cli.common import to_jsonable
 from keymoments.exceptions import ConfigError, NotFoundError, PermissionDeniedError
 from keymoments.serve.auth import Principal
+from keymoments.store.scores import text_tags
 
 __all__ = ["CaseDesk"]
 
@@ -68,6 +69,9 @@ class CaseDesk:
         t = t.filter(t.customer_id == customer_id)
         df = t.order_by([t.ts, t.seq]).select(*cols).limit(300).to_pandas()
         df["this_journey"] = df["journey_id"] == journey_id
+        tags = text_tags(self.state.store, df["event_id"].tolist())  # the emotion an agent routes on
+        df = df.merge(tags, on="event_id", how="left")
+        df["touchpoint_inferred"] = df["touchpoint_inferred"].astype("boolean").fillna(False).astype(bool)
         return to_jsonable(df)
 
     def _ledger_entry(self, entry_id: str) -> dict[str, Any] | None:

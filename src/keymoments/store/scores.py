@@ -9,7 +9,9 @@ import pandas as pd
 from keymoments.store.derive import rederive
 from keymoments.store.store import Store
 
-__all__ = ["touchpoint_examples", "untagged_text", "unscored_text", "write_inferred_touchpoints", "write_text_scores"]
+__all__ = [
+    "text_tags", "touchpoint_examples", "untagged_text", "unscored_text", "write_inferred_touchpoints", "write_text_scores",
+]
 
 
 def unscored_text(store: Store, *, limit: int, rescore: bool = False, after_seq: int = -1) -> pd.DataFrame:
@@ -89,3 +91,16 @@ def write_inferred_touchpoints(store: Store, tags: pd.DataFrame) -> int:
         """)
         con.unregister("_km_tags")
     return int(n)
+
+
+def text_tags(store: Store, event_ids: list[str]) -> pd.DataFrame:
+    """What text scoring said of these events: ``event_id``, ``emotion`` (None where the text was not scored
+    or had no emotion), ``touchpoint_inferred`` (the touchpoint came from the text)."""
+    if not event_ids:
+        return pd.DataFrame({"event_id": [], "emotion": [], "touchpoint_inferred": []})
+    return store.query(
+        "SELECT event_id, NULLIF(json_extract_string(tags, '$.emotion'), 'none') AS emotion, "
+        "coalesce(json_extract(tags, '$.touchpoint_inferred')::BOOLEAN, false) AS touchpoint_inferred "
+        "FROM text_scores WHERE event_id IN (SELECT unnest(?::VARCHAR[]))",
+        [event_ids],
+    )
