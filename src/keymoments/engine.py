@@ -102,6 +102,14 @@ class Engine:
         tag_store(self.store, self.journey)
         return scored
 
+    def learn_text(self, *, apply: bool = True) -> Any:
+        """Fit a text model on the store's own rated text (ratings as labels; ``.summary`` shows its
+        cross-validated macro-F1 next to the general model's) and, with ``apply`` and when it does better,
+        rescore the unrated text with it. Returns the :class:`~keymoments.score.domain.DomainTextModel`."""
+        from keymoments.score.store import learn_store_text
+
+        return learn_store_text(self.store, apply=apply)[0]
+
     # -- read --------------------------------------------------------------------------------------------
     def count(self) -> int:
         return self.store.count("events")

@@ -19,6 +19,7 @@ def register(app: typer.Typer) -> None:
     app.command("ingest-survey")(ingest_survey)
     app.command("score-text")(score_text)
     app.command("score")(score)
+    app.command("learn-text")(learn_text)
 
 
 def _show(result: dict, as_json: bool) -> None:
@@ -210,3 +211,44 @@ def score(
     else:
         typer.echo(f"scored the text of {n:,} events")
         _say_tagged(tagged)
+
+
+def learn_text(
+    db: DbOption = Path("keymoments.duckdb"),
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Where the model goes (default: <db>.text-model.npz beside the store).")
+    ] = None,
+    apply: Annotated[
+        bool,
+        typer.Option("--apply/--no-apply", help="Rescore the unrated text with it when it beats the general model in cross-validation."),
+    ] = True,
+    as_json: JsonOption = False,
+) -> None:
+    """Learn the business's language from its own rated text (ratings as labels), say how good it is, and
+    score the unrated text (tweets, chats) with it."""
+    import warnings
+
+    from keymoments.score.store import learn_store_text
+
+    path = out or db.with_name(f"{db.stem}.text-model.npz")
+    with open_store(db) as store:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model, rescored = learn_store_text(store, apply=apply)
+        model.save(path)
+        better = model.gain_ > 0
+    general = model.cv_.loc["general", "macro_f1"]
+    domain = model.cv_.loc["domain (cv)", "macro_f1"]
+    if as_json:
+        echo_json(model.to_dict() | {"path": str(path), "rescored_unrated": rescored,
+                                     "warnings": [str(w.message) for w in caught]})  # fmt: skip
+        return
+    for w in caught:
+        err_console.print(f"warning: {w.message}")
+    typer.echo(f"learnt from {model.n_:,} rated texts ({', '.join(f'{k} {v:,}' for k, v in model.class_counts_.items())})")
+    typer.echo(f"cross-validated macro-F1 on them: domain model {domain:.3f}, general model {general:.3f} ({model.gain_:+.3f})")
+    typer.echo(f"saved → {path}  (score new text with it: keymoments score --model {path})")
+    if not better:
+        typer.echo("kept the general model for scoring: the domain model does not beat it on this business's text")
+    elif apply:
+        typer.echo(f"rescored the text of {rescored:,} unrated events with it")

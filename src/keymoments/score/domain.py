@@ -29,7 +29,7 @@ from keymoments.score.base import SENTIMENTS, TextScores
 from keymoments.score.heads import SoftmaxHead, load_heads, save_heads
 from keymoments.score.semantic import SemanticScorer, _blank, scores_from_proba
 
-__all__ = ["DomainTextModel", "fit_domain_model", "valence_to_class"]
+__all__ = ["DomainTextModel", "fit_domain_model", "fit_store_model", "valence_to_class"]
 
 #: Fewer rated texts than this per class gives a SmallSampleWarning.
 MIN_PER_CLASS = 20
@@ -209,3 +209,17 @@ def fit_domain_model(texts: list[str | None], ratings, scale: str = "valence", *
     ``ratings`` are on ``scale`` (one of the contract's rating scales; ``"valence"`` takes values in [-1, 1]).
     """
     return DomainTextModel(depth, **kwargs).fit(texts, ratings, scale)
+
+
+def fit_store_model(store, *, depth: str = "balanced", **kwargs) -> DomainTextModel:  # noqa: ANN001
+    """Fit a :class:`DomainTextModel` on the store's own rated text: every event with text and a rating, the
+    rating (already mapped to [-1, 1] at ingest) as the label. Raises NotEnoughDataError when there is none."""
+    from keymoments.store.scores import rated_text  # noqa: PLC0415
+
+    rated = rated_text(store)
+    if rated.empty:
+        raise NotEnoughDataError(
+            "The store has no events with both text and a rating to learn from. Ingest rated feedback (a review "
+            "with its stars, a survey comment with its score) first, or keep the general text model."
+        )
+    return DomainTextModel(depth, **kwargs).fit(rated["text"].tolist(), rated["rating_valence"].to_numpy(), "valence")

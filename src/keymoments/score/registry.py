@@ -161,6 +161,8 @@ def get_scorer(name: str = "auto") -> TextScorer:
     """
     _load_plugins()
     key = str(name).strip().lower()
+    if key.endswith(".npz"):  # a domain model saved by `keymoments learn-text` (DomainTextModel.save)
+        return _saved_model(str(name).strip())
     if key == "auto":
         reasons = []
         for info in available_scorers():
@@ -198,6 +200,16 @@ def resolve_scorer(scorer: str | TextScorer | None) -> TextScorer:
     raise ConfigError(
         f"The 'scorer' parameter must be a scorer name or a TextScorer; got {type(scorer).__name__} instead."
     )
+
+
+def _saved_model(path: str) -> TextScorer:
+    from pathlib import Path  # noqa: PLC0415
+
+    from keymoments.score.domain import DomainTextModel  # noqa: PLC0415
+
+    if not Path(path).is_file():
+        raise ConfigError(f"The text model file {path!r} does not exist; `keymoments learn-text` writes one.")
+    return DomainTextModel.load(path)
 
 
 def _lexicon() -> TextScorer:

@@ -9,6 +9,7 @@ Each scored text's emotions (see :mod:`keymoments.score.emotions`) are kept in `
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -28,16 +29,22 @@ from keymoments.store.scores import (
 )
 from keymoments.store.store import Store
 
-__all__ = ["EXAMPLES_PER_TOUCHPOINT", "score_store", "store_journey", "tag_store"]
+__all__ = ["EXAMPLES_PER_TOUCHPOINT", "learn_store_text", "score_store", "store_journey", "tag_store"]
 
 #: how many of a touchpoint's own event texts :func:`store_journey` gives the tagger as labelled examples
 EXAMPLES_PER_TOUCHPOINT = 200
 
 
 def score_store(
-    store: Store, *, scorer: str | TextScorer | None = "auto", rescore: bool = False, batch_size: int = 20_000
+    store: Store,
+    *,
+    scorer: str | TextScorer | None = "auto",
+    rescore: bool = False,
+    unrated: bool = False,
+    batch_size: int = 20_000,
 ) -> int:
-    """Score every event whose text is not scored yet; return how many were scored.
+    """Score every event whose text is not scored yet (every one with ``rescore``; only events without a rating
+    with ``unrated``); return how many were scored.
 
     Each event's valence becomes the confidence-weighted fusion of its rating and its text
     (:func:`keymoments.score.fusion.fuse`); the text model's own reading is kept in ``text_scores``.
@@ -45,7 +52,7 @@ def score_store(
     model = resolve_scorer(scorer)
     total, after = 0, -1
     while True:
-        batch = unscored_text(store, limit=batch_size, rescore=rescore, after_seq=after)
+        batch = unscored_text(store, limit=batch_size, rescore=rescore, after_seq=after, unrated=unrated)
         if batch.empty:
             return total
         # identical texts are scored once (templated messages, "thanks", survey boilerplate repeat a lot)
@@ -125,3 +132,14 @@ def tag_store(
         )  # fmt: skip
         total += write_inferred_touchpoints(store, batch)
         after = int(batch["seq"].max())
+
+
+def learn_store_text(store: Store, *, apply: bool = True) -> tuple[Any, int]:
+    """Fit a text model on the store's own rated text (:func:`keymoments.score.domain.fit_store_model`) and,
+    with ``apply`` and when it beats the general model in cross-validation, rescore the text of the events
+    without a rating with it (rated events keep their score). Returns ``(model, events rescored)``."""
+    from keymoments.score.domain import fit_store_model  # noqa: PLC0415
+
+    model = fit_store_model(store)
+    rescored = score_store(store, scorer=model, rescore=True, unrated=True) if apply and model.gain_ > 0 else 0
+    return model, rescored

@@ -10,13 +10,16 @@ from keymoments.store.derive import rederive
 from keymoments.store.store import Store
 
 __all__ = [
-    "text_tags", "touchpoint_examples", "untagged_text", "unscored_text", "write_inferred_touchpoints", "write_text_scores",
+    "rated_text", "text_tags", "touchpoint_examples", "untagged_text", "unscored_text", "write_inferred_touchpoints", "write_text_scores",
 ]
 
 
-def unscored_text(store: Store, *, limit: int, rescore: bool = False, after_seq: int = -1) -> pd.DataFrame:
-    """Up to ``limit`` events with text not scored yet (or all with text when ``rescore``), in seq order."""
-    cond = "text IS NOT NULL" + ("" if rescore else " AND NOT text_scored")
+def unscored_text(
+    store: Store, *, limit: int, rescore: bool = False, after_seq: int = -1, unrated: bool = False
+) -> pd.DataFrame:
+    """Up to ``limit`` events with text not scored yet (or all with text when ``rescore``; only those without
+    a rating when ``unrated``), in seq order."""
+    cond = "text IS NOT NULL" + ("" if rescore else " AND NOT text_scored") + (" AND rating_valence IS NULL" if unrated else "")
     return store.query(
         f"SELECT event_id, seq, text, rating_valence FROM events WHERE {cond} AND seq > ? ORDER BY seq LIMIT ?",
         [after_seq, limit],
@@ -103,4 +106,11 @@ def text_tags(store: Store, event_ids: list[str]) -> pd.DataFrame:
         "coalesce(json_extract(tags, '$.touchpoint_inferred')::BOOLEAN, false) AS touchpoint_inferred "
         "FROM text_scores WHERE event_id IN (SELECT unnest(?::VARCHAR[]))",
         [event_ids],
+    )
+
+
+def rated_text(store: Store) -> pd.DataFrame:
+    """Every event with both text and a rating: ``text`` and ``rating_valence`` (the rating on [-1, 1])."""
+    return store.query(
+        "SELECT text, rating_valence FROM events WHERE text IS NOT NULL AND rating_valence IS NOT NULL ORDER BY seq"
     )
