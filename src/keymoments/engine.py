@@ -105,7 +105,8 @@ class Engine:
     def learn_text(self, *, apply: bool = True) -> Any:
         """Fit a text model on the store's own rated text (ratings as labels; ``.summary`` shows its
         cross-validated macro-F1 next to the general model's) and, with ``apply`` and when it does better,
-        rescore the unrated text with it. Returns the :class:`~keymoments.score.domain.DomainTextModel`."""
+        rescore the unrated text with it; it is saved beside the store and scores the store's new text from
+        then on. Returns the :class:`~keymoments.score.domain.DomainTextModel`."""
         from keymoments.score.store import learn_store_text
 
         return learn_store_text(self.store, apply=apply)[0]

@@ -7,7 +7,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -59,6 +58,13 @@ def test_learn_text_fits_reports_saves_and_rescores_the_unrated_text(run_cli, tm
                          "JOIN text_scores t USING (event_id) GROUP BY ALL ORDER BY ALL")  # fmt: skip
     # the unrated text is rescored with the domain model; the rated text keeps its score
     assert models.values.tolist() == [[False, "lexicon-vader", 1200], [True, "semantic-domain", 80]]
+    # from now on the store's new text is scored with it
+    more = _support_tweets(shared_data, 95).tail(15).assign(customer_id=lambda d: "new-" + d["customer_id"])
+    more.to_csv(tmp_path / "more.csv", index=False)
+    assert run_cli("ingest", "more.csv")[0] == 0
+    with Store(tmp_path / "keymoments.duckdb") as s:
+        new = s.query("SELECT t.model FROM events e JOIN text_scores t USING (event_id) WHERE e.customer_id LIKE 'new-%'")
+    assert new["model"].tolist() == ["semantic-domain"] * 15
     # the saved model is a scorer, named by its path
     code, out, err = run_cli("score-text", "tweets.csv", "--text-col", "text", "--model", "keymoments.text-model.npz",
                              "--out", "scored.csv")  # fmt: skip
@@ -74,6 +80,14 @@ def test_learn_text_keeps_the_general_model_where_it_is_better(run_cli, tmp_path
     code, out, err = run_cli("learn-text")
     assert code == 0, err
     assert "learnt from 240 rated texts" in out and "kept the general model for scoring" in out
+    assert (tmp_path / "keymoments.text-model.npz").is_file()  # kept for the record, not used for scoring
+    _reviews(shared_data, 0, 310).tail(10).assign(customer_id=lambda d: "new-" + d["customer_id"]).to_csv(tmp_path / "more.csv", index=False)
+    assert run_cli("ingest", "more.csv")[0] == 0
+    from keymoments.store.store import Store
+
+    with Store(tmp_path / "keymoments.duckdb") as s:
+        new = s.query("SELECT t.model FROM events e JOIN text_scores t USING (event_id) WHERE e.customer_id LIKE 'new-%'")
+    assert len(new) == 10 and "semantic-domain" not in set(new["model"])
 
 
 def test_learn_text_needs_rated_text(run_cli, tmp_path, shared_data):

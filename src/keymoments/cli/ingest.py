@@ -216,7 +216,7 @@ def score(
 def learn_text(
     db: DbOption = Path("keymoments.duckdb"),
     out: Annotated[
-        Path | None, typer.Option("--out", help="Where the model goes (default: <db>.text-model.npz beside the store).")
+        Path | None, typer.Option("--out", help="Also write the model here (it is always kept as <db>.text-model.npz beside the store).")
     ] = None,
     apply: Annotated[
         bool,
@@ -228,15 +228,17 @@ def learn_text(
     score the unrated text (tweets, chats) with it."""
     import warnings
 
-    from keymoments.score.store import learn_store_text
+    from keymoments.score.store import learn_store_text, learnt_model_path
 
-    path = out or db.with_name(f"{db.stem}.text-model.npz")
     with open_store(db) as store:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             model, rescored = learn_store_text(store, apply=apply)
-        model.save(path)
-        better = model.gain_ > 0
+        path = learnt_model_path(store)
+    if out is not None:
+        model.save(out)
+        path = out
+    better = model.gain_ > 0
     general = model.cv_.loc["general", "macro_f1"]
     domain = model.cv_.loc["domain (cv)", "macro_f1"]
     if as_json:
@@ -247,8 +249,10 @@ def learn_text(
         err_console.print(f"warning: {w.message}")
     typer.echo(f"learnt from {model.n_:,} rated texts ({', '.join(f'{k} {v:,}' for k, v in model.class_counts_.items())})")
     typer.echo(f"cross-validated macro-F1 on them: domain model {domain:.3f}, general model {general:.3f} ({model.gain_:+.3f})")
-    typer.echo(f"saved → {path}  (score new text with it: keymoments score --model {path})")
+    typer.echo(f"saved → {path}")
     if not better:
         typer.echo("kept the general model for scoring: the domain model does not beat it on this business's text")
-    elif apply:
-        typer.echo(f"rescored the text of {rescored:,} unrated events with it")
+    else:
+        if apply:
+            typer.echo(f"rescored the text of {rescored:,} unrated events with it")
+        typer.echo("new text in this store is scored with it from now on (--model picks another)")

@@ -1,5 +1,8 @@
 """Score the text of the store's events and fuse it with their ratings (valence, confidence, source); give the
-events that came without a touchpoint one from their text.
+events that came without a touchpoint one from their text; learn the store's own text model from its ratings.
+
+``auto`` scores a store's text with the model :func:`learn_store_text` learnt from it (saved beside the store
+file), when that model beat the general one in cross-validation; else with the best installed model.
 
 Each scored text's emotions (see :mod:`keymoments.score.emotions`) are kept in ``text_scores.tags``
 (``{"emotion": "anger", "emotion_anger": 0.83, …}``); an inferred touchpoint adds ``touchpoint``,
@@ -9,6 +12,7 @@ Each scored text's emotions (see :mod:`keymoments.score.emotions`) are kept in `
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,7 +33,9 @@ from keymoments.store.scores import (
 )
 from keymoments.store.store import Store
 
-__all__ = ["EXAMPLES_PER_TOUCHPOINT", "learn_store_text", "score_store", "store_journey", "tag_store"]
+__all__ = [
+    "EXAMPLES_PER_TOUCHPOINT", "learn_store_text", "learnt_model_path", "score_store", "store_journey", "tag_store",
+]
 
 #: how many of a touchpoint's own event texts :func:`store_journey` gives the tagger as labelled examples
 EXAMPLES_PER_TOUCHPOINT = 200
@@ -49,7 +55,8 @@ def score_store(
     Each event's valence becomes the confidence-weighted fusion of its rating and its text
     (:func:`keymoments.score.fusion.fuse`); the text model's own reading is kept in ``text_scores``.
     """
-    model = resolve_scorer(scorer)
+    model = _learnt_model(store) if scorer in (None, "auto") else None
+    model = model or resolve_scorer(scorer)
     total, after = 0, -1
     while True:
         batch = unscored_text(store, limit=batch_size, rescore=rescore, after_seq=after, unrated=unrated)
@@ -134,12 +141,37 @@ def tag_store(
         after = int(batch["seq"].max())
 
 
+def learnt_model_path(store: Store) -> Path | None:
+    """Where :func:`learn_store_text`'s model of this store lives: ``<db>.text-model.npz`` beside the store
+    file (None for an in-memory store)."""
+    if store.path == ":memory:":
+        return None
+    path = Path(store.path)
+    return path.with_name(f"{path.stem}.text-model.npz")
+
+
+def _learnt_model(store: Store) -> TextScorer | None:
+    """The store's learnt text model, when there is one that beat the general model in cross-validation: what
+    ``auto`` scores this store's text with from then on."""
+    path = learnt_model_path(store)
+    if path is None or not path.is_file():
+        return None
+    from keymoments.score.domain import DomainTextModel  # noqa: PLC0415
+
+    model = DomainTextModel.load(path)
+    return model if not model.cv_.empty and model.gain_ > 0 else None
+
+
 def learn_store_text(store: Store, *, apply: bool = True) -> tuple[Any, int]:
-    """Fit a text model on the store's own rated text (:func:`keymoments.score.domain.fit_store_model`) and,
-    with ``apply`` and when it beats the general model in cross-validation, rescore the text of the events
-    without a rating with it (rated events keep their score). Returns ``(model, events rescored)``."""
+    """Fit a text model on the store's own rated text (:func:`keymoments.score.domain.fit_store_model`), save it
+    at :func:`learnt_model_path` and, with ``apply`` and when it beats the general model in cross-validation,
+    rescore the text of the events without a rating with it (rated events keep their score); from then on
+    ``auto`` scores this store's new text with it. Returns ``(model, events rescored)``."""
     from keymoments.score.domain import fit_store_model  # noqa: PLC0415
 
     model = fit_store_model(store)
+    path = learnt_model_path(store)
+    if path is not None:
+        model.save(path)
     rescored = score_store(store, scorer=model, rescore=True, unrated=True) if apply and model.gain_ > 0 else 0
     return model, rescored
