@@ -98,3 +98,12 @@ def test_learn_text_needs_rated_text(run_cli, tmp_path, shared_data):
     assert code != 0 and "no events with both text and a rating to learn from" in err
     code, out, err = run_cli("score-text", "unrated.csv", "--text-col", "text", "--model", "missing.npz")
     assert code != 0 and "'missing.npz' does not exist; `keymoments learn-text` writes one" in err
+
+
+def test_a_damaged_learnt_model_does_not_stop_scoring(run_cli, tmp_path, shared_data):
+    _reviews(shared_data, 0, 5).to_csv(tmp_path / "few.csv", index=False)
+    (tmp_path / "keymoments.text-model.npz").write_bytes(b"not a model")
+    code, out, err = run_cli("ingest", "few.csv")
+    assert code == 0, err
+    assert "scored the text of 5 events" in out
+    assert "warning: Cannot read the store's learnt text model 'keymoments.text-model.npz' (ConfigError)" in err

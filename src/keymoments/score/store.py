@@ -12,6 +12,7 @@ Each scored text's emotions (see :mod:`keymoments.score.emotions`) are kept in `
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from keymoments.events import RATING_CONFIDENCE, JourneyModel, Touchpoint
+from keymoments.exceptions import KeymomentsWarning
 from keymoments.score.base import TextScorer, TextScores
 from keymoments.score.emotions import EMOTIONS, emotions_of
 from keymoments.score.fusion import fuse
@@ -158,7 +160,16 @@ def _learnt_model(store: Store) -> TextScorer | None:
         return None
     from keymoments.score.domain import DomainTextModel  # noqa: PLC0415
 
-    model = DomainTextModel.load(path)
+    try:
+        model = DomainTextModel.load(path)
+    except Exception as exc:  # noqa: BLE001 - a damaged side file must not stop scoring
+        warnings.warn(
+            f"Cannot read the store's learnt text model {str(path)!r} ({type(exc).__name__}); scoring with the "
+            "general model. Run `keymoments learn-text` again to rebuild it.",
+            KeymomentsWarning,
+            stacklevel=3,
+        )
+        return None
     return model if not model.cv_.empty and model.gain_ > 0 else None
 
 
