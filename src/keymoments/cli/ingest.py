@@ -174,10 +174,9 @@ def score_text(
     as_json: JsonOption = False,
 ) -> None:
     """Score any table of text: adds valence, sentiment, confidence, emotion (and touchpoint with --journey)."""
-    from keymoments.events import JourneyModel
     from keymoments.score.frame import score_text_file
 
-    jm = JourneyModel.from_yaml(journey) if journey else None
+    jm = _journey(journey)
     df, path = score_text_file(file, text_col=text_col, out=out, scorer=model, journey=jm, examples=examples)
     counts = df["sentiment"].value_counts().to_dict()
     model_name = str(df["model"].iloc[0]) if len(df) else model
@@ -231,8 +230,10 @@ def learn_text(
     from keymoments.score.store import learn_store_text, learnt_model_path
 
     with open_store(db) as store:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
+        # warnings go to stderr as every command's do; with --json they go into the answer instead
+        with warnings.catch_warnings(record=as_json) as caught:
+            if as_json:
+                warnings.simplefilter("always")
             model, rescored = learn_store_text(store, apply=apply)
         path = learnt_model_path(store)
     if out is not None:
@@ -243,10 +244,8 @@ def learn_text(
     domain = model.cv_.loc["domain (cv)", "macro_f1"]
     if as_json:
         echo_json(model.to_dict() | {"path": str(path), "rescored_unrated": rescored,
-                                     "warnings": [str(w.message) for w in caught]})  # fmt: skip
+                                     "warnings": [str(w.message) for w in caught or []]})  # fmt: skip
         return
-    for w in caught:
-        err_console.print(f"warning: {w.message}")
     typer.echo(f"learnt from {model.n_:,} rated texts ({', '.join(f'{k} {v:,}' for k, v in model.class_counts_.items())})")
     typer.echo(f"cross-validated macro-F1 on them: domain model {domain:.3f}, general model {general:.3f} ({model.gain_:+.3f})")
     typer.echo(f"saved → {path}")

@@ -35,8 +35,8 @@
    lower the 119, labelled by someone else, from 0.73 to 0.69.
 4. The best touchpoint wins when its blended score reaches ``threshold`` (0.2), unless the text is *vague*:
    at most ``vague_words`` (1) word that says something (stop words, handles and links aside) and a best score
-   under ``vague_score`` (0.35; 0 turns the rule off), such as "@sprintcare Just fix it" or "Why??"; otherwise the answer is
-   :data:`~keymoments.score.tagging.OTHER`. Every touchpoint within ``margin`` (0.04) of the best and above the
+   under ``vague_score`` (0.35; 0 turns the rule off), such as "@sprintcare Why??" or "@Delta ridiculous";
+   otherwise the answer is :data:`~keymoments.score.tagging.OTHER`. Every touchpoint within ``margin`` (0.04) of the best and above the
    threshold is also listed in ``labels`` (multi-label: "lost my bag *and* missed the connection").
 5. Confidence: the softmax weight of the best touchpoint over all touchpoints and "other" (whose score is the
    threshold) at temperature 0.05; 0 for "other" and blank texts.
@@ -63,6 +63,7 @@ import numpy as np
 
 from keymoments.events import JourneyModel
 from keymoments.exceptions import ConfigError, NotEnoughDataError
+from keymoments.score.embed import _URL
 from keymoments.score.tagging import OTHER, TouchpointTags, terms
 
 __all__ = ["MIN_REFERENCE", "SemanticTagger", "SemanticTouchpointTags", "content_words", "prototypes", "readable"]
@@ -71,10 +72,11 @@ __all__ = ["MIN_REFERENCE", "SemanticTagger", "SemanticTouchpointTags", "content
 MIN_REFERENCE = 50
 
 _SPLIT = re.compile(r"[,;:]|\s+-\s+|\s+and\s+|\s+or\s+")
-_NOISE = re.compile(r"@\d+\b|https?://\S+")  # anonymised handles (@115911) and links: no meaning to match
+_LINK = _URL.pattern  # links, as the encoder's own normalize_text finds them
+_NOISE = re.compile(rf"@\d+\b|{_LINK}")  # anonymised handles (@115911) and links: no meaning to match
 _HANDLE = re.compile(r"@(\w+)")
 _CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])")
-_MENTION = re.compile(r"@\w+|https?://\S+")
+_MENTION = re.compile(rf"@\w+|{_LINK}")
 
 
 def readable(text: str) -> str:
