@@ -1,6 +1,7 @@
 """Text-model evaluation: quality (accuracy, macro-F1) and throughput of the lexicon, semantic and domain models.
 
-Run: ``.venv/bin/python bench/bench_text_eval.py [--quick]`` (about 3-5 minutes on 2 cores; embeddings of the
+Run: ``.venv/bin/python bench/bench_text_eval.py [--quick] [--tagging]`` (``--tagging``: section 4 and the
+tagger's throughput only; about 3-5 minutes on 2 cores for everything; embeddings of the
 evaluation sets are cached under ``.cache/embeddings``). It prints three tables and writes
 ``bench/out/text_eval.json``:
 
@@ -27,6 +28,7 @@ evaluation sets are cached under ``.cache/embeddings``). It prints three tables 
    was chosen, without and with 30, 100 or all labelled examples from parts 1-2 (mean of 3 draws).
 5. **Throughput** on 2,000 inbound tweets (emotions included): texts/s of wall time, and texts per CPU-second
    of this process (steadier when other processes share the cores), with the load average. Best of 3 runs.
+   Last row: the default semantic tagger (calibrated on the other inbound tweets) tagging the same 2,000.
 """
 
 from __future__ import annotations
@@ -58,7 +60,11 @@ LABEL = {"negative": 0, "neutral": 1, "positive": 2}
 
 
 def metrics(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
-    return {"accuracy": round(accuracy_score(y, pred), 3), "macro_f1": round(f1_score(y, pred, average="macro"), 3), "n": int(len(y))}
+    return {
+        "accuracy": round(accuracy_score(y, pred), 3),
+        "macro_f1": round(f1_score(y, pred, average="macro"), 3),
+        "n": int(len(y)),
+    }
 
 
 def f1_interval(y: np.ndarray, pred: np.ndarray, n_boot: int = 1000) -> list[float]:
@@ -85,17 +91,136 @@ def lexicon_rows(sst_texts, sst_y, tw_texts, tw_y) -> tuple[dict, dict]:
     return sst, tw
 
 
+def tagging_rows() -> list[dict]:
+    """Section 4: zero-shot tagging accuracy (bootstrap 95% interval) per set and tagger."""
+    from keymoments.events import JourneyModel  # noqa: PLC0415
+    from keymoments.score.semantic_tagging import SemanticTagger  # noqa: PLC0415
+    from keymoments.score.tagging import LexicalTagger  # noqa: PLC0415
+
+    journey = JourneyModel.from_yaml(ROOT / "bench" / "data" / "support_journey.yaml")
+    inbound = corpora.twcs_inbound()
+    tag_rows = []
+    sets = [
+        ("119 benchmark tweets", pd.read_csv(ROOT / "bench" / "data" / "twcs_negative_topics.csv", dtype=str))
+    ]
+    more = ROOT / "bench" / "data" / "twcs_more_negative_topics.csv"
+    if more.exists():
+        more_labels = pd.read_csv(more, dtype=str)
+        sets.append(("593 other tweets, other labellers", more_labels))
+        held = more_labels[more_labels["batch"].isin(["part3", "part4"])]
+        sets.append((f"its parts 3-4 ({len(held)}; no setting chosen on them)", held))
+    for set_name, labels in sets:
+        topics = labels.merge(inbound[["tweet_id", "text"]], on="tweet_id", validate="one_to_one")
+        texts, truth = topics["text"].astype(str).tolist(), topics["topic"].to_numpy()
+        unlabelled = inbound.loc[~inbound["tweet_id"].isin(topics["tweet_id"]), "text"].astype(str).tolist()
+        taggers = [("", LexicalTagger(journey))]
+        for weight in (0.0, 0.15):
+            taggers += [
+                ("", SemanticTagger(journey, lexical_weight=weight)),
+                (
+                    f", calibrated on the other {len(unlabelled):,} inbound tweets",
+                    SemanticTagger(journey, lexical_weight=weight, reference=unlabelled),
+                ),
+                (
+                    f", calibrated on the {len(texts)} texts themselves",
+                    SemanticTagger(journey, lexical_weight=weight, reference=texts),
+                ),
+            ]
+        for note, tagger in taggers:
+            hit = tagger.tag(texts).touchpoint == truth
+            label = (
+                tagger.name
+                if not isinstance(tagger, SemanticTagger)
+                else f"{tagger.name} (lexical weight {tagger.lexical_weight}){note}"
+            )
+            rng = np.random.default_rng(0)
+            boot = [float(np.mean(hit[rng.integers(0, len(hit), len(hit))])) for _ in range(1000)]
+            tag_rows.append({"set": set_name, "tagger": label, "accuracy": round(float(np.mean(hit)), 3),
+                             "accuracy_95ci": [round(float(np.percentile(boot, 2.5)), 3), round(float(np.percentile(boot, 97.5)), 3)],
+                             "n": len(hit)})  # fmt: skip
+
+    if more.exists():  # labelled examples: parts 1-2 of the 593 teach the tagger, parts 3-4 test it
+        from keymoments.score.tagging import add_examples  # noqa: PLC0415
+
+        labelled = more_labels.merge(inbound[["tweet_id", "text"]], on="tweet_id", validate="one_to_one")
+        teach, test = (
+            labelled[labelled["batch"].isin(["part1", "part2"])],
+            labelled[labelled["batch"].isin(["part3", "part4"])],
+        )
+        unlabelled = inbound.loc[~inbound["tweet_id"].isin(labelled["tweet_id"]), "text"].astype(str).tolist()
+        for n in (0, 30, 100, len(teach)):
+            for calibrated in (False, True):
+                hits = []
+                for seed in range(3 if 0 < n < len(teach) else 1):  # the mean over 3 draws of n examples
+                    ex = teach.sample(n=n, random_state=seed)
+                    taught = add_examples(journey, ex["text"].astype(str).tolist(), ex["topic"].tolist())
+                    tagger = SemanticTagger(taught, reference=unlabelled if calibrated else None)
+                    hits.append(
+                        float(
+                            np.mean(
+                                tagger.tag(test["text"].astype(str).tolist()).touchpoint
+                                == test["topic"].to_numpy()
+                            )
+                        )
+                    )
+                tag_rows.append({"set": f"parts 3-4 ({len(test)}), {n} labelled examples from parts 1-2",
+                                 "tagger": f"{tagger.name}{', calibrated' if calibrated else ''}", "accuracy": round(float(np.mean(hits)), 3),
+                                 "accuracy_95ci": "", "n": len(test)})  # fmt: skip
+
+    return tag_rows
+
+
+def tagging_speed(runs: int) -> dict:
+    """Texts/s of the default semantic tagger, calibrated on the other inbound tweets, tagging 2,000 tweets."""
+    from keymoments.events import JourneyModel  # noqa: PLC0415
+    from keymoments.score.semantic_tagging import SemanticTagger  # noqa: PLC0415
+
+    texts = corpora.twcs_inbound()["text"].astype(str).tolist()
+    tagger = SemanticTagger(
+        JourneyModel.from_yaml(ROOT / "bench" / "data" / "support_journey.yaml"), reference=texts[2000:]
+    )
+    tagger.tag(texts[:64])
+    best_wall, best_cpu = 0.0, 0.0
+    for _ in range(runs):
+        t0, c0 = time.perf_counter(), time.process_time()
+        tagger.tag(texts[:2000])
+        best_wall = max(best_wall, 2000 / (time.perf_counter() - t0))
+        best_cpu = max(best_cpu, 2000 / max(time.process_time() - c0, 1e-9))
+    return {
+        "model": f"{tagger.name} tagger (calibrated; tagging only)",
+        "texts_per_s": round(best_wall),
+        "texts_per_cpu_s": round(best_cpu),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="one throughput run instead of three")
+    ap.add_argument(
+        "--tagging",
+        action="store_true",
+        help="only the touchpoint tagging figures (section 4) and the tagger's throughput",
+    )
     args = ap.parse_args(argv)
+    if args.tagging:
+        rows, speed = tagging_rows(), tagging_speed(1 if args.quick else 3)
+        pd.set_option("display.width", 160)
+        print("\n== zero-shot touchpoint tagging: negative tweets, 8 support topics + other ==")
+        print(pd.DataFrame(rows).to_string(index=False))
+        print(
+            f"\n== tagging throughput, 2,000 tweets, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} =="
+        )
+        print(pd.DataFrame([speed]).to_string(index=False))
+        return 0
 
     sst_texts, sst_y = corpora.sst2("test")
     bench = corpora.bench_labels()
     tw_texts, tw_y = bench["text"].tolist(), bench["label"].map(LABEL).to_numpy()
     weak = twcs_weak_labels.weak_labels()
     weak_val = weak["label"].map({"negative": -1.0, "neutral": 0.0, "positive": 1.0}).to_numpy()
-    print(f"weakly labelled tweets for domain adaptation: {len(weak)} {weak['label'].value_counts().to_dict()}")
+    print(
+        f"weakly labelled tweets for domain adaptation: {len(weak)} {weak['label'].value_counts().to_dict()}"
+    )
 
     sst_rows, tw_rows, domain_rows = [], [], []
     s, t = lexicon_rows(sst_texts, sst_y, tw_texts, tw_y)
@@ -118,8 +243,13 @@ def main(argv: list[str] | None = None) -> int:
         dm = DomainTextModel(depth)
         dm._general = scorer
         dm.fit(weak["text"].tolist(), weak_val, embeddings=x_weak)
-        tw_rows.append({"model": f"{scorer.name} + domain (twcs replies)", **metrics(tw_y, np.argmax(dm.head_.predict_proba(x_tw), axis=1)),
-                        "cv_macro_f1_weak": round(float(dm.cv_.loc["domain (cv)", "macro_f1"]), 3)})
+        tw_rows.append(
+            {
+                "model": f"{scorer.name} + domain (twcs replies)",
+                **metrics(tw_y, np.argmax(dm.head_.predict_proba(x_tw), axis=1)),
+                "cv_macro_f1_weak": round(float(dm.cv_.loc["domain (cv)", "macro_f1"]), 3),
+            }
+        )
 
     # the previous default (1 int8 layer, general and reply-labelled heads only) and the default cut at 64 word pieces
     from keymoments.score.embed import MiniLMEncoder  # noqa: PLC0415
@@ -127,15 +257,28 @@ def main(argv: list[str] | None = None) -> int:
 
     fast = scorers["fast"]
     previous = _MeanHead([fast.head_, SemanticScorer("fast", head="support", emotions=False).head_])
-    x_sst, x_tw = corpora.cached_embeddings("sst2-test", sst_texts, fast.encoder_), corpora.cached_embeddings("bench-tweets", tw_texts, fast.encoder_)
+    x_sst, x_tw = (
+        corpora.cached_embeddings("sst2-test", sst_texts, fast.encoder_),
+        corpora.cached_embeddings("bench-tweets", tw_texts, fast.encoder_),
+    )
     label = "semantic-minilm-blend-fast of general + reply-labelled heads (previous default)"
     sst_rows.append({"model": label, **metrics(sst_y, binary_pred(previous.predict_proba(x_sst)))})
     tw_rows.append(tweet_row(label, tw_y, previous.predict_proba(x_tw)))
     short = SemanticScorer("fast", head="blend", emotions=False)
     short.encoder_ = MiniLMEncoder(n_layers=1, quantize=True, max_length=64)
-    x_sst, x_tw = corpora.cached_embeddings("sst2-test", sst_texts, short.encoder_), corpora.cached_embeddings("bench-tweets", tw_texts, short.encoder_)
-    sst_rows.append({"model": "semantic-minilm-blend-fast, 64 word pieces", **metrics(sst_y, binary_pred(short.head_.predict_proba(x_sst)))})
-    tw_rows.append(tweet_row("semantic-minilm-blend-fast, 64 word pieces", tw_y, short.head_.predict_proba(x_tw)))
+    x_sst, x_tw = (
+        corpora.cached_embeddings("sst2-test", sst_texts, short.encoder_),
+        corpora.cached_embeddings("bench-tweets", tw_texts, short.encoder_),
+    )
+    sst_rows.append(
+        {
+            "model": "semantic-minilm-blend-fast, 64 word pieces",
+            **metrics(sst_y, binary_pred(short.head_.predict_proba(x_sst))),
+        }
+    )
+    tw_rows.append(
+        tweet_row("semantic-minilm-blend-fast, 64 word pieces", tw_y, short.head_.predict_proba(x_tw))
+    )
 
     # 3. UCI amazon + yelp as rated reviews; general head without them (balanced depth, fp32 cache of training)
     from train_text_head import every_layer_encoder  # noqa: PLC0415
@@ -149,8 +292,12 @@ def main(argv: list[str] | None = None) -> int:
     tr_t, tr_y = corpora.sst2("train")
     im_t, im_y = corpora.uci("imdb")
     dv_t, dv_y = corpora.sst2("dev")
-    head = OrdinalHead.fit(np.concatenate([emb("sst2-train", tr_t), emb("uci-imdb", im_t)]), np.concatenate([tr_y, im_y]) == 2,
-                           emb("sst2-dev", dv_t), dv_y == 2)
+    head = OrdinalHead.fit(
+        np.concatenate([emb("sst2-train", tr_t), emb("uci-imdb", im_t)]),
+        np.concatenate([tr_y, im_y]) == 2,
+        emb("sst2-dev", dv_t),
+        dv_y == 2,
+    )
     for source in ("amazon", "yelp"):
         texts, y = corpora.uci(source)
         x = emb(f"uci-{source}", texts)
@@ -158,62 +305,16 @@ def main(argv: list[str] | None = None) -> int:
         dm = DomainTextModel("balanced")
         dm._general = scorers["balanced"]
         dm.fit(texts, np.where(y == 2, 1.0, -1.0), embeddings=x)
-        domain_rows.append({"rated text": f"UCI {source}",
-                            "general_macro_f1": general["macro_f1"], "domain_cv_macro_f1": round(float(dm.cv_.loc["domain (cv)", "macro_f1"]), 3),
-                            "n": len(y)})
+        domain_rows.append(
+            {
+                "rated text": f"UCI {source}",
+                "general_macro_f1": general["macro_f1"],
+                "domain_cv_macro_f1": round(float(dm.cv_.loc["domain (cv)", "macro_f1"]), 3),
+                "n": len(y),
+            }
+        )
 
-    # 4. zero-shot tagging
-    from keymoments.events import JourneyModel  # noqa: PLC0415
-    from keymoments.score.semantic_tagging import SemanticTagger  # noqa: PLC0415
-    from keymoments.score.tagging import LexicalTagger  # noqa: PLC0415
-
-    journey = JourneyModel.from_yaml(ROOT / "bench" / "data" / "support_journey.yaml")
-    inbound = corpora.twcs_inbound()
-    tag_rows = []
-    sets = [("119 benchmark tweets", pd.read_csv(ROOT / "bench" / "data" / "twcs_negative_topics.csv", dtype=str))]
-    more = ROOT / "bench" / "data" / "twcs_more_negative_topics.csv"
-    if more.exists():
-        more_labels = pd.read_csv(more, dtype=str)
-        sets.append(("593 other tweets, other labellers", more_labels))
-        held = more_labels[more_labels["batch"].isin(["part3", "part4"])]
-        sets.append((f"its parts 3-4 ({len(held)}; no setting chosen on them)", held))
-    for set_name, labels in sets:
-        topics = labels.merge(inbound[["tweet_id", "text"]], on="tweet_id", validate="one_to_one")
-        texts, truth = topics["text"].astype(str).tolist(), topics["topic"].to_numpy()
-        unlabelled = inbound.loc[~inbound["tweet_id"].isin(topics["tweet_id"]), "text"].astype(str).tolist()
-        taggers = [("", LexicalTagger(journey))]
-        for weight in (0.0, 0.15):
-            taggers += [
-                ("", SemanticTagger(journey, lexical_weight=weight)),
-                (f", calibrated on the other {len(unlabelled):,} inbound tweets", SemanticTagger(journey, lexical_weight=weight, reference=unlabelled)),
-                (f", calibrated on the {len(texts)} texts themselves", SemanticTagger(journey, lexical_weight=weight, reference=texts)),
-            ]
-        for note, tagger in taggers:
-            hit = tagger.tag(texts).touchpoint == truth
-            label = tagger.name if not isinstance(tagger, SemanticTagger) else f"{tagger.name} (lexical weight {tagger.lexical_weight}){note}"
-            rng = np.random.default_rng(0)
-            boot = [float(np.mean(hit[rng.integers(0, len(hit), len(hit))])) for _ in range(1000)]
-            tag_rows.append({"set": set_name, "tagger": label, "accuracy": round(float(np.mean(hit)), 3),
-                             "accuracy_95ci": [round(float(np.percentile(boot, 2.5)), 3), round(float(np.percentile(boot, 97.5)), 3)],
-                             "n": len(hit)})  # fmt: skip
-
-    if more.exists():  # labelled examples: parts 1-2 of the 593 teach the tagger, parts 3-4 test it
-        from keymoments.score.tagging import add_examples  # noqa: PLC0415
-
-        labelled = more_labels.merge(inbound[["tweet_id", "text"]], on="tweet_id", validate="one_to_one")
-        teach, test = labelled[labelled["batch"].isin(["part1", "part2"])], labelled[labelled["batch"].isin(["part3", "part4"])]
-        unlabelled = inbound.loc[~inbound["tweet_id"].isin(labelled["tweet_id"]), "text"].astype(str).tolist()
-        for n in (0, 30, 100, len(teach)):
-            for calibrated in (False, True):
-                hits = []
-                for seed in range(3 if 0 < n < len(teach) else 1):  # the mean over 3 draws of n examples
-                    ex = teach.sample(n=n, random_state=seed)
-                    taught = add_examples(journey, ex["text"].astype(str).tolist(), ex["topic"].tolist())
-                    tagger = SemanticTagger(taught, reference=unlabelled if calibrated else None)
-                    hits.append(float(np.mean(tagger.tag(test["text"].astype(str).tolist()).touchpoint == test["topic"].to_numpy())))
-                tag_rows.append({"set": f"parts 3-4 ({len(test)}), {n} labelled examples from parts 1-2",
-                                 "tagger": f"{tagger.name}{', calibrated' if calibrated else ''}", "accuracy": round(float(np.mean(hits)), 3),
-                                 "accuracy_95ci": "", "n": len(test)})  # fmt: skip
+    tag_rows = tagging_rows()
 
     # 5. throughput
     tweets = corpora.twcs_inbound()["text"].astype(str).tolist()[:2000]
@@ -222,8 +323,12 @@ def main(argv: list[str] | None = None) -> int:
     runs = 1 if args.quick else 3
     previous = SemanticScorer("balanced", head="support")
     previous.encoder_ = MiniLMEncoder(n_layers=3, quantize=False)
-    for name, scorer in [("lexicon-vader", LexiconScorer()), ("semantic-minilm-blend-fast (auto)", SemanticScorer("fast", head="blend")),
-                         *((s.name, SemanticScorer(d)) for d, s in scorers.items()), ("3 fp32 layers, support head (the first default)", previous)]:
+    for name, scorer in [
+        ("lexicon-vader", LexiconScorer()),
+        ("semantic-minilm-blend-fast (auto)", SemanticScorer("fast", head="blend")),
+        *((s.name, SemanticScorer(d)) for d, s in scorers.items()),
+        ("3 fp32 layers, support head (the first default)", previous),
+    ]:
         scorer.score(tweets[:64])
         best_wall, best_cpu = 0.0, 0.0
         for _ in range(runs):
@@ -232,6 +337,7 @@ def main(argv: list[str] | None = None) -> int:
             best_wall = max(best_wall, len(tweets) / (time.perf_counter() - t0))
             best_cpu = max(best_cpu, len(tweets) / max(time.process_time() - c0, 1e-9))
         speed.append({"model": name, "texts_per_s": round(best_wall), "texts_per_cpu_s": round(best_cpu)})
+    speed.append(tagging_speed(runs))
     load = os.getloadavg()[0]
 
     pd.set_option("display.width", 160)
@@ -240,14 +346,33 @@ def main(argv: list[str] | None = None) -> int:
     print("\n== 240 hand-labelled customer tweets (3 classes) ==")
     print(pd.DataFrame(tw_rows).astype(object).fillna("").to_string(index=False))
     print("\n== domain adaptation on rated reviews (binary; general head trained without that source) ==")
-    print(pd.DataFrame(domain_rows)[["rated text", "general_macro_f1", "domain_cv_macro_f1", "n"]].to_string(index=False))
+    print(
+        pd.DataFrame(domain_rows)[["rated text", "general_macro_f1", "domain_cv_macro_f1", "n"]].to_string(
+            index=False
+        )
+    )
     print("\n== zero-shot touchpoint tagging: negative tweets, 8 support topics + other ==")
     print(pd.DataFrame(tag_rows).to_string(index=False))
-    print(f"\n== throughput, 2,000 tweets, {os.cpu_count()} cores, load average {load:.1f} (before {load_before:.1f}; emotions included) ==")
+    print(
+        f"\n== throughput, 2,000 tweets, {os.cpu_count()} cores, load average {load:.1f} (before {load_before:.1f}; emotions included) =="
+    )
     print(pd.DataFrame(speed).to_string(index=False))
     out = ROOT / "bench" / "out"
     out.mkdir(parents=True, exist_ok=True)
-    (out / "text_eval.json").write_text(json.dumps({"sst2": sst_rows, "tweets": tw_rows, "domain": domain_rows, "tagging": tag_rows, "speed": speed, "load": load, "load_before": load_before}, indent=2))
+    (out / "text_eval.json").write_text(
+        json.dumps(
+            {
+                "sst2": sst_rows,
+                "tweets": tw_rows,
+                "domain": domain_rows,
+                "tagging": tag_rows,
+                "speed": speed,
+                "load": load,
+                "load_before": load_before,
+            },
+            indent=2,
+        )
+    )
     return 0
 
 
