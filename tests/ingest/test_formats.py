@@ -96,6 +96,15 @@ def test_parquet_native_timestamps_and_epochs(tmp_path, store):
         ("31.10.2017 22:10:47", datetime(2017, 10, 31, 22, 10, 47, tzinfo=UTC)),
         ("2017-10-31", datetime(2017, 10, 31, tzinfo=UTC)),
         ("1509487847", datetime(2017, 10, 31, 22, 10, 47, tzinfo=UTC)),
+        # the 19-character naive form takes a fast path; offsets that fit in 19 characters must not take it
+        ("2017-10-31 22:10:47", datetime(2017, 10, 31, 22, 10, 47, tzinfo=UTC)),
+        ("2017-10-31T22:10:47", datetime(2017, 10, 31, 22, 10, 47, tzinfo=UTC)),
+        ("  2017-10-31 22:10:47 ", datetime(2017, 10, 31, 22, 10, 47, tzinfo=UTC)),
+        ("2017-10-31 23:10+01", datetime(2017, 10, 31, 22, 10, tzinfo=UTC)),
+        ("2017-10-31T22:10:47Z", datetime(2017, 10, 31, 22, 10, 47, tzinfo=UTC)),
+        ("2017-10-31 23:10:47+01", datetime(2017, 10, 31, 22, 10, 47, tzinfo=UTC)),
+        ("2017-10-31 22:10:47.250", datetime(2017, 10, 31, 22, 10, 47, 250000, tzinfo=UTC)),
+        ("1509487847000000000", datetime(2017, 10, 31, 22, 10, 47, tzinfo=UTC)),
     ],
 )
 def test_timestamp_forms(store, text, expected):

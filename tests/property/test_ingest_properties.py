@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from keymoments.ingest.files import records_source
 from keymoments.score.store import score_store
@@ -33,3 +36,22 @@ def test_ingest_roundtrip_and_invariants(records):
         assert df["next_touchpoint"].notna().sum() == len(df) - df["journey_id"].nunique()
         again = ingest_source(store, records_source(records))
         assert again.accepted == 0 and again.duplicates == len(records)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.lists(
+        st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2200, 12, 31)).map(lambda d: d.replace(microsecond=0)),
+        min_size=1,
+        max_size=20,
+    ),
+    st.sampled_from([" ", "T"]),
+)
+def test_plain_iso_text_reads_as_the_same_utc_instant(moments, sep):
+    """The fast path for 'YYYY-MM-DD HH:MM:SS' agrees with Python's reading of the same text as UTC."""
+    records = [{"customer_id": f"c{i}", "touchpoint": "t", "ts": d.isoformat(sep=sep)} for i, d in enumerate(moments)]
+    with Store(":memory:") as store:
+        assert ingest_source(store, records_source(records)).accepted == len(records)
+        got = store.query("SELECT customer_id, ts FROM events")
+    by_customer = {r.customer_id: r.ts.to_pydatetime() for r in got.itertuples()}
+    assert [by_customer[f"c{i}"] for i in range(len(moments))] == [d.replace(tzinfo=UTC) for d in moments]
