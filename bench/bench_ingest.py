@@ -81,7 +81,6 @@ elif mode == "floor":
         ).fetchall()[0][0]
     store.close()
 else:
-    import duckdb
     con = duckdb.connect(db)
     reader = "read_parquet" if path.endswith(".parquet") else "read_csv"
     con.execute(f"CREATE TABLE raw AS SELECT * FROM {reader}('{path}')")
