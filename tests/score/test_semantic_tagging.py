@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from keymoments.events import JourneyModel, Touchpoint
 from keymoments.exceptions import ConfigError, NotEnoughDataError
-from keymoments.score.semantic_tagging import MIN_REFERENCE, SemanticTagger, content_words, readable
+from keymoments.score.semantic_tagging import (
+    LEXICAL_WEIGHTS,
+    MIN_REFERENCE,
+    SemanticTagger,
+    content_words,
+    homogeneity,
+    lexical_weight_for,
+    readable,
+)
 from keymoments.score.tagging import OTHER, Tagger, add_examples, make_tagger
 
 JOURNEY = JourneyModel(
@@ -129,8 +142,9 @@ def test_refinement_learns_how_customers_phrase_a_touchpoint():
               "smooth", "overbooked", "short", "late to land", "noisy")]  # fmt: skip
     reference = (lounge + flight) * 3
     text = ["Free champagne and snacks before departure", "It was bumpy and cold"]
-    plain = SemanticTagger(journey, refine=0.0, reference=reference)
-    refined = SemanticTagger(journey, refine=0.7, reference=reference)
+    # templated texts are very alike, which would raise the lexical weight (tested below): keep it fixed here
+    plain = SemanticTagger(journey, refine=0.0, lexical_weight=0.15, reference=reference)
+    refined = SemanticTagger(journey, refine=0.7, lexical_weight=0.15, reference=reference)
     assert refined.centroids_ is not None and refined.centroids_.shape == (2, plain.prototypes_.shape[1])
     np.testing.assert_allclose(np.linalg.norm(refined.centroids_, axis=1), 1.0, rtol=1e-5)
     assert "refined 0.7" in repr(refined)
@@ -167,3 +181,52 @@ def test_vague_texts_are_other_and_clear_ones_are_not():
 def test_refine_must_be_a_weight():
     with pytest.raises(ConfigError, match="'refine' parameter of SemanticTagger must be in"):
         SemanticTagger(JOURNEY, refine=1.5)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(2, 30), st.integers(1, 8), st.integers(0, 10_000))
+def test_homogeneity_is_the_mean_cosine_of_distinct_pairs(n, d, seed):
+    x = np.random.default_rng(seed).normal(size=(n, d)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    sims = x.astype(np.float64) @ x.T.astype(np.float64)
+    expected = (sims.sum() - np.trace(sims)) / (n * (n - 1))
+    assert homogeneity(x) == pytest.approx(expected, abs=1e-5)
+    assert homogeneity(x[:1]) == 0.0
+
+
+@given(st.floats(-1, 1), st.floats(-1, 1))
+def test_lexical_weight_rises_with_homogeneity_within_its_bounds(a, b):
+    lo, hi = sorted((a, b))
+    assert LEXICAL_WEIGHTS[0] <= lexical_weight_for(lo) <= lexical_weight_for(hi) <= LEXICAL_WEIGHTS[1]
+
+
+def test_calibration_sets_the_lexical_weight_from_how_alike_the_texts_are(twcs_texts):
+    varied = twcs_texts[:300]  # tweets to many brands
+    alike = [f"My flight to {c} was {x}" for c in ("Rome", "Oslo", "Lima", "Kyiv", "Doha") for x in
+             ("late", "cancelled", "full", "delayed", "overbooked", "bumpy", "cold", "noisy", "short", "early")]  # fmt: skip
+    mixed = SemanticTagger(JOURNEY, reference=varied)
+    same = SemanticTagger(JOURNEY, reference=alike)
+    assert mixed.homogeneity_ < 0.2 and mixed.lexical_weight_ == LEXICAL_WEIGHTS[0]
+    assert same.homogeneity_ > 0.3 and same.lexical_weight_ == LEXICAL_WEIGHTS[1]
+    assert "lexical weight 0.7" in repr(same)
+    # a weight the user gives is kept; before calibration the tagger uses the across-domains weight
+    assert SemanticTagger(JOURNEY, lexical_weight=0.3, reference=alike).lexical_weight_ == 0.3
+    assert SemanticTagger(JOURNEY).lexical_weight_ == LEXICAL_WEIGHTS[0] and SemanticTagger(JOURNEY).homogeneity_ is None
+    with pytest.raises(ConfigError, match=r"must be in \[0, 1\], or None to set it"):
+        SemanticTagger(JOURNEY, lexical_weight=1.5)
+
+
+def test_within_one_domain_the_words_weigh_more_on_real_airline_complaints(twcs_path):
+    """213 real complaints to airlines, hand-tagged with the demo's own airline journey (bench/data)."""
+    root = Path(__file__).resolve().parents[2]
+    labels = pd.read_csv(root / "bench" / "data" / "twcs_airline_topics.csv", dtype=str, keep_default_na=False)
+    tweets = pd.read_csv(twcs_path, lineterminator="\n", dtype={"tweet_id": str})
+    rows = labels[labels["complaint"] == "yes"].merge(tweets[["tweet_id", "text"]], on="tweet_id", validate="one_to_one")
+    texts, truth = rows["text"].tolist(), rows["topic"].to_numpy()
+    journey = JourneyModel.from_yaml(root / "src" / "keymoments" / "examples" / "airline_journey.yaml")
+    auto = SemanticTagger(journey, reference=texts)
+    fixed = SemanticTagger(journey, lexical_weight=LEXICAL_WEIGHTS[0], reference=texts)
+    assert auto.lexical_weight_ == LEXICAL_WEIGHTS[1]
+    acc_auto = float(np.mean(auto.tag(texts).touchpoint == truth))
+    acc_fixed = float(np.mean(fixed.tag(texts).touchpoint == truth))
+    assert acc_auto >= 0.42 and acc_auto > acc_fixed + 0.07, (acc_auto, acc_fixed)  # measured 0.451 against 0.333
