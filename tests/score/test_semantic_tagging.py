@@ -209,6 +209,11 @@ def test_calibration_sets_the_lexical_weight_from_how_alike_the_texts_are(twcs_t
     assert mixed.homogeneity_ < 0.2 and mixed.lexical_weight_ == LEXICAL_WEIGHTS[0]
     assert same.homogeneity_ > 0.3 and same.lexical_weight_ == LEXICAL_WEIGHTS[1]
     assert "lexical weight 0.7" in repr(same)
+    # an encoder of fewer layers finds any texts alike (another scale): it keeps the across-domains weight
+    from keymoments.score.embed import MiniLMEncoder
+
+    shallow = SemanticTagger(JOURNEY, encoder=MiniLMEncoder(n_layers=1), reference=varied)
+    assert shallow.homogeneity_ > 0.3 and shallow.lexical_weight_ == LEXICAL_WEIGHTS[0]
     # a weight the user gives is kept; before calibration the tagger uses the across-domains weight
     assert SemanticTagger(JOURNEY, lexical_weight=0.3, reference=alike).lexical_weight_ == 0.3
     assert SemanticTagger(JOURNEY).lexical_weight_ == LEXICAL_WEIGHTS[0] and SemanticTagger(JOURNEY).homogeneity_ is None
