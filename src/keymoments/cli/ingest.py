@@ -184,9 +184,12 @@ def score_text(
     touchpoints = df["touchpoint"].value_counts().to_dict() if "touchpoint" in df else {}
     if as_json:
         extra = {"emotion": emotions} | ({"touchpoint": touchpoints} if "touchpoint" in df else {})
+        extra |= {"tagger": df.attrs["tagger"]} if "tagger" in df.attrs else {}
         echo_json({"out": str(path), "rows": len(df), "model": model_name, "sentiment": counts} | extra)
     else:
         err_console.print(f"scored {len(df):,} texts with {model_name}")
+        if "tagger" in df.attrs:
+            err_console.print(f"tagged with {df.attrs['tagger']}", soft_wrap=True)
         typer.echo(f"{path}: " + ", ".join(f"{k} {v:,}" for k, v in sorted(counts.items())))
         for label, tally in (("emotions", emotions), ("touchpoints", touchpoints)):
             if tally:

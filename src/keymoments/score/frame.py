@@ -236,6 +236,7 @@ def score_text_file(
             every = np.full(len(df), None, dtype=object)
             every[has_text] = np.array(["|".join(labels) or None for labels in tags.labels], dtype=object)
             result["touchpoints"] = every
+        result.attrs["tagger"] = repr(tagger)  # how it tagged (calibration, lexical weight), for the CLI to say
     _write_table(result, out_path, out_format)
     return result, out_path
 
