@@ -127,16 +127,30 @@ def tagging_rows() -> list[dict]:
                 pd.read_csv(reasons, dtype=str).rename(columns={"reason": "topic"}),
                 JourneyModel.from_yaml(ROOT / "bench" / "data" / "airline_complaint_reasons.yaml"),
             ))  # fmt: skip
-    for set_name, labels, set_journey in sets:
-        topics = labels.merge(inbound[["tweet_id", "text"]], on="tweet_id", validate="one_to_one")
+    sets = [(name, labels, j, None) for name, labels, j in sets]
+    for source, yaml_name, what in (("yelp", "restaurant_journey.yaml", "a restaurant's touchpoints"),
+                                    ("amazon", "phone_accessory_journey.yaml", "phone accessory topics")):  # fmt: skip
+        path = ROOT / "bench" / "data" / f"uci_{source}_touchpoints.csv"
+        if path.exists():  # review sentences, positive and negative, many of them verdicts with no subject
+            sentences, _ = corpora.uci(source)
+            labels = pd.read_csv(path)
+            labels["text"] = [sentences[i] for i in labels["line"]]
+            rest = [t for i, t in enumerate(sentences) if i not in set(labels["line"])]
+            sets.append((f"{len(labels)} {source} review sentences, {what}", labels, JourneyModel.from_yaml(ROOT / "bench" / "data" / yaml_name), rest))
+    for set_name, labels, set_journey, others in sets:
+        if others is None:  # tweets of the inbox: the rest of it is the unlabelled reference
+            topics = labels.merge(inbound[["tweet_id", "text"]], on="tweet_id", validate="one_to_one")
+            others = inbound.loc[~inbound["tweet_id"].isin(topics["tweet_id"]), "text"].astype(str).tolist()
+        else:
+            topics = labels
         texts, truth = topics["text"].astype(str).tolist(), topics["topic"].to_numpy()
-        unlabelled = inbound.loc[~inbound["tweet_id"].isin(topics["tweet_id"]), "text"].astype(str).tolist()
+        unlabelled = others
         taggers = [("", LexicalTagger(set_journey))]
         for weight in (0.0, 0.15, None):  # None: the default, set from how alike the calibration texts are
             taggers += [
                 ("", SemanticTagger(set_journey, lexical_weight=weight)),
                 (
-                    f", calibrated on the other {len(unlabelled):,} inbound tweets",
+                    f", calibrated on the other {len(unlabelled):,} {'sentences' if 'review' in set_name else 'inbound tweets'}",
                     SemanticTagger(set_journey, lexical_weight=weight, reference=unlabelled),
                 ),
                 (
@@ -144,6 +158,8 @@ def tagging_rows() -> list[dict]:
                     SemanticTagger(set_journey, lexical_weight=weight, reference=texts),
                 ),
             ]
+        taggers.append((f", calibrated on the {len(texts)} texts themselves, without the generic-text rule",
+                        SemanticTagger(set_journey, generic_margin=None, reference=texts)))  # fmt: skip
         for note, tagger in taggers:
             hit = tagger.tag(texts).touchpoint == truth
             label = (

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from keymoments.events import JourneyModel, Touchpoint
 from keymoments.exceptions import ConfigError, NotEnoughDataError
 from keymoments.score.semantic_tagging import (
+    GENERIC_TEXTS,
     LEXICAL_WEIGHTS,
     MIN_REFERENCE,
     SemanticTagger,
@@ -143,8 +144,9 @@ def test_refinement_learns_how_customers_phrase_a_touchpoint():
     reference = (lounge + flight) * 3
     text = ["Free champagne and snacks before departure", "It was bumpy and cold"]
     # templated texts are very alike, which would raise the lexical weight (tested below): keep it fixed here
-    plain = SemanticTagger(journey, refine=0.0, lexical_weight=0.15, reference=reference)
-    refined = SemanticTagger(journey, refine=0.7, lexical_weight=0.15, reference=reference)
+    # and "It was bumpy and cold" names no subject, which the generic-text rule would send to other: off here
+    plain = SemanticTagger(journey, refine=0.0, lexical_weight=0.15, generic_margin=None, reference=reference)
+    refined = SemanticTagger(journey, refine=0.7, lexical_weight=0.15, generic_margin=None, reference=reference)
     assert refined.centroids_ is not None and refined.centroids_.shape == (2, plain.prototypes_.shape[1])
     np.testing.assert_allclose(np.linalg.norm(refined.centroids_, axis=1), 1.0, rtol=1e-5)
     assert "refined 0.7" in repr(refined)
@@ -172,8 +174,9 @@ def test_vague_texts_are_other_and_clear_ones_are_not():
     out = tagger.tag(texts)
     assert out.touchpoint.tolist() == ["other", "other", "other", "baggage", "baggage"]
     assert out.confidence[0] == 0 and out.labels[0] == ()
-    # without the rule the vague texts pass the threshold and go to their nearest touchpoint
-    assert (SemanticTagger(JOURNEY, vague_score=0.0).tag(texts[:3]).touchpoint != "other").all()
+    # without the rule (and the generic-text rule, which also catches "ridiculous") the vague texts pass the
+    # threshold and go to their nearest touchpoint
+    assert (SemanticTagger(JOURNEY, vague_score=0.0, generic_margin=None).tag(texts[:3]).touchpoint != "other").all()
     with pytest.raises(ConfigError, match="'vague_words' parameter of SemanticTagger must be >= 0"):
         SemanticTagger(JOURNEY, vague_words=-1)
 
@@ -235,3 +238,40 @@ def test_within_one_domain_the_words_weigh_more_on_real_airline_complaints(twcs_
     acc_auto = float(np.mean(auto.tag(texts).touchpoint == truth))
     acc_fixed = float(np.mean(fixed.tag(texts).touchpoint == truth))
     assert acc_auto >= 0.42 and acc_auto > acc_fixed + 0.07, (acc_auto, acc_fixed)  # measured 0.451 against 0.333
+
+
+def test_a_statement_with_no_subject_is_other(tagger):
+    texts = ["Highly recommend it, amazing!", "Never again.", "Why???", "The cabin crew were rude and the flight was late"]
+    out = tagger.tag(texts)
+    assert out.touchpoint.tolist() == [OTHER, OTHER, OTHER, "flight"]
+    assert out.confidence[:3].tolist() == [0.0, 0.0, 0.0] and out.labels[:3] == [(), (), ()]
+    # without the rule the texts go to their nearest touchpoint (the vague-text rule off as well)
+    off = SemanticTagger(JOURNEY, generic_margin=None, vague_score=0.0, threshold=0.0).tag(texts)
+    assert (off.touchpoint != OTHER).all()
+    assert len(GENERIC_TEXTS) == len(set(GENERIC_TEXTS)) >= 10
+
+
+def _uci(path: Path) -> list[str]:
+    """The sentences of a UCI file, in order, split as training/corpora.py does (on the last TAB or space)."""
+    out = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        line = line.rstrip()
+        cut = max(line.rfind("\t"), line.rfind(" "))
+        if line and line[cut + 1 :].strip() in ("0", "1"):
+            out.append(line[:cut].strip())
+    return out
+
+
+def test_review_verdicts_are_other_on_real_yelp_sentences(shared_data):
+    """250 real Yelp sentences hand-tagged with a restaurant's touchpoints (bench/data); 30% say no subject."""
+    root = Path(__file__).resolve().parents[2]
+    sentences = _uci(shared_data / "sentiment_corpora" / "uci_sentiment_labelled_sentences" / "yelp_labelled.txt")
+    labels = pd.read_csv(root / "bench" / "data" / "uci_yelp_touchpoints.csv")
+    texts, truth = [sentences[i] for i in labels["line"]], labels["topic"].to_numpy()
+    journey = JourneyModel.from_yaml(root / "bench" / "data" / "restaurant_journey.yaml")
+    with_rule = SemanticTagger(journey, reference=texts).tag(texts).touchpoint
+    without = SemanticTagger(journey, reference=texts, generic_margin=None).tag(texts).touchpoint
+    acc, acc_without = float(np.mean(with_rule == truth)), float(np.mean(without == truth))
+    assert acc >= 0.6 and acc > acc_without + 0.05, (acc, acc_without)  # measured 0.636 against 0.544
+    other = truth == OTHER
+    assert np.mean(with_rule[other] == OTHER) > np.mean(without[other] == OTHER) + 0.2
