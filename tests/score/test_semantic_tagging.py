@@ -249,6 +249,8 @@ def test_a_statement_with_no_subject_is_other(tagger):
     off = SemanticTagger(JOURNEY, generic_margin=None, vague_score=0.0, threshold=0.0).tag(texts)
     assert (off.touchpoint != OTHER).all()
     assert len(GENERIC_TEXTS) == len(set(GENERIC_TEXTS)) >= 10
+    with pytest.raises(ConfigError, match=r"'generic_margin' parameter of SemanticTagger must be in \[-1, 1\], or None"):
+        SemanticTagger(JOURNEY, generic_margin=2.0)
 
 
 def _uci(path: Path) -> list[str]:

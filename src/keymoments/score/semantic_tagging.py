@@ -18,11 +18,12 @@
    similarity ``h``, and uses weight 0.15 up to ``h`` = 0.2, rising linearly to 0.7 at ``h`` = 0.3 and above
    (:func:`lexical_weight_for`; :attr:`SemanticTagger.homogeneity_` and :attr:`SemanticTagger.lexical_weight_`
    say what it found and used). The scale is the 6-layer encoder's: with fewer layers any two texts are alike
-   (``h`` 0.6-0.7), so an encoder of fewer layers keeps 0.15. On the benchmarks below, tweets to many brands have ``h`` = 0.16-0.18 (weight
-   0.15, the best there: 0.3 costs 0.01-0.03), complaints to airlines 0.32: weight 0.7 takes them from 0.33 to
-   0.45 on the demo's airline journey and from 0.36 to 0.48 on 9 complaint reasons (0.44 and 0.48 by words
-   alone; 0.5-0.8 all give 0.45-0.51). Only two kinds of set are behind the two corners: read the rule as a
-   first estimate.
+   (``h`` 0.6-0.7), so an encoder of fewer layers keeps 0.15. On the benchmarks below, tweets to many brands
+   have ``h`` = 0.16-0.18 (weight 0.15, the best there: 0.3 costs 0.01-0.03), complaints to airlines 0.32:
+   weight 0.7 takes them from 0.33 to 0.45 on the demo's airline journey and from 0.36 to 0.49 on 9 complaint
+   reasons (0.44 and 0.48 by words alone; 0.5-0.8 all give 0.45-0.51). Only two kinds of set are behind the
+   two corners: read the rule as a first estimate (Amazon review sentences, at ``h`` 0.16, would also do
+   better with more weight on words).
    *Calibration* (when the tagger is given ``reference`` texts, or :meth:`SemanticTagger.calibrate` is called):
    some touchpoints' prototypes are close to almost any customer text (in the benchmark, "account" and
    "customer service" score 0.26 on an average tweet, "connectivity" 0.18), so the raw maxima favour them.
@@ -105,14 +106,14 @@ MIN_REFERENCE = 50
 #: The lexical weight across domains (texts to many brands) and within one, and the homogeneity of the
 #: calibration texts (mean pairwise cosine) at which each applies; linear in between (see the module, step 3).
 LEXICAL_WEIGHTS = (0.15, 0.7)
+HOMOGENEITY_RANGE = (0.2, 0.3)
 #: Statements with no subject (verdicts, thanks, bare feelings and questions): a text nearer to one of these
-#: than to every touchpoint is ``other`` (see the module, step 4). Written before any set was scored with them.
+#: than to every touchpoint is ``other`` (see the module, step 4). A generic list, not taken from any benchmark text.
 GENERIC_TEXTS = (
     "Great!", "I love it.", "Highly recommended.", "Amazing, thank you!", "Thanks.", "It was okay.", "Not bad.",
     "Terrible.", "Awful.", "Very disappointed.", "Worst ever.", "Never again.", "Don't bother.", "Shame on you.",
     "This is ridiculous.", "Why?", "What?", "Really?", "Please help.", "No comment.",
 )  # fmt: skip
-HOMOGENEITY_RANGE = (0.2, 0.3)
 
 _SPLIT = re.compile(r"[,;:]|\s+-\s+|\s+and\s+|\s+or\s+")
 _LINK = _URL.pattern  # links, as the encoder's own normalize_text finds them
@@ -222,6 +223,11 @@ class SemanticTagger:
         self.refine = refine
         self.vague_words = vague_words
         self.vague_score = vague_score
+        if generic_margin is not None and not -1.0 <= generic_margin <= 1.0:
+            raise ConfigError(
+                f"The 'generic_margin' parameter of SemanticTagger must be in [-1, 1], or None to turn the "
+                f"generic-text rule off. Got {generic_margin!r} instead."
+            )
         self.generic_margin = generic_margin
         if examples_at_half <= 0:
             raise ConfigError(f"The 'examples_at_half' parameter of SemanticTagger must be > 0. Got {examples_at_half!r} instead.")
