@@ -104,30 +104,30 @@ def tagging_rows() -> list[dict]:
     journey = JourneyModel.from_yaml(ROOT / "bench" / "data" / "support_journey.yaml")
     inbound = corpora.twcs_inbound()
     tag_rows = []
+    # (name, labels, journey, the unlabelled reference: None = the rest of the inbox)
     sets = [
-        ("119 benchmark tweets", pd.read_csv(ROOT / "bench" / "data" / "twcs_negative_topics.csv", dtype=str))
+        ("119 benchmark tweets", pd.read_csv(ROOT / "bench" / "data" / "twcs_negative_topics.csv", dtype=str), journey, None)
     ]
     more = ROOT / "bench" / "data" / "twcs_more_negative_topics.csv"
     if more.exists():
         more_labels = pd.read_csv(more, dtype=str)
-        sets.append(("593 other tweets, other labellers", more_labels))
+        sets.append(("593 other tweets, other labellers", more_labels, journey, None))
         held = more_labels[more_labels["batch"].isin(["part3", "part4"])]
-        sets.append((f"its parts 3-4 ({len(held)}; no setting chosen on them)", held))
-    sets = [(name, labels, journey) for name, labels in sets]
+        sets.append((f"its parts 3-4 ({len(held)}; no setting chosen on them)", held, journey, None))
     airline = ROOT / "bench" / "data" / "twcs_airline_topics.csv"
     if airline.exists():  # one domain, one brand's own journey: the brand no longer names the topic
         air_labels = pd.read_csv(airline, dtype=str, keep_default_na=False)
         air_labels = air_labels[air_labels["complaint"] == "yes"]
         air_journey = JourneyModel.from_yaml(ROOT / "src" / "keymoments" / "examples" / "airline_journey.yaml")
-        sets.append((f"{len(air_labels)} airline complaints, demo airline journey", air_labels, air_journey))
+        sets.append((f"{len(air_labels)} airline complaints, demo airline journey", air_labels, air_journey, None))
         reasons = ROOT / "bench" / "data" / "twcs_airline_reasons.csv"
         if reasons.exists():  # the same complaints under reason codes (late flight, lost luggage …)
             sets.append((
                 f"the {len(air_labels)} airline complaints, 9 complaint reasons",
                 pd.read_csv(reasons, dtype=str).rename(columns={"reason": "topic"}),
                 JourneyModel.from_yaml(ROOT / "bench" / "data" / "airline_complaint_reasons.yaml"),
+                None,
             ))  # fmt: skip
-    sets = [(name, labels, j, None) for name, labels, j in sets]
     for source, yaml_name, what in (("yelp", "restaurant_journey.yaml", "a restaurant's touchpoints"),
                                     ("amazon", "phone_accessory_journey.yaml", "phone accessory topics")):  # fmt: skip
         path = ROOT / "bench" / "data" / f"uci_{source}_touchpoints.csv"
@@ -135,16 +135,15 @@ def tagging_rows() -> list[dict]:
             sentences, _ = corpora.uci(source)
             labels = pd.read_csv(path)
             labels["text"] = [sentences[i] for i in labels["line"]]
-            rest = [t for i, t in enumerate(sentences) if i not in set(labels["line"])]
+            taken = set(labels["line"])
+            rest = [t for i, t in enumerate(sentences) if i not in taken]
             sets.append((f"{len(labels)} {source} review sentences, {what}", labels, JourneyModel.from_yaml(ROOT / "bench" / "data" / yaml_name), rest))
-    for set_name, labels, set_journey, others in sets:
-        if others is None:  # tweets of the inbox: the rest of it is the unlabelled reference
+    for set_name, labels, set_journey, unlabelled in sets:
+        topics = labels
+        if unlabelled is None:  # tweets of the inbox: the rest of it is the unlabelled reference
             topics = labels.merge(inbound[["tweet_id", "text"]], on="tweet_id", validate="one_to_one")
-            others = inbound.loc[~inbound["tweet_id"].isin(topics["tweet_id"]), "text"].astype(str).tolist()
-        else:
-            topics = labels
+            unlabelled = inbound.loc[~inbound["tweet_id"].isin(topics["tweet_id"]), "text"].astype(str).tolist()
         texts, truth = topics["text"].astype(str).tolist(), topics["topic"].to_numpy()
-        unlabelled = others
         taggers = [("", LexicalTagger(set_journey))]
         for weight in (0.0, 0.15, None):  # None: the default, set from how alike the calibration texts are
             taggers += [

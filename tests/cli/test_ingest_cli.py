@@ -71,16 +71,12 @@ def test_analysis_on_a_missing_store_says_what_to_do(tmp_path):
     assert "No store at" in proc.stderr and "keymoments demo" in proc.stderr and "Traceback" not in proc.stderr
 
 
-def test_score_text_says_how_it_tagged(run_cli, tmp_path, shared_data):
+def test_score_text_says_how_it_tagged(run_cli, tmp_path, airline_complaints):
     """Real complaints to airlines, tagged with the demo's journey: the CLI says the tagger found one domain."""
     from pathlib import Path
 
-    root = Path(__file__).resolve().parents[2]
-    labels = pd.read_csv(root / "bench" / "data" / "twcs_airline_topics.csv", dtype=str, keep_default_na=False)
-    tweets = pd.read_csv(shared_data / "support_journeys" / "twcs_head5000.csv", lineterminator="\n", dtype={"tweet_id": str})
-    rows = labels[labels["complaint"] == "yes"].merge(tweets[["tweet_id", "text"]], on="tweet_id")
-    rows[["tweet_id", "text"]].to_csv(tmp_path / "complaints.csv", index=False)
-    journey = root / "src" / "keymoments" / "examples" / "airline_journey.yaml"
+    airline_complaints[["tweet_id", "text"]].to_csv(tmp_path / "complaints.csv", index=False)
+    journey = Path(__file__).resolve().parents[2] / "src" / "keymoments" / "examples" / "airline_journey.yaml"
     code, out, err = run_cli("score-text", "complaints.csv", "--text-col", "text", "--journey", str(journey), "--out", "s.csv")
     assert code == 0, err
     assert "tagged with SemanticTagger(10 touchpoints" in err and "calibrated on 213 texts (homogeneity 0.3" in err

@@ -224,13 +224,11 @@ def test_calibration_sets_the_lexical_weight_from_how_alike_the_texts_are(twcs_t
         SemanticTagger(JOURNEY, lexical_weight=1.5)
 
 
-def test_within_one_domain_the_words_weigh_more_on_real_airline_complaints(twcs_path):
+def test_within_one_domain_the_words_weigh_more_on_real_airline_complaints(airline_complaints):
     """213 real complaints to airlines, hand-tagged with the demo's own airline journey (bench/data)."""
     root = Path(__file__).resolve().parents[2]
-    labels = pd.read_csv(root / "bench" / "data" / "twcs_airline_topics.csv", dtype=str, keep_default_na=False)
-    tweets = pd.read_csv(twcs_path, lineterminator="\n", dtype={"tweet_id": str})
-    rows = labels[labels["complaint"] == "yes"].merge(tweets[["tweet_id", "text"]], on="tweet_id", validate="one_to_one")
-    texts, truth = rows["text"].tolist(), rows["topic"].to_numpy()
+    texts, truth = airline_complaints["text"].tolist(), airline_complaints["topic"].to_numpy()
+    assert len(texts) == 213
     journey = JourneyModel.from_yaml(root / "src" / "keymoments" / "examples" / "airline_journey.yaml")
     auto = SemanticTagger(journey, reference=texts)
     fixed = SemanticTagger(journey, lexical_weight=LEXICAL_WEIGHTS[0], reference=texts)

@@ -355,13 +355,16 @@ class SemanticTagger:
             return scores
         return _standardise(scores, self.reference_mean_, self.reference_std_)
 
-    def _generic(self, emb: np.ndarray, raw: np.ndarray) -> np.ndarray:
-        """(n,) bool: the texts nearer to a statement with no subject than to any touchpoint (module, step 4)."""
+    def _generic(self, emb: np.ndarray, raw: np.ndarray, example_sims: np.ndarray | None) -> np.ndarray:
+        """(n,) bool: the texts nearer to a statement with no subject than to any touchpoint (module, step 4).
+
+        ``raw``: the prototype scores; ``example_sims``: the cosines with the example centroids, or None.
+        """
         if self.generic_margin is None or not len(emb):
             return np.zeros(len(emb), dtype=bool)
         specific = raw.max(axis=1)
-        if self.example_counts_.any():  # the business's own examples say what a specific text looks like too
-            specific = np.maximum(specific, (emb @ self.example_centroids_[self.example_counts_ > 0].T).max(axis=1))
+        if example_sims is not None:  # the business's own examples say what a specific text looks like too
+            specific = np.maximum(specific, example_sims[:, self.example_counts_ > 0].max(axis=1))
         return (emb @ self.generic_.T).max(axis=1) > specific + self.generic_margin
 
     def tag(self, texts: Iterable[Any]) -> SemanticTouchpointTags:
@@ -386,14 +389,15 @@ class SemanticTagger:
             near = self._blend(_standardise(emb @ self.centroids_.T, self.centroid_mean_, self.centroid_std_), lexical)
             has = np.linalg.norm(self.centroids_, axis=1) > 0  # touchpoints no reference text went to
             scores = np.where(has, (1.0 - self.refine) * scores + self.refine * near, scores)
+        example_sims = None
         if self.example_counts_.any() and n:
-            near = emb @ self.example_centroids_.T  # raw cosine: standardising it on the reference did worse
+            example_sims = emb @ self.example_centroids_.T  # raw cosine: standardising it on the reference did worse
             weight = self.example_counts_ / (self.example_counts_ + self.examples_at_half)
-            scores = (1.0 - weight) * scores + weight * self._blend(near, lexical)
+            scores = (1.0 - weight) * scores + weight * self._blend(example_sims, lexical)
         best_j = np.argmax(scores, axis=1) if n else np.zeros(0, dtype=int)
         best = scores[np.arange(n), best_j] if n else np.zeros(0)
         vague = np.array([content_words(t) <= self.vague_words if isinstance(t, str) else True for t in given], dtype=bool) & (best < self.vague_score)
-        hit = (best >= self.threshold) & ~blank & ~vague & ~self._generic(emb, raw)
+        hit = (best >= self.threshold) & ~blank & ~vague & ~self._generic(emb, raw, example_sims)
         z = np.concatenate([scores, np.full((n, 1), self.threshold)], axis=1) / self.temperature
         z -= z.max(axis=1, keepdims=True)
         soft = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
