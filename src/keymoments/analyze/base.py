@@ -59,7 +59,7 @@ class Analysis:
         raise NotImplementedError
 
     def to_json(self, **kwargs: Any) -> str:
-        from keymoments.cli.common import to_jsonable
+        from keymoments.present import to_jsonable
 
         return json.dumps(to_jsonable(self.to_dict()), **kwargs)
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from keymoments.cli.common import to_jsonable
+from keymoments.present import to_jsonable
 from keymoments.exceptions import ConfigError, NotFoundError, PermissionDeniedError
 from keymoments.serve.auth import Principal
 from keymoments.store.scores import text_tags

@@ -152,7 +152,7 @@ def install(app: FastAPI) -> None:
                 agg[k] += float(r.get(k) or 0)
         t = request.app.state.km.store.table("ledger")
         recent = t.order_by(t.created_at.desc()).limit(30).to_pandas()
-        from keymoments.cli.common import to_jsonable
+        from keymoments.present import to_jsonable
 
         return templates.TemplateResponse(request, "budgets.html", _ctx(
             request, p, "budgets", title="Budgets", pools=data["pools"], by_pool=by_pool,
@@ -166,7 +166,7 @@ def install(app: FastAPI) -> None:
     @app.get("/playbooks", include_in_schema=False)
     def playbooks_page(request: Request) -> Response:
         from keymoments.act.uplift import uplift
-        from keymoments.cli.common import to_jsonable
+        from keymoments.present import to_jsonable
         from keymoments.serve.routes.playbooks import playbooks_list
 
         p = _gate(request, "playbooks", "playbooks:read")

@@ -18,7 +18,7 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
-from keymoments.cli.common import to_jsonable
+from keymoments.present import to_jsonable
 
 __all__ = ["ANALYSES", "AnalysisResult", "AnalysisSpec", "available", "capture_warnings", "run_analysis"]
 

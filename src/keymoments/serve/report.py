@@ -19,7 +19,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from keymoments.analyze.filters import describe_filters, takes_filters
-from keymoments.cli.common import to_jsonable
+from keymoments.present import to_jsonable
 from keymoments.serve import charts
 from keymoments.serve.analyses import capture_warnings
 from keymoments.serve.views import HERE, INTRO, plotly_js, table

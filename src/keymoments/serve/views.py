@@ -451,7 +451,7 @@ def _comments(request: Request, touchpoint: str, filters: dict[str, Any]) -> tup
     cols = ["ts", "customer_id", "journey_id", "channel", "rating", "valence", "text"]
     worst = t.select(*cols).order_by([t.valence.asc(), t.ts.desc()]).limit(12).to_pandas()
     best = t.select(*cols).order_by([t.valence.desc(), t.ts.desc()]).limit(12).to_pandas()
-    from keymoments.cli.common import to_jsonable
+    from keymoments.present import to_jsonable
 
     return to_jsonable(worst), to_jsonable(best)
 

@@ -18,7 +18,7 @@ from fastapi import APIRouter, Body, Query, Request, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from keymoments.cli.common import to_jsonable
+from keymoments.present import to_jsonable
 from keymoments.exceptions import IngestError
 from keymoments.serve.auth import require
 from keymoments.serve.errors import ERROR_RESPONSES

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
-from keymoments.cli.common import to_jsonable
+from keymoments.present import to_jsonable
 from keymoments.serve import auth
 from keymoments.serve.errors import ERROR_RESPONSES
 

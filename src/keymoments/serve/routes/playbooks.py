@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, Body, Query, Request
 
-from keymoments.cli.common import to_jsonable
+from keymoments.present import to_jsonable
 from keymoments.serve.auth import Principal, require
 from keymoments.serve.errors import ERROR_RESPONSES
 
