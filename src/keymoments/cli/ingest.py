@@ -171,13 +171,19 @@ def score_text(
         Path | None,
         typer.Option("--examples", help="A table of labelled texts (text, touchpoint) that teaches the tagger; with --journey."),
     ] = None,
+    sentences: Annotated[
+        Path | None,
+        typer.Option("--sentences", help="Also write one row per sentence scored (row, segment, sentence, valence, sentiment[, touchpoint])."),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Score any table of text: adds valence, sentiment, confidence, emotion (and touchpoint with --journey)."""
+    """Score any table of text: adds valence, sentiment, confidence, emotion (and touchpoint with --journey).
+
+    A text longer than 40 words is scored sentence by sentence and pooled (see --sentences)."""
     from keymoments.score.frame import score_text_file
 
     jm = _journey(journey)
-    df, path = score_text_file(file, text_col=text_col, out=out, scorer=model, journey=jm, examples=examples)
+    df, path = score_text_file(file, text_col=text_col, out=out, scorer=model, journey=jm, examples=examples, sentences=sentences)
     counts = df["sentiment"].value_counts().to_dict()
     model_name = str(df["model"].iloc[0]) if len(df) else model
     emotions = df["emotion"].value_counts().to_dict() if "emotion" in df else {}
@@ -185,12 +191,15 @@ def score_text(
     if as_json:
         extra = {"emotion": emotions} | ({"touchpoint": touchpoints} if "touchpoint" in df else {})
         extra |= {"tagger": df.attrs["tagger"]} if "tagger" in df.attrs else {}
+        extra |= {"sentences": df.attrs["sentences"]} if "sentences" in df.attrs else {}
         echo_json({"out": str(path), "rows": len(df), "model": model_name, "sentiment": counts} | extra)
     else:
         err_console.print(f"scored {len(df):,} texts with {model_name}")
         if "tagger" in df.attrs:
             err_console.print(f"tagged with {df.attrs['tagger']}", soft_wrap=True)
         typer.echo(f"{path}: " + ", ".join(f"{k} {v:,}" for k, v in sorted(counts.items())))
+        if "sentences" in df.attrs:
+            typer.echo(f"  sentences: {df.attrs['sentences']}")
         for label, tally in (("emotions", emotions), ("touchpoints", touchpoints)):
             if tally:
                 typer.echo(f"  {label}: " + ", ".join(f"{k} {v:,}" for k, v in sorted(tally.items(), key=lambda kv: -kv[1])))

@@ -59,7 +59,7 @@ from keymoments.exceptions import (
     MissingColumnError,
     UnsupportedFormatError,
 )
-from keymoments.score.base import TextScorer, sentiment_from_valence
+from keymoments.score.base import TextScorer, TextScores, sentiment_from_valence
 from keymoments.score.emotions import EMOTIONS, emotions_of
 from keymoments.score.fusion import fuse
 from keymoments.score.ratings import ratings_to_valence
@@ -167,8 +167,15 @@ def score_text_file(
     journey: JourneyModel | str | os.PathLike[str] | None = None,
     tagger: Tagger | None = None,
     examples: str | os.PathLike[str] | pd.DataFrame | None = None,
+    sentences: str | os.PathLike[str] | None = None,
 ) -> tuple[pd.DataFrame, Path]:
     """Score the ``text_col`` column of a file and write the result; returns ``(scored rows, out path)``.
+
+    ``sentences`` (a path; its suffix picks the format) also writes one row per scored segment: ``row`` (the
+    input row, from 0), ``segment`` (from 0), ``sentence``, ``valence`` and ``sentiment`` (and ``touchpoint``
+    with a journey): a long text's sentences as the scorer read them (see
+    :mod:`keymoments.score.semantic`), a short text as one segment, so a quote can show the sentence that
+    carries the emotion and a review that names several touchpoints gets each its own valence.
 
     ``out`` defaults to ``<stem>.scored.csv`` next to the input; its suffix picks the output format.
     ``journey`` (a :class:`JourneyModel` or the path of a ``journey.yaml``) adds touchpoint tags, made by
@@ -185,6 +192,12 @@ def score_text_file(
         raise ConfigError(
             f"The output {str(out_path)!r} is the input file; pick another --out so the input is kept."
         )
+    sentences_path, sentences_format = None, None
+    if sentences is not None:
+        sentences_path = Path(sentences)
+        sentences_format, _ = _format_of(sentences_path, "output")
+        if sentences_path.resolve() in (path.resolve(), out_path.resolve()):
+            raise ConfigError(f"--sentences {str(sentences_path)!r} must be another file than the input and --out.")
     model = resolve_scorer(scorer)
     journey_model = None
     if tagger is None and journey is not None:
@@ -237,8 +250,29 @@ def score_text_file(
             every[has_text] = np.array(["|".join(labels) or None for labels in tags.labels], dtype=object)
             result["touchpoints"] = every
         result.attrs["tagger"] = repr(tagger)  # how it tagged (calibration, lexical weight), for the CLI to say
+    if sentences_path is not None and sentences_format is not None:
+        table = _sentence_table(np.flatnonzero(has_text), texts, scores, tagger)
+        _write_table(table, sentences_path, sentences_format)
+        result.attrs["sentences"] = str(sentences_path)
     _write_table(result, out_path, out_format)
     return result, out_path
+
+
+def _sentence_table(rows: np.ndarray, texts: list[str], scores: TextScores, tagger: Tagger | None) -> pd.DataFrame:
+    """One row per segment a text was scored as (a short text is its own single segment)."""
+    segments = scores.extra.get("segments")
+    records = []
+    for k, (row, text) in enumerate(zip(rows, texts, strict=True)):
+        parts = segments[k] if segments is not None and segments[k] is not None else None
+        if parts is None:
+            parts = [{"text": text, "valence": float(scores.valence[k]), "sentiment": scores.sentiment[k]}]
+        for j, part in enumerate(parts):
+            records.append({"row": int(row), "segment": j, "sentence": part["text"],
+                            "valence": part["valence"], "sentiment": part["sentiment"]})
+    table = pd.DataFrame(records, columns=["row", "segment", "sentence", "valence", "sentiment"])
+    if tagger is not None and len(table):
+        table["touchpoint"] = tagger.tag(table["sentence"].tolist()).touchpoint
+    return table
 
 
 # ------------------------------------------------------------------------------------------------- messages
