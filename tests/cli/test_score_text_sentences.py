@@ -8,12 +8,12 @@ from pathlib import Path
 import pandas as pd
 
 MIXED = (
-    "I was looking forward to this trip and the booking on the website was quick and easy. "
-    + "Then the flight was delayed for six hours with no explanation and nobody at the gate would help us. "
-    + "They lost my suitcase and the baggage desk was rude and useless. "
-    + "The refund I was promised never arrived and customer service hung up on me twice. "
-    + "The seat was broken, the food was cold and the toilets were filthy. "
-    + "Worst airline I have ever used, never again."
+    "We booked the hotel for our anniversary and the reception staff were welcoming at first. "
+    "Then the room smelled of smoke and the air conditioning rattled all night long. "
+    "The breakfast was cold, the coffee machine was broken and nobody came to fix it. "
+    "Housekeeping ignored the do not disturb sign and walked in on us twice. "
+    "At checkout they charged us for a minibar we never opened and refused to refund it. "
+    "Awful stay, we will never again book here."
 )
 
 
