@@ -21,7 +21,9 @@ def test_every_labelled_set_has_its_fixed_split():
     splits = _splits()
     expected = splits.expected_splits()
     labelled = {p.name for p in (ROOT / "bench" / "data").glob("*.csv")}
-    assert labelled == set(expected), "a labelled set without a split: add it to bench/splits.py before using it"
+    assert labelled == set(expected), (
+        "a labelled set without a split: add it to bench/splits.py before using it"
+    )
     for name, want in expected.items():
         got = pd.read_csv(ROOT / "bench" / "data" / name, dtype=str, keep_default_na=False)["split"].tolist()
         assert got == want, f"{name}: the split column differs from bench/splits.py's rule"
@@ -35,4 +37,7 @@ def test_a_tweet_is_on_the_same_side_in_every_set():
         for tweet_id, split in zip(df["tweet_id"], df["split"], strict=True):
             assert side.setdefault(tweet_id, split) == split, (name, tweet_id)
     more = pd.read_csv(ROOT / "bench" / "data" / "twcs_more_negative_topics.csv", dtype=str)
-    assert (more["split"] == more["batch"].map({"part1": "design", "part2": "design", "part3": "heldout", "part4": "heldout"})).all()
+    assert (
+        more["split"]
+        == more["batch"].map({"part1": "design", "part2": "design", "part3": "heldout", "part4": "heldout"})
+    ).all()
