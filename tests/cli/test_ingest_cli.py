@@ -79,7 +79,7 @@ def test_score_text_says_how_it_tagged(run_cli, tmp_path, airline_complaints):
     journey = Path(__file__).resolve().parents[2] / "src" / "keymoments" / "examples" / "airline_journey.yaml"
     code, out, err = run_cli("score-text", "complaints.csv", "--text-col", "text", "--journey", str(journey), "--out", "s.csv")
     assert code == 0, err
-    assert "tagged with SemanticTagger(10 touchpoints" in err and "calibrated on 213 texts (homogeneity 0.3" in err
+    assert "tagged with SemanticTagger(10 touchpoints" in err and "calibrated on 106 texts (homogeneity 0.3" in err
     assert "lexical weight 0.7)" in err
     res = run_cli.json("score-text", "complaints.csv", "--text-col", "text", "--journey", str(journey), "--out", "s.csv")
-    assert "lexical weight 0.7" in res["tagger"] and sum(res["touchpoint"].values()) == 213
+    assert "lexical weight 0.7" in res["tagger"] and sum(res["touchpoint"].values()) == 106
