@@ -34,6 +34,7 @@ from keymoments.act.engine import period_id, period_start
 from keymoments.act.models import BudgetPool, PlaybookFile
 from keymoments.events import did_you_mean
 from keymoments.exceptions import BudgetError, ConfigError, NotFoundError
+from keymoments.money import MAX_CENTS
 from keymoments.store import act_tables as sql
 from keymoments.store.store import Store
 
@@ -107,8 +108,8 @@ class Ledger:
         """Inside an open write transaction: approve or reserve ``cents``; raise BudgetError if it cannot be covered.
 
         An ``entry_id`` that is already in the ledger returns that entry (replays are idempotent)."""
-        if cents <= 0:
-            raise ConfigError(f"A spend must be a positive amount of cents; got {cents}.")
+        if isinstance(cents, bool) or not isinstance(cents, int) or not 0 < cents <= MAX_CENTS:
+            raise ConfigError(f"A spend must be a whole number of cents from 1 to {MAX_CENTS}; got {cents!r}.")
         pool = self.pool(pool_name)
         key = scope_key if pool.scope != "global" else "*"
         start = self._period(pool, at)

@@ -30,6 +30,7 @@ from keymoments.act.budgets import Ledger
 from keymoments.act.cases import _fill
 from keymoments.act.engine import Decision, Engine
 from keymoments.act.models import PlaybookFile
+from keymoments.money import to_cents
 from keymoments.store import act_tables as sql
 from keymoments.store.store import Store
 
@@ -301,7 +302,7 @@ class PlaybookRunner:
         taken: Counter = Counter()
         rows, out = [], defaultdict(list)
         for d, i, a, pool, k in reqs:
-            cents = int(round(float(a["amount"]) * 100))
+            cents = to_cents(a["amount"], positive=True)  # what validation accepted; the same cents as a back-test
             left, limit = remaining[k]
             if cents > left - taken[k]:
                 d.budget_blocked = True

@@ -11,8 +11,9 @@ from typing import Any
 
 import pandas as pd
 
-from keymoments.present import to_jsonable
 from keymoments.exceptions import ConfigError, NotFoundError, PermissionDeniedError
+from keymoments.money import to_cents
+from keymoments.present import to_jsonable
 from keymoments.serve.auth import Principal
 from keymoments.store.scores import text_tags
 
@@ -124,9 +125,7 @@ class CaseDesk:
         case = self._check_mine(case_id)
         if case["status"] in ("resolved", "closed"):
             raise ConfigError(f"Case {case_id!r} is {case['status']}; reopen it (in_progress) before spending on it.")
-        cents = int(round(float(amount) * 100))
-        if cents <= 0:
-            raise ConfigError(f"The amount must be positive; got {amount!r}.")
+        cents = to_cents(amount, positive=True)  # finite, one cent to MAX_AMOUNT, else a clean 4xx
         ledger = self._ledger_cls(self.state.store, self.state.playbooks())
         scope_key = self._scope_key(ledger, pool, case)
         now = datetime.now(UTC)
