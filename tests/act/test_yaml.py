@@ -51,7 +51,7 @@ def test_bad_value_deep_inside_an_action():
         loads_playbooks(text, source="pb.yaml")
     assert "pb.yaml:7:" in str(exc.value)
     assert "playbooks[0].actions[0].amount" in str(exc.value)
-    assert "greater than 0" in str(exc.value)
+    assert "must be at least 0.01" in str(exc.value)
 
 
 def test_several_errors_are_all_reported_in_line_order():
@@ -106,3 +106,57 @@ def test_every_library_playbook_loads_and_every_field_is_described():
                 assert f.description, f"{obj.__name__}.{name} has no description"
     assert Playbook.model_fields["trigger"].description
     assert PlaybookFile.model_fields["seed"].description
+
+
+# -- money: validation accepts exactly what the engine can run (issue 15, item 8) ----------------------------
+@pytest.mark.parametrize(
+    ("old", "new", "where", "message"),
+    [
+        ("amount: 20,", "amount: 0.005,", "playbooks[0].actions[0].amount", "must be at least 0.01 (one cent); got 0.005"),
+        ("amount: 500,", "amount: 1e20,", "budgets[0].amount", "may be at most 1,000,000,000,000"),
+        ("amount: 500,", "amount: 1.0e+20,", "budgets[0].amount", "may be at most 1,000,000,000,000"),
+        ("empowerment_limit: 100", "empowerment_limit: 1e30", "budgets[0].empowerment_limit",
+         "empowerment limit may be at most 1,000,000,000,000"),
+        ("empowerment_limit: 100", "empowerment_limit: 1.0e+308", "budgets[0].empowerment_limit", "at most"),
+        ("amount: 20,", "amount: .inf,", "playbooks[0].actions[0].amount", "must be a finite number"),
+        ("amount: 20,", "amount: .nan,", "playbooks[0].actions[0].amount", "must be a finite number"),
+        ("amount: 500,", "amount: 0,", "budgets[0].amount", "must be at least 0.01"),
+        ("empowerment_limit: 100", "empowerment_limit: -1", "budgets[0].empowerment_limit", "must be at least 0"),
+        ("amount: 20,", "amount: true,", "playbooks[0].actions[0].amount", "must be a number"),
+    ],
+)  # fmt: skip
+def test_money_the_engine_cannot_run_is_refused_at_validation(old, new, where, message):
+    text = GOOD.replace(old, new)
+    assert text != GOOD
+    with pytest.raises(PlaybookYAMLError) as exc:
+        loads_playbooks(text, source="pb.yaml")
+    assert where in str(exc.value)
+    assert message in str(exc.value)
+
+
+def test_money_that_validates_runs_live_and_in_a_backtest_for_the_same_cents(tmp_path):
+    """Half a cent above a cent rounds half up everywhere: the back-test's cost and the live ledger agree."""
+    from datetime import UTC, datetime
+
+    import pandas as pd
+
+    from keymoments.act.runner import PlaybookRunner
+    from keymoments.store.store import Store
+    from keymoments.store.writer import ingest_events_frame
+
+    f = loads_playbooks(GOOD.replace("amount: 20,", "amount: 0.015,").replace("amount: 500,", "amount: 999999999999.99,"))
+    assert f.playbooks[0].actions[0].cents == 2
+    store = Store(tmp_path / "km.duckdb")
+    try:
+        now = datetime.now(UTC).replace(microsecond=0)
+        ingest_events_frame(store, pd.DataFrame(
+            [{"customer_id": "c1", "ts": now, "touchpoint": "flight", "outcome": "cancelled"}]))  # fmt: skip
+        runner = PlaybookRunner(store, f)
+        bt = runner.backtest()
+        assert bt.summary["cost"].iloc[0] == 0.02
+        runner.run_live()
+        ledger = store.query("SELECT amount_cents, status FROM ledger")
+        assert ledger["amount_cents"].tolist() == [2]
+        assert store.query("SELECT amount_cents FROM budgets")["amount_cents"].tolist() == [99_999_999_999_999]
+    finally:
+        store.close()

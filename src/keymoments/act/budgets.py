@@ -8,6 +8,15 @@ location or team, or one global). Every request writes one ledger entry:
   the pool, and waits for a manager, who approves (spent) or rejects it (released back to the pool);
 * when the pool cannot cover it, :class:`~keymoments.exceptions.BudgetError` is raised and nothing is written.
 
+The empowerment limit holds **per case and per customer per period**, not per spend: a spend is approved at
+once only while everything spent or reserved from the pool on its case (in any period), and on its customer in
+the pool's current period, stays within the limit; three $1,500 spends on one case against a $2,000 limit are
+one approval and two reservations. The sums are read in the same transaction that writes the spend.
+
+Live spends draw from the period of the **wall clock** when they are decided, never from an event's
+timestamp (an event dated 1900 or 9999 cannot open a pool of its own); back-tests simulate pools in event
+time (:class:`~keymoments.act.engine.Engine`), and say so.
+
 Never below zero, also under concurrency: the check and the update run inside one store transaction under the
 store's single writer, and ``budgets.remaining_cents`` has ``CHECK (remaining_cents >= 0)`` as a backstop, so
 even a writer that skipped the check could not commit an overdraft. DuckDB lets one process open a file for
@@ -34,6 +43,7 @@ from keymoments.act.engine import period_id, period_start
 from keymoments.act.models import BudgetPool, PlaybookFile
 from keymoments.events import did_you_mean
 from keymoments.exceptions import BudgetError, ConfigError, NotFoundError
+from keymoments.money import MAX_CENTS
 from keymoments.store import act_tables as sql
 from keymoments.store.store import Store
 
@@ -83,7 +93,8 @@ class Ledger:
                 f"Budget pool {name!r} is not declared; declared pools: {sorted(self.pools)}.{did_you_mean(name, self.pools)}"
             ) from None
 
-    def _period(self, pool: BudgetPool, at: datetime | None) -> datetime:
+    def _period(self, pool: BudgetPool, at: datetime | None = None) -> datetime:
+        """The start of the pool's period at ``at`` (default: the wall clock now, the one live spends use)."""
         at = at or datetime.now(UTC)
         us = int(at.timestamp() * 1_000_000)
         return period_start(pool.period, period_id(pool.period, us))
@@ -106,9 +117,12 @@ class Ledger:
     ) -> LedgerEntry:
         """Inside an open write transaction: approve or reserve ``cents``; raise BudgetError if it cannot be covered.
 
+        The spend draws from the pool's period at the wall clock (``at`` only simulates another time, for
+        tests and back-fills). It is approved when, with what the ledger already holds for ``case_id`` and for
+        ``customer_id`` in this period, it stays within the empowerment limit; otherwise it is reserved.
         An ``entry_id`` that is already in the ledger returns that entry (replays are idempotent)."""
-        if cents <= 0:
-            raise ConfigError(f"A spend must be a positive amount of cents; got {cents}.")
+        if isinstance(cents, bool) or not isinstance(cents, int) or not 0 < cents <= MAX_CENTS:
+            raise ConfigError(f"A spend must be a whole number of cents from 1 to {MAX_CENTS}; got {cents!r}.")
         pool = self.pool(pool_name)
         key = scope_key if pool.scope != "global" else "*"
         start = self._period(pool, at)
@@ -123,7 +137,8 @@ class Ledger:
                 f"Budget {pool.name!r} ({key}, {pool.period} from {start:%Y-%m-%d}) has {remaining / 100:.2f} "
                 f"{pool.currency} left of {amount / 100:.2f}; a spend of {cents / 100:.2f} would overdraw it."
             )
-        status = "pending_approval" if limit is not None and cents > limit else "approved"
+        used = 0 if limit is None else sql.limit_usage(con, pool.name, start, case_id=case_id, customer_id=customer_id)
+        status = "pending_approval" if limit is not None and used + cents > limit else "approved"
         sql.take_from_pool(con, pool.name, key, start, cents)  # CHECK (remaining_cents >= 0) is the backstop
         sql.insert_ledger(
             con,
@@ -135,6 +150,8 @@ class Ledger:
                 "settled_by": "auto (within empowerment limit)" if status == "approved" else None,
             },
         )  # fmt: skip
+        if case_id:
+            sql.refresh_case_compensation(con, [case_id])
         return LedgerEntry(entry_id, pool.name, key, start, cents, status)
 
     def spend(self, pool_name: str, cents: int, **kwargs: Any) -> LedgerEntry:
@@ -161,6 +178,7 @@ class Ledger:
                 sql.give_back_to_pool(con, e["pool"], e["scope_key"], e["period_start"], e["amount_cents"])
             sql.settle_ledger(con, entry_id, status, by, datetime.now(UTC))
             if e["case_id"]:
+                sql.refresh_case_compensation(con, [e["case_id"]])
                 from keymoments.act.cases import on_approval
 
                 on_approval(con, e["case_id"], approved=status == "approved", by=by)

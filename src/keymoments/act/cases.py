@@ -45,18 +45,22 @@ def _fill(template: str, values: dict[str, Any]) -> str:
 
 
 def on_approval(con: duckdb.DuckDBPyConnection, case_id: str, *, approved: bool, by: str) -> None:
-    """A manager settled the case's compensation: the case goes back to in progress."""
+    """A manager settled one of the case's reserved spends: the case goes back to in progress, or waits on its
+    next reserved spend if it has one. Its compensation total is the ledger's (see ``Ledger._settle``): a
+    rejected spend leaves what was already spent on the case."""
     case = sql.get_case(con, case_id)
     if case is None:
         return
     now = datetime.now(UTC)
+    to = case["status"]
     if case["status"] == "awaiting_approval":
-        sql.update_case(con, case_id, status="in_progress", updated_at=now)
-    if not approved:
-        sql.update_case(con, case_id, compensation_cents=0)
-    sql.add_case_event(con, case_id, now, "approval", by, case["status"],
-                       "in_progress" if case["status"] == "awaiting_approval" else case["status"],
-                       {"approved": approved})
+        waiting = sql.pending_for_case(con, case_id)
+        if waiting:
+            sql.update_case(con, case_id, approval_entry_id=waiting[0], updated_at=now)
+        else:
+            to = "in_progress"
+            sql.update_case(con, case_id, status=to, updated_at=now)
+    sql.add_case_event(con, case_id, now, "approval", by, case["status"], to, {"approved": approved})
 
 
 class CaseBook:

@@ -355,9 +355,10 @@ class Engine:
 
     def __init__(self, file: PlaybookFile, *, seed: int | None = None, simulate_budgets: bool = True) -> None:
         self.file = file
-        #: True (backtests): budget pools are simulated here and spends that would overdraw are blocked.
+        #: True (backtests): budget pools are simulated here, in *event-time* periods (a spend on an event of
+        #: March draws from March's pool), and spends that would overdraw are blocked.
         #: False (live): costs are only tagged; the store's ledger, which also sees spends made by people
-        #: through the API and approvals, decides when the decisions are fired.
+        #: through the API and approvals, decides when the decisions are fired, in the period of the wall clock.
         self.simulate_budgets = simulate_budgets
         self.seed = file.seed if seed is None else seed
         self.global_share = file.global_holdout
@@ -370,6 +371,9 @@ class Engine:
         self.fires: dict[tuple[int, str], int] = {}
         self.gov: dict[tuple[int, str], list] = {}  # (pb, per key) -> [last_ts, period, count]
         self.spent: dict[tuple[str, str, int], int] = {}  # (pool, scope key, period) -> cents reserved/spent
+        #: (pool, customer, period) -> cents spent or reserved on the customer: the empowerment limit holds per
+        #: case and per customer per period (the ledger's rule, simulated here in event time)
+        self.limit_used: dict[tuple[str, str, int], int] = {}
         self.cases: dict[str, list[list]] = {}  # customer -> open cases [case_id, pb, owner, handoffs, opened]
         self.timers: list[tuple] = []  # heap of (deadline, n, kind, pb idx, key, token)
         self.waiting: dict[str, dict[tuple[int, str], tuple]] = {}  # customer -> {(pb, key): (token, journey, start)}
@@ -462,7 +466,7 @@ class Engine:
     def snapshot(self) -> dict[str, Any]:
         """A deep copy of the mutable state (for tests and debugging)."""
         return copy.deepcopy(
-            {k: getattr(self, k) for k in ("customers", "journeys", "fires", "gov", "spent", "cases", "timers", "waiting", "daily", "clock")}
+            {k: getattr(self, k) for k in ("customers", "journeys", "fires", "gov", "spent", "limit_used", "cases", "timers", "waiting", "daily", "clock")}
         )
 
     def _arm(self, p: _PB, cust: str) -> str:
@@ -794,7 +798,10 @@ class Engine:
                 continue
             self.spent[bkey] = spent + cents
             d.cost_cents += cents
-            if limit is not None and cents > limit:
+            ukey = (pool_name, cid, ppid)  # the decision's case is new: the customer's period covers it
+            used = self.limit_used.get(ukey, 0) + cents
+            self.limit_used[ukey] = used
+            if limit is not None and used > limit:
                 d.needs_approval = True
         if d.budget_blocked and len(p.actions) == len(p.costs):
             d.status = "blocked"

@@ -27,12 +27,12 @@ A playbook file (``playbooks.yaml``)::
 from __future__ import annotations
 
 import re
-from decimal import ROUND_HALF_UP, Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from keymoments.events import CRISIS_OUTCOMES, GOOD_NEWS_OUTCOMES, RESOLVED_OUTCOMES
+from keymoments.money import NonNegativeMoney, PositiveMoney, to_cents  # to_cents re-exported: it lived here
 
 __all__ = [
     "Action",
@@ -81,12 +81,6 @@ EVENT_MATCH_FIELDS = (
 Period = Literal["day", "week", "month", "quarter", "year", "total"]
 Scope = Literal["global", "customer", "employee", "location", "team", "journey"]
 Op = Literal["eq", "ne", "in", "not_in", "gt", "ge", "lt", "le", "regex", "exists", "missing"]
-
-
-def to_cents(amount: Decimal | float | int | str) -> int:
-    """Money in integer cents, rounded half up (``12.345`` -> 1235). Floats go through ``str`` first."""
-    d = amount if isinstance(amount, Decimal) else Decimal(str(amount))
-    return int((d * 100).quantize(Decimal("1"), rounding=ROUND_HALF_UP))
 
 
 class _Model(BaseModel):
@@ -314,7 +308,9 @@ class CompensateAction(_Model):
     """Spend money (a refund, voucher, upgrade) from a budget pool, within the empowerment limit."""
 
     type: Literal["compensate"] = Field(description="Action kind: compensation from a budget.")
-    amount: Decimal = Field(gt=0, description="The amount, in the budget's currency (e.g. 50 or 49.99).")
+    amount: PositiveMoney = Field(
+        description="The amount, in the budget's currency (e.g. 50 or 49.99): at least 0.01, at most a trillion."
+    )
     budget: str = Field(description="Name of the budget pool it is spent from (declared under 'budgets').")
     kind: str = Field("voucher", description="What is given: voucher, refund, upgrade, gift…")
 
@@ -385,10 +381,12 @@ class BudgetPool(_Model):
         "global", description="One pool for everyone, or one per employee / location / team of the triggering event."
     )
     period: Period = Field("month", description="The pool refills at the start of each period (UTC).")
-    amount: Decimal = Field(gt=0, description="Money per scope key per period, in 'currency'.")
+    amount: PositiveMoney = Field(
+        description="Money per scope key per period, in 'currency': at least 0.01, at most a trillion."
+    )
     currency: str = Field("USD", min_length=3, max_length=3, description="ISO-4217 currency code.")
-    empowerment_limit: Decimal | None = Field(
-        None, ge=0, description="Spends up to this amount auto-approve (Ritz-Carlton's $2,000); above it they wait for a manager."
+    empowerment_limit: NonNegativeMoney | None = Field(
+        None, description="Spends up to this amount auto-approve (Ritz-Carlton's $2,000); above it they wait for a manager."
     )
 
     @property

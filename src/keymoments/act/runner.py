@@ -30,6 +30,7 @@ from keymoments.act.budgets import Ledger
 from keymoments.act.cases import _fill
 from keymoments.act.engine import Decision, Engine
 from keymoments.act.models import PlaybookFile
+from keymoments.money import to_cents
 from keymoments.store import act_tables as sql
 from keymoments.store.store import Store
 
@@ -39,6 +40,11 @@ SUMMARY_COLUMNS = [
     "playbook", "triggered", "fired", "held_out", "blocked", "budget_blocks", "approvals_needed", "cases_opened",
     "cases_resolved", "handoffs", "cost", "customers",
 ]  # fmt: skip
+
+
+#: How each kind of run counts budget periods (said in its results, so a back-test's spend is not read as live).
+BACKTEST_BUDGET_PERIODS = "simulated in event time: each spend draws from the period of its event's timestamp"
+LIVE_BUDGET_PERIODS = "wall clock: each spend draws from the period in which it was decided"
 
 
 def file_hash(file: PlaybookFile) -> str:
@@ -95,12 +101,14 @@ class BacktestResult:
         return {
             "run_id": self.run_id, "mode": "backtest", "events": self.events, "seconds": round(self.seconds, 3),
             "events_per_second": round(self.events_per_second), "seed": self.seed, "recorded": self.recorded,
-            "decisions": len(self.decisions), "playbooks": self.summary.to_dict(orient="records"),
+            "decisions": len(self.decisions), "budget_periods": BACKTEST_BUDGET_PERIODS,
+            "playbooks": self.summary.to_dict(orient="records"),
         }  # fmt: skip
 
     def print_summary(self) -> None:
         print(f"backtest {self.run_id}: {self.events} events, {len(self.decisions)} decisions, "
               f"{self.events_per_second:,.0f} events/s")
+        print(f"budgets: {BACKTEST_BUDGET_PERIODS}")
         print(self.summary.to_string(index=False))
 
 
@@ -118,7 +126,7 @@ class LiveResult:
         by = Counter((d.playbook, d.status) for d in self.decisions)
         return {
             "run_id": self.run_id, "mode": "live", "events": self.events, "decisions": len(self.decisions),
-            "last_seq": self.last_seq, "written": self.written,
+            "last_seq": self.last_seq, "written": self.written, "budget_periods": LIVE_BUDGET_PERIODS,
             "by_playbook": [{"playbook": p, "status": s, "count": n} for (p, s), n in sorted(by.items())],
         }  # fmt: skip
 
@@ -292,16 +300,20 @@ class PlaybookRunner:
                     if a["type"] == "compensate":
                         pool = self.ledger.pool(a["budget"])
                         key = (d.budget_key or "*") if pool.scope != "global" else "*"
-                        reqs.append((d, i, a, pool, (pool.name, key, self.ledger._period(pool, d.ts))))
+                        # the period of the wall clock now, never of the event's timestamp (an event dated
+                        # 1900 or 9999 must not open a pool of its own); back-tests simulate event time
+                        reqs.append((d, i, a, pool, (pool.name, key, self.ledger._period(pool, now))))
         if not reqs:
             return {}
         sql.ensure_pools(con, sorted({(p.name, k[1], p.period, k[2], p.amount_cents, p.currency, p.limit_cents)
                                       for _d, _i, _a, p, k in reqs}))  # fmt: skip
         remaining = sql.pool_remaining(con, list({r[4] for r in reqs}))
+        # the empowerment limit holds per customer per period (and per case: each decision's case is new)
+        used = Counter(sql.customer_usage(con, list({(k[0], d.customer_id, k[2]) for d, _i, _a, _p, k in reqs})))
         taken: Counter = Counter()
         rows, out = [], defaultdict(list)
         for d, i, a, pool, k in reqs:
-            cents = int(round(float(a["amount"]) * 100))
+            cents = to_cents(a["amount"], positive=True)  # what validation accepted; the same cents as a back-test
             left, limit = remaining[k]
             if cents > left - taken[k]:
                 d.budget_blocked = True
@@ -313,7 +325,10 @@ class PlaybookRunner:
                 written["budget_blocked"] += 1
                 continue
             taken[k] += cents
-            status = "pending_approval" if limit is not None and cents > limit else "approved"
+            ukey = (k[0], d.customer_id, k[2])
+            used[ukey] += cents
+            status = "pending_approval" if limit is not None and used[ukey] > limit else "approved"
+            d.needs_approval = d.needs_approval or status == "pending_approval"
             eid = f"le-{d.decision_id}-{i}"
             rows.append((eid, pool.name, k[1], k[2], cents, status, d.case_id, d.decision_id, d.customer_id,
                          d.employee_id or "engine", a.get("kind"), now, now if status == "approved" else None,

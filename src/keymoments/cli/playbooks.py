@@ -96,7 +96,7 @@ def backtest(
     record: Annotated[bool, typer.Option("--record", help="Store the decisions (for `playbooks report`).")] = False,
 ) -> None:
     """Replay the store's history through the playbooks, in event order; print what each would have done."""
-    from keymoments.act.runner import PlaybookRunner
+    from keymoments.act.runner import BACKTEST_BUDGET_PERIODS, PlaybookRunner
 
     pf = _load(file)
     store = open_store(db, read_only=not record)
@@ -110,6 +110,7 @@ def backtest(
     console.print(f"backtest of {file} over {db}: {res.events:,} events in {res.seconds:.2f} s "
                   f"({res.events_per_second:,.0f} events/s), {len(res.decisions):,} decisions, seed {res.seed}"
                   + (f", recorded as {res.run_id}" if record else ""))  # fmt: skip
+    console.print(f"budgets {BACKTEST_BUDGET_PERIODS} (live runs use the wall clock's period)")
     print_table(res.summary, title="per playbook")
 
 

@@ -11,8 +11,9 @@ from typing import Any
 
 import pandas as pd
 
-from keymoments.present import to_jsonable
 from keymoments.exceptions import ConfigError, NotFoundError, PermissionDeniedError
+from keymoments.money import to_cents
+from keymoments.present import to_jsonable
 from keymoments.serve.auth import Principal
 from keymoments.store.scores import text_tags
 
@@ -86,13 +87,16 @@ class CaseDesk:
     # -- working ---------------------------------------------------------------------------------------------
     def _check_mine(self, case_id: str) -> dict[str, Any]:
         case = self.book.get(case_id)
+        self._check_owner(case)
+        return case
+
+    def _check_owner(self, case: dict[str, Any]) -> None:
         if self.p.role == "agent":
             me = self.p.employee_id
             if case["owner"] is not None and case["owner"] != me:
                 raise PermissionDeniedError(
-                    f"Case {case_id!r} belongs to {case['owner']}; an agent works their own cases and unassigned ones."
+                    f"Case {case['case_id']!r} belongs to {case['owner']}; an agent works their own cases and unassigned ones."
                 )
-        return case
 
     def assign(self, case_id: str, owner: str | None) -> dict[str, Any]:
         case = self._check_mine(case_id)
@@ -113,34 +117,41 @@ class CaseDesk:
         self.book.transition(case_id, to, actor=self.p.actor, note=note)
         return self.get(case_id)
 
-    def compensate(self, case_id: str, pool: str, amount: float, note: str | None = None) -> dict[str, Any]:
+    def compensate(self, case_id: str, pool: str, amount: Any, note: str | None = None) -> dict[str, Any]:
         """Spend from a budget pool for this case: within the empowerment limit it is spent at once; above it,
-        reserved and the case waits for approval."""
+        reserved and the case waits for approval.
+
+        The case is read again and the spend, the case's compensation total (the ledger's sum for the case) and
+        its timeline are written in one transaction: concurrent spends on one case all count, and a spend that
+        fails leaves nothing behind."""
         from datetime import UTC, datetime
 
-        from keymoments.act.cases import CaseBook  # noqa: F401 - the case must exist (checked below)
         from keymoments.store import act_tables as sql
 
+        cents = to_cents(amount, positive=True)  # finite, one cent to MAX_AMOUNT, else a clean 4xx
         case = self._check_mine(case_id)
-        if case["status"] in ("resolved", "closed"):
-            raise ConfigError(f"Case {case_id!r} is {case['status']}; reopen it (in_progress) before spending on it.")
-        cents = int(round(float(amount) * 100))
-        if cents <= 0:
-            raise ConfigError(f"The amount must be positive; got {amount!r}.")
         ledger = self._ledger_cls(self.state.store, self.state.playbooks())
         scope_key = self._scope_key(ledger, pool, case)
-        now = datetime.now(UTC)
         with self.state.store.write() as con:
+            case = sql.get_case(con, case_id)  # as of this transaction, not as of the read above
+            if case is None:
+                raise NotFoundError(f"Case {case_id!r} does not exist.")
+            self._check_owner(case)
+            if case["status"] in ("resolved", "closed"):
+                raise ConfigError(f"Case {case_id!r} is {case['status']}; reopen it (in_progress) before spending on it.")
+            now = datetime.now(UTC)
             entry = ledger.request(con, pool, cents, scope_key=scope_key, case_id=case_id, customer_id=case["customer_id"],
                                    actor=self.p.actor, note=note or "compensation from the case queue")  # fmt: skip
-            fields: dict[str, Any] = {"compensation_cents": int(case["compensation_cents"] or 0) + cents, "updated_at": now}
+            fields: dict[str, Any] = {"updated_at": now}  # compensation_cents: set from the ledger by request()
             to = case["status"]
             if entry.needs_approval:
-                fields["approval_entry_id"] = entry.entry_id
                 fields["status"] = to = "awaiting_approval"
+                if case["status"] != "awaiting_approval" or not case["approval_entry_id"]:
+                    fields["approval_entry_id"] = entry.entry_id  # the oldest waiting spend is the one shown
             sql.update_case(con, case_id, **fields)
             sql.add_case_event(con, case_id, now, "approval" if entry.needs_approval else "note", self.p.actor,
-                               case["status"], to, {"spend_cents": cents, "pool": pool, "ledger": entry.status})  # fmt: skip
+                               case["status"], to, {"spend_cents": cents, "pool": pool, "ledger": entry.status,
+                                                    "entry_id": entry.entry_id})  # fmt: skip
         return self.get(case_id)
 
     def _scope_key(self, ledger: Any, pool_name: str, case: dict[str, Any]) -> str:

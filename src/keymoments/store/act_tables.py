@@ -417,6 +417,60 @@ def pool_row(con: duckdb.DuckDBPyConnection, pool: str, scope_key: str, period_s
     ).fetchone()
 
 
+def limit_usage(
+    con: duckdb.DuckDBPyConnection, pool: str, period_start: datetime, *, case_id: str | None,
+    customer_id: str | None,
+) -> int:  # fmt: skip
+    """Cents already spent or reserved (not rejected) from ``pool`` on this case (any period) or on this
+    customer in this period, whichever is more: what a new spend adds to before the empowerment limit."""
+    if case_id is None and customer_id is None:
+        return 0
+    row = con.execute(
+        """SELECT coalesce(sum(amount_cents) FILTER (WHERE case_id = $case), 0),
+                  coalesce(sum(amount_cents) FILTER (WHERE customer_id = $cust AND period_start = $start), 0)
+           FROM ledger
+           WHERE pool = $pool AND status <> 'rejected'
+             AND (case_id = $case OR (customer_id = $cust AND period_start = $start))""",
+        {"pool": pool, "case": case_id, "cust": customer_id, "start": period_start},
+    ).fetchone()
+    return max(int(row[0]), int(row[1])) if row else 0
+
+
+def customer_usage(con: duckdb.DuckDBPyConnection, keys: Sequence[tuple]) -> dict[tuple, int]:
+    """{(pool, customer_id, period_start): cents spent or reserved (not rejected)} for the given keys."""
+    if not keys:
+        return {}
+    rows = con.execute(
+        "SELECT pool, customer_id, period_start, sum(amount_cents) FROM ledger "
+        "WHERE status <> 'rejected' AND pool IN (SELECT unnest(?)) AND customer_id IN (SELECT unnest(?)) "
+        "GROUP BY ALL",
+        [sorted({k[0] for k in keys}), sorted({k[1] for k in keys})],
+    ).fetchall()
+    wanted = set(keys)
+    return {(p, c, st): int(n) for p, c, st, n in rows if (p, c, st) in wanted}
+
+
+def refresh_case_compensation(con: duckdb.DuckDBPyConnection, case_ids: Sequence[str]) -> None:
+    """Set the cases' ``compensation_cents`` to what the ledger holds for them (spent or reserved, not
+    rejected). Called in the transaction that writes their ledger rows, so the two can never disagree."""
+    if case_ids:
+        con.execute(
+            """UPDATE cases SET compensation_cents = coalesce(
+                   (SELECT sum(amount_cents) FROM ledger l WHERE l.case_id = cases.case_id AND l.status <> 'rejected'), 0)
+               WHERE case_id IN (SELECT unnest(?))""",
+            [sorted(set(case_ids))],
+        )
+
+
+def pending_for_case(con: duckdb.DuckDBPyConnection, case_id: str) -> list[str]:
+    """The case's ledger entries waiting for approval, oldest first."""
+    rows = con.execute(
+        "SELECT entry_id FROM ledger WHERE case_id = ? AND status = 'pending_approval' ORDER BY created_at, entry_id",
+        [case_id],
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
 def insert_ledger(con: duckdb.DuckDBPyConnection, entry: dict[str, Any]) -> None:
     cols = list(entry)
     con.execute(f"INSERT INTO ledger ({', '.join(cols)}) VALUES ({_placeholders(len(cols))})", [entry[c] for c in cols])
@@ -567,7 +621,8 @@ def max_event_n(con: duckdb.DuckDBPyConnection, ids: Sequence[str]) -> dict[str,
     return {r[0]: int(r[1]) for r in rows}
 
 
-_CASE_UPDATE_COLS = ("status", "owner", "first_owner", "handoffs", "resolved_at", "updated_at", "compensation_cents",
+#: not compensation_cents: only the ledger's writers set it (refresh_case_compensation)
+_CASE_UPDATE_COLS = ("status", "owner", "first_owner", "handoffs", "resolved_at", "updated_at",
                      "approval_entry_id")  # fmt: skip
 
 
