@@ -64,7 +64,18 @@ def main() -> None:
     auto = get_scorer("auto")
     truncated = SemanticScorer("fast", head="blend", emotions=False, long_text=False)
     models = {f"{auto.name} (auto)": auto, "first 128 word pieces only": truncated, "lexicon-vader": LexiconScorer()}
-    result: dict = {"split": args.split, "sets": {}}
+    import subprocess
+    from datetime import UTC, datetime
+
+    commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    result: dict = {
+        "split": args.split,
+        "command": f"bench/bench_long_text.py --split {args.split}",
+        "commit": commit,
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "figures": {},
+        "sets": {},
+    }
     for name, df in load_sets().items():
         df = df[df["text"].map(half) == args.split].reset_index(drop=True)
         words = df["text"].str.split().str.len()
@@ -82,6 +93,16 @@ def main() -> None:
                   + " ".join(f"{q[0]:.3f}" for q in by_q) + f"  ({secs:.1f} s)")
         edges = [int(words[quart == q].max()) for q in range(4)]
         result["sets"][name] = {"n": len(df), "quartile_max_words": edges, "models": rows}
+        for key, label in ((f"long_text_{name}", f"{auto.name} (auto)"), (f"long_text_{name}_lexicon", "lexicon-vader")):
+            rho, lo, hi = rows[label]["rho"]
+            result["figures"][key] = {
+                "what": f"Spearman's rho of valence with the 1-5 rating, {label}",
+                "set": f"{len(df)} {args.split} rows of the {name} reviews (../shared/data/reviews_rated)",
+                "n": len(df),
+                "rho": round(rho, 3),
+                "rho_95ci": [round(lo, 3), round(hi, 3)],
+                "rho_by_length_quartile": [round(q[0], 3) for q in rows[label]["quartiles"]],
+            }
     OUT.mkdir(parents=True, exist_ok=True)
     path = OUT / f"long_text_{args.split}.json"
     path.write_text(json.dumps(result, indent=2) + "\n")
