@@ -59,6 +59,7 @@ from keymoments.exceptions import (
     MissingColumnError,
     UnsupportedFormatError,
 )
+from keymoments.present import csv_safe_frame
 from keymoments.score.base import TextScorer, TextScores, sentiment_from_valence
 from keymoments.score.emotions import EMOTIONS, emotions_of
 from keymoments.score.fusion import fuse
@@ -456,9 +457,10 @@ def _write_table(df: pd.DataFrame, path: Path, fmt: str) -> None:
     try:
         if fmt == "csv":
             # CRLF (RFC 4180): then every field holding a \r or \n is quoted and any reader splits rows right
-            df.to_csv(tmp, index=False, lineterminator="\r\n", compression="infer")
+            # text like =HYPERLINK(…) or @SUM(…) gets a leading ' so that no spreadsheet runs it
+            csv_safe_frame(df).to_csv(tmp, index=False, lineterminator="\r\n", compression="infer")
         elif fmt == "tsv":
-            df.to_csv(tmp, index=False, sep="\t", lineterminator="\r\n", compression="infer")
+            csv_safe_frame(df).to_csv(tmp, index=False, sep="\t", lineterminator="\r\n", compression="infer")
         elif fmt == "jsonl":
             lines = (
                 _split_suffix(path)[0] != ".json"
