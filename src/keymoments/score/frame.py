@@ -391,6 +391,9 @@ def _open_binary(path: Path) -> Any:
 
 
 def _read_csv(path: Path, sep: str) -> pd.DataFrame:
+    from keymoments.ingest.files import check_text_encoding
+
+    check_text_encoding(path)  # UTF-16 refused by name, not read as Windows-1252 garbage
     with _open_binary(path) as fh:
         head = fh.read(1 << 16)
     terminator = "\r" if b"\n" not in head and b"\r" in head else "\n"
