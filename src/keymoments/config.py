@@ -29,3 +29,9 @@ class Settings(BaseSettings):
     score_api_text: bool = Field(
         True, description="`keymoments serve` scores the text of events posted to the API in the background."
     )
+    max_body_bytes: int = Field(
+        1 << 20, gt=0, description="Largest request body the server reads (forms, JSON, playbook YAML); 413 above."
+    )
+    max_ingest_bytes: int = Field(
+        128 << 20, gt=0, description="Largest body POST /api/v1/events and /api/v1/outcomes read; 413 above."
+    )

@@ -1,4 +1,5 @@
-"""Presentation helpers shared by the CLI, the server and the analyses: plain JSON values out of numpy/pandas.
+"""Presentation helpers shared by the CLI, the server and the analyses: plain JSON values out of numpy/pandas,
+and CSV cells that a spreadsheet will not run as formulas.
 
 A neutral module: ``cli/``, ``serve/`` and ``analyze/`` import it; it imports nothing of keymoments.
 """
@@ -6,6 +7,7 @@ A neutral module: ``cli/``, ``serve/`` and ``analyze/`` import it; it imports no
 from __future__ import annotations
 
 import math
+import re
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -13,7 +15,33 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["to_jsonable"]
+__all__ = ["csv_safe_frame", "to_jsonable"]
+
+#: a cell starting with one of these is a formula to a spreadsheet (OWASP, "CSV Injection")
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def _csv_safe_cell(v: Any) -> Any:
+    if isinstance(v, str) and v.startswith(_FORMULA_START) and not _PLAIN_NUMBER.fullmatch(v):
+        return "'" + v
+    return v
+
+
+def csv_safe_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``df`` whose text cells cannot run as spreadsheet formulas: a cell starting with ``= + - @``, a
+    tab or a carriage return gets a leading ``'``, as OWASP advises. Only text cells change: numeric columns, and
+    text that is a plain number (``-3``, ``+1.5e3``), stay as they are. Every CSV keymoments writes goes through it.
+
+    >>> csv_safe_frame(pd.DataFrame({"t": ["=1+1", "-2", "ok"], "n": [-1, 2, 3]})).to_dict("list")
+    {'t': ["'=1+1", '-2', 'ok'], 'n': [-1, 2, 3]}
+    """
+    out = df.copy()
+    for col in out.columns:
+        if out[col].dtype == object or pd.api.types.is_string_dtype(out[col].dtype):
+            out[col] = out[col].map(_csv_safe_cell, na_action="ignore")
+    out.columns = [_csv_safe_cell(c) if isinstance(c, str) else c for c in out.columns]
+    return out
 
 
 def to_jsonable(obj: Any) -> Any:

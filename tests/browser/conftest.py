@@ -110,6 +110,9 @@ class Session:
         self.context.route("**/*", guard)
         self.page = self.context.new_page()
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        # the Content-Security-Policy refuses inline script: a page that still had one would log this
+        self.page.on("console", lambda m: self.errors.append(m.text)
+                     if m.type == "error" and "Content Security Policy" in m.text else None)  # fmt: skip
         self.page.goto(f"{base}/login")
         self.page.fill("#key", key)
         self.page.click("button[type=submit]")

@@ -23,11 +23,13 @@ __all__ = ["CASE_STATUSES", "TRANSITIONS", "CaseBook", "on_approval"]
 
 CASE_STATUSES = ("open", "in_progress", "awaiting_approval", "resolved", "closed")
 
-#: Allowed status changes.
+#: Status changes a person may make. A case enters awaiting_approval only with a spend above the empowerment
+#: limit, and leaves it only when an admin approves or rejects that spend (back to in_progress), so no one can
+#: resolve or close a case whose money is still pending, nor park a case there with nothing to approve.
 TRANSITIONS: dict[str, frozenset[str]] = {
-    "open": frozenset({"in_progress", "awaiting_approval", "resolved", "closed"}),
-    "in_progress": frozenset({"awaiting_approval", "resolved", "closed"}),
-    "awaiting_approval": frozenset({"in_progress", "resolved", "closed"}),
+    "open": frozenset({"in_progress", "resolved", "closed"}),
+    "in_progress": frozenset({"resolved", "closed"}),
+    "awaiting_approval": frozenset(),
     "resolved": frozenset({"closed", "in_progress"}),
     "closed": frozenset(),
 }
@@ -99,6 +101,16 @@ class CaseBook:
             if case is None:
                 raise NotFoundError(f"Case {case_id!r} does not exist.")
             frm = case["status"]
+            if frm == "awaiting_approval":
+                raise ConfigError(
+                    f"Case {case_id!r} is awaiting approval of a spend; an admin approves or rejects it first "
+                    "(which moves the case back to in_progress)."
+                )
+            if to == "awaiting_approval":
+                raise ConfigError(
+                    f"Case {case_id!r} cannot be moved to awaiting_approval by hand; it goes there by itself when "
+                    "a spend on it is above the empowerment limit."
+                )
             if to not in TRANSITIONS[frm]:
                 raise ConfigError(
                     f"Case {case_id!r} is {frm}; it can move to {sorted(TRANSITIONS[frm]) or 'nothing'}, not {to!r}."

@@ -26,7 +26,6 @@ A playbook file (``playbooks.yaml``)::
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -93,10 +92,9 @@ def _as_list(v: Any) -> Any:
 
 def _check_regex(v: str | None) -> str | None:
     if v is not None:
-        try:
-            re.compile(v)
-        except re.error as exc:
-            raise ValueError(f"not a valid regular expression ({exc})") from None
+        from keymoments.act.patterns import compile_pattern
+
+        compile_pattern(v)  # ValueError says what is wrong
     return v
 
 

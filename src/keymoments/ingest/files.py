@@ -21,7 +21,7 @@ from keymoments.ingest.source import Mapping as ColumnMapping
 from keymoments.ingest.source import Source, resolve_columns, suffix_kind
 from keymoments.ingest.xes import read_xes
 
-__all__ = ["frame_source", "read_source", "records_source", "sql_literal"]
+__all__ = ["check_text_encoding", "frame_source", "read_source", "records_source", "sql_literal"]
 
 
 def sql_literal(text: str) -> str:
@@ -32,9 +32,49 @@ def sql_literal(text: str) -> str:
 #: bytes DuckDB's CSV reader reads at a time
 _CSV_BUFFER = 32 << 20
 
+_BOMS = ((b"\xff\xfe\x00\x00", "UTF-32 (little-endian)"), (b"\x00\x00\xfe\xff", "UTF-32 (big-endian)"),
+         (b"\xff\xfe", "UTF-16 (little-endian)"), (b"\xfe\xff", "UTF-16 (big-endian)"))  # fmt: skip
+
+
+_ICONV = {"UTF-16 (little-endian, no byte-order mark)": "UTF-16LE", "UTF-16 (big-endian, no byte-order mark)": "UTF-16BE"}
+
+
+def text_encoding_problem(path: Path) -> str | None:
+    """The name of a wide text encoding (UTF-16, UTF-32) ``path`` is in, or None: keymoments reads UTF-8 (and,
+    for CSV, single-byte encodings), and a UTF-16 file read as UTF-8 has a NUL between every letter."""
+    if path.name.endswith((".gz", ".zst", ".parquet")):
+        return None
+    with open(path, "rb") as f:
+        head = f.read(4096)
+    for bom, name in _BOMS:
+        if head.startswith(bom):
+            return name
+    pairs = len(head) // 2
+    if pairs >= 4:
+        odd = head[1 : 2 * pairs : 2].count(0) / pairs
+        even = head[0 : 2 * pairs : 2].count(0) / pairs
+        if odd > 0.3 and even < 0.05:
+            return "UTF-16 (little-endian, no byte-order mark)"
+        if even > 0.3 and odd < 0.05:
+            return "UTF-16 (big-endian, no byte-order mark)"
+    return None
+
+
+def check_text_encoding(path: Path) -> None:
+    """Refuse a UTF-16 or UTF-32 text file with a message that names its encoding and how to convert it."""
+    name = text_encoding_problem(path)
+    if name is not None:
+        raise UnsupportedFormatError(
+            f"{path}: the file is {name} text; keymoments reads UTF-8. Convert it first, e.g. "
+            f"`iconv -f {_ICONV.get(name, name.split()[0])} -t UTF-8 {path.name} > {path.stem}.utf8{path.suffix}` "
+            "(or in Excel: Save As 'CSV UTF-8')."
+        )
+
 
 def _reader_sql(path: Path, kind: str, delimiter: str | None = None, *, strict: bool = True) -> str:
     p = sql_literal(str(path))
+    if kind in ("csv", "jsonl"):
+        check_text_encoding(path)
     if kind == "csv":
         delim = f", delim={sql_literal(delimiter)}" if delimiter else ""
         lenient = "" if strict else ", strict_mode=false"

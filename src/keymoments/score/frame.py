@@ -59,6 +59,7 @@ from keymoments.exceptions import (
     MissingColumnError,
     UnsupportedFormatError,
 )
+from keymoments.present import csv_safe_frame
 from keymoments.score.base import TextScorer, TextScores, sentiment_from_valence
 from keymoments.score.emotions import EMOTIONS, emotions_of
 from keymoments.score.fusion import fuse
@@ -390,6 +391,9 @@ def _open_binary(path: Path) -> Any:
 
 
 def _read_csv(path: Path, sep: str) -> pd.DataFrame:
+    from keymoments.ingest.files import check_text_encoding
+
+    check_text_encoding(path)  # UTF-16 refused by name, not read as Windows-1252 garbage
     with _open_binary(path) as fh:
         head = fh.read(1 << 16)
     terminator = "\r" if b"\n" not in head and b"\r" in head else "\n"
@@ -456,9 +460,10 @@ def _write_table(df: pd.DataFrame, path: Path, fmt: str) -> None:
     try:
         if fmt == "csv":
             # CRLF (RFC 4180): then every field holding a \r or \n is quoted and any reader splits rows right
-            df.to_csv(tmp, index=False, lineterminator="\r\n", compression="infer")
+            # text like =HYPERLINK(…) or @SUM(…) gets a leading ' so that no spreadsheet runs it
+            csv_safe_frame(df).to_csv(tmp, index=False, lineterminator="\r\n", compression="infer")
         elif fmt == "tsv":
-            df.to_csv(tmp, index=False, sep="\t", lineterminator="\r\n", compression="infer")
+            csv_safe_frame(df).to_csv(tmp, index=False, sep="\t", lineterminator="\r\n", compression="infer")
         elif fmt == "jsonl":
             lines = (
                 _split_suffix(path)[0] != ".json"

@@ -4,27 +4,29 @@ emotions, take, spend from a budget, approve, resolve), budgets with the ledger,
 from __future__ import annotations
 
 import importlib.util
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
 
 from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
+from pydantic import BaseModel, ValidationError
 
-from keymoments.exceptions import KeymomentsError
+from keymoments.exceptions import InvalidParameterError, KeymomentsError, NotFoundError
 from keymoments.serve import charts
-from keymoments.serve.auth import Principal
+from keymoments.serve.auth import CASE_ACTIONS, Principal
+from keymoments.serve.routes.cases import Compensate, Note, Transition
 from keymoments.serve.views import (
     _ctx,
     _error_page,
     _gate,
-    _login_redirect,
-    _principal,
     form_data,
     table,
     templates,
 )
 
 __all__ = ["install"]
+
+_M = TypeVar("_M", bound=BaseModel)
 
 STATUSES = ("open", "in_progress", "awaiting_approval", "resolved", "closed")
 
@@ -92,7 +94,7 @@ def install(app: FastAPI) -> None:
         this = [e for e in case["journey"] if e.get("this_journey")]
         return templates.TemplateResponse(request, "case.html", _ctx(
             request, p, "cases", title=f"Case {case_id}", case=case, events=this,
-            others=len(case["journey"]) - len(this), chart=charts.fig_html(fig, height=300) if fig else None,
+            others=len(case["journey"]) - len(this), chart=charts.fig_div(fig, height=300) if fig else None,
             pools=pools, flash=request.query_params.get("msg"), flash_error=request.query_params.get("err"),
             can_work=p.can("cases:work"), can_approve=p.can("cases:approve"),
             ledger=table(case.get("ledger"), columns=["created_at", "pool", "scope_key", "amount_cents", "status", "actor", "note"]),
@@ -100,35 +102,48 @@ def install(app: FastAPI) -> None:
 
     @app.post("/cases/{case_id}/{action}", include_in_schema=False)
     async def case_action(request: Request, case_id: str, action: str) -> Response:
+        """The case page's forms: the same actions, permissions (``CASE_ACTIONS``) and field checks (the API's
+        body models) as ``POST /api/v1/cases/{id}/<action>``. Invalid fields answer a 422 page; what the case
+        book refuses (a spent budget, a move the lifecycle forbids) comes back to the case page as a notice."""
         from starlette.concurrency import run_in_threadpool
 
         from keymoments.serve.act import CaseDesk
 
-        p = _principal(request)
-        if p is None:
-            return _login_redirect(request)
+        url = f"/cases/{quote(case_id)}"
+        perm = CASE_ACTIONS.get(action)
+        if perm is None:
+            p = _gate(request, "cases", "cases:read", next=url)
+            if not isinstance(p, Principal):
+                return p
+            return _error_page(request, p, "cases", NotFoundError(
+                f"Unknown case action {action!r}; the case page offers {sorted(CASE_ACTIONS)}."))  # fmt: skip
+        p = _gate(request, "cases", perm, next=url)
+        if not isinstance(p, Principal):
+            return p
         form = await form_data(request)
         desk = CaseDesk(request.app.state.km, p)
-        url = f"/cases/{quote(case_id)}"
         try:
-            if action == "take":
+            if action in ("take", "assign"):
                 await run_in_threadpool(desk.assign, case_id, p.employee_id or form.get("owner") or p.actor)
                 msg = "Case taken."
             elif action == "resolve":
-                await run_in_threadpool(desk.transition, case_id, "resolved", form.get("note") or None)
+                note = _fields(Note, form).note
+                await run_in_threadpool(desk.transition, case_id, "resolved", note)
                 msg = "Case resolved."
-            elif action == "status":
-                await run_in_threadpool(desk.transition, case_id, form.get("to", ""), form.get("note") or None)
-                msg = f"Case moved to {form.get('to')}."
+            elif action in ("status", "transition"):
+                t = _fields(Transition, form)
+                await run_in_threadpool(desk.transition, case_id, t.to, t.note)
+                msg = f"Case moved to {t.to}."
             elif action == "compensate":
-                amount = float(form.get("amount") or 0)
-                case = await run_in_threadpool(desk.compensate, case_id, form.get("pool", ""), amount, form.get("note") or None)
+                c = _fields(Compensate, form)
+                case = await run_in_threadpool(desk.compensate, case_id, c.pool, c.amount, c.note)
                 msg = "Spend waiting for a manager's approval." if case["status"] == "awaiting_approval" else "Spent within your limit."
-            elif action in ("approve", "reject"):
-                await run_in_threadpool(desk.approve, case_id, action == "approve")
-                msg = "Spend approved." if action == "approve" else "Spend rejected; the money went back to the pool."
-            else:
-                return _error_page(request, p, "cases", KeymomentsError(f"Unknown case action {action!r}."))
+            else:  # approve, reject
+                approved = action == "approve" and form.get("approved", "true").lower() not in ("false", "0", "no")
+                await run_in_threadpool(desk.approve, case_id, approved)
+                msg = "Spend approved." if approved else "Spend rejected; the money went back to the pool."
+        except InvalidParameterError as exc:
+            return _error_page(request, p, "cases", exc, back=url)
         except (KeymomentsError, ValueError) as exc:
             return RedirectResponse(f"{url}?{urlencode({'err': str(exc)})}", status_code=303)
         return RedirectResponse(f"{url}?{urlencode({'msg': msg})}", status_code=303)
@@ -193,6 +208,16 @@ def install(app: FastAPI) -> None:
         ))  # fmt: skip
 
 
+def _fields(model: type[_M], form: dict[str, str]) -> _M:
+    """A form's fields checked by the API body model of the same action; InvalidParameterError (422) if not."""
+    try:
+        return model.model_validate({k: v for k, v in form.items() if v != "" or k == "to"})
+    except ValidationError as exc:
+        e = exc.errors()[0]
+        where = ".".join(str(x) for x in e.get("loc", ())) or "form"
+        raise InvalidParameterError(f"Invalid {where}: {e.get('msg', 'invalid value')} (got {form.get(where, '')!r}).") from None
+
+
 def _uplift_html(rows: list[dict[str, Any]]) -> str | None:
     import plotly.graph_objects as go
 
@@ -209,4 +234,4 @@ def _uplift_html(rows: list[dict[str, Any]]) -> str | None:
     ))  # fmt: skip
     fig.add_vline(x=0, line_color="#9aa3b2")
     fig.update_layout(xaxis_title="uplift on the playbook's outcome vs holdout (95% CI)")
-    return charts.fig_html(fig, height=80 + 40 * len(pts))
+    return charts.fig_div(fig, height=80 + 40 * len(pts))

@@ -113,15 +113,20 @@ def create_app(
         version=str(version),
         summary="Find the moments of truth in customer journeys and act on them.",
         description=(
-            "Every route but `/health` needs an API key, sent as `X-API-Key: <key>` or "
+            "Every route but `/health`, `/docs` and `/openapi.json` needs an API key, sent as `X-API-Key: <key>` or "
             "`Authorization: Bearer <key>`. Roles: **admin** (everything), **analyst** (analyses, playbooks, "
             "budgets), **agent** (the case queue, spending within their limits). Errors always answer "
             '`{"ok": false, "error": "...", "errors": [...], "status": N}`.'
         ),
         lifespan=lifespan,
+        docs_url=None,  # served by views.install from local files (FastAPI's own page loads Swagger UI from a CDN)
+        redoc_url=None,
     )
     app.state.km = state
     install_error_handlers(app)
+    from keymoments.serve.guard import Guard
+
+    app.add_middleware(Guard, state=state)
 
     from keymoments.serve import views
     from keymoments.serve.routes import analyses, health, ingest, keys

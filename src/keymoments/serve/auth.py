@@ -1,8 +1,10 @@
 """API keys with roles.
 
 Three roles (``ROLES``): **admin** does everything, **analyst** reads analyses, playbooks and budgets,
-**agent** works cases within their empowerment limits. What each role may do is data (``PERMISSIONS``), checked
-in one dependency, :func:`require`.
+**agent** works cases within their empowerment limits. What each role may do is data (``PERMISSIONS``; the
+case actions, which the API and the dashboard's forms both offer, name theirs in ``CASE_ACTIONS``), and one
+function decides, :func:`authorize`: the API's dependency :func:`require` and every dashboard page and form call
+it, so a form can never do what its API twin refuses.
 
 A key is ``km_<id>_<secret>``; the store keeps only its SHA-256 hash (``store/keys.py``), so a stolen database
 yields no usable key. Clients send it as ``X-API-Key: <key>`` or ``Authorization: Bearer <key>``; the
@@ -30,11 +32,13 @@ from keymoments.store import keys as sql
 from keymoments.store.store import Store
 
 __all__ = [
+    "CASE_ACTIONS",
     "COOKIE",
     "PERMISSIONS",
     "ROLES",
     "KeyRing",
     "Principal",
+    "authorize",
     "create_key",
     "hash_key",
     "require",
@@ -58,6 +62,19 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "playbooks:run": frozenset({"admin", "analyst"}),
     "keys": frozenset({"admin"}),
     "dashboard": frozenset({"admin", "analyst", "agent"}),
+}
+
+#: case action -> the permission it needs; ``POST /api/v1/cases/{id}/<action>`` and the dashboard's
+#: ``POST /cases/{id}/<action>`` form both look their action up here
+CASE_ACTIONS: dict[str, str] = {
+    "assign": "cases:work",
+    "take": "cases:work",  # the dashboard's assign-to-me
+    "transition": "cases:work",
+    "status": "cases:work",  # the dashboard's transition
+    "resolve": "cases:work",
+    "compensate": "budgets:spend",
+    "approve": "cases:approve",
+    "reject": "cases:approve",  # the dashboard's approve with approved=false
 }
 
 
@@ -190,21 +207,29 @@ def authenticate(request: Request, key: str | None) -> Principal:
     return p
 
 
+def authorize(principal: Principal, permission: str) -> Principal:
+    """The one decision: may ``principal`` do ``permission``? Returns it, or raises a 403 :class:`ApiError`.
+
+    Every API route (through :func:`require`) and every dashboard page and form calls this."""
+    roles = PERMISSIONS[permission]
+    if principal.role not in roles:
+        raise ApiError(
+            403,
+            f"The {principal.role!r} role may not do this ({permission}); it needs one of {sorted(roles)}.",
+        )
+    return principal
+
+
 def require(permission: str, *, cookie: bool = False) -> Any:
     """A dependency that authenticates the caller and checks one permission; returns the Principal."""
-    roles = PERMISSIONS[permission]
+    PERMISSIONS[permission]  # an unknown permission fails when the route is built, not when it is called
 
     def dependency(
         request: Request,
         header: str | None = Depends(_api_key_header),
         bearer: HTTPAuthorizationCredentials | None = Depends(_bearer),
     ) -> Principal:
-        p = authenticate(request, presented_key(request, header, bearer, cookie=cookie))
-        if p.role not in roles:
-            raise ApiError(
-                403,
-                f"The {p.role!r} role may not do this ({permission}); it needs one of {sorted(roles)}.",
-            )
+        p = authorize(authenticate(request, presented_key(request, header, bearer, cookie=cookie)), permission)
         request.state.principal = p
         return p
 

@@ -22,11 +22,11 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from keymoments.analyze.filters import FILTERS, describe_filters
-from keymoments.exceptions import KeymomentsError
+from keymoments.exceptions import KeymomentsError, NotFoundError
 from keymoments.serve import charts
 from keymoments.serve.analyses import ANALYSES, available, run_analysis
-from keymoments.serve.auth import COOKIE, Principal
-from keymoments.serve.errors import status_for
+from keymoments.serve.auth import COOKIE, Principal, authorize
+from keymoments.serve.errors import ApiError, status_for
 
 __all__ = ["PAGES", "install", "table"]
 
@@ -213,6 +213,33 @@ def _bar(request: Request, filters: dict[str, str | None], *, skipped: dict[str,
     }  # fmt: skip
 
 
+#: the Swagger UI files /docs loads, and their media types
+SWAGGER_FILES = {"swagger-ui.css": "text/css", "swagger-ui-bundle.js": "application/javascript"}
+
+DOCS_PAGE = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>keymoments API</title>
+<link rel="stylesheet" href="/static/swagger/swagger-ui.css">
+</head>
+<body>
+<div id="swagger-ui" data-openapi="/openapi.json"></div>
+<script src="/static/swagger/swagger-ui-bundle.js"></script>
+<script src="/static/app.js"></script>
+</body>
+</html>
+"""
+
+
+@functools.lru_cache(maxsize=len(SWAGGER_FILES))
+def _swagger_file(name: str) -> bytes:
+    from swagger_ui_bundle import swagger_ui_path
+
+    return (Path(str(swagger_ui_path)) / name).read_bytes()
+
+
 @functools.lru_cache(maxsize=1)
 def plotly_js() -> str:
     from plotly.offline import get_plotlyjs
@@ -267,17 +294,21 @@ def _error_page(request: Request, principal: Principal, slug: str, exc: Exceptio
     )  # fmt: skip
 
 
-def _login_redirect(request: Request) -> RedirectResponse:
-    nxt = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+def _login_redirect(request: Request, next: str | None = None) -> RedirectResponse:
+    nxt = next or request.url.path + (f"?{request.url.query}" if request.url.query else "")
     return RedirectResponse("/login?" + urlencode({"next": nxt}), status_code=303)
 
 
-def _gate(request: Request, slug: str, perm: str) -> Principal | Response:
-    """The signed-in principal allowed ``perm``, or the response that turns the request away (login or 403)."""
+def _gate(request: Request, slug: str, perm: str, *, next: str | None = None) -> Principal | Response:
+    """The signed-in principal allowed ``perm`` (decided by :func:`~keymoments.serve.auth.authorize`, as for the
+    API), or the response that turns the request away: the sign-in page (back to ``next``) or a 403 page."""
     p = _principal(request)
     if p is None:
-        return _login_redirect(request)
-    return p if p.can(perm) else _forbidden(request, p, slug, perm)
+        return _login_redirect(request, next)
+    try:
+        return authorize(p, perm)
+    except ApiError:
+        return _forbidden(request, p, slug, perm)
 
 
 def _forbidden(request: Request, principal: Principal, slug: str, perm: str) -> HTMLResponse:
@@ -302,6 +333,24 @@ def install(app: FastAPI) -> None:
     def css_asset() -> Response:
         return Response((HERE / "static" / "app.css").read_text(encoding="utf-8"), media_type="text/css",
                         headers={"Cache-Control": "public, max-age=3600"})  # fmt: skip
+
+    @app.get("/static/app.js", include_in_schema=False)
+    def js_asset() -> Response:
+        return Response((HERE / "static" / "app.js").read_text(encoding="utf-8"), media_type="application/javascript",
+                        headers={"Cache-Control": "public, max-age=3600"})  # fmt: skip
+
+    @app.get("/static/swagger/{name}", include_in_schema=False)
+    def swagger_asset(name: str) -> Response:
+        """Swagger UI's files, from the swagger-ui-bundle package (never from a CDN)."""
+        kind = SWAGGER_FILES.get(name)
+        if kind is None:
+            raise NotFoundError(f"No Swagger UI file {name!r}.")
+        return Response(_swagger_file(name), media_type=kind, headers={"Cache-Control": "public, max-age=86400"})
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        """Swagger UI over /openapi.json, from local files; /static/app.js starts it (no inline script)."""
+        return HTMLResponse(DOCS_PAGE)
 
     @app.get("/login", include_in_schema=False)
     def login_form(request: Request, next: str = "/", error: str | None = None) -> HTMLResponse:
@@ -356,7 +405,7 @@ def install(app: FastAPI) -> None:
         fig = res.figure()
         return templates.TemplateResponse(request, "overview.html", _ctx(
             request, p, "", title="Overview", d=d, pits=pits, peaks=peaks, moments=moments, outcome=outcome,
-            chart=charts.fig_html(fig, height=460) if fig is not None else None, warnings=res.warnings,
+            chart=charts.fig_div(fig, height=460) if fig is not None else None, warnings=res.warnings,
             bar=_bar(request, filters), case_counts=_case_counts(request),
         ))  # fmt: skip
 
@@ -374,7 +423,7 @@ def install(app: FastAPI) -> None:
         d = res.data
         return templates.TemplateResponse(request, "journey.html", _ctx(
             request, p, "journey", title="Journey map", d=d, intro=INTRO["journey"],
-            chart=charts.fig_html(fig, height=520) if fig is not None else None,
+            chart=charts.fig_div(fig, height=520) if fig is not None else None,
             touchpoints=table(d["touchpoints"], columns=["touchpoint", "events", "reach", "mean_valence", "ci_low",
                                                           "ci_high", "share_negative", "failure_rate", "kind"]),
             raw_touchpoints=d["touchpoints"],
@@ -491,7 +540,7 @@ def _analysis_page(app: FastAPI, slug: str, label: str, analysis: str, perm: str
         args = {k: v for k, v in args.items() if v}
         return templates.TemplateResponse(request, "analysis.html", _ctx(
             request, p, slug, title=label, intro=INTRO.get(analysis, ""), spec=ANALYSES[analysis],
-            chart=charts.fig_html(fig) if fig is not None else None, facts=facts, tables=tables, notes=notes,
+            chart=charts.fig_div(fig) if fig is not None else None, facts=facts, tables=tables, notes=notes,
             warnings=res.warnings, bar=bar, api=f"/api/v1/analyses/{analysis}" + (f"?{urlencode(args)}" if args else ""),
             cli=" ".join([ANALYSES[analysis].cli, *(f"--{k} {shlex.quote(str(v))}" for k, v in args.items()), "--json"]),
         ))  # fmt: skip

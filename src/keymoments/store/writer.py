@@ -33,6 +33,7 @@ import pyarrow as pa
 from keymoments.exceptions import IngestError
 from keymoments.ingest.files import frame_source, sql_literal
 from keymoments.ingest.source import Source
+from keymoments.present import csv_safe_frame
 from keymoments.store.derive import insert_with_derived, mark_duplicates, mark_known
 from keymoments.store.staging import stage_sql
 from keymoments.store.store import Store
@@ -361,7 +362,7 @@ def _write_rejects(
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".rejects-", suffix=".csv")
     os.close(fd)
-    out.to_csv(tmp, index=False)
+    csv_safe_frame(out).to_csv(tmp, index=False)  # a field like =HYPERLINK(…) must not run in a spreadsheet
     os.replace(tmp, path)
     return str(path)
 

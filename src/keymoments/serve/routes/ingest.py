@@ -18,14 +18,42 @@ from fastapi import APIRouter, Body, Query, Request, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from keymoments.present import to_jsonable
 from keymoments.exceptions import IngestError
+from keymoments.present import to_jsonable
 from keymoments.serve.auth import require
 from keymoments.serve.errors import ERROR_RESPONSES
 
 router = APIRouter(tags=["ingest"], responses=ERROR_RESPONSES)
 
 MAX_BATCH = 100_000
+MAX_DEPTH = 32  # how deep an event's values (attrs) may nest; contract fields are flat, attrs hold flat facts
+
+
+def _depth(value: Any) -> int:
+    """How deep a JSON value nests (a scalar 0, ``{"a": 1}`` 1), without recursion."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        v, d = stack.pop()
+        if isinstance(v, dict):
+            stack.extend((x, d + 1) for x in v.values())
+        elif isinstance(v, list):
+            stack.extend((x, d + 1) for x in v)
+        else:
+            deepest = max(deepest, d)
+            continue
+        deepest = max(deepest, d + 1)
+        if deepest > MAX_DEPTH + 1:
+            break
+    return deepest
+
+
+def _check_depth(rows: list[Any], what: str) -> None:
+    for i, row in enumerate(rows, start=1):
+        if _depth(row) > MAX_DEPTH + 1:  # the row object itself is one level
+            raise IngestError(
+                f"{what} {i} nests more than {MAX_DEPTH} levels deep (in attrs or another field); "
+                f"flatten it: at most {MAX_DEPTH} levels are taken. Nothing was written."
+            )
 
 
 class Rejected(BaseModel):
@@ -68,6 +96,7 @@ def _events_of(body: Any) -> list[Any]:
         raise IngestError(f"A batch holds at most {MAX_BATCH:,} events; got {len(events):,}. Split it.")
     if events and not any(isinstance(e, dict) and e for e in events):
         raise IngestError("The events have no fields; each needs at least customer_id, ts and touchpoint.")
+    _check_depth(events, "Event")
     names: dict[str, None] = {}  # every field name once, in first-seen order
     for e in events:
         if isinstance(e, dict):
@@ -195,6 +224,7 @@ def post_outcomes(
         raise IngestError(f"A batch holds at most {MAX_BATCH:,} rows; got {len(rows):,}. Split it.")
     if not all(isinstance(r, dict) for r in rows):
         raise IngestError("Each outcome row must be a JSON object.")
+    _check_depth(rows, "Row")
     df = pd.DataFrame.from_records(rows)
     state = request.app.state.km
     res = ingest_outcomes_frame(state.store, df, key=key, source="api", attributes_only=attributes_only)

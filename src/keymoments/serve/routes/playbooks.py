@@ -27,10 +27,15 @@ def playbooks_list(state: Any) -> dict[str, Any]:
 
 
 async def _file_from(request: Request, state: Any) -> Any:
+    """The posted playbook file (or the server's), parsed and validated off the event loop."""
+    from starlette.concurrency import run_in_threadpool
+
     from keymoments.act.yaml_loader import loads_playbooks
 
     body = (await request.body()).decode("utf-8", "replace").strip()
-    return loads_playbooks(body, "request body") if body else state.playbooks()
+    if not body:
+        return state.playbooks()
+    return await run_in_threadpool(loads_playbooks, body, "request body")
 
 
 def build_router() -> APIRouter:
