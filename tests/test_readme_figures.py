@@ -23,6 +23,8 @@ NOT_FIGURES = {
     "0.9": "the confidence the contract gives a rating's valence",
     "3.11": "the Python version",
     "2.0": "the name of the Apache-2.0 licence",
+    "1 MiB": "the default cap on a request body and on a playbook YAML file (a setting)",
+    "128 MiB": "the default cap on an ingest request body (a setting)",
 }
 _ROW = re.compile(r"^\|(?P<what>[^|]+)\|(?P<value>[^|]+)\|(?P<ci>[^|]+)\|(?P<on>[^|]+)\|(?P<source>[^|]+)\|\s*$")
 _SOURCE = re.compile(r"^`(?P<command>[^`]+)`\s*→\s*`(?P<key>[\w]+)\.(?P<field>\w+)`$")
