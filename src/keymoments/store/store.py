@@ -21,6 +21,7 @@ import pandas as pd
 
 from keymoments.events import did_you_mean
 from keymoments.exceptions import NotFoundError, StoreError
+from keymoments.store.ops import EmbeddedOps, OperationalStore
 from keymoments.store.schema import MIGRATIONS
 
 if TYPE_CHECKING:
@@ -47,6 +48,8 @@ class Store:
         read_only: bool = False,
         threads: int | None = None,
         memory_limit: str | None = None,
+        database_url: str | None = None,
+        database_schema: str = "public",
     ) -> None:
         self.path = str(path)
         self.read_only = read_only
@@ -74,12 +77,23 @@ class Store:
         self._ibis: IbisBackend | None = None
         if not read_only:
             self.migrate()
+        #: the operational store (cases, budgets, ledger, outbox, keys…): these tables, or PostgreSQL
+        self.ops: OperationalStore = EmbeddedOps(self)
+        if database_url:
+            from keymoments.store.postgres import PostgresOps
+
+            try:
+                self.ops = PostgresOps(database_url, schema=database_schema)
+            except BaseException:
+                self._con.close()
+                raise
 
     # -- lifecycle ---------------------------------------------------------------------------------------
     def close(self) -> None:
         with self._lock:
             if self._ibis is not None:
                 self._ibis = None
+            self.ops.close()
             self._con.close()
 
     def __enter__(self) -> Store:
@@ -89,7 +103,7 @@ class Store:
         self.close()
 
     def __repr__(self) -> str:
-        return f"Store({self.path!r})"
+        return f"Store({self.path!r})" if self.ops.kind == "embedded" else f"Store({self.path!r}, ops={self.ops.describe()!r})"
 
     # -- schema ------------------------------------------------------------------------------------------
     @property
