@@ -74,7 +74,7 @@ class Store:
             ) from None
         self._con.execute("SET TimeZone = 'UTC'")  # stored in UTC; naive times are read as UTC
         self._lock = threading.RLock()
-        self._ibis: IbisBackend | None = None
+        self._ibis = threading.local()  # one Ibis backend per thread: a DuckDB cursor serves one call at a time
         if not read_only:
             self.migrate()
         #: the operational store (cases, budgets, ledger, outbox, keys…): these tables, or PostgreSQL
@@ -91,8 +91,7 @@ class Store:
     # -- lifecycle ---------------------------------------------------------------------------------------
     def close(self) -> None:
         with self._lock:
-            if self._ibis is not None:
-                self._ibis = None
+            self._ibis = threading.local()
             self.ops.close()
             self._con.close()
 
@@ -210,12 +209,14 @@ class Store:
     # -- ibis --------------------------------------------------------------------------------------------
     @property
     def ibis(self) -> IbisBackend:
-        """An Ibis DuckDB backend over this store (shares the database instance)."""
-        if self._ibis is None:
+        """An Ibis DuckDB backend over this store (shares the database instance), one per thread: a DuckDB
+        cursor refuses a second call while one runs, so threads (an API's request handlers) never share one."""
+        backend = getattr(self._ibis, "backend", None)
+        if backend is None:
             import ibis
 
-            self._ibis = ibis.duckdb.from_connection(self.cursor())
-        return self._ibis
+            backend = self._ibis.backend = ibis.duckdb.from_connection(self.cursor())
+        return backend
 
     def table(self, name: str) -> ir.Table:
         """An Ibis table expression over one of the store's tables."""
