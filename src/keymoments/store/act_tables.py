@@ -564,6 +564,12 @@ def outbox_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     return {r[0]: int(r[1]) for r in con.execute("SELECT status, count(*) FROM outbox GROUP BY status").fetchall()}
 
 
+def outbox_backlog(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+    """Messages waiting to be delivered, and since when the oldest waits."""
+    row = con.execute("SELECT count(*), min(created_at) FROM outbox WHERE status = 'pending'").fetchone()
+    return {"pending": int(row[0]), "oldest_pending": row[1]}
+
+
 # -- meta -------------------------------------------------------------------------------------------------
 def get_meta(con: duckdb.DuckDBPyConnection, key: str) -> str | None:
     row = con.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()

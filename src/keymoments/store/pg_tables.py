@@ -493,3 +493,68 @@ def touch_key(con: Any, key_id: str, at: datetime) -> None:
 
 def list_keys(con: Any) -> list[dict[str, Any]]:
     return _dicts(con.execute(f"SELECT {', '.join(_KEY_COLS)} FROM api_keys ORDER BY created_at"))
+
+
+# -- live workers (keymoments/live/worker.py): partition cursors, processed events, heartbeats --------------
+PROCESSED_COLS = ("event_id", "stream", "partition", "seq", "customer_id", "processed_at")
+
+
+def partition_cursor(con: Any, stream: str, partition: int) -> int:
+    """The last stream sequence of a partition whose effects are committed (0: none yet)."""
+    row = con.execute("SELECT last_seq FROM worker_partitions WHERE stream = %s AND partition = %s",
+                      [stream, partition]).fetchone()  # fmt: skip
+    return int(row[0]) if row else 0
+
+
+def advance_partition(con: Any, stream: str, partition: int, *, last_seq: int, last_event_id: str | None,
+                      last_event_ts: datetime | None, added: int, worker_id: str, now: datetime) -> None:  # fmt: skip
+    """Move a partition's cursor forward, in the transaction that commits the events' effects."""
+    con.execute(
+        """INSERT INTO worker_partitions AS w (stream, partition, last_seq, last_event_id, last_event_ts, events,
+                                               worker_id, updated_at)
+           VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+           ON CONFLICT (stream, partition) DO UPDATE SET last_seq = excluded.last_seq,
+               last_event_id = coalesce(excluded.last_event_id, w.last_event_id),
+               last_event_ts = coalesce(excluded.last_event_ts, w.last_event_ts), events = w.events + excluded.events,
+               worker_id = excluded.worker_id, updated_at = excluded.updated_at""",
+        [stream, partition, last_seq, last_event_id, last_event_ts, added, worker_id, now],
+    )
+    con.execute(
+        "UPDATE workers SET heartbeat_at = %s, last_event_id = coalesce(%s, last_event_id), last_seq = %s, "
+        "events = events + %s WHERE worker_id = %s",
+        [now, last_event_id, last_seq, added, worker_id],
+    )
+
+
+def register_worker(con: Any, worker_id: str, *, host: str, pid: int, stream: str, partitions: str, now: datetime) -> None:
+    con.execute(
+        """INSERT INTO workers (worker_id, host, pid, stream, partitions, started_at, heartbeat_at)
+           VALUES (%s, %s, %s, %s, %s, %s, %s)
+           ON CONFLICT (worker_id) DO UPDATE SET host = excluded.host, pid = excluded.pid, stream = excluded.stream,
+               partitions = excluded.partitions, started_at = excluded.started_at,
+               heartbeat_at = excluded.heartbeat_at, stopped_at = NULL""",
+        [worker_id, host, pid, stream, partitions, now, now],
+    )
+
+
+def heartbeat_worker(con: Any, worker_id: str, now: datetime, *, partitions: str | None = None,
+                     stopped: bool = False) -> None:  # fmt: skip
+    con.execute(
+        "UPDATE workers SET heartbeat_at = %s, partitions = coalesce(%s, partitions), "
+        "stopped_at = CASE WHEN %s THEN %s ELSE stopped_at END WHERE worker_id = %s",
+        [now, partitions, stopped, now, worker_id],
+    )
+
+
+def workers_status(con: Any) -> list[dict[str, Any]]:
+    return _dicts(con.execute(
+        "SELECT worker_id, host, pid, stream, partitions, started_at, heartbeat_at, stopped_at, last_event_id, "
+        "last_seq, events FROM workers ORDER BY started_at DESC LIMIT 100"
+    ))  # fmt: skip
+
+
+def partitions_status(con: Any) -> list[dict[str, Any]]:
+    return _dicts(con.execute(
+        "SELECT stream, partition, last_seq, last_event_id, last_event_ts, events, worker_id, updated_at "
+        "FROM worker_partitions ORDER BY stream, partition"
+    ))  # fmt: skip
