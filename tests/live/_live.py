@@ -93,7 +93,7 @@ async def _read(nats_url: str, address: BrokerAddress, partition: int) -> list[t
     while True:
         try:
             msgs = await sub.fetch(1000, timeout=1.0)
-        except (TimeoutError, asyncio.TimeoutError):
+        except TimeoutError:
             break
         out += [(m.metadata.sequence.stream, orjson.loads(m.data)) for m in msgs]
         if msgs[-1].metadata.num_pending == 0:

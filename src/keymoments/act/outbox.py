@@ -111,8 +111,8 @@ class OutboxWorker:
 
     def deliver_due(self, now: datetime | None = None) -> DeliveryReport:
         now = now or datetime.now(UTC)
-        with self.ops.read() as cur:
-            due = self.ops.sql.due_messages(cur, now, self.batch)
+        with self.ops.write() as con:  # claimed, so several deliverers can share one outbox
+            due = self.ops.sql.claim_due(con, now, self.batch)
         report = DeliveryReport()
         for message_id, url, payload, attempts in due:
             self._deliver_one(message_id, url, payload.encode(), int(attempts or 0), now, report)

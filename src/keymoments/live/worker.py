@@ -183,9 +183,6 @@ class Worker:
                             with self.ops.write() as con:
                                 self.sql.heartbeat_worker(con, self.worker_id, datetime.now(UTC),
                                                           partitions=",".join(map(str, sorted(self._owned))))  # fmt: skip
-                    for p, t in list(tasks.items()):
-                        if t.done() and t.exception() is not None:  # pragma: no cover - _partition catches
-                            raise t.exception()  # type: ignore[misc]
                     try:
                         await asyncio.wait_for(self._stop.wait(), timeout=1.0)
                     except TimeoutError:
@@ -214,7 +211,7 @@ class Worker:
             try:
                 await self._work(js, p)
                 return
-            except (KeymomentsError, OSError, RuntimeError, ValueError, TimeoutError, asyncio.TimeoutError) as exc:
+            except (KeymomentsError, OSError, RuntimeError, ValueError, TimeoutError) as exc:
                 self.report.restarts += 1
                 log.warning("partition %s: %s; rebuilding its state from the stream", p, exc)
             except Exception as exc:  # noqa: BLE001 - psycopg and nats errors: same recovery
@@ -256,12 +253,12 @@ class Worker:
         low rate delays every decision by the whole expiry."""
         try:
             msgs = await sub.fetch(1, timeout=0.5)
-        except (TimeoutError, asyncio.TimeoutError):
+        except TimeoutError:
             return []
         if self.batch > 1:
             try:
                 msgs += await sub.fetch(self.batch - 1, timeout=0.005)
-            except (TimeoutError, asyncio.TimeoutError):
+            except TimeoutError:
                 pass
         return msgs
 
@@ -287,7 +284,7 @@ class Worker:
             while not done:
                 try:
                     msgs = await replay.fetch(_REPLAY_BATCH, timeout=2.0)
-                except (TimeoutError, asyncio.TimeoutError):
+                except TimeoutError:
                     break  # nothing more in the stream
                 rebuild, fresh = [], []
                 for m in msgs:

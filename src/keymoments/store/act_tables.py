@@ -541,6 +541,12 @@ def due_messages(con: duckdb.DuckDBPyConnection, now: datetime, limit: int) -> l
     ).fetchall()
 
 
+def claim_due(con: duckdb.DuckDBPyConnection, now: datetime, limit: int, lease_s: float = 60.0) -> list[tuple]:
+    """The due messages. One process delivers from an embedded store, so nothing needs claiming (the
+    PostgreSQL twin leases them to one of several deliverers)."""
+    return due_messages(con, now, limit)
+
+
 def mark_delivered(con: duckdb.DuckDBPyConnection, message_id: str, status_code: int, at: datetime) -> None:
     con.execute(
         "UPDATE outbox SET status = 'delivered', attempts = attempts + 1, last_status = ?, delivered_at = ?, "

@@ -437,6 +437,18 @@ def due_messages(con: Any, now: datetime, limit: int) -> list[tuple]:
     ).fetchall()
 
 
+def claim_due(con: Any, now: datetime, limit: int, lease_s: float = 60.0) -> list[tuple]:
+    """Due messages, claimed: each is due again only after ``lease_s`` seconds (when its deliverer died before
+    marking it), and ``SKIP LOCKED`` keeps deliverers running at once from taking the same ones."""
+    return con.execute(
+        """UPDATE outbox SET next_attempt_at = %s + make_interval(secs => %s)
+           WHERE message_id IN (SELECT message_id FROM outbox WHERE status = 'pending' AND next_attempt_at <= %s
+                                ORDER BY next_attempt_at, message_id LIMIT %s FOR UPDATE SKIP LOCKED)
+           RETURNING message_id, url, payload::text, attempts""",
+        [now, lease_s, now, limit],
+    ).fetchall()
+
+
 def mark_delivered(con: Any, message_id: str, status_code: int, at: datetime) -> None:
     con.execute(
         "UPDATE outbox SET status = 'delivered', attempts = attempts + 1, last_status = %s, delivered_at = %s, "
