@@ -45,11 +45,11 @@ class Settings(BaseSettings):
     database_schema: str = Field(
         "public", description="PostgreSQL schema of the operational store's tables (with KM_DATABASE_URL)."
     )
-    publish_to: str | None = Field(
+    broker: str | None = Field(
         None,
         description=(
-            "nats://HOST:PORT/SUBJECT: `keymoments serve` publishes posted events to this JetStream subject "
-            "(for `keymoments worker`) instead of writing them to the store."
+            "nats://HOST:PORT/SUBJECT, the JetStream event stream: `keymoments serve` publishes posted events "
+            "there (for `keymoments worker`) instead of writing them to the store, and /health reports its lag."
         ),
     )
     partitions: int = Field(

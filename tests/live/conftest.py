@@ -88,7 +88,7 @@ def stream_name(nats_url):
     """A fresh JetStream stream name (and subject prefix), deleted after the test."""
     import asyncio
 
-    name = f"KMTEST_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    name = f"KMTEST_{os.getpid()}_{uuid.uuid4().hex[:8].upper()}"
     yield name
 
     async def delete() -> None:
