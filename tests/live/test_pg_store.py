@@ -8,13 +8,13 @@ import threading
 
 import psycopg
 import pytest
+from fastapi.testclient import TestClient
+
 from act import test_budget_limits as limits
 from act import test_budgets as budgets
 from act import test_cases as cases
 from act import test_runner as runner_tests
 from act.conftest import load_events
-from fastapi.testclient import TestClient
-
 from keymoments.act.budgets import Ledger
 from keymoments.act.cases import CaseBook
 from keymoments.act.runner import PlaybookRunner
