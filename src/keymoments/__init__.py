@@ -11,6 +11,7 @@ from keymoments.events import RATING_SCALES, Event, JourneyModel, Touchpoint
 from keymoments.exceptions import (
     BudgetError,
     ConfigError,
+    ConflictError,
     IngestError,
     InvalidEventError,
     InvalidParameterError,
@@ -33,6 +34,7 @@ __all__ = [
     "RATING_SCALES",
     "BudgetError",
     "ConfigError",
+    "ConflictError",
     "Engine",
     "Event",
     "IngestError",

@@ -35,3 +35,23 @@ class Settings(BaseSettings):
     max_ingest_bytes: int = Field(
         128 << 20, gt=0, description="Largest body POST /api/v1/events and /api/v1/outcomes read; 413 above."
     )
+    database_url: str | None = Field(
+        None,
+        description=(
+            "postgresql://… URL of the operational store (cases, budgets and ledger, holdouts, decisions, outbox, "
+            "run state, API keys); unset: they live in the DuckDB store file."
+        ),
+    )
+    database_schema: str = Field(
+        "public", description="PostgreSQL schema of the operational store's tables (with KM_DATABASE_URL)."
+    )
+    broker: str | None = Field(
+        None,
+        description=(
+            "nats://HOST:PORT/SUBJECT, the JetStream event stream: `keymoments serve` publishes posted events "
+            "there (for `keymoments worker`) instead of writing them to the store, and /health reports its lag."
+        ),
+    )
+    partitions: int = Field(
+        4, ge=1, le=1024, description="Partitions of the event stream (by a hash of the customer id)."
+    )

@@ -14,7 +14,8 @@ that fits it, so ``except ValueError`` keeps working for callers who do not know
     ├── NotEnoughDataError(ValueError)     an analysis has too little data to say anything
     ├── NotFoundError(LookupError)         a case, playbook, budget, outcome… does not exist
     ├── PermissionDeniedError(PermissionError)  an API key's role may not do this
-    └── BudgetError(RuntimeError)          a spend would overdraw a budget pool
+    ├── BudgetError(RuntimeError)          a spend would overdraw a budget pool
+    └── ConflictError(RuntimeError)        someone else changed it first (two agents moved one case at once)
 
 Statistical caveats (small samples, wide intervals) are warnings, not errors: :class:`KeymomentsWarning`
 and its :class:`SmallSampleWarning`.
@@ -25,6 +26,7 @@ from __future__ import annotations
 __all__ = [
     "BudgetError",
     "ConfigError",
+    "ConflictError",
     "IngestError",
     "InvalidEventError",
     "InvalidParameterError",
@@ -86,6 +88,10 @@ class PermissionDeniedError(KeymomentsError, PermissionError):
 
 class BudgetError(KeymomentsError, RuntimeError):
     """A spend or reservation would take a budget pool below zero."""
+
+
+class ConflictError(KeymomentsError, RuntimeError):
+    """Another writer changed the thing first (e.g. moved the case the caller was moving); reload and retry."""
 
 
 class KeymomentsWarning(UserWarning):

@@ -17,22 +17,19 @@ from keymoments.act.models import PlaybookFile
 from keymoments.act.surprise import predictability
 from keymoments.act.uplift import uplift_of
 from keymoments.exceptions import KeymomentsWarning, NotFoundError
-from keymoments.store import act_tables as sql
 from keymoments.store.store import Store
 
 __all__ = ["playbook_report"]
 
 
 def _pick_run(store: Store, run_id: str | None) -> str | None:
-    cur = store.cursor()
-    try:
+    sql = store.ops.sql
+    with store.ops.read() as cur:
         if run_id:
             if sql.get_run(cur, run_id) is None:
                 raise NotFoundError(f"No playbook run {run_id!r} in the store; see `keymoments playbooks list`.")
             return run_id
         return sql.latest_run_id(cur, "live") or sql.latest_run_id(cur)
-    finally:
-        cur.close()
 
 
 def playbook_report(
@@ -45,14 +42,12 @@ def playbook_report(
         return {"run_id": None, "playbooks": [], "budgets": [], "outbox": {}, "cases": [],
                 "notes": ["No playbook run in the store yet: run `keymoments playbooks backtest FILE --record` "
                           "or `keymoments playbooks run FILE`."]}  # fmt: skip
-    cur = store.cursor()
-    try:
+    sql = store.ops.sql
+    with store.ops.read() as cur:
         dec = sql.decisions_frame(cur, run_id)
         holdouts = {r[0]: (r[3], r[4]) for r in sql.holdout_counts(cur)}
         outbox = sql.outbox_counts(cur)
-        outcomes = set(store.outcome_names())
-    finally:
-        cur.close()
+    outcomes = set(store.outcome_names())
     specs = {p.name: p for p in file.playbooks} if file else {}
     rows = []
     names = list(specs) if specs else sorted(dec["playbook"].unique())
@@ -101,11 +96,8 @@ def playbook_report(
 
 
 def _balances(store: Store) -> list[dict[str, Any]]:
-    cur = store.cursor()
-    try:
-        df = sql.budget_balances(cur)
-    finally:
-        cur.close()
+    with store.ops.read() as cur:
+        df = store.ops.sql.budget_balances(cur)
     if df.empty:
         return []
     g = df.groupby("pool", as_index=False).agg(

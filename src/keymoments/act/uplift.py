@@ -100,11 +100,7 @@ def uplift_of(
     min_n: int = 30,
 ) -> Uplift:
     """:func:`uplift` from the holdout shares directly (no playbook file needed)."""
-    cur = store.cursor()
-    try:
-        rows = sql.arms_with_outcome(cur, playbook, outcome, run_id)
-    finally:
-        cur.close()
+    rows = _arms_with_outcome(store, playbook, outcome, run_id)
     counts = {"treatment": 0, "holdout": 0, "global_holdout": 0}
     treat: list[float] = []
     ctrl: list[float] = []
@@ -132,3 +128,23 @@ def uplift_of(
         note = (note + "; " if note else "") + f"sample-ratio mismatch (p={srm.p_value:.2g}): do not trust this uplift"
     return Uplift(playbook, outcome, len(treat), len(ctrl), sum(treat) / len(treat), sum(ctrl) / len(ctrl), diff, lo, hi,
                   p, confidence, missing, srm, note)  # fmt: skip
+
+
+def _arms_with_outcome(store: Store, playbook: str, outcome: str, run_id: str | None) -> list[tuple]:
+    """(customer_id, arm, outcome value) per customer the playbook was triggered for. Embedded: one join in
+    DuckDB; with the decisions in PostgreSQL, the arms come from there and the outcomes from DuckDB, joined by
+    customer id here (never by copying a table across)."""
+    if store.ops.kind == "embedded":
+        cur = store.cursor()
+        try:
+            return sql.arms_with_outcome(cur, playbook, outcome, run_id)
+        finally:
+            cur.close()
+    with store.ops.read() as con:
+        arms = store.ops.sql.fire_arms(con, playbook, run_id)
+    cur = store.cursor()
+    try:
+        found = sql.outcome_values(cur, outcome, [a[0] for a in arms])
+    finally:
+        cur.close()
+    return [(cid, arm, found.get(cid)) for cid, arm in arms]

@@ -11,7 +11,7 @@ import warnings
 
 import typer
 
-from keymoments.cli import analyze, demo, ingest, journey, moments, playbooks, serve
+from keymoments.cli import analyze, demo, ingest, journey, live, moments, playbooks, serve
 from keymoments.exceptions import KeymomentsError, KeymomentsWarning
 
 __all__ = ["app", "main"]
@@ -25,7 +25,7 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-for _module in (demo, ingest, journey, moments, analyze, playbooks, serve):
+for _module in (demo, ingest, journey, moments, analyze, playbooks, serve, live):
     _module.register(app)
 
 

@@ -95,7 +95,10 @@ def open_store(db: Path, *, must_exist: bool = True, read_only: bool = False) ->
             f"No store at {str(db)!r}. Ingest data first (`keymoments ingest FILE`), run `keymoments demo`, "
             "or point --db at an existing store."
         )
-    return Store(db, read_only=read_only)
+    from keymoments.config import Settings
+
+    settings = Settings()
+    return Store(db, read_only=read_only, database_url=settings.database_url, database_schema=settings.database_schema)
 
 
 def echo_json(obj: Any) -> None:

@@ -74,9 +74,9 @@ def list_(
     if Path(db).exists():
         store = open_store(db, read_only=True)
         try:
-            if "playbook_runs" in store.tables():
-                runs = store.query("SELECT run_id, mode, source, seed, events, decisions, finished_at FROM playbook_runs "
-                                   "ORDER BY started_at DESC").to_dict(orient="records")  # fmt: skip
+            if store.ops.kind != "embedded" or "playbook_runs" in store.tables():
+                with store.ops.read() as con:
+                    runs = store.ops.sql.list_runs(con)
         finally:
             store.close()
     if json_out:

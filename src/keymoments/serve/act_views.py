@@ -165,8 +165,9 @@ def install(app: FastAPI) -> None:
             agg = by_pool.setdefault(r["pool"], {"amount": 0.0, "spent": 0.0, "reserved": 0.0, "remaining": 0.0})
             for k in agg:
                 agg[k] += float(r.get(k) or 0)
-        t = request.app.state.km.store.table("ledger")
-        recent = t.order_by(t.created_at.desc()).limit(30).to_pandas()
+        ops = request.app.state.km.store.ops
+        with ops.read() as con:
+            recent = ops.sql.ledger_frame(con, limit=30)
         from keymoments.present import to_jsonable
 
         return templates.TemplateResponse(request, "budgets.html", _ctx(

@@ -41,6 +41,7 @@ class ServerState:
     events_writer: GroupCommit = field(init=False)
     text_scorer: BackgroundScorer | None = field(init=False)
     write_lock: threading.Lock = field(default_factory=threading.Lock)
+    broker: Any = field(init=False)  # a BrokerClient when KM_BROKER is set: posted events go to the stream
 
     def __post_init__(self) -> None:
         self.keys = KeyRing(self.store)
@@ -51,6 +52,11 @@ class ServerState:
             if self.settings.score_api_text else None
         )  # fmt: skip
         self._playbooks: Any = None
+        self.broker = None
+        if self.settings.broker:
+            from keymoments.live.broker import BrokerAddress, BrokerClient
+
+            self.broker = BrokerClient(BrokerAddress.parse(self.settings.broker), partitions=self.settings.partitions)
 
     def playbooks(self) -> Any:
         """The playbook file the server acts with (loaded once): ``--playbooks FILE`` or the built-in library."""
@@ -105,6 +111,8 @@ def create_app(
         yield
         if state.text_scorer is not None:
             state.text_scorer.stop()
+        if state.broker is not None:
+            state.broker.close()
         if close_store:
             store.close()
 

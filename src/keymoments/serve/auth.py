@@ -28,7 +28,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from keymoments.events import did_you_mean
 from keymoments.exceptions import InvalidParameterError, NotFoundError
 from keymoments.serve.errors import ApiError
-from keymoments.store import keys as sql
+from keymoments.store.ops import OperationalStore, ops_of
 from keymoments.store.store import Store
 
 __all__ = [
@@ -106,31 +106,32 @@ def _check_role(role: str) -> None:
         )
 
 
-def create_key(store: Store, role: str, *, name: str | None = None, employee_id: str | None = None) -> tuple[str, str]:
+def create_key(store: Store | OperationalStore, role: str, *, name: str | None = None,
+               employee_id: str | None = None) -> tuple[str, str]:  # fmt: skip
     """Create a key; return ``(key_id, key)``. The key is shown once: only its hash is stored."""
     _check_role(role)
     key_id = secrets.token_hex(4)
     key = f"km_{key_id}_{secrets.token_urlsafe(24)}"
-    with store.write() as con:
-        sql.insert_key(con, key_id, hash_key(key), role, name, employee_id, datetime.now(UTC))
+    ops = ops_of(store)
+    with ops.write() as con:
+        ops.keys.insert_key(con, key_id, hash_key(key), role, name, employee_id, datetime.now(UTC))
     return key_id, key
 
 
-def revoke_key(store: Store, key_id: str) -> None:
+def revoke_key(store: Store | OperationalStore, key_id: str) -> None:
     """Revoke a key by its id (the ``km_<id>_`` part); raises NotFoundError for an unknown id."""
     key_id = key_id.split("_")[1] if key_id.startswith("km_") and key_id.count("_") >= 2 else key_id
-    with store.write() as con:
-        found = sql.revoke_key(con, key_id, datetime.now(UTC))
+    ops = ops_of(store)
+    with ops.write() as con:
+        found = ops.keys.revoke_key(con, key_id, datetime.now(UTC))
     if not found:
         raise NotFoundError(f"No API key with id {key_id!r}; `keymoments keys list` shows them.")
 
 
-def list_keys(store: Store) -> list[dict[str, Any]]:
-    cur = store.cursor()
-    try:
-        return sql.list_keys(cur)
-    finally:
-        cur.close()
+def list_keys(store: Store | OperationalStore) -> list[dict[str, Any]]:
+    ops = ops_of(store)
+    with ops.read() as cur:
+        return ops.keys.list_keys(cur)
 
 
 class KeyRing:
@@ -139,8 +140,9 @@ class KeyRing:
     Revoking through the API clears the cache at once; the cache lives ``ttl`` seconds otherwise.
     """
 
-    def __init__(self, store: Store, ttl: float = 5.0) -> None:
+    def __init__(self, store: Store | OperationalStore, ttl: float = 5.0) -> None:
         self.store = store
+        self.ops = ops_of(store)
         self.ttl = ttl
         self._cache: dict[str, tuple[float, Principal | None]] = {}
         self._used: dict[str, float] = {}
@@ -157,11 +159,8 @@ class KeyRing:
             hit = self._cache.get(h)
         if hit is not None and now - hit[0] < self.ttl:
             return hit[1]
-        cur = self.store.cursor()
-        try:
-            row = sql.find_key(cur, h)
-        finally:
-            cur.close()
+        with self.ops.read() as cur:
+            row = self.ops.keys.find_key(cur, h)
         p = None
         if row is not None and row["revoked_at"] is None and hmac.compare_digest(h, hash_key(key)):
             p = Principal(row["key_id"], row["role"], row["name"], row["employee_id"])
@@ -170,8 +169,8 @@ class KeyRing:
         if p is not None and now - self._used.get(p.key_id, -1e9) > 60:  # last use, at most once a minute
             self._used[p.key_id] = now
             try:
-                with self.store.write() as con:
-                    sql.touch_key(con, p.key_id, datetime.now(UTC))
+                with self.ops.write() as con:
+                    self.ops.keys.touch_key(con, p.key_id, datetime.now(UTC))
             except Exception:  # noqa: BLE001 - bookkeeping must never fail a request
                 pass
         return p

@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from keymoments.exceptions import (
     BudgetError,
     ConfigError,
+    ConflictError,
     IngestError,
     InvalidEventError,
     KeymomentsError,
@@ -40,6 +41,7 @@ STATUS_BY_ERROR: dict[type[BaseException], int] = {
     NotFoundError: 404,
     PermissionDeniedError: 403,
     BudgetError: 409,
+    ConflictError: 409,
     StoreError: 503,
     KeymomentsError: 400,
 }

@@ -311,6 +311,16 @@ def arms_with_outcome(
     ).fetchall()
 
 
+def outcome_values(con: duckdb.DuckDBPyConnection, outcome: str, customer_ids: Sequence[str]) -> dict[str, Any]:
+    """{customer_id: value} of one outcome for the given customers (the analytical side of an id join)."""
+    if not customer_ids:
+        return {}
+    return dict(con.execute(
+        "SELECT key, value FROM outcomes WHERE key_kind = 'customer_id' AND name = ? AND key IN (SELECT unnest(?))",
+        [outcome, list(customer_ids)],
+    ).fetchall())  # fmt: skip
+
+
 # -- cases ------------------------------------------------------------------------------------------------
 _CASE_COLS = (
     "case_id", "playbook", "customer_id", "journey_id", "status", "owner", "first_owner", "team", "priority",
@@ -531,6 +541,12 @@ def due_messages(con: duckdb.DuckDBPyConnection, now: datetime, limit: int) -> l
     ).fetchall()
 
 
+def claim_due(con: duckdb.DuckDBPyConnection, now: datetime, limit: int, lease_s: float = 60.0) -> list[tuple]:
+    """The due messages. One process delivers from an embedded store, so nothing needs claiming (the
+    PostgreSQL twin leases them to one of several deliverers)."""
+    return due_messages(con, now, limit)
+
+
 def mark_delivered(con: duckdb.DuckDBPyConnection, message_id: str, status_code: int, at: datetime) -> None:
     con.execute(
         "UPDATE outbox SET status = 'delivered', attempts = attempts + 1, last_status = ?, delivered_at = ?, "
@@ -552,6 +568,12 @@ def mark_failed(
 
 def outbox_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     return {r[0]: int(r[1]) for r in con.execute("SELECT status, count(*) FROM outbox GROUP BY status").fetchall()}
+
+
+def outbox_backlog(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+    """Messages waiting to be delivered, and since when the oldest waits."""
+    row = con.execute("SELECT count(*), min(created_at) FROM outbox WHERE status = 'pending'").fetchone()
+    return {"pending": int(row[0]), "oldest_pending": row[1]}
 
 
 # -- meta -------------------------------------------------------------------------------------------------
@@ -639,3 +661,68 @@ def update_cases(con: duckdb.DuckDBPyConnection, cases: Sequence[dict[str, Any]]
         con.execute(f"UPDATE cases SET {sets} FROM _km_case_updates u WHERE cases.case_id = u.case_id")
     finally:
         con.unregister("_km_case_updates")
+
+
+# -- what the shared rules call on either backend (store/ops.py): locks and reads ---------------------------
+# The store's single writer serialises every write transaction, so a "lock" here is a plain read; the
+# PostgreSQL twins in store/pg_tables.py take row locks (SELECT … FOR UPDATE) instead.
+def lock_pool(con: duckdb.DuckDBPyConnection, pool: str, scope_key: str, period_start: datetime) -> tuple | None:
+    """The pool's row (amount, remaining, currency, limit), held for the rest of the transaction."""
+    return pool_row(con, pool, scope_key, period_start)
+
+
+def lock_case(con: duckdb.DuckDBPyConnection, case_id: str) -> dict[str, Any] | None:
+    """The case's row, held for the rest of the transaction."""
+    return get_case(con, case_id)
+
+
+def lock_limits(con: duckdb.DuckDBPyConnection, *, case_id: str | None = None, customer_id: str | None = None) -> None:
+    """Serialise the spends of one case and one customer (the empowerment limits); the single writer already does."""
+
+
+def set_case_status(con: duckdb.DuckDBPyConnection, case_id: str, frm: str, fields: dict[str, Any]) -> bool:
+    """Update a case only if its status is still ``frm``; False when another writer moved it first."""
+    cols = list(fields)
+    before = con.execute("SELECT status FROM cases WHERE case_id = ?", [case_id]).fetchone()
+    if before is None or before[0] != frm:
+        return False
+    con.execute(
+        f"UPDATE cases SET {', '.join(f'{c} = ?' for c in cols)} WHERE case_id = ? AND status = ?",
+        [fields[c] for c in cols] + [case_id, frm],
+    )
+    return True
+
+
+def ledger_frame(
+    con: duckdb.DuckDBPyConnection, *, pool: str | None = None, status: str | None = None,
+    case_id: str | None = None, entry_id: str | None = None, limit: int | None = None, newest_first: bool = True,
+) -> Any:  # fmt: skip
+    """Ledger entries (a DataFrame), filtered, newest first (or oldest first)."""
+    where, params = [], []
+    for col, val in (("pool", pool), ("status", status), ("case_id", case_id), ("entry_id", entry_id)):
+        if val is not None:
+            where.append(f"{col} = ?")
+            params.append(val)
+    sql = "SELECT * FROM ledger" + (" WHERE " + " AND ".join(where) if where else "")
+    sql += f" ORDER BY created_at {'DESC' if newest_first else 'ASC'}, entry_id"
+    if limit is not None:
+        sql += f" LIMIT {int(limit)}"
+    return con.execute(sql, params).df()
+
+
+def fire_arms(con: duckdb.DuckDBPyConnection, playbook: str, run_id: str | None) -> list[tuple[str, str]]:
+    """(customer_id, arm) of every customer a playbook was triggered for (fired or held out), by customer."""
+    run_filter = "AND run_id = ?" if run_id else ""
+    return con.execute(
+        f"SELECT customer_id, min(arm) FROM playbook_decisions WHERE playbook = ? AND kind = 'fire' {run_filter} "
+        "GROUP BY customer_id ORDER BY customer_id",
+        [playbook] + ([run_id] if run_id else []),
+    ).fetchall()
+
+
+def list_runs(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    cur = con.execute(
+        "SELECT run_id, mode, source, seed, events, decisions, finished_at FROM playbook_runs ORDER BY started_at DESC"
+    )
+    cols = [d[0] for d in cur.description]
+    return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]

@@ -21,6 +21,7 @@ import pandas as pd
 
 from keymoments.events import did_you_mean
 from keymoments.exceptions import NotFoundError, StoreError
+from keymoments.store.ops import EmbeddedOps, OperationalStore
 from keymoments.store.schema import MIGRATIONS
 
 if TYPE_CHECKING:
@@ -47,6 +48,8 @@ class Store:
         read_only: bool = False,
         threads: int | None = None,
         memory_limit: str | None = None,
+        database_url: str | None = None,
+        database_schema: str = "public",
     ) -> None:
         self.path = str(path)
         self.read_only = read_only
@@ -71,15 +74,25 @@ class Store:
             ) from None
         self._con.execute("SET TimeZone = 'UTC'")  # stored in UTC; naive times are read as UTC
         self._lock = threading.RLock()
-        self._ibis: IbisBackend | None = None
+        self._ibis = threading.local()  # one Ibis backend per thread: a DuckDB cursor serves one call at a time
         if not read_only:
             self.migrate()
+        #: the operational store (cases, budgets, ledger, outbox, keys…): these tables, or PostgreSQL
+        self.ops: OperationalStore = EmbeddedOps(self)
+        if database_url:
+            from keymoments.store.postgres import PostgresOps
+
+            try:
+                self.ops = PostgresOps(database_url, schema=database_schema)
+            except BaseException:
+                self._con.close()
+                raise
 
     # -- lifecycle ---------------------------------------------------------------------------------------
     def close(self) -> None:
         with self._lock:
-            if self._ibis is not None:
-                self._ibis = None
+            self._ibis = threading.local()
+            self.ops.close()
             self._con.close()
 
     def __enter__(self) -> Store:
@@ -89,7 +102,7 @@ class Store:
         self.close()
 
     def __repr__(self) -> str:
-        return f"Store({self.path!r})"
+        return f"Store({self.path!r})" if self.ops.kind == "embedded" else f"Store({self.path!r}, ops={self.ops.describe()!r})"
 
     # -- schema ------------------------------------------------------------------------------------------
     @property
@@ -196,12 +209,14 @@ class Store:
     # -- ibis --------------------------------------------------------------------------------------------
     @property
     def ibis(self) -> IbisBackend:
-        """An Ibis DuckDB backend over this store (shares the database instance)."""
-        if self._ibis is None:
+        """An Ibis DuckDB backend over this store (shares the database instance), one per thread: a DuckDB
+        cursor refuses a second call while one runs, so threads (an API's request handlers) never share one."""
+        backend = getattr(self._ibis, "backend", None)
+        if backend is None:
             import ibis
 
-            self._ibis = ibis.duckdb.from_connection(self.cursor())
-        return self._ibis
+            backend = self._ibis.backend = ibis.duckdb.from_connection(self.cursor())
+        return backend
 
     def table(self, name: str) -> ir.Table:
         """An Ibis table expression over one of the store's tables."""

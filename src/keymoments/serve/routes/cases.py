@@ -21,6 +21,10 @@ class Assign(BaseModel):
 class Transition(BaseModel):
     to: str = Field(..., pattern=STATUS_PATTERN, description="open, in_progress, awaiting_approval, resolved or closed")
     note: str | None = Field(None, max_length=2000)
+    expected: str | None = Field(
+        None, pattern=STATUS_PATTERN,
+        description="The status the caller saw; if someone else moved the case since, the answer is 409",
+    )
 
 
 class Note(BaseModel):
@@ -71,7 +75,7 @@ def build_router() -> APIRouter:
 
     @router.post("/{case_id}/transition", summary="Move a case through its lifecycle")
     def transition(request: Request, case_id: str, body: Transition, p: Principal = require(CASE_ACTIONS["transition"])) -> dict[str, Any]:
-        return _desk(request, p).transition(case_id, body.to, body.note)
+        return _desk(request, p).transition(case_id, body.to, body.note, body.expected)
 
     @router.post("/{case_id}/resolve", summary="Resolve a case")
     def resolve(request: Request, case_id: str, body: Note | None = None, p: Principal = require(CASE_ACTIONS["resolve"])) -> dict[str, Any]:

@@ -72,6 +72,11 @@ class IngestAnswer(BaseModel):
     reasons: dict[str, int] = Field(default_factory=dict, description="rejected rows per field at fault")
     rejects: list[Rejected] = Field(default_factory=list)
     seconds: float
+    published: str | None = Field(
+        None,
+        description="With KM_BROKER: the stream the accepted events were published to (for `keymoments worker`) "
+        "instead of being written here; duplicates are then dropped by the workers (on event_id).",
+    )
 
 
 class OutcomesAnswer(BaseModel):
@@ -164,6 +169,8 @@ def _ingest_events(state: Any, body: bytes, rating_scale: str | None) -> dict[st
     except orjson.JSONDecodeError as exc:
         raise IngestError(f"The body is not valid JSON ({exc}); send an array of events.") from None
     events = _events_of(parsed)
+    if state.broker is not None:
+        return _publish_events(state, events, rating_scale)
     try:
         src = records_source(events, name="api", rating_scale=rating_scale)
     except duckdb.Error as exc:
@@ -183,6 +190,41 @@ def _ingest_events(state: Any, body: bytes, rating_scale: str | None) -> dict[st
         "ok": True, "batch_id": result.batch_id, "received": result.rows, "accepted": result.accepted,
         "duplicates": result.duplicates, "rejected": result.rejected, "reasons": result.reasons,
         "rejects": _rejects(answer.rejects, events), "seconds": round(result.seconds, 4),
+    }  # fmt: skip
+
+
+def _publish_events(state: Any, events: list[Any], rating_scale: str | None) -> dict[str, Any]:
+    """Validate each event against the data contract and publish the good ones to the broker's stream (one
+    path for HTTP and broker intake); the workers decide on them and dedupe on event_id."""
+    import time
+
+    from pydantic import ValidationError
+
+    from keymoments.events import Event
+
+    t0 = time.perf_counter()
+    good: list[dict[str, Any]] = []
+    rejects: list[dict[str, Any]] = []
+    reasons: dict[str, int] = {}
+    for i, ev in enumerate(events, start=1):
+        try:
+            if not isinstance(ev, dict):
+                raise IngestError("an event must be a JSON object")
+            row = {k: v for k, v in ev.items() if v is not None}
+            if rating_scale and row.get("rating") is not None and not row.get("rating_scale"):
+                row["rating_scale"] = rating_scale
+            good.append(Event.model_validate(row).model_dump(mode="json", exclude_none=True))
+        except (ValidationError, IngestError) as exc:
+            errs = exc.errors() if isinstance(exc, ValidationError) else []
+            field = ".".join(str(x) for x in errs[0]["loc"]) if errs and errs[0].get("loc") else "event"
+            msg = f"{field}: {errs[0]['msg']}" if errs else str(exc)
+            reasons[field] = reasons.get(field, 0) + 1
+            rejects.append({"row": i, "reason": msg, "event": to_jsonable(ev) if isinstance(ev, dict) else {}})
+    state.broker.publish(good)
+    return {
+        "ok": True, "batch_id": 0, "received": len(events), "accepted": len(good), "duplicates": 0,
+        "rejected": len(rejects), "reasons": reasons, "rejects": rejects[:1000],
+        "seconds": round(time.perf_counter() - t0, 4), "published": state.broker.address.stream,
     }  # fmt: skip
 
 
