@@ -8,8 +8,8 @@ on its headers alone, with ``Connection: close`` so the server reads no more of 
 :func:`~keymoments.serve.auth.require` (or the dashboard's gate) still decides the role, through
 :func:`~keymoments.serve.auth.authorize`.
 
-Bodies are capped per route (``Settings.max_body_bytes``, and ``Settings.max_ingest_bytes`` for the ingest
-routes): a declared ``Content-Length`` over the cap is answered 413 at once; a body sent without one is counted
+Bodies are capped per route, public ones included (``Settings.max_body_bytes``, and ``Settings.max_ingest_bytes``
+for the ingest routes): a declared ``Content-Length`` over the cap is answered 413 at once; a body sent without one is counted
 as it arrives and refused with 413 the moment it passes the cap.
 """
 
@@ -109,14 +109,15 @@ class Guard:
             await send(message)
 
         path, method = scope["path"], scope["method"]
-        if method not in BODY_METHODS or _is_public(path):
+        if method not in BODY_METHODS:
             await self.app(scope, receive, send_with_headers)
             return
-        key = presented_key(scope)
-        principal = await run_in_threadpool(self.state.keys.lookup, key) if key else None
-        if principal is None:
-            await self._turn_away(scope, send_with_headers, key)
-            return
+        if not _is_public(path):  # /login takes its key in the body: it is only capped
+            key = presented_key(scope)
+            principal = await run_in_threadpool(self.state.keys.lookup, key) if key else None
+            if principal is None:
+                await self._turn_away(scope, send_with_headers, key)
+                return
         cap = self.limit(path)
         declared = _header(scope, b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > cap:
