@@ -69,7 +69,9 @@ EXPECTED: dict[tuple[str, str], frozenset[str] | str] = {
 #: the dashboard's case forms: the same answer as the API action each one is the twin of
 FORM_ACTIONS: dict[str, frozenset[str]] = {
     "take": WORKERS,  # API: assign
+    "assign": WORKERS,
     "status": WORKERS,  # API: transition
+    "transition": WORKERS,
     "resolve": WORKERS,
     "compensate": WORKERS,
     "approve": ADMIN,
@@ -151,6 +153,9 @@ def _concrete(api: Any, method: str, path: str) -> list[tuple[str, Any]]:
 
 
 def test_every_route_has_an_expected_answer(walk_api):
+    from keymoments.serve.auth import CASE_ACTIONS
+
+    assert set(FORM_ACTIONS) == set(CASE_ACTIONS), "every case action the forms accept has an expected answer here"
     served = set(_routes(walk_api.app))
     missing = sorted(served - set(EXPECTED))
     assert not missing, f"routes nobody has classified (add them to EXPECTED with who may call them): {missing}"
