@@ -31,7 +31,10 @@ def compile_pattern(pattern: str, *, ignore_case: bool = True) -> Any:
         return re2.compile(pattern, options)
     except re2.error as exc:
         why = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else str(exc)
-        raise ValueError(
-            f"not a pattern keymoments can run ({why}); patterns run on RE2, which never backtracks and so has "
-            "no backreferences (\\1) or lookarounds ((?=…), (?<!…))"
-        ) from None
+        hint = ""
+        if "perl operator" in why or "escape sequence" in why:  # (?=…), (?<!…), \\1: what needs backtracking
+            hint = (
+                "; patterns run on RE2, which never backtracks and so has no backreferences (\\1) or "
+                "lookarounds ((?=…), (?<!…))"
+            )
+        raise ValueError(f"not a valid regular expression ({why}){hint}") from None
