@@ -37,9 +37,10 @@ def csv_safe_frame(df: pd.DataFrame) -> pd.DataFrame:
     {'t': ["'=1+1", '-2', 'ok'], 'n': [-1, 2, 3]}
     """
     out = df.copy()
-    for col in out.columns:
-        if out[col].dtype == object or pd.api.types.is_string_dtype(out[col].dtype):
-            out[col] = out[col].map(_csv_safe_cell, na_action="ignore")
+    for i in range(out.shape[1]):  # by position: column names may repeat
+        col = out.iloc[:, i]
+        if col.dtype == object or pd.api.types.is_string_dtype(col.dtype):
+            out.isetitem(i, col.map(_csv_safe_cell, na_action="ignore"))
     out.columns = [_csv_safe_cell(c) if isinstance(c, str) else c for c in out.columns]
     return out
 
