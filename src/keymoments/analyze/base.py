@@ -29,6 +29,7 @@ __all__ = [
     "bootstrap_ci",
     "check_choice",
     "mean_ci",
+    "no_outcomes",
     "proportion_ci",
     "warn_small_sample",
 ]
@@ -85,6 +86,15 @@ def check_choice(owner: str, param: str, value: Any, choices: list[Any] | tuple[
             f"The {param!r} parameter of {owner} must be one of {sorted(map(str, choices))}. "
             f"Got {value!r} instead.{did_you_mean(str(value), choices)}"
         )
+
+
+def no_outcomes(owner: str, outcome: str | None = None) -> NotEnoughDataError:
+    """The refusal of an analysis that needs an outcome when the store holds none, saying what to load."""
+    such = f" such as {outcome!r}" if outcome else ""
+    return NotEnoughDataError(
+        f"No outcomes in the store: {owner} relates the journeys to an outcome{such}; load one with "
+        "`keymoments ingest-outcomes FILE --key customer_id` (one row per customer, e.g. a retained yes/no column)."
+    )
 
 
 def warn_small_sample(what: str, n: int, minimum: int = 30) -> bool:

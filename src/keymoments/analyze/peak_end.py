@@ -29,10 +29,11 @@ from typing import Any, Unpack
 import numpy as np
 import pandas as pd
 
-from keymoments.analyze.base import Analysis, check_choice, warn_small_sample
+from keymoments.analyze.base import Analysis, check_choice, no_outcomes, warn_small_sample
 from keymoments.analyze.filters import EventFilters, FilterParams
-from keymoments.analyze.order import events_table, journey_key
-from keymoments.exceptions import InvalidParameterError, NotEnoughDataError
+from keymoments.analyze.order import events_table, journey_key, time_order
+from keymoments.events import did_you_mean
+from keymoments.exceptions import InvalidParameterError, NotEnoughDataError, NotFoundError
 
 __all__ = ["MODELS", "PeakEnd", "auc", "journey_memory", "outcome_frame", "r2"]
 
@@ -76,7 +77,12 @@ def outcome_frame(data: Any, outcome: str, outcomes: pd.DataFrame | None, owner:
         if not isinstance(data, Store):
             raise InvalidParameterError(f"{owner} needs outcomes: pass a Store, or fit(events, outcomes=frame).")
         defs = data.outcome_names()
-        check_choice(owner, "outcome", outcome, list(defs) or ["(no outcomes loaded)"])
+        if not defs:
+            raise no_outcomes(owner, outcome)
+        if outcome not in defs:
+            raise NotFoundError(
+                f"Outcome {outcome!r} is not in the store; known outcomes: {sorted(defs)}.{did_you_mean(outcome, defs)}"
+            )
         key, dtype = defs[outcome]
         return data.outcomes_wide([outcome], key_kind=key), key, dtype == "bool"
     key = "journey_id" if "journey_id" in outcomes.columns and "customer_id" not in outcomes.columns else "customer_id"
@@ -145,6 +151,21 @@ class PeakEnd(EventFilters, Analysis):
         events = self._events(data)
         out, key, binary = outcome_frame(data, self.outcome, outcomes, "PeakEnd")
         j = journey_memory(events)
+        if j.empty:
+            raise NotEnoughDataError(
+                "Peak-end has no valence to remember: "
+                + ("no rated event is left after the filters; loosen them." if self.filters else
+                   "no event has a rating or scored text. It needs one per moment (load a rating or text column "
+                   "with the events); on purchases alone, `keymoments moments` shows which touchpoints and "
+                   "milestones predict the outcome.")
+            )  # fmt: skip
+        timing = time_order(data)
+        if not timing.ordered:
+            raise NotEnoughDataError(
+                f"Peak-end does not apply to this data: {timing.reason}, so there is "
+                "no ending to remember. It needs each moment at its own time; `keymoments moments` ranks the "
+                "touchpoints of a survey."
+            )
         feats = ["mean", "most_negative", "most_positive", "peak", "end", "peak_end"]
         per = j.groupby(key)[feats].mean() if key == "customer_id" else j.set_index("journey_id")[feats]
         df = per.join(out.set_index(key)[self.outcome], how="inner").dropna()

@@ -54,6 +54,23 @@ class Recognition(EventFilters, Analysis):
         self.level = level
         self._set_filters(filters)
 
+    def _lacking(self, t: Any) -> NotEnoughDataError:
+        """What the data lacks when no rated event names an employee: events, employees, or ratings."""
+        if self.filters:
+            return NotEnoughDataError("No rated event names an employee after the filters; loosen them.")
+        if int(t.count().execute()) == 0:
+            return NotEnoughDataError("No events in the store to recognise employees in; ingest events first (`keymoments ingest FILE`).")
+        named = t.filter(t.employee_id.notnull() & (t.employee_id != "")) if "employee_id" in t.columns else None
+        if named is None or int(named.count().execute()) == 0:
+            return NotEnoughDataError(
+                "No event names an employee: recognition needs the employee who served each moment; load an "
+                "employee_id column with the events (`--map COLUMN=employee_id`)."
+            )
+        return NotEnoughDataError(
+            "Events name employees, but none of them is rated: recognition needs how customers felt at those "
+            "moments; load a rating or text column with the events."
+        )
+
     def fit(self, data: Any) -> Recognition:
         from scipy import stats
 
@@ -63,7 +80,7 @@ class Recognition(EventFilters, Analysis):
             )
         t = self._events(data)
         if "employee_id" not in t.columns or "valence" not in t.columns:
-            raise NotEnoughDataError("Recognition needs events with employee_id and valence.")
+            raise self._lacking(t)
         r = t.filter(t.valence.notnull())
         tpm = r.group_by("touchpoint").aggregate(_tpm=r.valence.mean())
         e = r.filter(r.employee_id.notnull() & (r.employee_id != "")).left_join(tpm, "touchpoint")
@@ -78,10 +95,7 @@ class Recognition(EventFilters, Analysis):
             customers=e.customer_id.nunique(),
         ).execute()
         if per.empty:
-            raise NotEnoughDataError(
-                "No rated event names an employee"
-                + ("; loosen the filters." if self.filters else "; load employee_id with the events.")
-            )
+            raise self._lacking(t)
         per["peaks"] = pd.to_numeric(per["peaks"]).astype("int64")
         n = per["events"].to_numpy(float)
         m = per["mean_lift"].to_numpy(float)

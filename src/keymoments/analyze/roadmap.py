@@ -33,7 +33,7 @@ import pandas as pd
 from keymoments.analyze.base import Analysis
 from keymoments.analyze.filters import EventFilters, FilterParams, filters_of
 from keymoments.analyze.moments import MomentsOfTruth
-from keymoments.exceptions import InvalidParameterError
+from keymoments.exceptions import InvalidParameterError, NotEnoughDataError
 
 __all__ = ["PHASES", "Roadmap"]
 
@@ -115,6 +115,12 @@ class Roadmap(EventFilters, Analysis):
 
     # -- building ----------------------------------------------------------------------------------------
     def _build(self, mot: MomentsOfTruth) -> None:
+        if getattr(mot, "mode_", "valence") == "presence":
+            raise NotEnoughDataError(
+                "A roadmap has no valence to plan with: no event has a rating or scored text, so there are no pits "
+                f"to fill or peaks to build. `keymoments moments --outcome {mot.outcome}` shows which touchpoints, "
+                "spend and milestones predict the outcome; load a rating or text column with the events for a roadmap."
+            )
         s = mot.summary.set_index("touchpoint")
         stats = mot.stats_
         recovery = stats["recovery_rate"] if "recovery_rate" in stats.columns else pd.Series(dtype=float)

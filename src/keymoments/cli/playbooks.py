@@ -97,10 +97,13 @@ def backtest(
 ) -> None:
     """Replay the store's history through the playbooks, in event order; print what each would have done."""
     from keymoments.act.runner import BACKTEST_BUDGET_PERIODS, PlaybookRunner
+    from keymoments.exceptions import NotEnoughDataError
 
     pf = _load(file)
     store = open_store(db, read_only=not record)
     try:
+        if store.count("events") == 0:
+            raise NotEnoughDataError("No events in the store to replay; ingest events first (`keymoments ingest FILE`).")
         res = PlaybookRunner(store, pf, seed=seed, source=file).backtest(record=record)
     finally:
         store.close()
