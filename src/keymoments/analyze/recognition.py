@@ -74,9 +74,13 @@ class Recognition(EventFilters, Analysis):
             mean_valence=e.valence.mean(),
             mean_lift=e._lift.mean(),
             var_lift=e._lift.var(how="sample"),
-            touchpoint=e.touchpoint.mode(),
             customers=e.customer_id.nunique(),
         ).execute()
+        # each employee's most common touchpoint (ties: the first by name), from a per (employee, touchpoint)
+        # count, so every engine picks the same one
+        tp = e.group_by(["employee_id", "touchpoint"]).aggregate(_n=e.count()).execute()
+        tp = tp.sort_values(["employee_id", "_n", "touchpoint"], ascending=[True, False, True], kind="mergesort")
+        per["touchpoint"] = per["employee_id"].map(tp.drop_duplicates("employee_id").set_index("employee_id")["touchpoint"])
         if per.empty:
             raise NotEnoughDataError(
                 "No rated event names an employee"
