@@ -108,9 +108,12 @@ class Recognition(EventFilters, Analysis):
         per["ci_high"] = shrunk + z * sd
         per["peak_rate"] = per["peaks"] / per["events"]
         per["recognised"] = (per["ci_low"] > 0) & (per["events"] >= self.min_events)
+        # ties broken by name: same data, same order. Lifts equal but for the last bits of a sum (which engines
+        # add in different orders) are ties
+        per["_rank"] = per["shrunk_lift"].round(12)
         per = per.sort_values(
-            ["shrunk_lift", "events", "employee_id", "touchpoint"], ascending=[False, False, True, True], kind="mergesort"
-        ).reset_index(drop=True)  # ties broken by name: same data, same order
+            ["_rank", "events", "employee_id", "touchpoint"], ascending=[False, False, True, True], kind="mergesort"
+        ).reset_index(drop=True)
         self.employees_ = per[
             ["employee_id", "touchpoint", "events", "customers", "peaks", "peak_rate", "mean_valence", "mean_lift",
              "shrunk_lift", "ci_low", "ci_high", "recognised"]

@@ -212,7 +212,7 @@ def append_events(store: SparkStore, staged: Store) -> tuple[int, int]:
     columns = list(EVENT_COLUMNS)
     with staged.session() as con:
         select = ", ".join("CAST(attrs AS VARCHAR) AS attrs" if c == "attrs" else c for c in columns)
-        arrow = con.execute(f"SELECT {select} FROM events").fetch_arrow_table()
+        arrow = con.sql(f"SELECT {select} FROM events").to_arrow_table()
     if arrow.num_rows == 0:
         return 0, 0
     new = spark.createDataFrame(arrow.to_pandas(), schema=_events_schema())
