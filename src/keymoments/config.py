@@ -6,6 +6,7 @@ Settings are built where they are needed and passed in; nothing builds them at i
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -19,6 +20,17 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="KM_", extra="ignore")
 
     db: Path = Field(Path("keymoments.duckdb"), description="Path of the DuckDB store file.")
+    engine: Literal["duckdb", "spark"] = Field(
+        "duckdb",
+        description="Engine the analyses run on: 'duckdb' (the embedded store) or 'spark' (events on Spark; "
+        "session settings from the Spark configuration, e.g. spark-defaults.conf).",
+    )
+    events_path: str | None = Field(
+        None, description="With the Spark engine: the Parquet events dataset (default: the store's path with .events)."
+    )
+    events_table: str | None = Field(
+        None, description="With the Spark engine: an existing Spark/Hive table of events to analyse instead."
+    )
     threads: int | None = Field(None, description="DuckDB worker threads (default: all cores).")
     memory_limit: str | None = Field(None, description="DuckDB memory limit, e.g. '2GB'.")
     seed: int = Field(0, description="Seed for bootstraps and randomised playbooks.")

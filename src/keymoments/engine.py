@@ -26,14 +26,44 @@ from keymoments.store.writer import IngestResult, ingest_outcomes_frame, ingest_
 if TYPE_CHECKING:
     import ibis.expr.types as ir
 
-__all__ = ["Engine", "connect"]
+__all__ = ["ENGINES", "Engine", "connect", "ingest_to_spark"]
+
+#: the engines an Engine runs its analyses on: the embedded DuckDB store, or events on Apache Spark
+ENGINES = ("duckdb", "spark")
 
 
 class Engine:
     """A keymoments store plus the verbs an analyst uses on it."""
 
-    def __init__(self, db: str | Path | Store = "keymoments.duckdb", *, journey: JourneyModel | str | Path | None = None):
-        self.store = db if isinstance(db, Store) else Store(db)
+    def __init__(
+        self,
+        db: str | Path | Store = "keymoments.duckdb",
+        *,
+        journey: JourneyModel | str | Path | None = None,
+        engine: str = "duckdb",
+        path: str | Path | None = None,
+        table: str | None = None,
+        mapping: dict[str, str] | None = None,
+        conf: dict[str, str] | None = None,
+        session: Any = None,
+    ):
+        if engine not in ENGINES:
+            from keymoments.events import did_you_mean
+            from keymoments.exceptions import InvalidParameterError
+
+            raise InvalidParameterError(
+                f"The 'engine' parameter of connect must be one of {list(ENGINES)}. Got {engine!r} instead."
+                + did_you_mean(str(engine), ENGINES)
+            )
+        if isinstance(db, Store):
+            self.store = db
+        elif engine == "spark":
+            from keymoments.store.spark import SparkStore
+
+            self.store = SparkStore(db, events=path, table=table, mapping=mapping, conf=conf, session=session)
+        else:
+            self.store = Store(db)
+        self.engine = "spark" if type(self.store).__name__ == "SparkStore" else "duckdb"
         self.journey = JourneyModel.from_yaml(journey) if isinstance(journey, str | Path) else journey
 
     def __repr__(self) -> str:
@@ -65,6 +95,8 @@ class Engine:
             src = frame_source(data, mapping=mapping, rating_scale=rating_scale)
         else:
             src = records_source(data, rating_scale=rating_scale)
+        if self.engine == "spark":
+            return ingest_to_spark(self.store, src, rejects=rejects, score=score, journey=self.journey)
         result = ingest_source(self.store, src, rejects_path=rejects)
         if score and result.accepted:
             self.score()
@@ -124,5 +156,43 @@ class Engine:
 
 
 def connect(db: str | Path = "keymoments.duckdb", **kwargs: Any) -> Engine:
-    """Open (or create) a keymoments store and return an :class:`Engine` on it."""
+    """Open (or create) a keymoments store and return an :class:`Engine` on it.
+
+    ``engine="spark"`` runs the analyses on Apache Spark over the Parquet events dataset at ``path`` (default:
+    the store's path with ``.events``) or the Spark table ``table`` (its columns renamed by ``mapping``,
+    ``{"event_time": "ts"}``); ``conf`` adds Spark settings to the usual Spark configuration, ``session``
+    uses a Spark session you already have. Outcomes and attributes stay in the DuckDB file at ``db``.
+    """
     return Engine(db, **kwargs)
+
+
+def ingest_to_spark(
+    store: Store,
+    src: Any,
+    *,
+    rejects: str | Path | None = None,
+    score: bool = True,
+    journey: JourneyModel | None = None,
+) -> IngestResult:
+    """Ingest one source into a :class:`~keymoments.store.spark.SparkStore`'s Parquet dataset.
+
+    The batch is validated exactly as the embedded ingest validates it (the same checks, rejects file,
+    content ids and rating valences), in a scratch in-memory DuckDB store on the driver; its text is scored
+    and its touchpoints tagged there; then Spark appends it (idempotent on ``event_id``, derived columns by
+    window functions over the journeys it touches; :func:`keymoments.store.spark.append_events`).
+    """
+    from keymoments.store.spark import append_events
+
+    staged = Store(":memory:")
+    try:
+        result = ingest_source(staged, src, rejects_path=rejects)
+        if score and result.accepted:
+            from keymoments.score.store import score_store, tag_store
+
+            score_store(staged)
+            tag_store(staged, journey)
+        written, duplicates = append_events(store, staged)  # type: ignore[arg-type]
+    finally:
+        staged.close()
+    result.accepted, result.duplicates = written, result.duplicates + duplicates
+    return result

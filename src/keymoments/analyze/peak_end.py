@@ -1,8 +1,8 @@
 """Peak-end memory: do customers remember the average, or the most intense moment and the ending?
 
 Per journey (one Ibis group-by over the rated events): the mean valence, the most negative and most positive
-moment, the *peak* (the most intense moment: the largest ``|valence|``, with its sign), the *end* (the last
-rated moment) and the *peak-end score* ``(peak + end) / 2`` (Kahneman's rule). When the outcome is keyed by
+moment, the *peak* (the most intense moment: the largest ``|valence|``, with its sign; a low wins a tie), the *end*
+(the last rated moment) and the *peak-end score* ``(peak + end) / 2`` (Kahneman's rule). When the outcome is keyed by
 customer, each number is averaged over the customer's journeys.
 
 Then each memory model predicts the outcome out of sample (k-fold cross-validated predictions; a logistic
@@ -60,11 +60,14 @@ def journey_memory(data: Any) -> pd.DataFrame:
         mean=t.valence.mean(),
         most_negative=t.valence.min(),
         most_positive=t.valence.max(),
-        peak=t.valence.argmax(t.valence.abs()),
         end=t.valence.argmax(t.step),  # step is unique within a journey (ties in ts kept in source order)
     ).execute()
     j = j.sort_values("_jid", kind="stable").reset_index(drop=True)  # seeded CV and bootstraps need one order
     j = j.rename(columns={"_jid": "journey_id"})
+    # the most intense moment; a tie between a low and an equally strong high is the low (pits weigh more),
+    # so every engine picks the same one (an argmax over |valence| would pick either)
+    lo, hi = j["most_negative"].to_numpy(dtype=float), j["most_positive"].to_numpy(dtype=float)
+    j["peak"] = np.where(-lo >= hi, lo, hi)
     j["peak_end"] = (j["peak"] + j["end"]) / 2
     return j
 

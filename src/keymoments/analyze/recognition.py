@@ -91,9 +91,13 @@ class Recognition(EventFilters, Analysis):
             mean_valence=e.valence.mean(),
             mean_lift=e._lift.mean(),
             var_lift=e._lift.var(how="sample"),
-            touchpoint=e.touchpoint.mode(),
             customers=e.customer_id.nunique(),
         ).execute()
+        # each employee's most common touchpoint (ties: the first by name), from a per (employee, touchpoint)
+        # count, so every engine picks the same one
+        tp = e.group_by(["employee_id", "touchpoint"]).aggregate(_n=e.count()).execute()
+        tp = tp.sort_values(["employee_id", "_n", "touchpoint"], ascending=[True, False, True], kind="mergesort")
+        per["touchpoint"] = per["employee_id"].map(tp.drop_duplicates("employee_id").set_index("employee_id")["touchpoint"])
         if per.empty:
             raise self._lacking(t)
         per["peaks"] = pd.to_numeric(per["peaks"]).astype("int64")
@@ -118,9 +122,12 @@ class Recognition(EventFilters, Analysis):
         per["ci_high"] = shrunk + z * sd
         per["peak_rate"] = per["peaks"] / per["events"]
         per["recognised"] = (per["ci_low"] > 0) & (per["events"] >= self.min_events)
+        # ties broken by name: same data, same order. Lifts equal but for the last bits of a sum (which engines
+        # add in different orders) are ties
+        per["_rank"] = per["shrunk_lift"].round(12)
         per = per.sort_values(
-            ["shrunk_lift", "events", "employee_id", "touchpoint"], ascending=[False, False, True, True], kind="mergesort"
-        ).reset_index(drop=True)  # ties broken by name: same data, same order
+            ["_rank", "events", "employee_id", "touchpoint"], ascending=[False, False, True, True], kind="mergesort"
+        ).reset_index(drop=True)
         self.employees_ = per[
             ["employee_id", "touchpoint", "events", "customers", "peaks", "peak_rate", "mean_valence", "mean_lift",
              "shrunk_lift", "ci_low", "ci_high", "recognised"]

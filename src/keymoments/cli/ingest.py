@@ -51,6 +51,12 @@ def ingest(
     no_score: Annotated[bool, typer.Option("--no-score", help="Do not score the new events' text now.")] = False,
     journey: TagJourneyOption = None,
     as_json: JsonOption = False,
+    engine: Annotated[str, typer.Option(
+        "--engine", envvar="KM_ENGINE", help="duckdb: into the store (default); spark: into the store's Parquet "
+        "events dataset on Spark, partitioned by event date (outcomes stay in the store).")] = "duckdb",
+    events: Annotated[str | None, typer.Option(
+        "--events", envvar="KM_EVENTS_PATH", help="With --engine spark: the Parquet events dataset "
+        "(default: the store's path with .events).")] = None,
 ) -> None:
     """Ingest events; each file is one atomic batch, idempotent on event_id (or a content hash)."""
     from keymoments.ingest.files import read_source
@@ -60,6 +66,9 @@ def ingest(
     mapping = parse_mapping(map_)
     jm = _journey(journey)
     results = []
+    if engine != "duckdb":
+        _ingest_spark(files, db, events, engine, mapping, rating_scale, rejects, no_score, jm, as_json)
+        return
     with open_store(db, must_exist=False) as store:
         for f in files:
             src = read_source(f, mapping=mapping, rating_scale=rating_scale)
@@ -73,6 +82,27 @@ def ingest(
                 typer.echo(f"scored the text of {scored:,} events")
             if not as_json:
                 _say_tagged(tagged)
+    if as_json:
+        echo_json(results[0] if len(results) == 1 else results)
+
+
+def _ingest_spark(files, db, events, engine, mapping, rating_scale, rejects, no_score, jm, as_json) -> None:  # noqa: ANN001
+    """`ingest --engine spark`: each file validated as the store validates it, then appended by Spark."""
+    from keymoments.engine import ingest_to_spark
+    from keymoments.exceptions import InvalidParameterError
+    from keymoments.ingest.files import read_source
+    from keymoments.store.spark import SparkStore
+
+    if engine != "spark":
+        raise InvalidParameterError(f"--engine must be duckdb or spark. Got {engine!r} instead.")
+    results = []
+    with SparkStore(db, events=events) as store:
+        for f in files:
+            src = read_source(f, mapping=mapping, rating_scale=rating_scale)
+            r = ingest_to_spark(store, src, rejects=rejects if len(files) == 1 else None, score=not no_score, journey=jm)
+            results.append(r.to_dict())
+            if not as_json:
+                _show(r.to_dict(), False)
     if as_json:
         echo_json(results[0] if len(results) == 1 else results)
 
