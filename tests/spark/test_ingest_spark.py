@@ -31,7 +31,7 @@ def _events(store) -> pd.DataFrame:
         df = store.query("SELECT * FROM events")
     df = df[list(EVENT_COLUMNS)].sort_values("event_id").reset_index(drop=True)
     for c in ("ts", "next_ts"):
-        df[c] = pd.to_datetime(df[c], utc=True)
+        df[c] = pd.to_datetime(df[c], utc=True).astype("datetime64[us, UTC]")  # one resolution for both
     df["attrs"] = df["attrs"].map(lambda a: None if pd.isna(a) else json.loads(a))
     for c in df.columns:  # one missing value for text whatever the engine hands back (None, NaN, pd.NA)
         if not (pd.api.types.is_numeric_dtype(df[c]) or pd.api.types.is_datetime64_any_dtype(df[c])):
