@@ -40,11 +40,14 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 }
 
 
-def _fill(template: str, values: dict[str, Any]) -> str:
-    class _Missing(dict):
-        def __missing__(self, key: str) -> str:
-            return "{" + key + "}"
+class _Missing(dict):
+    """A format map that leaves unknown fields as they were written."""
 
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+def _fill(template: str, values: dict[str, Any]) -> str:
     try:
         return template.format_map(_Missing({k: ("" if v is None else v) for k, v in values.items()}))
     except (ValueError, IndexError):

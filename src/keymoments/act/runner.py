@@ -317,8 +317,7 @@ class PlaybookRunner:
                                       for _d, _i, _a, p, k in reqs}))  # fmt: skip
         remaining = sql.pool_remaining(con, list({r[4] for r in reqs}))
         # the empowerment limit holds per customer per period (and per case: each decision's case is new)
-        for cid in sorted({d.customer_id for d, *_ in reqs if d.customer_id}):
-            sql.lock_limits(con, customer_id=cid)  # their sums hold still until this commits (agents spend too)
+        sql.lock_customers(con, [d.customer_id for d, *_ in reqs])  # their sums hold still (agents spend too)
         used = Counter(sql.customer_usage(con, list({(k[0], d.customer_id, k[2]) for d, _i, _a, _p, k in reqs})))
         taken: Counter = Counter()
         rows, out = [], defaultdict(list)

@@ -1,13 +1,15 @@
-"""CLI command: ``keymoments worker --from nats://HOST:PORT/SUBJECT``: decide on a JetStream event stream."""
+"""CLI commands of live operations on the event stream: ``keymoments worker --from nats://HOST:PORT/SUBJECT``
+decides on it; ``keymoments ingest-stream --from …`` writes its events into the DuckDB store."""
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from keymoments.cli.common import echo_json
+from keymoments.cli.common import DbOption, echo_json, open_store
 
 __all__ = ["register"]
 
@@ -15,6 +17,7 @@ __all__ = ["register"]
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the app."""
     app.command("worker")(worker)
+    app.command("ingest-stream")(ingest_stream)
 
 
 def worker(
@@ -75,3 +78,29 @@ def worker(
     else:
         typer.echo(f"worker {report.worker_id} stopped: {report.events} events, {report.decisions} decisions, "
                    f"partitions {report.partitions}")  # fmt: skip
+
+
+def ingest_stream(
+    source: Annotated[str, typer.Option("--from", help="The event stream: nats://HOST:PORT/SUBJECT.", envvar="KM_BROKER")],
+    db: DbOption = Path("keymoments.duckdb"),
+    stream: Annotated[str | None, typer.Option("--stream", help="The JetStream stream (default: from the subject).")] = None,
+    batch: Annotated[int, typer.Option("--batch", help="Events written per transaction at most.", min=1)] = 1000,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the final counts as JSON.")] = False,
+) -> None:
+    """Write the stream's events into the DuckDB store for the analyses (one process: DuckDB has one writer),
+    with the file ingest's validation, idempotent on event_id; each batch is acknowledged after it commits.
+    SIGTERM finishes the batch in flight and exits 0."""
+    import asyncio
+
+    from keymoments.live.broker import BrokerAddress
+    from keymoments.live.sink import StreamSink
+
+    address = BrokerAddress.parse(source, stream)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    with open_store(db, must_exist=False) as store:
+        typer.echo(f"writing {address.stream} ({address.subject}.*) into {db}", err=True)
+        report = asyncio.run(StreamSink(store, address, batch=batch).run(install_signals=True))
+    if json_out:
+        echo_json(report.to_dict())
+    else:
+        typer.echo(f"stream written: {report.accepted} events, {report.duplicates} duplicates, {report.rejected} rejected")

@@ -22,7 +22,7 @@ from keymoments.serve.group_commit import GroupCommit
 from keymoments.serve.text_scoring import BackgroundScorer
 from keymoments.store.store import Store
 
-__all__ = ["ServerState", "create_app"]
+__all__ = ["ServerState", "app_from_env", "create_app"]
 
 API_PREFIX = "/api/v1"
 
@@ -172,3 +172,15 @@ def _warm(state: ServerState, names: tuple[str, ...]) -> None:
                 run_analysis(state, name, {})
             except Exception:  # noqa: BLE001 - warming is best effort; the request will show the error
                 pass
+
+
+def app_from_env() -> FastAPI:
+    """The app of one process of ``keymoments serve --workers N``, from the environment (``KM_*``): the DuckDB file
+    read-only (for analyses), the operational store on PostgreSQL, posted events published to ``KM_BROKER``."""
+    import os
+
+    settings = Settings()
+    settings.score_api_text = False  # nothing is written to the DuckDB file by these processes
+    store = Store(settings.db, read_only=True, database_url=settings.database_url,
+                  database_schema=settings.database_schema)  # fmt: skip
+    return create_app(store, settings, journey=os.environ.get("KM_JOURNEY"), close_store=True)

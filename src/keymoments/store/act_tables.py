@@ -680,6 +680,10 @@ def lock_limits(con: duckdb.DuckDBPyConnection, *, case_id: str | None = None, c
     """Serialise the spends of one case and one customer (the empowerment limits); the single writer already does."""
 
 
+def lock_customers(con: duckdb.DuckDBPyConnection, customer_ids: Sequence[str]) -> None:
+    """``lock_limits`` for many customers at once; the single writer already serialises them."""
+
+
 def set_case_status(con: duckdb.DuckDBPyConnection, case_id: str, frm: str, fields: dict[str, Any]) -> bool:
     """Update a case only if its status is still ``frm``; False when another writer moved it first."""
     cols = list(fields)

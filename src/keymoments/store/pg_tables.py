@@ -52,15 +52,17 @@ def _ph(n: int) -> str:
 
 # -- bulk -------------------------------------------------------------------------------------------------
 def insert_rows(con: Any, table: str, cols: Sequence[str], rows: Sequence[tuple], *, ignore: bool = True) -> None:
-    """Insert many rows, 256 to a statement; ``ignore=True`` skips rows whose key exists."""
+    """Insert many rows; ``ignore=True`` skips rows whose key exists.
+
+    One single-row statement through ``executemany`` (psycopg pipelines it and prepares it once), which costs
+    far less than one statement with thousands of placeholders that would have to be parsed every time."""
     if not rows:
         return
-    one = "(" + _ph(len(cols)) + ")"
-    head = f"INSERT INTO {table} ({', '.join(cols)}) VALUES "
-    tail = " ON CONFLICT DO NOTHING" if ignore else ""
-    for i in range(0, len(rows), 256):
-        part = rows[i : i + 256]
-        con.execute(head + ", ".join([one] * len(part)) + tail, [v for r in part for v in r])
+    sql = f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({_ph(len(cols))})"
+    if ignore:
+        sql += " ON CONFLICT DO NOTHING"
+    with con.cursor() as cur:
+        cur.executemany(sql, list(rows))
 
 
 # -- runs and decisions -----------------------------------------------------------------------------------
@@ -290,6 +292,17 @@ def lock_limits(con: Any, *, case_id: str | None = None, customer_id: str | None
     for kind, key in (("case", case_id), ("customer", customer_id)):
         if key:
             con.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"km-{kind}:{key}"])
+
+
+def lock_customers(con: Any, customer_ids: Sequence[str]) -> None:
+    """``lock_limits`` for many customers at once, in sorted order (one statement)."""
+    ids = sorted({c for c in customer_ids if c})
+    if ids:
+        con.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended('km-customer:' || k, 0)) FROM unnest(%s::text[]) AS k "
+            "ORDER BY k",
+            [ids],
+        )
 
 
 def pool_remaining(con: Any, keys: Sequence[tuple]) -> dict[tuple, tuple[int, int | None]]:

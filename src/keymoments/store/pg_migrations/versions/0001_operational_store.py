@@ -195,6 +195,7 @@ _TABLES = [
         customer_id TEXT,
         processed_at TIMESTAMPTZ NOT NULL
     )""",
+    "CREATE INDEX processed_events_partition ON processed_events (stream, partition, seq)",
     # the case lifecycle, enforced by the database whoever writes (act/cases.py: TRANSITIONS)
     """CREATE FUNCTION km_check_case_transition() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
