@@ -48,7 +48,10 @@ LIVE_BUDGET_PERIODS = "wall clock: each spend draws from the period in which it 
 
 
 def file_hash(file: PlaybookFile) -> str:
-    return hashlib.sha256(file.model_dump_json().encode()).hexdigest()[:16]
+    """What identifies a file's decisions (its live run is ``live-<hash>``). ``measure`` is left out: how
+    uplift is measured decides nothing, and leaving it out keeps the hash of files written before it."""
+    dump = file.model_dump_json(exclude={"playbooks": {"__all__": {"measure"}}})
+    return hashlib.sha256(dump.encode()).hexdigest()[:16]
 
 
 def summarise(decisions: list[Decision], file: PlaybookFile) -> pd.DataFrame:
