@@ -232,6 +232,18 @@ class PlaybookRunner:
             cur.close()
         return engine, last
 
+    def go_live(self) -> int:
+        """Start the live run at the store's present: the events stored so far are history the engine learns
+        from (cooldowns, caps, milestones, journeys) but never acts on; :meth:`run_live` acts on the events
+        that arrive after. Returns the live run's cursor; does nothing when the live run already exists."""
+        with self.store.write() as con:
+            run = sql.get_run(con, self.live_run_id)
+            if run is not None:
+                return int(run["last_seq"] or 0)
+            last = sql.max_seq(con)
+            self._touch_run(con, last)
+        return last
+
     def run_live(self, *, engine: Engine | None = None, last_seq: int | None = None, batch: int = 2_000,
                  now: datetime | None = None) -> LiveResult:  # fmt: skip
         """Process events that arrived since the last live pass; fire their decisions; return what was done.
