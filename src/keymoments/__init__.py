@@ -24,6 +24,7 @@ from keymoments.exceptions import (
     SmallSampleWarning,
     StoreError,
     UnsupportedFormatError,
+    UpliftRefusedError,
 )
 from keymoments.store.store import Store
 from keymoments.store.writer import IngestResult
@@ -53,6 +54,7 @@ __all__ = [
     "StoreError",
     "Touchpoint",
     "UnsupportedFormatError",
+    "UpliftRefusedError",
     "__version__",
     "connect",
 ]

@@ -102,13 +102,20 @@ class Engine:
             self.score()
         return result
 
-    def ingest_outcomes(self, data: str | Path | pd.DataFrame, *, key: str = "customer_id") -> dict[str, Any]:
-        """Ingest an outcome table (path or DataFrame), one row per customer_id or journey_id."""
+    def ingest_outcomes(
+        self, data: str | Path | pd.DataFrame, *, key: str = "customer_id", observed_at: Any = None,
+        observed_at_col: str | None = None,
+    ) -> dict[str, Any]:  # fmt: skip
+        """Ingest an outcome table (path or DataFrame), one row per customer_id or journey_id.
+
+        Each outcome is stored with when it was observed: ``observed_at_col`` (a column), ``observed_at`` (one
+        time for the table) or the ingest time."""
+        when = {"observed_at": observed_at, "observed_at_col": observed_at_col}
         if isinstance(data, str | Path):
             from keymoments.ingest.outcomes import read_outcomes
 
-            return ingest_outcomes_frame(self.store, read_outcomes(data), key=key, source=str(data))
-        return ingest_outcomes_frame(self.store, data, key=key)
+            return ingest_outcomes_frame(self.store, read_outcomes(data), key=key, source=str(data), **when)
+        return ingest_outcomes_frame(self.store, data, key=key, **when)
 
     def ingest_attributes(self, data: pd.DataFrame, *, key: str = "customer_id") -> dict[str, Any]:
         """Ingest customer (or journey) attributes such as segment, tier or tenure."""

@@ -12,6 +12,7 @@ that fits it, so ``except ValueError`` keeps working for callers who do not know
     ├── InvalidEventError(ValueError)      one event (row) breaks the data contract
     ├── StoreError(RuntimeError)           the DuckDB store cannot be opened / migrated / written
     ├── NotEnoughDataError(ValueError)     an analysis has too little data to say anything
+    ├── UpliftRefusedError(ValueError)     no honest uplift: no action was taken, or no outcome was observed after it
     ├── NotFoundError(LookupError)         a case, playbook, budget, outcome… does not exist
     ├── PermissionDeniedError(PermissionError)  an API key's role may not do this
     ├── BudgetError(RuntimeError)          a spend would overdraw a budget pool
@@ -39,6 +40,7 @@ __all__ = [
     "SmallSampleWarning",
     "StoreError",
     "UnsupportedFormatError",
+    "UpliftRefusedError",
 ]
 
 
@@ -76,6 +78,12 @@ class StoreError(KeymomentsError, RuntimeError):
 
 class NotEnoughDataError(KeymomentsError, ValueError):
     """An analysis has too little data to give an answer."""
+
+
+class UpliftRefusedError(KeymomentsError, ValueError):
+    """A playbook's uplift cannot be measured honestly: the run is a backtest (no action was taken), there is
+    no live run, or no outcome was observed after the decisions within the playbook's window. The message is
+    one line that says which, and what would make it measurable."""
 
 
 class NotFoundError(KeymomentsError, LookupError):

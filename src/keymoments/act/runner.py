@@ -48,7 +48,10 @@ LIVE_BUDGET_PERIODS = "wall clock: each spend draws from the period in which it 
 
 
 def file_hash(file: PlaybookFile) -> str:
-    return hashlib.sha256(file.model_dump_json().encode()).hexdigest()[:16]
+    """What identifies a file's decisions (its live run is ``live-<hash>``). ``measure`` is left out: how
+    uplift is measured decides nothing, and leaving it out keeps the hash of files written before it."""
+    dump = file.model_dump_json(exclude={"playbooks": {"__all__": {"measure"}}})
+    return hashlib.sha256(dump.encode()).hexdigest()[:16]
 
 
 def summarise(decisions: list[Decision], file: PlaybookFile) -> pd.DataFrame:
@@ -228,6 +231,18 @@ class PlaybookRunner:
         finally:
             cur.close()
         return engine, last
+
+    def go_live(self) -> int:
+        """Start the live run at the store's present: the events stored so far are history the engine learns
+        from (cooldowns, caps, milestones, journeys) but never acts on; :meth:`run_live` acts on the events
+        that arrive after. Returns the live run's cursor; does nothing when the live run already exists."""
+        with self.store.write() as con:
+            run = sql.get_run(con, self.live_run_id)
+            if run is not None:
+                return int(run["last_seq"] or 0)
+            last = sql.max_seq(con)
+            self._touch_run(con, last)
+        return last
 
     def run_live(self, *, engine: Engine | None = None, last_seq: int | None = None, batch: int = 2_000,
                  now: datetime | None = None) -> LiveResult:  # fmt: skip

@@ -132,20 +132,33 @@ def ingest_outcomes(
     key: Annotated[str, typer.Option("--key", help="customer_id or journey_id")] = "customer_id",
     db: DbOption = Path("keymoments.duckdb"),
     map_: Annotated[list[str] | None, typer.Option("--map", help="Rename a column: source=name (repeat).")] = None,
+    observed_at_col: Annotated[
+        str | None,
+        typer.Option("--observed-at-col", help="Column with the time each row's outcomes were observed (ISO-8601)."),
+    ] = None,
+    observed_at: Annotated[
+        str | None,
+        typer.Option("--observed-at", help="One observed time for the whole table, e.g. a snapshot's date 2025-12-31."),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Ingest an outcome table (retained, spend_next_12m, nps …); text columns become customer attributes."""
+    """Ingest an outcome table (retained, spend_next_12m, nps …); text columns become customer attributes.
+
+    Each outcome is stored with the time it was observed (default: now, the ingest time); playbook uplift
+    counts only outcomes observed after a playbook's decision, within the window its `measure` states."""
     from keymoments.ingest.outcomes import read_outcomes
     from keymoments.store.writer import ingest_outcomes_frame
 
     df = read_outcomes(file, map_)
     with open_store(db, must_exist=False) as store:
-        res = ingest_outcomes_frame(store, df, key=key, source=str(file))
+        res = ingest_outcomes_frame(store, df, key=key, source=str(file), observed_at=observed_at,
+                                    observed_at_col=observed_at_col)  # fmt: skip
     res["source"] = str(file)
     if as_json:
         echo_json(res)
     else:
-        typer.echo(f"{file}: {res['rows']:,} rows; outcomes {res['outcomes']}; attributes {res['attributes']}")
+        typer.echo(f"{file}: {res['rows']:,} rows; outcomes {res['outcomes']} observed at {res['observed_at']}; "
+                   f"attributes {res['attributes']}")
 
 
 def ingest_survey(

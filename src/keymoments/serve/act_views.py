@@ -181,31 +181,16 @@ def install(app: FastAPI) -> None:
 
     @app.get("/playbooks", include_in_schema=False)
     def playbooks_page(request: Request) -> Response:
-        from keymoments.act.uplift import uplift
-        from keymoments.present import to_jsonable
-        from keymoments.serve.routes.playbooks import playbooks_list
-
         p = _gate(request, "playbooks", "playbooks:read")
         if not isinstance(p, Principal):
             return p
-        state = request.app.state.km
-        data = playbooks_list(state)
-        from keymoments.serve.analyses import capture_warnings
-
-        rows, caveats = [], []
-        for pb in data["playbooks"]:
-            u = None
-            if pb["outcome"] and pb["holdout"] > 0:
-                try:
-                    res, w = capture_warnings(uplift, state.store, state.playbooks(), pb["name"])
-                    u = to_jsonable(res.to_dict())
-                    caveats.extend(w)
-                except Exception:  # noqa: BLE001 - a playbook that has not fired yet has no uplift
-                    u = None
-            rows.append({**pb, "uplift": u})
+        try:
+            data = _playbook_rows(request.app.state.km)
+        except KeymomentsError as exc:
+            return _error_page(request, p, "playbooks", exc)
         return templates.TemplateResponse(request, "playbooks.html", _ctx(
-            request, p, "playbooks", title="Playbooks", rows=rows, global_holdout=data["global_holdout"], warnings=caveats,
-            figure=_uplift_html(rows),
+            request, p, "playbooks", title="Playbooks", rows=data["rows"], global_holdout=data["global_holdout"],
+            warnings=data["warnings"], run_id=data["run_id"], figure=_uplift_html(data["rows"]),
         ))  # fmt: skip
 
 
@@ -217,6 +202,39 @@ def _fields(model: type[_M], form: dict[str, str]) -> _M:
         e = exc.errors()[0]
         where = ".".join(str(x) for x in e.get("loc", ())) or "form"
         raise InvalidParameterError(f"Invalid {where}: {e.get('msg', 'invalid value')} (got {form.get(where, '')!r}).") from None
+
+
+def _playbook_rows(state: Any) -> dict[str, Any]:
+    """Each playbook of the server's file with what its live run did and its uplift (or why there is none).
+
+    Uplift comes only from the file's live run (else the latest live run of the playbook), counting
+    outcomes observed within the playbook's window after each customer's first decision."""
+    from keymoments.act.report import playbook_report
+    from keymoments.act.uplift import live_run_of
+    from keymoments.present import to_jsonable
+    from keymoments.serve.routes.playbooks import playbooks_list
+
+    file = state.playbooks()
+    data = playbooks_list(state)
+    runs = {pb.name: live_run_of(state.store, pb.name, file) for pb in file.playbooks}
+    reports: dict[tuple[str, str], dict[str, Any]] = {}
+    caveats: list[str] = []
+    for run_id in sorted({r for r in runs.values() if r}):
+        rep = playbook_report(state.store, file, run_id=run_id)
+        caveats += rep["notes"]
+        reports.update({(run_id, r["playbook"]): r for r in rep["playbooks"]})
+    rows = []
+    for pb in data["playbooks"]:
+        run_id = runs.get(pb["name"])
+        r = reports.get((run_id, pb["name"])) if run_id else None
+        refused = r["uplift_refused"] if r else ("no live run yet: run the playbooks live (`keymoments playbooks run`)"
+                                                  if pb["holdout"] > 0 else None)  # fmt: skip
+        rows.append({**pb, "run_id": run_id, "live": to_jsonable(r) if r else None,
+                     "uplift": to_jsonable(r["uplift"]) if r and r["uplift"] else None,
+                     "refused": None if pb["holdout"] == 0 else refused})  # fmt: skip
+    live_ids = sorted({r for r in runs.values() if r})
+    return {"rows": rows, "global_holdout": data["global_holdout"], "warnings": caveats,
+            "run_id": ", ".join(live_ids) if live_ids else None}  # fmt: skip
 
 
 def _uplift_html(rows: list[dict[str, Any]]) -> str | None:

@@ -26,6 +26,7 @@ from keymoments.exceptions import (
     NotFoundError,
     PermissionDeniedError,
     StoreError,
+    UpliftRefusedError,
 )
 
 __all__ = ["ERROR_RESPONSES", "STATUS_BY_ERROR", "ApiError", "error_body", "install_error_handlers", "status_for"]
@@ -38,6 +39,7 @@ STATUS_BY_ERROR: dict[type[BaseException], int] = {
     IngestError: 422,  # includes MissingColumnError, UnsupportedFormatError
     InvalidEventError: 422,
     NotEnoughDataError: 422,
+    UpliftRefusedError: 422,
     NotFoundError: 404,
     PermissionDeniedError: 403,
     BudgetError: 409,

@@ -152,13 +152,33 @@ def holdout_counts(con: Any) -> list[tuple]:
     ).fetchall()
 
 
-def fire_arms(con: Any, playbook: str, run_id: str | None) -> list[tuple[str, str]]:
-    run_filter = "AND run_id = %s" if run_id else ""
+def fire_arms(con: Any, playbook: str, run_id: str) -> list[tuple[str, str, Any]]:
+    """See ``act_tables.fire_arms``: the arm and event time of each customer's first decision of the playbook."""
     return con.execute(
-        f"SELECT customer_id, min(arm) FROM playbook_decisions WHERE playbook = %s AND kind = 'fire' {run_filter} "
-        "GROUP BY customer_id ORDER BY customer_id",
-        [playbook] + ([run_id] if run_id else []),
+        "SELECT DISTINCT ON (customer_id) customer_id, arm, ts FROM playbook_decisions "
+        "WHERE playbook = %s AND kind = 'fire' AND run_id = %s ORDER BY customer_id, ts, seq",
+        [playbook, run_id],
     ).fetchall()
+
+
+def acted_on(con: Any, run_id: str) -> list[tuple[str, str]]:
+    """See ``act_tables.acted_on``."""
+    return con.execute(
+        "SELECT DISTINCT playbook, customer_id FROM playbook_decisions "
+        "WHERE run_id = %s AND kind = 'fire' AND status = 'fired' ORDER BY 1, 2",
+        [run_id],
+    ).fetchall()
+
+
+def live_runs_with(con: Any, playbook: str) -> list[str]:
+    """See ``act_tables.live_runs_with``."""
+    rows = con.execute(
+        """SELECT r.run_id FROM playbook_runs r WHERE r.mode = 'live' AND EXISTS (
+               SELECT 1 FROM playbook_decisions d WHERE d.run_id = r.run_id AND d.playbook = %s AND d.kind = 'fire')
+           ORDER BY r.started_at DESC""",
+        [playbook],
+    ).fetchall()
+    return [r[0] for r in rows]
 
 
 # -- cases ------------------------------------------------------------------------------------------------

@@ -377,13 +377,26 @@ def ingest_events_frame(
 
 
 def ingest_outcomes_frame(
-    store: Store, df: pd.DataFrame, *, key: str = "customer_id", source: str = "frame", attributes_only: bool = False
+    store: Store,
+    df: pd.DataFrame,
+    *,
+    key: str = "customer_id",
+    source: str = "frame",
+    attributes_only: bool = False,
+    observed_at: datetime | str | None = None,
+    observed_at_col: str | None = None,
 ) -> dict[str, Any]:
     """Upsert an outcome table: numeric and yes/no columns become outcomes, text columns attributes.
 
     With ``attributes_only`` every column is stored as an attribute (a customer table: segment, tier, tenure).
 
-    Returns {"rows", "outcomes": [...], "attributes": [...]} ; re-ingesting the same table changes nothing.
+    Each outcome row carries the time it was observed (playbook uplift counts only outcomes observed after
+    the decision): the column ``observed_at_col`` (one time per row; an empty cell means unknown), else
+    ``observed_at`` (one time for the whole table, e.g. the date of a retention snapshot), else the ingest
+    time. Re-ingesting a row with the same value and no time of its own keeps the time it was first observed.
+
+    Returns {"rows", "outcomes": [...], "attributes": [...], "observed_at"}; re-ingesting the same table
+    changes nothing.
     """
     from keymoments.events import did_you_mean
     from keymoments.exceptions import InvalidParameterError, MissingColumnError
@@ -395,30 +408,43 @@ def ingest_outcomes_frame(
             f"{source}: the key column {key!r} is missing; columns are {list(df.columns)}."
             f"{did_you_mean(key, df.columns)} Rename it or pass --key."
         )
+    if observed_at is not None and observed_at_col is not None:
+        raise InvalidParameterError("Pass either observed_at (one time for the table) or observed_at_col, not both.")
     if df[key].isna().any():
         raise IngestError(f"{source}: {int(df[key].isna().sum())} rows have an empty {key}; fix them and retry.")
     keys = df[key].astype(str)
     if keys.duplicated().any():
         dup = keys[keys.duplicated()].iloc[0]
         raise IngestError(f"{source}: {key} {dup!r} appears more than once; an outcome table has one row per {key}.")
+    now = datetime.now(UTC)
+    explicit = observed_at is not None or observed_at_col is not None
+    if observed_at_col is not None:
+        if observed_at_col not in df.columns:
+            raise MissingColumnError(
+                f"{source}: the observed-at column {observed_at_col!r} is missing; columns are {list(df.columns)}."
+                f"{did_you_mean(observed_at_col, df.columns)}"
+            )
+        when = _observed_times(df[observed_at_col], source, observed_at_col)
+    else:
+        when = pd.Series(_one_time(observed_at, source) if observed_at is not None else now, index=df.index)
     long_parts: list[pd.DataFrame] = []
     attr_parts: list[pd.DataFrame] = []
     defs: list[tuple[str, str]] = []
     for col in df.columns:
-        if col == key:
+        if col == key or col == observed_at_col:
             continue
         values, dtype = (df[col], None) if attributes_only else _outcome_values(df[col])
         if dtype is None:
             attr_parts.append(pd.DataFrame({"key": keys, "name": col, "value": df[col].astype("string")}))
         else:
             defs.append((col, dtype))
-            long_parts.append(pd.DataFrame({"key": keys, "name": col, "value": values}))
+            long_parts.append(pd.DataFrame({"key": keys, "name": col, "value": values, "observed_at": when}))
     with store.write() as con:
         batch_id = store.new_batch_id(con)
         con.execute(
             "INSERT INTO batches (batch_id, kind, source, started_at, finished_at, rows_read, accepted, duplicates, rejected) "
             "VALUES (?, 'outcomes', ?, ?, ?, ?, ?, 0, 0)",
-            [batch_id, source, datetime.now(UTC), datetime.now(UTC), len(df), len(df)],
+            [batch_id, source, now, datetime.now(UTC), len(df), len(df)],
         )
         for name, dtype in defs:
             con.execute(
@@ -427,9 +453,15 @@ def ingest_outcomes_frame(
         if long_parts:
             long = pd.concat(long_parts, ignore_index=True)
             long["value"] = long["value"].astype("float64")
+            # a row whose value did not change keeps the time it was first observed, unless a time was given
+            keep = "" if explicit else (
+                "CASE WHEN outcomes.value IS NOT DISTINCT FROM excluded.value THEN outcomes.observed_at ELSE ")
             con.register("_km_outcomes", long)
             con.execute(
-                f"INSERT OR REPLACE INTO outcomes SELECT {sql_literal(key)}, key, name, value, {batch_id} FROM _km_outcomes"
+                "INSERT INTO outcomes (key_kind, key, name, value, batch_id, observed_at) "
+                f"SELECT {sql_literal(key)}, key, name, value, {batch_id}, observed_at FROM _km_outcomes "
+                "ON CONFLICT (key_kind, key, name) DO UPDATE SET value = excluded.value, batch_id = excluded.batch_id, "
+                f"observed_at = {keep}excluded.observed_at{' END' if keep else ''}"
             )
             con.unregister("_km_outcomes")
         if attr_parts:
@@ -438,7 +470,35 @@ def ingest_outcomes_frame(
             con.register("_km_attrs", attrs)
             con.execute(f"INSERT OR REPLACE INTO attributes SELECT {sql_literal(key)}, key, name, value FROM _km_attrs")
             con.unregister("_km_attrs")
-    return {"rows": len(df), "outcomes": [d[0] for d in defs], "attributes": [p["name"].iloc[0] for p in attr_parts if len(p)]}
+    return {"rows": len(df), "outcomes": [d[0] for d in defs],
+            "attributes": [p["name"].iloc[0] for p in attr_parts if len(p)],
+            "observed_at": f"column {observed_at_col}" if observed_at_col else when.iloc[0].isoformat() if len(when) else None}  # fmt: skip
+
+
+def _one_time(value: datetime | str, source: str) -> pd.Timestamp:
+    """One observed time (a datetime or an ISO-8601 string; naive is UTC) as a UTC timestamp."""
+    t = pd.to_datetime(pd.Series([value]), utc=True, errors="coerce", format="ISO8601").iloc[0]
+    if pd.isna(t):
+        raise IngestError(f"{source}: observed-at time {value!r} is not a date or time; use ISO-8601, e.g. 2025-12-31.")
+    return t
+
+
+def _observed_times(s: pd.Series, source: str, col: str) -> pd.Series:
+    """A column of observed times as UTC timestamps (naive is UTC); empty cells are unknown (NaT)."""
+    text = s.astype("string").str.strip()
+    empty = s.isna() | (text == "")
+    if pd.api.types.is_datetime64_any_dtype(s):
+        when = pd.to_datetime(s, utc=True)
+    else:
+        when = pd.to_datetime(text.where(~empty), utc=True, errors="coerce", format="ISO8601")
+    bad = when.isna() & ~empty
+    if bad.any():
+        i = int(np.flatnonzero(bad.to_numpy())[0])
+        raise IngestError(
+            f"{source}: {int(bad.sum())} rows have an unreadable time in {col!r} (row {i + 1}: {s.iloc[i]!r}); "
+            "use ISO-8601, e.g. 2025-12-31 or 2025-12-31T18:00:00Z."
+        )
+    return when
 
 
 _YES = {"yes", "y", "true", "t", "1", "retained", "churned"}

@@ -78,6 +78,7 @@ class OutcomesAnswer(BaseModel):
     rows: int
     outcomes: list[str]
     attributes: list[str]
+    observed_at: str | None = None  # the time the outcomes were stored as observed, or "column <name>"
 
 
 _EVENT_EXAMPLE = [
@@ -249,6 +250,12 @@ def post_outcomes(
     attributes_only: bool = Query(
         False, description="Store every column as a customer attribute (segment, tier…)."
     ),
+    observed_at_col: str | None = Query(
+        None, min_length=1, description="The field with the time each row's outcomes were observed (ISO-8601)."
+    ),
+    observed_at: str | None = Query(
+        None, min_length=1, description="One observed time for every row (ISO-8601); default: now."
+    ),
     _p: Any = require("ingest"),
 ) -> OutcomesAnswer:
     from keymoments.store.writer import ingest_outcomes_frame
@@ -263,7 +270,9 @@ def post_outcomes(
     _check_depth(rows, "Row")
     df = pd.DataFrame.from_records(rows)
     state = request.app.state.km
-    res = ingest_outcomes_frame(state.store, df, key=key, source="api", attributes_only=attributes_only)
+    res = ingest_outcomes_frame(state.store, df, key=key, source="api", attributes_only=attributes_only,
+                                observed_at=observed_at, observed_at_col=observed_at_col)  # fmt: skip
     return OutcomesAnswer(
-        rows=int(res["rows"]), outcomes=list(res["outcomes"]), attributes=list(res["attributes"])
+        rows=int(res["rows"]), outcomes=list(res["outcomes"]), attributes=list(res["attributes"]),
+        observed_at=res["observed_at"],
     )
