@@ -144,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(row), file=sys.stderr)
     rss = [r["spark"]["driver_peak_rss_mib"] for r in results]
     report = {
+        "command": f"python bench/bench_spark.py --sizes {args.sizes} --master {args.master}",
         "machine": "2-core dev box (shared)", "master": args.master, "sizes": results,
         "driver_rss_growth": rss[-1] / rss[0] if len(rss) > 1 else None,
     }  # fmt: skip
