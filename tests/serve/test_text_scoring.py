@@ -11,6 +11,7 @@ from keymoments.config import Settings
 from keymoments.serve.app import create_app
 from keymoments.serve.auth import create_key
 from keymoments.serve.text_scoring import BackgroundScorer
+from keymoments.store.schema import MIGRATIONS
 from keymoments.store.store import Store
 from keymoments.store.writer import ingest_events_frame
 

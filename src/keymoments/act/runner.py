@@ -236,11 +236,15 @@ class PlaybookRunner:
         """Start the live run at the store's present: the events stored so far are history the engine learns
         from (cooldowns, caps, milestones, journeys) but never acts on; :meth:`run_live` acts on the events
         that arrive after. Returns the live run's cursor; does nothing when the live run already exists."""
-        with self.store.write() as con:
-            run = sql.get_run(con, self.live_run_id)
+        cur = self.store.cursor()
+        try:
+            last = act_tables.max_seq(cur)  # the events live in DuckDB whatever holds the decisions
+        finally:
+            cur.close()
+        with self.ops.write() as con:
+            run = self.ops.sql.get_run(con, self.live_run_id)
             if run is not None:
                 return int(run["last_seq"] or 0)
-            last = sql.max_seq(con)
             self._touch_run(con, last)
         return last
 

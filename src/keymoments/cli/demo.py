@@ -84,7 +84,6 @@ def _act(store, demo, paths: dict, echo) -> dict:  # noqa: ANN001
     from keymoments.act.runner import PlaybookRunner
     from keymoments.examples.airline_playbooks import live_from, outcomes_after
     from keymoments.score.store import score_store
-    from keymoments.store import act_tables as sql
     from keymoments.store.writer import ingest_events_frame, ingest_outcomes_frame
 
     cut = live_from(demo)
@@ -95,11 +94,8 @@ def _act(store, demo, paths: dict, echo) -> dict:  # noqa: ANN001
     r = ingest_events_frame(store, now, source=f"{paths['events.parquet']} (from {cut:%Y-%m-%d})")
     scored = score_store(store)  # the server scores text as it arrives: the playbooks see its emotion
     live = runner.run_live(batch=50_000)
-    cur = store.cursor()
-    try:
-        acted = sql.acted_on(cur, runner.live_run_id)
-    finally:
-        cur.close()
+    with store.ops.read() as con:
+        acted = store.ops.sql.acted_on(con, runner.live_run_id)
     outcomes, truth = outcomes_after(demo, acted)
     outcomes.to_csv(paths["outcomes.csv"], index=False, date_format="%Y-%m-%dT%H:%M:%SZ")
     gt = {**demo.ground_truth, "playbooks": truth}

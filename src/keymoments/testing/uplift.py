@@ -18,9 +18,14 @@ action could not have changed, drawn without the effect); the uplift must leave 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from keymoments.act.uplift import Uplift
+    from keymoments.store.store import Store
 
 __all__ = ["SimulatedUplift", "simulate_uplift"]
 
@@ -44,14 +49,13 @@ class SimulatedUplift:
     customers: int
     acted: int
     held_out: int
-    uplift: object  # keymoments.act.uplift.Uplift
+    uplift: Uplift
     outcomes: pd.DataFrame = field(repr=False)
 
     @property
     def covered(self) -> bool:
         """The interval holds the planted effect."""
-        u = self.uplift
-        return bool(u.ci_low <= self.effect <= u.ci_high)  # type: ignore[attr-defined]
+        return bool(self.uplift.ci_low <= self.effect <= self.uplift.ci_high)
 
 
 def simulate_uplift(
@@ -64,7 +68,7 @@ def simulate_uplift(
     window_days: int = 90,
     stale_share: float = 0.0,
     start: str = "2025-01-06",
-    store: object | None = None,
+    store: Store | None = None,
 ) -> SimulatedUplift:
     """Run one simulated experiment; see the module docstring. ``store`` defaults to a fresh in-memory store.
 
@@ -73,7 +77,7 @@ def simulate_uplift(
     from keymoments.act.runner import PlaybookRunner
     from keymoments.act.uplift import uplift
     from keymoments.act.yaml_loader import loads_playbooks
-    from keymoments.store.store import Store
+    from keymoments.store.store import Store as _Store
     from keymoments.store.writer import ingest_events_frame, ingest_outcomes_frame
 
     rng = np.random.default_rng(seed)
@@ -87,16 +91,16 @@ def simulate_uplift(
     })  # fmt: skip
     pf = loads_playbooks(_PLAYBOOK.format(name="sim-recovery", share=share, window_days=window_days))
     own = store is None
-    st = Store(":memory:") if own else store
+    st = _Store(":memory:") if store is None else store
     try:
-        ingest_events_frame(st, events, source=f"simulation seed {seed}")  # type: ignore[arg-type]
-        PlaybookRunner(st, pf).run_live()  # type: ignore[arg-type]
-        dec = st.query(  # type: ignore[attr-defined]
-            "SELECT customer_id, min(epoch_us(ts)) AS decided_us, bool_or(status = 'fired') AS acted "
-            "FROM playbook_decisions WHERE kind = 'fire' AND mode = 'live' GROUP BY customer_id"
-        ).set_index("customer_id").reindex(ids)
-        acted = dec["acted"].fillna(False).to_numpy(dtype=bool)
-        decided_us = dec["decided_us"].to_numpy(dtype="float64")
+        ingest_events_frame(st, events, source=f"simulation seed {seed}")
+        runner = PlaybookRunner(st, pf)
+        runner.run_live()
+        with st.ops.read() as con:
+            first = {c: t for c, _arm, t in st.ops.sql.fire_arms(con, "sim-recovery", runner.live_run_id)}
+            reached = {c for _p, c in st.ops.sql.acted_on(con, runner.live_run_id)}
+        acted = np.array([c in reached for c in ids])
+        decided_us = np.array([pd.Timestamp(first[c]).value // 1000 for c in ids], dtype="float64")
         # afterwards: the outcome, with the planted effect where the playbook acted
         p = rng.uniform(base[0], base[1], customers)
         stale = rng.random(customers) < stale_share
@@ -105,10 +109,10 @@ def simulate_uplift(
         lag_days = np.where(stale, -rng.uniform(1, 30, customers), rng.uniform(1, window_days - 1, customers))
         observed = pd.to_datetime((decided_us + lag_days * _DAY_US).astype("int64"), unit="us", utc=True)
         outcomes = pd.DataFrame({"customer_id": ids, "retained": retained, "observed_at": observed})
-        ingest_outcomes_frame(st, outcomes, source=f"simulation seed {seed}", observed_at_col="observed_at")  # type: ignore[arg-type]
-        up = uplift(st, pf, "sim-recovery")  # type: ignore[arg-type]
+        ingest_outcomes_frame(st, outcomes, source=f"simulation seed {seed}", observed_at_col="observed_at")
+        up = uplift(st, pf, "sim-recovery")
     finally:
         if own:
-            st.close()  # type: ignore[attr-defined]
+            st.close()
     outcomes["acted"], outcomes["p"], outcomes["stale"] = acted, p, stale
     return SimulatedUplift(effect, seed, customers, int(acted.sum()), int((~acted).sum()), up, outcomes)
