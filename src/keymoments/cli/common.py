@@ -6,7 +6,8 @@ import functools
 import inspect
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -31,6 +32,7 @@ __all__ = [
     "open_store",
     "print_table",
     "to_jsonable",
+    "writing_store",
 ]
 
 DbOption = Annotated[
@@ -96,6 +98,25 @@ def open_store(db: Path, *, must_exist: bool = True, read_only: bool = False) ->
             "or point --db at an existing store."
         )
     return Store(db, read_only=read_only)
+
+
+@contextmanager
+def writing_store(db: Path) -> Iterator[Store]:
+    """The store for a command that writes (created if needed). If the command fails and the store file is one
+    it created, with nothing committed to it, the file is removed: a failed first ingest leaves no store behind."""
+    path = Path(db)
+    new = str(db) != ":memory:" and not path.exists()
+    store = open_store(db, must_exist=False)
+    try:
+        yield store
+    except BaseException:
+        empty = new and store.count("batches") == 0
+        store.close()
+        if empty:
+            for leftover in (path, path.with_name(path.name + ".wal")):
+                leftover.unlink(missing_ok=True)
+        raise
+    store.close()
 
 
 def echo_json(obj: Any) -> None:
