@@ -36,3 +36,23 @@ def airline_complaints(test_data: Path):
     tweets = pd.read_csv(test_data / "twcs_sample.csv", lineterminator="\n", dtype={"tweet_id": str})
     complaints = labels[(labels["complaint"] == "yes") & (labels["split"] == "design")][["tweet_id", "topic"]]
     return complaints.merge(tweets[["tweet_id", "text"]], on="tweet_id", validate="one_to_one")
+
+
+@pytest.fixture
+def fail_writes_of(monkeypatch):
+    """``fail_writes_of(customer)``: from then on, writing a batch (or group) that holds ``customer``'s events
+    fails after its rows went in, as a full disk would (an OSError)."""
+    from keymoments.store import writer
+
+    real = writer.insert_with_derived
+
+    def arm(customer: str) -> None:
+        def insert(con, rows, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+            written = real(con, rows, *args, **kwargs)
+            if con.execute(f"SELECT count(*) FROM {rows} WHERE customer_id = ?", [customer]).fetchall()[0][0]:
+                raise OSError("No space left on device")
+            return written
+
+        monkeypatch.setattr(writer, "insert_with_derived", insert)
+
+    return arm

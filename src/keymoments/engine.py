@@ -87,17 +87,32 @@ class Engine:
         rating_scale: str | None = None,
         rejects: str | Path | None = None,
         score: bool = True,
+        ts_format: str | list[str] | None = None,
+        ts_range: str | None = None,
+        constants: dict[str, str] | None = None,
+        max_rejects: float | None = None,
+        encoding: str | None = None,
     ) -> IngestResult:
-        """Ingest events from a file path, a DataFrame or a list of dicts; scores new text unless score=False."""
+        """Ingest events from a file path, a DataFrame or a list of dicts; scores new text unless score=False.
+
+        ``ts_format`` says how ``ts`` is written (strptime codes such as ``"%Y%m%d"``, or ``"epoch_ms"`` …);
+        ``ts_range`` the days it must lie in (``"1900..2030"``, ``"any"``; by default a batch with a timestamp
+        before 1990 or after next year is refused, since such dates are nearly always misread); ``constants``
+        gives fields one value for every row (``{"touchpoint": "purchase"}``); with ``max_rejects`` (a share,
+        e.g. 0.1) a batch with no good row, or with more rejected rows than that, raises
+        :class:`~keymoments.exceptions.RejectedRowsError` and writes nothing (the rejects file is written).
+        ``encoding``: a CSV's text encoding when it is not UTF-8 or BOM-marked UTF-16 (``"latin-1"``).
+        """
+        options: dict[str, Any] = {"ts_format": ts_format, "ts_range": ts_range, "constants": constants}
         if isinstance(data, str | Path):
-            src = read_source(data, mapping=mapping, rating_scale=rating_scale)
+            src = read_source(data, mapping=mapping, rating_scale=rating_scale, encoding=encoding, **options)
         elif isinstance(data, pd.DataFrame):
-            src = frame_source(data, mapping=mapping, rating_scale=rating_scale)
+            src = frame_source(data, mapping=mapping, rating_scale=rating_scale, **options)
         else:
-            src = records_source(data, rating_scale=rating_scale)
+            src = records_source(data, rating_scale=rating_scale, ts_outside="refuse", **options)
         if self.engine == "spark":
             return ingest_to_spark(self.store, src, rejects=rejects, score=score, journey=self.journey)
-        result = ingest_source(self.store, src, rejects_path=rejects)
+        result = ingest_source(self.store, src, rejects_path=rejects, max_rejects=max_rejects)
         if score and result.accepted:
             self.score()
         return result
@@ -121,14 +136,16 @@ class Engine:
         """Ingest customer (or journey) attributes such as segment, tier or tenure."""
         return ingest_outcomes_frame(self.store, data, key=key, attributes_only=True)
 
-    def ingest_survey(self, path: str | Path, **kwargs: Any) -> IngestResult:
-        """Ingest a wide survey (see :func:`keymoments.ingest.survey.read_survey` for the parameters)."""
+    def ingest_survey(self, path: str | Path, *, max_rejects: float | None = None, **kwargs: Any) -> IngestResult:
+        """Ingest a wide survey (see :func:`keymoments.ingest.survey.read_survey` for the parameters): its
+        answers and outcomes in one transaction (both, or with ``max_rejects`` exceeded or an error, neither)."""
         from keymoments.ingest.survey import read_survey
 
         batch = read_survey(path, **kwargs)
-        result = ingest_source(self.store, batch.events, kind="survey")
-        if batch.outcomes is not None:
-            ingest_outcomes_frame(self.store, batch.outcomes, key="customer_id", source=str(path))
+        with self.store.transaction():
+            result = ingest_source(self.store, batch.events, kind="survey", max_rejects=max_rejects)
+            if batch.outcomes is not None:
+                ingest_outcomes_frame(self.store, batch.outcomes, key="customer_id", source=str(path))
         return result
 
     def score(self, model: str = "auto", *, rescore: bool = False) -> int:

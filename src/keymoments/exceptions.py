@@ -8,6 +8,7 @@ that fits it, so ``except ValueError`` keeps working for callers who do not know
     │   └── InvalidParameterError           a parameter of an analysis / playbook is out of its domain
     ├── IngestError(ValueError)            a file or batch cannot be ingested at all (nothing was written)
     │   ├── MissingColumnError              a required column is missing (with a "did you mean" hint)
+    │   ├── RejectedRowsError               no row, or too many rows, passed validation (rejects file written)
     │   └── UnsupportedFormatError          the file's format is not one we read
     ├── InvalidEventError(ValueError)      one event (row) breaks the data contract
     ├── StoreError(RuntimeError)           the DuckDB store cannot be opened / migrated / written
@@ -37,6 +38,7 @@ __all__ = [
     "NotEnoughDataError",
     "NotFoundError",
     "PermissionDeniedError",
+    "RejectedRowsError",
     "SmallSampleWarning",
     "StoreError",
     "UnsupportedFormatError",
@@ -62,6 +64,15 @@ class IngestError(KeymomentsError, ValueError):
 
 class MissingColumnError(IngestError):
     """A required column is missing from the input."""
+
+
+class RejectedRowsError(IngestError):
+    """No row of a batch, or more rows than the command allows (``--max-rejects``), broke the contract; the
+    rejects file is written and nothing of the batch (or of its command) is. ``result`` holds the batch's counts."""
+
+    def __init__(self, message: str, result: object = None) -> None:
+        super().__init__(message)
+        self.result = result
 
 
 class UnsupportedFormatError(IngestError):

@@ -6,6 +6,7 @@ domain errors into one clean line on stderr and a non-zero exit code, never a tr
 
 from __future__ import annotations
 
+import logging
 import sys
 import warnings
 
@@ -35,8 +36,8 @@ def main(argv: list[str] | None = None) -> None:
     def _show_warning(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001
         if issubclass(category, KeymomentsWarning):
             print(f"warning: {message}", file=sys.stderr)
-        else:
-            print(warnings.formatwarning(message, category, filename, lineno, line), file=sys.stderr, end="")
+        else:  # a library's warning is for its callers (us), not for the user: kept in the debug log
+            logging.getLogger("keymoments.cli").debug(warnings.formatwarning(message, category, filename, lineno, line))
 
     with warnings.catch_warnings():
         # the command line owns the process: statistical caveats are printed as one line, never raised

@@ -7,7 +7,8 @@ import functools
 import inspect
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -33,6 +34,7 @@ __all__ = [
     "open_store",
     "print_table",
     "to_jsonable",
+    "writing_store",
 ]
 
 DbOption = Annotated[
@@ -143,6 +145,25 @@ def open_store(db: Path, *, must_exist: bool = True, read_only: bool = False) ->
 
     settings = Settings()
     return Store(db, read_only=read_only, database_url=settings.database_url, database_schema=settings.database_schema)
+
+
+@contextmanager
+def writing_store(db: Path) -> Iterator[Store]:
+    """The store for a command that writes (created if needed). If the command fails and the store file is one
+    it created, with nothing committed to it, the file is removed: a failed first ingest leaves no store behind."""
+    path = Path(db)
+    new = str(db) != ":memory:" and not path.exists()
+    store = open_store(db, must_exist=False)
+    try:
+        yield store
+    except BaseException:
+        empty = new and store.count("batches") == 0
+        store.close()
+        if empty:
+            for leftover in (path, path.with_name(path.name + ".wal")):
+                leftover.unlink(missing_ok=True)
+        raise
+    store.close()
 
 
 def echo_json(obj: Any) -> None:

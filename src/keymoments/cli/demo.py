@@ -191,8 +191,11 @@ def demo(
 ) -> None:
     """Build a realistic sample airline dataset, ingest, score and analyse it, run the playbook library live over
     the second half of its history, and write report.html."""
-    summary = run_demo(db, customers=customers, seed=seed, data_dir=data_dir, report=report,
-                       fresh=fresh, echo=(lambda *_: None) if as_json else typer.echo)
+    from keymoments.present import show_progress
+
+    with show_progress():
+        summary = run_demo(db, customers=customers, seed=seed, data_dir=data_dir, report=report,
+                           fresh=fresh, echo=(lambda *_: None) if as_json else typer.echo)
     if as_json:
         echo_json(summary)
         return

@@ -102,9 +102,10 @@ def report(
 ) -> None:
     """Write one self-contained HTML report (charts inline, plotly.js embedded once, no network needed); the
     filters apply to every section."""
+    from keymoments.present import show_progress
     from keymoments.serve.report import write_report
 
-    with open_store(db, read_only=True) as store:
+    with show_progress(), open_store(db, read_only=True) as store:
         path = write_report(store, out, outcome=outcome, journey=journey, title=title, filters=filters)
     typer.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, self-contained)")
 

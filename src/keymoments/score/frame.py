@@ -59,7 +59,7 @@ from keymoments.exceptions import (
     MissingColumnError,
     UnsupportedFormatError,
 )
-from keymoments.present import csv_safe_frame
+from keymoments.present import csv_safe_frame, progress_task
 from keymoments.score.base import TextScorer, TextScores, sentiment_from_valence
 from keymoments.score.emotions import EMOTIONS, emotions_of
 from keymoments.score.fusion import fuse
@@ -215,8 +215,10 @@ def score_text_file(
     has_text = ~_blank_mask(df[text_col])
     texts = _texts(df[text_col], has_text)
     if journey_model is not None:  # the file's own texts calibrate the semantic tagger (no labels used)
-        tagger = make_tagger(journey_model, reference=texts)
-    scores = model.score(texts)
+        with progress_task("calibrating the touchpoint tagger on the file's texts"):
+            tagger = make_tagger(journey_model, reference=texts)
+    with progress_task(f"scoring {len(texts):,} texts"):
+        scores = model.score(texts)
     valence = np.full(len(df), np.nan)
     valence[has_text] = np.clip(scores.valence, -1.0, 1.0)
     confidence = np.zeros(len(df))
@@ -239,7 +241,8 @@ def score_text_file(
             strength[has_text] = emotions[name]
             result[name] = strength
     if tagger is not None:
-        tags = tagger.tag(texts)
+        with progress_task(f"tagging {len(texts):,} texts with touchpoints"):
+            tags = tagger.tag(texts)
         touchpoint = np.full(len(df), None, dtype=object)
         touchpoint[has_text] = tags.touchpoint
         tp_conf = np.zeros(len(df))
@@ -391,9 +394,6 @@ def _open_binary(path: Path) -> Any:
 
 
 def _read_csv(path: Path, sep: str) -> pd.DataFrame:
-    from keymoments.ingest.files import check_text_encoding
-
-    check_text_encoding(path)  # UTF-16 refused by name, not read as Windows-1252 garbage
     with _open_binary(path) as fh:
         head = fh.read(1 << 16)
     terminator = "\r" if b"\n" not in head and b"\r" in head else "\n"
@@ -405,10 +405,17 @@ def _read_csv(path: Path, sep: str) -> pd.DataFrame:
         lineterminator=terminator,
         compression="infer",
     )
+    # UTF-16 or UTF-32 (Excel's "Unicode text") is told by its byte-order mark or NUL bytes, else it reads as garbage
+    wide = _wide_encoding(head)
+    if wide is not None:
+        kwargs["lineterminator"] = None  # pandas splits lines itself; a given terminator is one byte of 8-bit text
+        terminator = ""
     try:
         try:
-            df = pd.read_csv(path, encoding="utf-8-sig", **kwargs)
-        except UnicodeDecodeError:
+            df = pd.read_csv(path, encoding=wide or "utf-8-sig", **kwargs)
+        except UnicodeError:
+            if wide is not None:
+                raise IngestError(f"{path.name} looks like {wide.upper()} text but is not valid {wide.upper()}.") from None
             warnings.warn(
                 f"{path.name} is not UTF-8; reading it as Windows-1252 (undecodable bytes become U+FFFD).",
                 KeymomentsWarning,
@@ -424,6 +431,19 @@ def _read_csv(path: Path, sep: str) -> pd.DataFrame:
         df[last] = df[last].str.removesuffix("\r")
         df = df.rename(columns={last: last[:-1]})
     return df
+
+
+def _wide_encoding(head: bytes) -> str | None:
+    """The codec of UTF-32 or UTF-16 text, told by its byte-order mark or by the NUL bytes of ASCII characters."""
+    if head.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")):
+        return "utf-32"
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "utf-16"
+    if len(head) >= 4 and head[1] == 0 and head[3] == 0 and head[0] and head[2]:
+        return "utf-16-le"
+    if len(head) >= 4 and head[0] == 0 and head[2] == 0 and head[1] and head[3]:
+        return "utf-16-be"
+    return None
 
 
 def _read_json(path: Path) -> pd.DataFrame:

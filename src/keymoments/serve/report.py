@@ -19,7 +19,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from keymoments.analyze.filters import describe_filters, takes_filters
-from keymoments.present import to_jsonable
+from keymoments.present import to_jsonable, track
 from keymoments.serve import charts
 from keymoments.serve.analyses import capture_warnings
 from keymoments.serve.views import HERE, INTRO, plotly_js, table
@@ -98,7 +98,7 @@ def build_report(
     outcome = outcome or _default_outcome(store)
     sections = []
     headline: dict[str, Any] = {}
-    for key, name, module, cls_name, needs_outcome in SECTIONS:
+    for key, name, module, cls_name, needs_outcome in track(SECTIONS, "fitting the report's analyses"):
         sec: dict[str, Any] = {"key": key, "title": name, "intro": INTRO.get(key, "")}
         if needs_outcome and outcome is None:
             sec["note"] = "No outcome in the store; load one (e.g. retained) to see this analysis."

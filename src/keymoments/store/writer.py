@@ -20,6 +20,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,18 +31,21 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from keymoments.exceptions import IngestError
+from keymoments.exceptions import IngestError, RejectedRowsError
 from keymoments.ingest.files import frame_source, sql_literal
 from keymoments.ingest.source import Source
-from keymoments.present import csv_safe_frame
+from keymoments.present import csv_safe_frame, polled, progress_task
 from keymoments.store.derive import insert_with_derived, mark_duplicates, mark_known
-from keymoments.store.staging import stage_sql
+from keymoments.store.staging import OUTSIDE_WINDOW, stage_sql
 from keymoments.store.store import Store
 
 __all__ = [
-    "BatchAnswer", "IngestResult", "batch_shape", "ingest_batches", "ingest_events_frame", "ingest_outcomes_frame",
-    "ingest_source",
+    "MAX_REJECTS", "BatchAnswer", "IngestResult", "batch_shape", "check_rejects", "ingest_batches", "ingest_events_frame",
+    "ingest_outcomes_frame", "ingest_source",
 ]  # fmt: skip
+
+#: the share of a batch's rows that may be rejected before a command refuses the whole of it (--max-rejects)
+MAX_REJECTS = 0.10
 
 #: DuckDB's buffer memory while a batch is written (it spills to a temporary folder beyond it)
 INGEST_MEMORY_LIMIT = "1200MB"
@@ -88,11 +92,17 @@ def ingest_source(
     src: Source,
     *,
     rejects_path: str | Path | None = None,
-    progress: bool = False,
     kind: str = "events",
     memory_limit: str | None = INGEST_MEMORY_LIMIT,
+    max_rejects: float | None = None,
 ) -> IngestResult:
-    """Validate and write one batch; return its counts. Atomic: all of the batch's good rows or nothing.
+    """Validate and write one batch; return its counts. Atomic: all of the batch's good rows or nothing (inside
+    :meth:`Store.transaction`, part of that transaction).
+
+    Refused whole, with nothing written (:class:`IngestError`): a file that cannot be read, and a batch whose
+    timestamps fall outside ``src.ts_range`` when ``src.ts_outside`` is "refuse" (the message names the column,
+    three of the values and the fix). With ``max_rejects`` (a share, e.g. 0.1), a batch with no good row or with
+    more rejected rows than that is refused too (:class:`RejectedRowsError`), after its rejects file is written.
 
     ``memory_limit`` caps DuckDB's buffer memory while the batch is written (it spills to disk beyond it), so
     a 10M-event file ingests in well under 2 GiB of RSS; None leaves the store's own limit.
@@ -100,19 +110,48 @@ def ingest_source(
     t0 = time.perf_counter()
     previous = None
     small = src.table is not None and src.table.num_rows < 100_000
-    with store.session() as con:  # under the store's lock: the setting is the writer connection's, shared
+    # with a limit on rejects, the batch is written in a transaction that its rejects can still undo
+    with store.transaction() if max_rejects is not None else nullcontext(), store.session() as con:
+        # under the store's lock: the setting is the writer connection's, shared
         if memory_limit and not small:  # small batches (the API's) skip the settings round-trips
             previous = con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
             con.execute(f"SET memory_limit = {sql_literal(memory_limit)}")
         try:
-            (written,) = _write(store, [src], src, kind=kind, progress=progress, t0=t0)
+            (written,) = _write(store, [src], src, kind=kind, t0=t0)
         finally:
             if previous:
-                con.execute(f"SET memory_limit = {sql_literal(previous)}")
-    result = written.result
-    if result.rejected:
-        result.rejects_path = _write_rejects(src, written.rejected, written.malformed, rejects_path)
+                try:
+                    con.execute(f"SET memory_limit = {sql_literal(previous)}")
+                except duckdb.Error:  # a failed statement aborted the caller's transaction: it is being undone
+                    pass
+        result = written.result
+        if result.rejected:
+            result.rejects_path = _write_rejects(src, written.rejected, written.malformed, rejects_path)
+        if max_rejects is not None:
+            check_rejects(result, max_rejects)
     return result
+
+
+def check_rejects(result: IngestResult, max_rejects: float = MAX_REJECTS) -> None:
+    """Raise :class:`RejectedRowsError` when a batch had no good row, or rejected more than ``max_rejects``
+    (a share) of its rows; the message says how many, why, where the rejects file is and how to go on."""
+    if result.rows and result.accepted + result.duplicates and result.rejected <= max_rejects * result.rows:
+        return
+    reasons = ", ".join(f"{k}: {v:,}" for k, v in sorted(result.reasons.items(), key=lambda kv: -kv[1]))
+    where = f" Each rejected row and its reason: {result.rejects_path}." if result.rejects_path else ""
+    if not result.rows:
+        raise RejectedRowsError(f"{result.source}: has no rows; nothing was written.", result)
+    share = result.rejected / result.rows
+    if not result.accepted + result.duplicates:
+        head = f"{result.source}: all {result.rows:,} rows were rejected ({reasons}); nothing was written."
+        tail = " Fix the rows (the reasons say how) and ingest again."
+    else:
+        head = (
+            f"{result.source}: {result.rejected:,} of {result.rows:,} rows were rejected ({share:.0%}, more than "
+            f"--max-rejects {max_rejects:.0%}; {reasons}); nothing was written."
+        )
+        tail = " Fix the rows (the reasons say how), or pass a larger --max-rejects (e.g. 100%) to keep the good ones."
+    raise RejectedRowsError(head + where + tail, result)
 
 
 def ingest_batches(store: Store, sources: Sequence[Source]) -> list[BatchAnswer]:
@@ -129,7 +168,7 @@ def ingest_batches(store: Store, sources: Sequence[Source]) -> list[BatchAnswer]
         raise ValueError("ingest_batches takes in-memory batches of one shape (see batch_shape).")
     group = sources[0] if len(sources) == 1 else _concat(sources)
     out = []
-    for w in _write(store, sources, group, kind=group.kind, progress=False, t0=t0):
+    for w in _write(store, sources, group, kind=group.kind, t0=t0):
         rejects = w.rejected.drop(columns=["_line"]).rename(columns={"_row": "row"}) if len(w.rejected) else _NO_REJECTS.copy()
         out.append(BatchAnswer(w.result, rejects.reset_index(drop=True) if len(rejects) else rejects))
     return out
@@ -149,7 +188,8 @@ def batch_shape(src: Source) -> tuple[Any, ...]:
     Other batches need the same columns and types.
     """
     options = (src.kind, tuple(src.extra), "attrs" in src.columns, src.default_rating_scale, src.line_column,
-               src.first_line, src.position_name)  # fmt: skip
+               src.first_line, src.position_name, src.ts_formats, src.ts_range, src.ts_outside,
+               tuple(src.constants.items()))  # fmt: skip
     if src.table is None:
         return ("file", src.name, *options)
     if all(pa.types.is_string(f.type) for f in src.table.schema) and all(k == v for k, v in src.columns.items()):
@@ -179,28 +219,57 @@ def _positions(n: int) -> pa.Array:
     return pa.array(np.arange(1, n + 1, dtype=np.int64))
 
 
-def _write(
-    store: Store, sources: Sequence[Source], src: Source, *, kind: str, progress: bool, t0: float
-) -> list[_Written]:
+def _write(store: Store, sources: Sequence[Source], src: Source, *, kind: str, t0: float) -> list[_Written]:
     """Stage ``src`` (one source, or several concatenated by :func:`_concat`), write its new events and record
     one batch per source; return what each source did.
 
-    The staging table is scratch, built before the transaction opens; everything that touches the store's
-    tables happens in one transaction.
+    The staging table is scratch, built before the transaction opens (inside the caller's
+    :meth:`Store.transaction`, if any); everything that touches the store's tables happens in one transaction.
     """
+    name = Path(src.name).name if src.kind not in ("api", "frame") else src.kind
     with store.session() as con:
         try:
-            if progress:
-                con.execute("SET enable_progress_bar = true")
             started = datetime.now(UTC)
-            rows = _stage(con, src, grouped=len(sources) > 1)
+            with progress_task(f"reading {name}", total=100) as task, polled(task, con.query_progress):
+                rows = _stage(con, src, grouped=len(sources) > 1)
             malformed = _csv_rejects(con) if src.kind == "csv" else []
-            with store.write() as tx:
+            if len(sources) == 1 and src.ts_outside == "refuse":
+                _refuse_outside_window(con, src)
+            with progress_task(f"writing {name}"), store.write() as tx:  # several statements: a pulsing bar
                 return _write_staged(tx, sources, rows, kind, started, malformed, t0)
         finally:
-            con.execute("DROP TABLE IF EXISTS _stage")
-            if progress:
-                con.execute("SET enable_progress_bar = false")
+            try:
+                con.execute("DROP TABLE IF EXISTS _stage")
+            except duckdb.Error:  # a failed statement aborted the caller's transaction, which drops it
+                pass
+
+
+def _refuse_outside_window(con: duckdb.DuckDBPyConnection, src: Source) -> None:
+    """Refuse the batch when any of its timestamps falls outside its window: nearly always dates misread (a
+    date taken for epoch seconds lands in 1970), so the message names the column, three values and the fix."""
+    marker = sql_literal(f"%{OUTSIDE_WINDOW}%")
+    found = con.execute(
+        f"SELECT count(*) FROM _stage WHERE _reason LIKE {marker}"
+    ).fetchall()[0][0]
+    if not found:
+        return
+    total, lo, hi = con.execute(
+        "SELECT count(*), strftime(min(ts), '%Y-%m-%d'), strftime(max(ts), '%Y-%m-%d') FROM _stage WHERE ts IS NOT NULL"
+    ).fetchall()[0]
+    samples = con.execute(
+        f"SELECT _raw_ts, strftime(ts, '%Y-%m-%d %H:%M:%S') FROM _stage WHERE _reason LIKE {marker} "
+        "ORDER BY _raw_ts LIMIT 3"
+    ).fetchall()
+    column = f"--set ts={src.constants['ts']!r}" if "ts" in src.constants else f"column {src.columns.get('ts', 'ts')!r}"
+    shown = "; ".join(f"{raw!r} read as {read}" for raw, read in samples)
+    window = src.ts_range
+    where = "the plausible window" if window.plausible else "--ts-range"
+    raise IngestError(
+        f"{src.name}: {found:,} of {total:,} timestamps in {column} (ts) fall outside {where} "
+        f"{window.describe()} (they run from {lo} to {hi}), e.g. {shown}. Dates misread look like this; nothing "
+        "was written. If they are dates in another form, say which with --ts-format (e.g. --ts-format %Y%m%d or "
+        "%d/%m/%Y); if they are right, pass --ts-range any (or a range such as --ts-range 1900..2030)."
+    )
 
 
 def _write_staged(
@@ -231,6 +300,7 @@ def _stage(con: duckdb.DuckDBPyConnection, src: Source, *, grouped: bool) -> str
     ``_r`` (the row's id in ``_stage``), ``_req`` (its batch in a group, else 0) and ``_pos`` (its position)."""
     req = "" if grouped else "0 AS _req, "
     rows = f"(SELECT rowid AS _r, {req}* FROM _stage)"
+    ordered = False
     if src.table is not None:  # in-memory batches carry their positions
         table = src.table if grouped else src.table.append_column("_km_pos", _positions(src.table.num_rows))
         sql = stage_sql(src, "_km_source", request='"_km_req"' if grouped else None, position='"_km_pos"')
@@ -238,9 +308,8 @@ def _stage(con: duckdb.DuckDBPyConnection, src: Source, *, grouped: bool) -> str
         sql = stage_sql(src, src.relation_sql or "", position="file_row_number + 1")
     else:  # a text file: the positions are the scratch table's row ids, if DuckDB writes it in the file's order
         sql = stage_sql(src, src.relation_sql or "")
-        if _keeps_order(con, sql):
-            rows = "(SELECT rowid AS _r, 0 AS _req, rowid + 1 AS _pos, * FROM _stage)"
-        else:  # numbered as read, in one thread
+        ordered = _keeps_order(con, sql)
+        if not ordered:  # numbered as read, in one thread
             sql = stage_sql(src, src.relation_sql or "", position="row_number() OVER ()")
     if src.table is not None:
         con.register("_km_source", table)
@@ -252,6 +321,10 @@ def _stage(con: duckdb.DuckDBPyConnection, src: Source, *, grouped: bool) -> str
     finally:
         if src.table is not None:
             con.unregister("_km_source")
+    if ordered:
+        # the row ids count up from the first row's: 0, or 2**55 when the table was made inside a transaction
+        first_id = con.execute("SELECT coalesce(min(rowid), 0) FROM _stage").fetchall()[0][0]
+        rows = f"(SELECT rowid AS _r, 0 AS _req, rowid - {int(first_id)} + 1 AS _pos, * FROM _stage)"
     return rows
 
 
@@ -320,12 +393,15 @@ def _record_batches(
 
 def _csv_rejects(con: duckdb.DuckDBPyConnection) -> list[tuple[int, str]]:
     """Structurally malformed CSV lines that DuckDB's reader skipped: (line, error)."""
-    try:
-        rows = con.execute("SELECT line, error_message FROM reject_errors ORDER BY line").fetchall()
-        con.execute("DELETE FROM reject_errors")
-        con.execute("DELETE FROM reject_scans")
-    except duckdb.Error:
+    # looked up, not tried: inside a transaction a failed statement would abort it
+    present = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name IN ('reject_errors', 'reject_scans') AND temporary"
+    ).fetchall()[0][0]
+    if present < 2:
         return []
+    rows = con.execute("SELECT line, error_message FROM reject_errors ORDER BY line").fetchall()
+    con.execute("DELETE FROM reject_errors")
+    con.execute("DELETE FROM reject_scans")
     seen: dict[int, str] = {}
     for line, message in rows:  # DuckDB may log one line several times (one error per extra column)
         seen.setdefault(int(line), str(message).splitlines()[0])

@@ -147,16 +147,25 @@ async def post_events(
     rating_scale: str | None = Query(
         None, description="Scale of ratings that do not name theirs, e.g. csat5."
     ),
+    ts_format: str | None = Query(
+        None, description="How ts is written, in strptime codes (e.g. %d/%m/%Y %H:%M), or epoch_s / epoch_ms / "
+        "epoch_us / epoch_ns; by default ISO-8601, YYYYMMDD, ordinal and common day/month forms, and epochs.",
+    ),
+    ts_range: str | None = Query(
+        None, description="The days ts must lie in, FIRST..LAST (e.g. 1900..2030) or 'any' (years 1-9999); by "
+        "default 1990 to the end of next year. An event outside is rejected with its reason.",
+    ),
     _p: Any = require("ingest"),
 ) -> Response:
     # The body is read raw and parsed off the event loop: decoding 1,000 events and validating them as
     # generic objects would otherwise take the loop (and the GIL) longer than writing them does.
     body = await request.body()
-    answer = await run_in_threadpool(_ingest_events, request.app.state.km, body, rating_scale)
+    options = {"rating_scale": rating_scale, "ts_format": ts_format, "ts_range": ts_range}
+    answer = await run_in_threadpool(_ingest_events, request.app.state.km, body, options)
     return Response(orjson.dumps(answer), media_type="application/json")
 
 
-def _ingest_events(state: Any, body: bytes, rating_scale: str | None) -> dict[str, Any]:
+def _ingest_events(state: Any, body: bytes, options: dict[str, Any]) -> dict[str, Any]:
     from keymoments.ingest.files import records_source
 
     try:
@@ -165,9 +174,9 @@ def _ingest_events(state: Any, body: bytes, rating_scale: str | None) -> dict[st
         raise IngestError(f"The body is not valid JSON ({exc}); send an array of events.") from None
     events = _events_of(parsed)
     if state.broker is not None:
-        return _publish_events(state, events, rating_scale)
+        return _publish_events(state, events, options["rating_scale"])
     try:
-        src = records_source(events, name="api", rating_scale=rating_scale)
+        src = records_source(events, name="api", **options)
     except duckdb.Error as exc:
         raise IngestError(
             f"The batch cannot be read: {str(exc).splitlines()[0]}. Nothing was written."
