@@ -107,7 +107,8 @@ def milestone_crossings(
     t = events_table(data if events is None else events)
     t = t.mutate(_jid=journey_key(t), _mk=_marked_expr(t))
     span = t.aggregate(lo=t.ts.min(), hi=t.ts.max()).execute()
-    lo, hi = pd.Timestamp(span["lo"].iloc[0]), pd.Timestamp(span["hi"].iloc[0])
+    # in UTC whatever the engine hands back (DuckDB: aware; Spark: naive UTC)
+    lo, hi = pd.to_datetime(span["lo"], utc=True).iloc[0], pd.to_datetime(span["hi"], utc=True).iloc[0]
     parts: list[pd.DataFrame] = []
 
     # nth journey (ranked per customer by its first event), marked when the journey carries a marking; only
@@ -140,7 +141,7 @@ def milestone_crossings(
     cust = t.group_by("customer_id").aggregate(
         first=t.ts.min(), last=t.ts.max(), days=t.ts.date().nunique()
     ).execute().set_index("customer_id")
-    start = cust["first"]
+    start = pd.to_datetime(cust["first"], utc=True)
     if isinstance(data, Store):
         names = set(data.query("SELECT DISTINCT name FROM attributes WHERE key_kind = 'customer_id'")["name"])
         attr = next((a for a in _START_ATTRS if a in names), None)
