@@ -1,5 +1,14 @@
 """Presentation helpers shared by the CLI, the server and the analyses: plain JSON values out of numpy/pandas,
-and CSV cells that a spreadsheet will not run as formulas, and progress bars for the steps that take a while.
+CSV cells that a spreadsheet will not run as formulas, an analysis's tables as files, and progress bars for the
+steps that take a while.
+
+**Tables.** An analysis's tables are the lists of records in its ``to_dict()`` (the JSON of ``--json``), by key,
+plus a dict of records keyed by name (e.g. ``weekly``) as a table with a ``name`` column; :func:`tables_of`
+finds them, the first one being the analysis's main table. :func:`write_tables` writes them for ``--out FILE``:
+the main table to ``FILE`` itself (``.csv`` or ``.parquet``), each other one beside it as
+``<FILE stem>-<table>.<suffix>`` (``journey.csv``, ``journey-transitions.csv``…). Cells holding lists or records
+are written as text (a list of names joined by ", ", anything nested as JSON), and every CSV goes through
+:func:`csv_safe_frame`.
 
 A neutral module: ``cli/``, ``serve/``, ``analyze/`` and ``score/`` import it; it imports nothing of keymoments.
 
@@ -18,6 +27,7 @@ every command shows the same bars::
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import re
@@ -34,7 +44,13 @@ from typing import Any, TypeVar
 import numpy as np
 import pandas as pd
 
-__all__ = ["ProgressTask", "csv_safe_frame", "polled", "progress_task", "show_progress", "to_jsonable", "track"]
+__all__ = [
+    "TABLE_SUFFIXES", "ProgressTask", "csv_safe_frame", "flat_frame", "polled", "progress_task", "show_progress",
+    "table_paths", "tables_of", "to_jsonable", "track", "write_tables",
+]  # fmt: skip
+
+#: the file types ``--out`` writes
+TABLE_SUFFIXES = (".csv", ".parquet")
 
 #: a cell starting with one of these is a formula to a spreadsheet (OWASP, "CSV Injection")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -228,3 +244,65 @@ def polled(task: ProgressTask, poll: Any, every: float = 0.25) -> Iterator[None]
     finally:
         stop.set()
         thread.join()
+def _is_records(v: Any) -> bool:
+    return isinstance(v, list) and bool(v) and all(isinstance(x, dict) for x in v)
+
+
+def tables_of(data: dict[str, Any]) -> dict[str, pd.DataFrame]:
+    """The tables of an analysis's ``to_dict()``: every list of records, and every dict whose values are records
+    (as rows with a ``name`` column), by key, in the dict's order. Empty lists are tables without rows."""
+    out: dict[str, pd.DataFrame] = {}
+    for k, v in data.items():
+        if _is_records(v):
+            out[str(k)] = pd.DataFrame.from_records(v)
+        elif isinstance(v, list) and not v and k not in ("warnings", "order", "recognised", "outcomes"):
+            out[str(k)] = pd.DataFrame()
+        elif isinstance(v, dict) and v and all(isinstance(x, dict) for x in v.values()):
+            out[str(k)] = pd.DataFrame.from_records([{"name": n, **x} for n, x in v.items()])
+    return out
+
+
+def _flat_cell(v: Any) -> Any:
+    if isinstance(v, np.ndarray):
+        v = v.tolist()
+    if isinstance(v, list | tuple) and all(isinstance(x, str | int | float | bool) or x is None for x in v):
+        return ", ".join("" if x is None else str(x) for x in v)
+    if isinstance(v, list | tuple | dict):
+        return json.dumps(to_jsonable(v), ensure_ascii=False)
+    return v
+
+
+def flat_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``df`` whose cells are scalars: a list of names becomes "a, b", anything nested JSON text."""
+    out = df.copy()
+    for col in out.columns:
+        if out[col].dtype == object:
+            out[col] = out[col].map(_flat_cell)
+    return out
+
+
+def table_paths(out: str | Path, names: list[str]) -> dict[str, Path]:
+    """Where :func:`write_tables` puts each table: the first at ``out``, the others at ``<stem>-<name><suffix>``."""
+    out = Path(out)
+    return {n: out if i == 0 else out.with_name(f"{out.stem}-{n}{out.suffix}") for i, n in enumerate(names)}
+
+
+def write_tables(tables: dict[str, pd.DataFrame], out: str | Path) -> dict[str, Path]:
+    """Write an analysis's tables for ``--out``: CSV (formula-safe) or Parquet by ``out``'s suffix; see the
+    module docstring for the file names. Returns {table: path}."""
+    out = Path(out)
+    suffix = out.suffix.lower()
+    if suffix not in TABLE_SUFFIXES:
+        raise ValueError(f"--out must end in {' or '.join(TABLE_SUFFIXES)} (the file type); got {str(out)!r}.")
+    if not tables:
+        raise ValueError("This analysis has no table to write.")
+    paths = table_paths(out, list(tables))
+    for name, df in tables.items():
+        flat = flat_frame(df)
+        path = paths[name]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if suffix == ".csv":
+            csv_safe_frame(flat).to_csv(path, index=False)
+        else:
+            flat.to_parquet(path, index=False)
+    return paths

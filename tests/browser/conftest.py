@@ -110,6 +110,34 @@ def demo_server(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def shape_server(tmp_path_factory):
+    """``shape_server(name)``: one of tests/shapes' data shapes served on loopback, (base URL, admin key)."""
+    import importlib.util
+
+    from keymoments.serve.auth import create_key
+    from keymoments.store.store import Store
+
+    spec = importlib.util.spec_from_file_location("shape_builders", HERE.parent / "shapes" / "builders.py")
+    builders = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    sys.modules["shape_builders"] = builders  # its dataclasses look their module up
+    spec.loader.exec_module(builders)  # type: ignore[union-attr]
+    running: dict[str, tuple[str, str, subprocess.Popen]] = {}
+
+    def get(name: str) -> tuple[str, str]:
+        if name not in running:
+            db = builders.build(name, tmp_path_factory.mktemp(f"browser-{name}"))
+            with Store(db) as store:
+                key = create_key(store, "admin", name=f"{name} admin")[1]
+            proc, base = _serve(db)
+            running[name] = (base, key, proc)
+        return running[name][0], running[name][1]
+
+    yield get
+    for _, _, proc in running.values():
+        _stop(proc)
+
+
+@pytest.fixture(scope="session")
 def browser():
     from playwright.sync_api import sync_playwright
 
@@ -197,6 +225,21 @@ def signed_in(server, browser):
 def demo_signed_in(demo_server, browser):
     """Signed-in sessions on the store `keymoments demo` leaves (see ``demo_server``)."""
     make, made = _sessions(browser, demo_server)
+    yield make
+    for s in made:
+        s.close()
+
+
+@pytest.fixture
+def browse(browser):
+    """``browse(base, key)``: a signed-in Session on any server (closed, and checked, after the test)."""
+    made: list[Session] = []
+
+    def make(base: str, key: str, **kw) -> Session:  # noqa: ANN003
+        s = Session(browser, base, key, **kw)
+        made.append(s)
+        return s
+
     yield make
     for s in made:
         s.close()

@@ -63,6 +63,7 @@ EXPECTED: dict[tuple[str, str], frozenset[str] | str] = {
     ("GET", "/cases/{case_id}"): ALL,
     ("GET", "/budgets"): ALL,
     ("GET", "/playbooks"): READERS,
+    ("GET", "/download/{analysis}/{table}.csv"): READERS,  # every dashboard table as CSV, as the analyses
     ("POST", "/cases/{case_id}/{action}"): "per action",
 }
 
@@ -139,6 +140,8 @@ def _concrete(api: Any, method: str, path: str) -> list[tuple[str, Any]]:
         "{name}": "service-recovery",
         "{entry_id}": "le-nope",
         "{key_id}": "nosuchkey",
+        "{analysis}": "journey",
+        "{table}": "touchpoints",
     }
     if path == "/static/swagger/{name}":
         subs["{name}"] = "swagger-ui.css"

@@ -59,3 +59,28 @@ def km(capsys, monkeypatch, tmp_path):
 
 
 
+
+
+@pytest.fixture
+def dashboard(shape_copy):
+    """``dashboard(name)``: a TestClient of the app over a copy of that shape's store, signed in as an admin."""
+    from fastapi.testclient import TestClient
+
+    from keymoments.serve.app import create_app
+    from keymoments.serve.auth import create_key
+    from keymoments.store.store import Store
+
+    opened: list = []
+
+    def get(name: str):  # noqa: ANN202
+        store = Store(shape_copy(name))
+        key = create_key(store, "admin", name="shapes admin")[1]
+        client = TestClient(create_app(store), raise_server_exceptions=False)
+        client.headers["X-API-Key"] = key
+        opened.append((client, store))
+        return client
+
+    yield get
+    for client, store in opened:
+        client.close()
+        store.close()

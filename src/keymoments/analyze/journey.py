@@ -397,6 +397,12 @@ class JourneyMap(Analysis):
             + self.transitions_.head(20).to_html(index=False, float_format=fmt)
         )
 
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """touchpoints (the main table), transitions, variants and drop_offs, with their columns even when empty."""
+        self._check_fitted()
+        return {"touchpoints": self.touchpoints_, "transitions": self.transitions_, "variants": self.variants_,
+                "drop_offs": self.drop_offs_}  # fmt: skip
+
     def to_dict(self) -> dict[str, Any]:
         self._check_fitted()
         return {

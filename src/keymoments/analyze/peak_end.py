@@ -32,8 +32,7 @@ import pandas as pd
 from keymoments.analyze.base import Analysis, check_choice, no_outcomes, warn_small_sample
 from keymoments.analyze.filters import EventFilters, FilterParams
 from keymoments.analyze.order import events_table, journey_key, time_order
-from keymoments.events import did_you_mean
-from keymoments.exceptions import InvalidParameterError, NotEnoughDataError, NotFoundError
+from keymoments.exceptions import InvalidParameterError, NotEnoughDataError
 
 __all__ = ["MODELS", "PeakEnd", "auc", "journey_memory", "outcome_frame", "r2"]
 
@@ -82,10 +81,7 @@ def outcome_frame(data: Any, outcome: str, outcomes: pd.DataFrame | None, owner:
         defs = data.outcome_names()
         if not defs:
             raise no_outcomes(owner, outcome)
-        if outcome not in defs:
-            raise NotFoundError(
-                f"Outcome {outcome!r} is not in the store; known outcomes: {sorted(defs)}.{did_you_mean(outcome, defs)}"
-            )
+        check_choice(owner, "outcome", outcome, list(defs))
         key, dtype = defs[outcome]
         return data.outcomes_wide([outcome], key_kind=key), key, dtype == "bool"
     key = "journey_id" if "journey_id" in outcomes.columns and "customer_id" not in outcomes.columns else "customer_id"

@@ -268,6 +268,13 @@ class Roadmap(EventFilters, Analysis):
             )
         return out
 
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """items (the main table: one row per roadmap item, in phase order), phases (their totals), hold and the
+        current vs future-state curve."""
+        self._check_fitted()
+        phases = pd.DataFrame([{k: v for k, v in p.items() if k != "items"} for p in self.phases()])
+        return {"items": self.items_, "phases": phases, "hold": pd.DataFrame(self.hold_), "curve": self.curve_}
+
     def to_dict(self) -> dict[str, Any]:
         self._check_fitted()
         mot = self.moments_
@@ -312,6 +319,8 @@ class Roadmap(EventFilters, Analysis):
         """Current versus future-state emotion curve along the journey (a Plotly Figure)."""
         import plotly.graph_objects as go
 
+        from keymoments.analyze.charts import keep_order
+
         self._check_fitted()
         c = self.curve_
         fig = go.Figure()
@@ -337,4 +346,5 @@ class Roadmap(EventFilters, Analysis):
             xaxis={"title": "touchpoint (journey order)"},
             template="plotly_white",
         )
+        keep_order(fig, c["touchpoint"])
         return fig

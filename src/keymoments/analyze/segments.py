@@ -265,7 +265,7 @@ class Segments(EventFilters, Analysis):
         if w is None:
             return ("No what-if: there is no spend and no yes/no outcome to value moving customers up; name one with "
                     "--spend (an outcome) or load event values.")  # fmt: skip
-        unit = "customers " + w["on"] if w["unit"] == "customers" else w["on"]
+        unit = f"{w['on']} (customers)" if w["unit"] == "customers" else w["on"]
         fmt = "{:,.1f}" if w["unit"] == "customers" else "{:,.0f}"
 
         def gain(g: dict[str, float]) -> str:
@@ -278,6 +278,18 @@ class Segments(EventFilters, Analysis):
                  else "; no ratio (moving the unhappy up gains nothing measurable)")  # fmt: skip
         return (f"What-if on {unit}: moving {w['share_moved']:.0%} of the middle up one tier gains {gain(w['middle_up'])}; "
                 f"{w['share_moved']:.0%} of the unhappy, {gain(w['unhappy_up'])}{ratio}.")  # fmt: skip
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """tiers (the main table) and, when there is one, the what-if (one row per move)."""
+        self._check_fitted()
+        out = {"tiers": self.tiers_}
+        w = self.whatif_
+        if w is not None:
+            out["whatif"] = pd.DataFrame([
+                {"move": m, "on": w["on"], "unit": w["unit"], "share_moved": w["share_moved"], **w[m]}
+                for m in ("middle_up", "unhappy_up")
+            ])  # fmt: skip
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         self._check_fitted()
@@ -295,7 +307,7 @@ class Segments(EventFilters, Analysis):
         from keymoments.analyze.charts import segments_figure
 
         self._check_fitted()
-        return segments_figure(self.tiers_)
+        return segments_figure(self.tiers_, self.outcomes_[0] if self.outcomes_ else None)
 
 
 def _with_ci(v: float, lo: float, hi: float, pct: bool) -> str:

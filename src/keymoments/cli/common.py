@@ -25,6 +25,7 @@ __all__ = [
     "DbOption",
     "JourneyOption",
     "JsonOption",
+    "OutOption",
     "OutcomeOption",
     "echo_json",
     "emit",
@@ -42,6 +43,14 @@ DbOption = Annotated[
     typer.Option("--db", help="Path of the DuckDB store.", envvar="KM_DB", show_default=True),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
+OutOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--out",
+        help="Also save the tables of --json as FILE.csv or FILE.parquet: the main table in FILE, each other one "
+        "beside it as FILE-<table> (e.g. journey.csv, journey-transitions.csv).",
+    ),
+]
 JourneyOption = Annotated[
     Path | None,
     typer.Option("--journey", help="journey.yaml: touchpoint order, flags (first impression, ending…), crises, targets."),
@@ -171,10 +180,34 @@ def echo_json(obj: Any) -> None:
     typer.echo(json.dumps(to_jsonable(obj), indent=2, ensure_ascii=False))
 
 
-def emit(analysis: Any, as_json: bool) -> None:
-    """Print a fitted analysis: its to_dict() as JSON, or its summary table (after the filters applied)."""
+def check_out(out: Path | None) -> None:
+    """Refuse an --out of a file type we do not write, before any work is done."""
+    from keymoments.exceptions import InvalidParameterError
+    from keymoments.present import TABLE_SUFFIXES
+
+    if out is not None and out.suffix.lower() not in TABLE_SUFFIXES:
+        raise InvalidParameterError(
+            f"--out must end in {' or '.join(TABLE_SUFFIXES)} (the file type); got {str(out)!r}."
+        )
+
+
+def save_tables(analysis: Any, out: Path) -> None:
+    """Write a fitted analysis's tables for --out, and say where each went (on stderr)."""
+    from keymoments.present import write_tables
+
+    tables = analysis.tables()
+    paths = write_tables(tables, out)
+    err_console.print("wrote " + ", ".join(f"{p} ({n}, {len(tables[n]):,} rows)" for n, p in paths.items()),
+                      soft_wrap=True)  # fmt: skip
+
+
+def emit(analysis: Any, as_json: bool, out: Path | None = None) -> None:
+    """Print a fitted analysis: its to_dict() as JSON, or its summary table (after the filters applied); with
+    ``out``, also save its tables there."""
     from keymoments.analyze.filters import describe_filters, filters_of
 
+    if out is not None:
+        save_tables(analysis, out)
     if as_json:
         echo_json(analysis.to_dict())
         return
@@ -212,12 +245,13 @@ def open_analysis_store(db: Path) -> Store:
     )
 
 
-def fit_and_emit(analysis: Any, db: Path, as_json: bool) -> None:
+def fit_and_emit(analysis: Any, db: Path, as_json: bool, out: Path | None = None) -> None:
     """Fit an analysis on the store at ``db`` (read-only; its events on the engine the command names) and print
-    it; caveats go to stderr and the JSON."""
+    it; caveats go to stderr and the JSON; with ``out``, its tables are saved there too (see :data:`OutOption`)."""
+    check_out(out)
     with open_analysis_store(db) as store:
         analysis.fit(store)
-    emit(analysis, as_json)
+    emit(analysis, as_json, out)
 
 
 def print_table(df: pd.DataFrame, title: str | None = None, floatfmt: str = "{:.3f}") -> None:

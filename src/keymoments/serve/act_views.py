@@ -4,6 +4,7 @@ emotions, take, spend from a budget, approve, resolve), budgets with the ledger,
 from __future__ import annotations
 
 import importlib.util
+import logging
 from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
 
@@ -25,6 +26,8 @@ from keymoments.serve.views import (
 )
 
 __all__ = ["install"]
+
+log = logging.getLogger("keymoments.serve")
 
 _M = TypeVar("_M", bound=BaseModel)
 

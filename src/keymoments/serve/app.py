@@ -6,6 +6,7 @@ The server process owns the store (DuckDB allows one writing process per file): 
 
 from __future__ import annotations
 
+import logging
 import threading
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -23,6 +24,8 @@ from keymoments.serve.text_scoring import BackgroundScorer
 from keymoments.store.store import Store
 
 __all__ = ["ServerState", "app_from_env", "create_app"]
+
+log = logging.getLogger("keymoments.serve")
 
 API_PREFIX = "/api/v1"
 
@@ -171,7 +174,7 @@ def _warm(state: ServerState, names: tuple[str, ...]) -> None:
             try:
                 run_analysis(state, name, {})
             except Exception:  # noqa: BLE001 - warming is best effort; the request will show the error
-                pass
+                log.info("warming the %s analysis failed; a request for it will say why", name, exc_info=True)
 
 
 def app_from_env() -> FastAPI:

@@ -13,6 +13,8 @@ dashboard, after signing in, as an HTTP-only, same-site cookie.
 
 from __future__ import annotations
 
+import logging
+
 import hashlib
 import hmac
 import secrets
@@ -44,6 +46,8 @@ __all__ = [
     "require",
     "revoke_key",
 ]
+
+log = logging.getLogger("keymoments.serve")
 
 ROLES = ("admin", "analyst", "agent")
 COOKIE = "km_key"
@@ -172,7 +176,7 @@ class KeyRing:
                 with self.ops.write() as con:
                     self.ops.keys.touch_key(con, p.key_id, datetime.now(UTC))
             except Exception:  # noqa: BLE001 - bookkeeping must never fail a request
-                pass
+                log.warning("could not record the last use of key %s", p.key_id, exc_info=True)
         return p
 
 

@@ -15,6 +15,8 @@ as it arrives and refused with 413 the moment it passes the cap.
 
 from __future__ import annotations
 
+import logging
+
 from http.cookies import SimpleCookie
 from typing import Any
 from urllib.parse import quote
@@ -28,6 +30,8 @@ from keymoments.serve.auth import COOKIE
 from keymoments.serve.errors import error_body
 
 __all__ = ["CSP", "PUBLIC_PATHS", "SECURITY_HEADERS", "Guard"]
+
+log = logging.getLogger("keymoments.serve")
 
 #: paths anyone may call without a key (static assets hold no data; /docs and /openapi.json describe the API,
 #: which is the same in every installation, and hold no data either)
@@ -79,6 +83,7 @@ def presented_key(scope: Scope) -> str | None:
         try:
             jar.load(raw)
         except Exception:  # noqa: BLE001 - a malformed cookie header is no key
+            log.debug("a malformed cookie header carries no key", exc_info=True)
             return None
         if COOKIE in jar and jar[COOKIE].value:
             return jar[COOKIE].value

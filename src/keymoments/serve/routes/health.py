@@ -8,6 +8,7 @@ not yet delivered to a worker, and delivered but not yet acknowledged, per parti
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,6 +17,7 @@ from fastapi import APIRouter, Request
 from keymoments.present import to_jsonable
 
 router = APIRouter(tags=["health"])
+log = logging.getLogger("keymoments.serve")
 
 #: A worker whose heartbeat is older than this is reported as not alive.
 STALE_AFTER_S = 30.0
@@ -57,5 +59,6 @@ def operations(state: Any) -> dict[str, Any]:
         try:
             out["broker"] = state.broker.lag()
         except Exception as exc:  # noqa: BLE001 - health reports the broker's trouble, it does not fail on it
+            log.warning("the broker's lag cannot be read", exc_info=True)
             out["broker"] = {"error": f"{type(exc).__name__}: {exc}"}
     return out
