@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING
 
 import ibis
 
+from keymoments.quoting import quote_literal
+
 if TYPE_CHECKING:
     import ibis.expr.types as ir
     import pandas as pd
@@ -28,8 +30,8 @@ __all__ = ["EventsSQL", "sql_list", "sql_str"]
 
 
 def sql_str(value: str) -> str:
-    """A SQL string literal (single quotes doubled)."""
-    return "'" + str(value).replace("'", "''") + "'"
+    """A SQL string literal (:func:`keymoments.quoting.quote_literal`)."""
+    return quote_literal(str(value))
 
 
 def sql_list(values: Iterable[str]) -> str:

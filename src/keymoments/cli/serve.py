@@ -41,7 +41,8 @@ def serve(
     from keymoments.serve.app import create_app
     from keymoments.serve.auth import create_key, list_keys
 
-    store = open_store(db, must_exist=False)
+    # the server ingests batches from memory only: SQL it runs can never read or write a file
+    store = open_store(db, must_exist=False, external_access=False)
     if bootstrap_key and not [k for k in list_keys(store) if k["role"] == "admin" and k["revoked_at"] is None]:
         _, key = create_key(store, "admin", name="first admin (keymoments serve)")
         typer.echo(f"No admin key yet; created one (shown once, store it now):\n  {key}")

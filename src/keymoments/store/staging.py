@@ -13,6 +13,7 @@ from __future__ import annotations
 from keymoments.events import EVENT_FIELDS, RATING_SCALES
 from keymoments.ingest.files import sql_literal
 from keymoments.ingest.source import Source
+from keymoments.quoting import quote_ident
 
 __all__ = ["CONTENT_FIELDS", "stage_sql", "valence_sql"]
 
@@ -43,7 +44,7 @@ _TS_FORMATS_NAIVE = [
 
 
 def _q(col: str) -> str:
-    return '"' + col.replace('"', '""') + '"'
+    return quote_ident(col)
 
 
 def _is_numeric(typ: str) -> bool:

@@ -428,14 +428,14 @@ def ingest_outcomes_frame(
             long["value"] = long["value"].astype("float64")
             con.register("_km_outcomes", long)
             con.execute(
-                f"INSERT OR REPLACE INTO outcomes SELECT {sql_literal(key)}, key, name, value, {batch_id} FROM _km_outcomes"
+                "INSERT OR REPLACE INTO outcomes SELECT ?, key, name, value, ? FROM _km_outcomes", [key, batch_id]
             )
             con.unregister("_km_outcomes")
         if attr_parts:
             attrs = pd.concat(attr_parts, ignore_index=True)
             attrs["value"] = attrs["value"].astype(object).where(attrs["value"].notna(), None)
             con.register("_km_attrs", attrs)
-            con.execute(f"INSERT OR REPLACE INTO attributes SELECT {sql_literal(key)}, key, name, value FROM _km_attrs")
+            con.execute("INSERT OR REPLACE INTO attributes SELECT ?, key, name, value FROM _km_attrs", [key])
             con.unregister("_km_attrs")
     return {"rows": len(df), "outcomes": [d[0] for d in defs], "attributes": [p["name"].iloc[0] for p in attr_parts if len(p)]}
 
