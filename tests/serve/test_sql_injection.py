@@ -42,7 +42,9 @@ def test_the_issues_payload_writes_no_file(hostile_api, tmp_path):
         r = api.get(f"/api/v1/analyses/{path}", role="analyst", params=params)
         answers[(path, params.get("outcome"))] = (r.status_code, r.text[:300])
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # the COPY never ran
-    assert all(code == 200 for code, _ in answers.values()), [(k[0], v) for k, v in answers.items() if v[0] != 200]
+    assert all(code == 200 for code, _ in answers.values()), [
+        (k[0], v) for k, v in answers.items() if v[0] != 200
+    ]
 
     wide = api.store.attributes_wide()
     assert as_attribute in wide.columns

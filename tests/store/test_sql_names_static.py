@@ -19,7 +19,9 @@ from pathlib import Path
 import keymoments
 
 SRC = Path(keymoments.__file__).parent
-_SQL = re.compile(r"\b(SELECT|FROM|WHERE|INSERT|UPDATE|DELETE|JOIN|FILTER|UNPIVOT|PIVOT|COPY|ATTACH|CREATE|CAST)\b", re.I)
+_SQL = re.compile(
+    r"\b(SELECT|FROM|WHERE|INSERT|UPDATE|DELETE|JOIN|FILTER|UNPIVOT|PIVOT|COPY|ATTACH|CREATE|CAST)\b", re.I
+)
 _QUOTES = ('"', "'", "`")
 #: values an f-string quotes that are not SQL (the value's expression -> why it is fine)
 NOT_SQL = {
@@ -41,14 +43,24 @@ def _problems(path: Path) -> list[str]:
                 if not isinstance(p, ast.FormattedValue):
                     continue
                 before = parts[i - 1].value if i and isinstance(parts[i - 1], ast.Constant) else ""
-                after = parts[i + 1].value if i + 1 < len(parts) and isinstance(parts[i + 1], ast.Constant) else ""
+                after = (
+                    parts[i + 1].value
+                    if i + 1 < len(parts) and isinstance(parts[i + 1], ast.Constant)
+                    else ""
+                )
                 opened = str(before)[-1:] in _QUOTES
                 closed = str(after)[:1] in _QUOTES
                 if ast.unparse(p.value) in NOT_SQL:
                     continue
-                if (opened and closed and str(before)[-1] == str(after)[0] and str(before)[-1] != "'") or (sql and opened):
+                if (opened and closed and str(before)[-1] == str(after)[0] and str(before)[-1] != "'") or (
+                    sql and opened
+                ):
                     out.append(f"{where}:{node.lineno}: {ast.unparse(node)[:100]}")
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "replace":
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "replace"
+        ):
             args = [a.value for a in node.args if isinstance(a, ast.Constant)]
             if args in (["'", "''"], ['"', '""'], ["`", "``"]):
                 out.append(f"{where}:{node.lineno}: quotes doubled by hand: {ast.unparse(node)[:80]}")
@@ -67,9 +79,9 @@ def test_the_guard_catches_the_shapes_it_looks_for(tmp_path):
     bad.write_text(
         "n = 'x'\n"
         "a = f'SELECT max(v) AS \"{n}\" FROM t'\n"
-        "b = \", \".join(f'\"{c}\"' for c in [n])\n"
+        'b = ", ".join(f\'"{c}"\' for c in [n])\n'
         "c = f\"SELECT 1 FROM t WHERE name = '{n}'\"\n"
-        "d = n.replace(\"'\", \"''\")\n"
+        'd = n.replace("\'", "\'\'")\n'
         "e = f'max(value) FILTER (WHERE name = {n}) AS c'\n",  # fine: no quotes around the value
         encoding="utf-8",
     )
