@@ -45,8 +45,13 @@ def test_the_limit_holds_per_customer_per_period_across_cases(store, ledger):
     assert ledger.spend("recovery", 150_000, case_id="case-3", customer_id="c2").status == "approved"
     # next week the customer's limit is fresh again; the case's is not (it holds for the case's life)
     later = datetime.now(UTC).replace(microsecond=0) + (period_start("week", 1) - period_start("week", 0))
-    assert ledger.spend("recovery", 150_000, case_id="case-4", customer_id="c1", at=later).status == "approved"
-    assert ledger.spend("recovery", 100_000, case_id="case-1", customer_id="c1", at=later).status == "pending_approval"
+    assert (
+        ledger.spend("recovery", 150_000, case_id="case-4", customer_id="c1", at=later).status == "approved"
+    )
+    assert (
+        ledger.spend("recovery", 100_000, case_id="case-1", customer_id="c1", at=later).status
+        == "pending_approval"
+    )
 
 
 def test_a_rejected_reservation_gives_its_room_back(store, ledger):
@@ -74,10 +79,15 @@ playbooks:
 
 
 def _crises(dates: list[datetime]) -> list[dict]:
-    return [{"customer_id": f"c{i}", "ts": d, "touchpoint": "flight", "outcome": "cancelled"} for i, d in enumerate(dates)]
+    return [
+        {"customer_id": f"c{i}", "ts": d, "touchpoint": "flight", "outcome": "cancelled"}
+        for i, d in enumerate(dates)
+    ]
 
 
-ODD_DATES = [datetime(1900, m, 15, tzinfo=UTC) for m in range(1, 7)] + [datetime(9999, m, 15, tzinfo=UTC) for m in range(1, 7)]
+ODD_DATES = [datetime(1900, m, 15, tzinfo=UTC) for m in range(1, 7)] + [
+    datetime(9999, m, 15, tzinfo=UTC) for m in range(1, 7)
+]
 
 
 def test_live_spends_draw_from_the_wall_clocks_period_whatever_the_events_date(store):
@@ -87,7 +97,9 @@ def test_live_spends_draw_from_the_wall_clocks_period_whatever_the_events_date(s
     res = PlaybookRunner(store, loads_playbooks(CRISIS_FILE)).run_live()
     after = datetime.now(UTC)
     assert res.to_dict()["budget_periods"].startswith("wall clock")
-    now_periods = {period_start("month", period_id("month", int(t.timestamp() * 1e6))) for t in (before, after)}
+    now_periods = {
+        period_start("month", period_id("month", int(t.timestamp() * 1e6))) for t in (before, after)
+    }
     pools = store.query("SELECT period_start, amount_cents, remaining_cents FROM budgets")
     assert len(pools) == 1 and pools["period_start"].iloc[0].to_pydatetime() in now_periods
     ledger = store.query("SELECT amount_cents, period_start FROM ledger")
@@ -130,7 +142,9 @@ def test_the_engine_and_the_live_ledger_apply_the_limit_per_customer(store):
     assert sum(d.needs_approval for d in res.decisions) == 1
     rows = store.query("SELECT customer_id, status FROM ledger ORDER BY customer_id, status")
     assert rows.values.tolist() == [["c1", "approved"], ["c1", "pending_approval"], ["c2", "approved"]]
-    cases = store.query("SELECT customer_id, status, compensation_cents FROM cases ORDER BY customer_id, status")
+    cases = store.query(
+        "SELECT customer_id, status, compensation_cents FROM cases ORDER BY customer_id, status"
+    )
     assert cases["compensation_cents"].tolist() == [150_000, 150_000, 150_000]
     assert sorted(cases["status"]) == ["awaiting_approval", "open", "open"]
 

@@ -25,6 +25,7 @@ import sqlglot
 import sqlglot.expressions as exp
 
 from keymoments.exceptions import InvalidParameterError
+from keymoments.quoting import quote_literal
 
 if TYPE_CHECKING:
     import ibis.expr.types as ir
@@ -39,8 +40,8 @@ _EV_SOURCE = "__km_ev_source__"  # placeholder table the compiled events replace
 
 
 def sql_str(value: str) -> str:
-    """A SQL string literal (single quotes doubled)."""
-    return "'" + str(value).replace("'", "''") + "'"
+    """A SQL string literal (:func:`keymoments.quoting.quote_literal`)."""
+    return quote_literal(str(value))
 
 
 def sql_list(values: Iterable[str]) -> str:

@@ -141,8 +141,12 @@ if not console.is_terminal:  # piped or captured: don't squeeze tables into 80 c
 err_console = Console(stderr=True, highlight=False)
 
 
-def open_store(db: Path, *, must_exist: bool = True, read_only: bool = False) -> Store:
-    """Open the store for a command; analysis commands refuse a store that does not exist yet."""
+def open_store(
+    db: Path, *, must_exist: bool = True, read_only: bool = False, external_access: bool | None = None
+) -> Store:
+    """Open the store for a command; analysis commands refuse a store that does not exist yet.
+
+    Read-only opens (the analyses, the report) cannot touch files from SQL (see :class:`Store`)."""
     from keymoments.exceptions import StoreError
 
     if must_exist and str(db) != ":memory:" and not Path(db).exists():
@@ -153,7 +157,7 @@ def open_store(db: Path, *, must_exist: bool = True, read_only: bool = False) ->
     from keymoments.config import Settings
 
     settings = Settings()
-    return Store(db, read_only=read_only, database_url=settings.database_url, database_schema=settings.database_schema)
+    return Store(db, read_only=read_only, external_access=external_access, database_url=settings.database_url, database_schema=settings.database_schema)
 
 
 @contextmanager

@@ -51,7 +51,8 @@ def serve(
     if workers > 1:
         _serve_many(db, host, port, journey, bootstrap_key, workers)
         return
-    store = open_store(db, must_exist=False)
+    # the server ingests batches from memory only: SQL it runs can never read or write a file
+    store = open_store(db, must_exist=False, external_access=False)
     if bootstrap_key and not [k for k in list_keys(store) if k["role"] == "admin" and k["revoked_at"] is None]:
         _, key = create_key(store, "admin", name="first admin (keymoments serve)")
         typer.echo(f"No admin key yet; created one (shown once, store it now):\n  {key}")

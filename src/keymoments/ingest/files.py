@@ -21,13 +21,14 @@ from keymoments.ingest.source import Mapping as ColumnMapping
 from keymoments.ingest.source import Source, parse_constants, resolve_columns, suffix_kind
 from keymoments.ingest.timestamps import TsRange, parse_ts_formats, parse_ts_range
 from keymoments.ingest.xes import read_xes
+from keymoments.quoting import quote_literal
 
 __all__ = ["ENCODINGS", "frame_source", "read_source", "records_source", "sniff_encoding", "sql_literal"]
 
 
 def sql_literal(text: str) -> str:
-    """Quote a string as a SQL literal."""
-    return "'" + str(text).replace("'", "''") + "'"
+    """Quote a string as a SQL literal (:func:`keymoments.quoting.quote_literal`)."""
+    return quote_literal(str(text))
 
 
 #: bytes DuckDB's CSV reader reads at a time

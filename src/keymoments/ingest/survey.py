@@ -19,9 +19,10 @@ import pyarrow as pa
 
 from keymoments.events import RATING_SCALES, did_you_mean
 from keymoments.exceptions import IngestError, InvalidParameterError, MissingColumnError
-from keymoments.ingest.files import _reader_sql, _time_options, sql_literal
+from keymoments.ingest.files import _reader_sql, _time_options
 from keymoments.ingest.source import Source, resolve_columns, suffix_kind
 from keymoments.ingest.timestamps import TsRange
+from keymoments.quoting import MAX_NAME_LENGTH, quote_ident, quote_literal
 
 __all__ = ["SurveyBatch", "read_survey"]
 
@@ -89,25 +90,30 @@ def read_survey(
                 raise MissingColumnError(
                     f"{path}: column {c!r} is missing.{did_you_mean(c, cols)} The survey's columns are {cols}."
                 )
-        when = ts_col and f'"{ts_col}"' or sql_literal(date or datetime.now(UTC).date().isoformat())
+        long = [c for c in wanted if len(c) > MAX_NAME_LENGTH]
+        if long:
+            raise IngestError(f"{path}: column names may be at most {MAX_NAME_LENGTH} characters; "
+                              f"{long[0][:40]!r}… has {len(long[0])}.")  # fmt: skip
+        when = quote_ident(ts_col) if ts_col else quote_literal(date or datetime.now(UTC).date().isoformat())
         if "ts" in options["constants"]:  # --set ts=…: the staging reads it from the constant
             when = "NULL"
-        na = f" AND trim(CAST(v AS VARCHAR)) <> {sql_literal(str(na_value))}" if na_value is not None else ""
-        stem = sql_literal(path.name)
-        tp_list = ", ".join(f'"{t}"' for t in touchpoints)
-        order = "CASE tp " + " ".join(f"WHEN {sql_literal(t)} THEN {i}" for i, t in enumerate(touchpoints)) + " END"
+        na = f" AND trim(CAST(v AS VARCHAR)) <> {quote_literal(str(na_value))}" if na_value is not None else ""
+        stem = quote_literal(path.name)
+        tp_list = ", ".join(quote_ident(t) for t in touchpoints)
+        order = "CASE tp " + " ".join(f"WHEN {quote_literal(t)} THEN {i}" for i, t in enumerate(touchpoints)) + " END"
+        tp_cols = ", ".join(f"CAST({quote_ident(t)} AS VARCHAR) AS {quote_ident(t)}" for t in touchpoints)
         sql = f"""
             WITH src AS (
-                SELECT row_number() OVER () + 1 AS _line, CAST("{id_col}" AS VARCHAR) AS rid,
-                       CAST({when} AS VARCHAR) AS ts, {", ".join(f'CAST("{t}" AS VARCHAR) AS "{t}"' for t in touchpoints)}
+                SELECT row_number() OVER () + 1 AS _line, CAST({quote_ident(id_col)} AS VARCHAR) AS rid,
+                       CAST({when} AS VARCHAR) AS ts, {tp_cols}
                 FROM {reader}
             ),
             long AS (UNPIVOT src ON {tp_list} INTO NAME tp VALUE v)
             SELECT 'survey:' || {stem} || ':' || rid || ':' || tp AS event_id, rid AS customer_id, rid AS journey_id,
-                   ts, tp AS touchpoint, trim(v) AS rating, {sql_literal(scale)} AS rating_scale{channel},
+                   ts, tp AS touchpoint, trim(v) AS rating, {quote_literal(scale)} AS rating_scale{channel},
                    CAST(_line AS BIGINT) AS _line
             FROM long
-            WHERE v IS NOT NULL AND trim(CAST(v AS VARCHAR)) <> ''{na}
+            WHERE v IS NOT NULL AND trim(CAST(v AS VARCHAR)) <> '' {na}
             ORDER BY _line, {order}
         """
         table: pa.Table = con.sql(sql).to_arrow_table()
@@ -115,8 +121,8 @@ def read_survey(
         outcomes = None
         if outcome_cols:
             outcomes = con.execute(
-                f'SELECT CAST("{id_col}" AS VARCHAR) AS customer_id, '
-                + ", ".join(f'"{c}"' for c in outcome_cols)
+                f"SELECT CAST({quote_ident(id_col)} AS VARCHAR) AS customer_id, "
+                + ", ".join(quote_ident(c) for c in outcome_cols)
                 + f" FROM {reader}"
             ).df()
     except duckdb.Error as exc:

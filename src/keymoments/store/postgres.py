@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from keymoments.exceptions import ConfigError, StoreError
+from keymoments.quoting import quote_ident
 from keymoments.store.ops import OperationalStore
 
 __all__ = ["PostgresOps", "open_postgres"]
@@ -104,7 +105,7 @@ class PostgresOps(OperationalStore):
 
         conn.adapters.register_loader("jsonb", TextLoader)  # JSON comes back as text, as from DuckDB
         conn.adapters.register_loader("json", TextLoader)
-        quoted = '"' + self.schema.replace('"', '""') + '"'
+        quoted = quote_ident(self.schema)
         conn.execute(f"SET search_path TO {quoted}")
         conn.execute("SET TimeZone TO 'UTC'")
         conn.commit()
@@ -162,7 +163,7 @@ class PostgresOps(OperationalStore):
             conn.close()
 
     def _configure_autocommit(self, conn: Any) -> None:
-        quoted = '"' + self.schema.replace('"', '""') + '"'
+        quoted = quote_ident(self.schema)
         conn.execute(f"SET search_path TO {quoted}")
         conn.execute("SET TimeZone TO 'UTC'")
 
@@ -189,7 +190,7 @@ class PostgresOps(OperationalStore):
         """Drop the store's schema with everything in it (tests: a schema per run, dropped afterwards)."""
         self._pool.close()
         with self._psycopg.connect(self.url, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{self.schema.replace(chr(34), chr(34) * 2)}" CASCADE')
+            conn.execute(f"DROP SCHEMA IF EXISTS {quote_ident(self.schema)} CASCADE")
 
 
 def _sqlalchemy_url(url: str) -> str:

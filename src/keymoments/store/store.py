@@ -2,7 +2,15 @@
 
 One :class:`Store` owns one DuckDB database instance. All writes go through :meth:`Store.write`, which holds
 a process-wide lock, so there is one writer at a time; reads use their own cursors on the same instance and
-see the last committed state (DuckDB's MVCC), so they never wait for a writer.
+see the last committed state (DuckDB's MVCC), so they never wait for a writer. A DuckDB connection refuses a
+second call while one is running (``ResourceInUseException``), so nothing shares a cursor across threads:
+:meth:`Store.cursor` makes a new one per use, and :attr:`Store.ibis` is one Ibis backend *per thread*, each on
+its own cursor (a server's worker threads each query through their own).
+
+A store opened read-only, and one opened with ``external_access=False`` (the server's), runs with DuckDB's
+``enable_external_access = false``: no SQL it runs can read or write a file (``COPY``, ``ATTACH``,
+``read_csv``) or load an extension. DuckDB holds that setting per database instance, not per connection, so a
+writable store that ingests files keeps it on unless asked; the server only ingests batches from memory.
 
 All SQL against the store's tables lives in this package.
 """
@@ -21,6 +29,7 @@ import pandas as pd
 
 from keymoments.events import did_you_mean
 from keymoments.exceptions import NotFoundError, StoreError
+from keymoments.quoting import quote_ident
 from keymoments.store.ops import EmbeddedOps, OperationalStore
 from keymoments.store.schema import MIGRATIONS
 
@@ -50,10 +59,15 @@ class Store:
         memory_limit: str | None = None,
         database_url: str | None = None,
         database_schema: str = "public",
+        external_access: bool | None = None,
     ) -> None:
         self.path = str(path)
         self.read_only = read_only
+        #: False: SQL on this store cannot touch files (default: False when read-only, else True)
+        self.external_access = (not read_only) if external_access is None else external_access
         config: dict[str, Any] = {}
+        if not self.external_access:
+            config["enable_external_access"] = False
         if threads:
             config["threads"] = threads
         if memory_limit:
@@ -79,7 +93,9 @@ class Store:
         self._con.execute("SET enable_progress_bar_print = false")
         self._lock = threading.RLock()
         self._tx_depth = 0  # open transaction() blocks on the writer connection (under the lock)
-        self._ibis = threading.local()  # one Ibis backend per thread: a DuckDB cursor serves one call at a time
+        # one Ibis backend per thread: {thread: (backend, its cursor)}; entries of finished threads are dropped
+        self._ibis_lock = threading.Lock()
+        self._ibis_by_thread: dict[threading.Thread, tuple[IbisBackend, duckdb.DuckDBPyConnection]] = {}
         if not read_only:
             self.migrate()
         #: the operational store (cases, budgets, ledger, outbox, keys…): these tables, or PostgreSQL
@@ -96,7 +112,10 @@ class Store:
     # -- lifecycle ---------------------------------------------------------------------------------------
     def close(self) -> None:
         with self._lock:
-            self._ibis = threading.local()
+            with self._ibis_lock:
+                for _backend, cur in self._ibis_by_thread.values():
+                    cur.close()
+                self._ibis_by_thread.clear()
             self.ops.close()
             self._con.close()
 
@@ -232,7 +251,7 @@ class Store:
 
     def count(self, table: str, where: str | None = None) -> int:
         self._check_table(table)
-        sql = f"SELECT count(*) FROM {table}" + (f" WHERE {where}" if where else "")
+        sql = f"SELECT count(*) FROM {quote_ident(table)}" + (f" WHERE {where}" if where else "")  # where: code's SQL
         cur = self.cursor()
         try:
             row = cur.execute(sql).fetchone()
@@ -256,14 +275,23 @@ class Store:
     # -- ibis --------------------------------------------------------------------------------------------
     @property
     def ibis(self) -> IbisBackend:
-        """An Ibis DuckDB backend over this store (shares the database instance), one per thread: a DuckDB
-        cursor refuses a second call while one runs, so threads (an API's request handlers) never share one."""
-        backend = getattr(self._ibis, "backend", None)
-        if backend is None:
+        """An Ibis DuckDB backend over this store for the calling thread (shares the database instance).
+
+        Each thread gets its own backend on its own cursor, so threads never share a DuckDB connection (which
+        answers a second concurrent call with ``ResourceInUseException``). An expression runs on the backend
+        of the thread that built it: build and run it in one thread."""
+        me = threading.current_thread()
+        entry = self._ibis_by_thread.get(me)
+        if entry is None:
             import ibis
 
-            backend = self._ibis.backend = ibis.duckdb.from_connection(self.cursor())
-        return backend
+            cur = self.cursor()
+            entry = (ibis.duckdb.from_connection(cur), cur)
+            with self._ibis_lock:
+                for t in [t for t in self._ibis_by_thread if not t.is_alive()]:  # a finished worker thread's
+                    self._ibis_by_thread.pop(t)[1].close()
+                self._ibis_by_thread[me] = entry
+        return entry[0]
 
     def table(self, name: str) -> ir.Table:
         """An Ibis table expression over one of the store's tables."""
@@ -292,20 +320,42 @@ class Store:
                 )
         kinds = {defs[n][0] for n in names}
         kind = key_kind or (kinds.pop() if len(kinds) == 1 else "customer_id")
-        if not names:
-            return pd.DataFrame(columns=[kind])
-        cols = ", ".join(f"max(value) FILTER (WHERE name = '{n.replace(chr(39), chr(39) * 2)}') AS \"{n}\"" for n in names)
-        return self.query(f"SELECT key AS {kind}, {cols} FROM outcomes WHERE key_kind = ? GROUP BY key ORDER BY key", [kind])
+        return self._wide("outcomes", names, kind)
 
     def attributes_wide(self, key_kind: str = "customer_id") -> pd.DataFrame:
         """Customer (or journey) attributes as one row per key, one column per attribute."""
         names = self.query("SELECT DISTINCT name FROM attributes WHERE key_kind = ? ORDER BY name", [key_kind])["name"]
-        if names.empty:
+        return self._wide("attributes", [str(n) for n in names], key_kind)
+
+    def _wide(self, table: str, names: list[str], key_kind: str) -> pd.DataFrame:
+        """One row per key of ``key_kind``, one column per name: the names (data, any text at all) reach SQL
+        only as bound parameters, and the columns are named in pandas, never in SQL."""
+        if table not in ("outcomes", "attributes"):
+            raise ValueError(f"not a long table: {table!r}")
+        if not names:
             return pd.DataFrame(columns=[key_kind])
-        cols = ", ".join(
-            f"max(value) FILTER (WHERE name = '{n.replace(chr(39), chr(39) * 2)}') AS \"{n}\"" for n in names
+        cols = ", ".join(f"max(value) FILTER (WHERE name = ?) AS _c{i}" for i in range(len(names)))
+        df = self.query(
+            f"SELECT key AS _key, {cols} FROM {table} WHERE key_kind = ? GROUP BY key ORDER BY key",
+            [*names, key_kind],
         )
-        return self.query(f"SELECT key AS {key_kind}, {cols} FROM attributes WHERE key_kind = ? GROUP BY key ORDER BY key", [key_kind])
+        df.columns = _unique_columns([key_kind, *names])
+        return df
+
+
+def _unique_columns(names: list[str]) -> list[str]:
+    """Column names as DuckDB would make them unique (a repeat gets ``_1``, ``_2``…), so a name equal to the
+    key's keeps the key column intact."""
+    seen: set[str] = set()
+    out = []
+    for n in names:
+        m, i = n, 0
+        while m in seen:
+            i += 1
+            m = f"{n}_{i}"
+        seen.add(m)
+        out.append(m)
+    return out
 
 
 def connect(path: str | Path = "keymoments.duckdb", **kwargs: Any) -> Store:

@@ -535,16 +535,16 @@ def ingest_outcomes_frame(
             con.register("_km_outcomes", long)
             con.execute(
                 "INSERT INTO outcomes (key_kind, key, name, value, batch_id, observed_at) "
-                f"SELECT {sql_literal(key)}, key, name, value, {batch_id}, observed_at FROM _km_outcomes "
+                "SELECT ?, key, name, value, ?, observed_at FROM _km_outcomes "
                 "ON CONFLICT (key_kind, key, name) DO UPDATE SET value = excluded.value, batch_id = excluded.batch_id, "
-                f"observed_at = {keep}excluded.observed_at{' END' if keep else ''}"
+                f"observed_at = {keep}excluded.observed_at{' END' if keep else ''}", [key, batch_id]
             )
             con.unregister("_km_outcomes")
         if attr_parts:
             attrs = pd.concat(attr_parts, ignore_index=True)
             attrs["value"] = attrs["value"].astype(object).where(attrs["value"].notna(), None)
             con.register("_km_attrs", attrs)
-            con.execute(f"INSERT OR REPLACE INTO attributes SELECT {sql_literal(key)}, key, name, value FROM _km_attrs")
+            con.execute("INSERT OR REPLACE INTO attributes SELECT ?, key, name, value FROM _km_attrs", [key])
             con.unregister("_km_attrs")
     return {"rows": len(df), "outcomes": [d[0] for d in defs],
             "attributes": [p["name"].iloc[0] for p in attr_parts if len(p)],

@@ -10,6 +10,8 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine, text
 
+from keymoments.quoting import quote_ident
+
 config = context.config
 schema = config.attributes.get("schema", "public")
 url = config.get_main_option("sqlalchemy.url")
@@ -17,7 +19,7 @@ assert url, "store/postgres.py sets sqlalchemy.url"
 
 engine = create_engine(url)
 with engine.connect() as connection:
-    quoted = '"' + schema.replace('"', '""') + '"'
+    quoted = quote_ident(schema)
     connection.execute(text("SELECT pg_advisory_lock(hashtextextended('keymoments-migrate', 0))"))
     try:
         connection.execute(text(f"CREATE SCHEMA IF NOT EXISTS {quoted}"))
