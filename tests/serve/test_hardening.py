@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 import time
 
 import pytest
@@ -241,7 +242,10 @@ def test_a_post_without_a_valid_key_is_refused_before_its_body_is_read(empty_api
         scope = {"type": "http", "method": "POST", "path": path, "raw_path": path.encode(), "query_string": b"",
                  "headers": [(b"content-length", b"200000000"), *headers], "app": app, "http_version": "1.1",
                  "scheme": "http", "server": ("127.0.0.1", 80), "client": ("127.0.0.1", 1), "root_path": ""}  # fmt: skip
-        asyncio.run(app(scope, receive, send))
+        # in a thread of its own: an earlier test (Playwright's sync API) may have left a loop running in this one
+        t = threading.Thread(target=asyncio.run, args=(app(scope, receive, send),))
+        t.start()
+        t.join()
         start = sent[0]
         assert start["status"] == status, (path, start)
         assert (b"connection", b"close") in start["headers"]
