@@ -27,6 +27,9 @@ NOT_FIGURES = {
     "PySpark 4.0": "the PySpark version the spark extra pins",
     "1 MiB": "the default cap on a request body and on a playbook YAML file (a setting)",
     "128 MiB": "the default cap on an ingest request body (a setting)",
+    "default 10%": "the default --max-rejects (a setting)",
+    "100%` keeps": "the --max-rejects that keeps every good row (a setting)",
+    "max_rejects=0.1": "the Python API's --max-rejects in an example (a setting)",
 }
 _ROW = re.compile(r"^\|(?P<what>[^|]+)\|(?P<value>[^|]+)\|(?P<ci>[^|]+)\|(?P<on>[^|]+)\|(?P<source>[^|]+)\|\s*$")
 _SOURCE = re.compile(r"^`(?P<command>[^`]+)`\s*→\s*`(?P<key>[\w]+)\.(?P<field>\w+)`$")

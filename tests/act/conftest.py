@@ -24,15 +24,17 @@ def tuples(events: list[dict]) -> list[tuple]:
     return [event_tuple(e, seq=i + 1) for i, e in enumerate(events)]
 
 
-def load_events(store: Store, events: list[dict]) -> None:
-    """Ingest event dicts through the store's real writer."""
-    from keymoments.store.writer import ingest_events_frame
+def load_events(store: Store, events: list[dict], *, ts_range: str | None = None) -> None:
+    """Ingest event dicts through the store's real writer (``ts_range="any"`` lets in dates outside 1990 to next
+    year, which ingest otherwise refuses as misread)."""
+    from keymoments.ingest.files import frame_source
+    from keymoments.store.writer import ingest_source
 
     df = pd.DataFrame(events)
     if "valence" in df.columns:  # the contract carries valence as a rating on the 'valence' scale
         df["rating"] = df.pop("valence")
         df["rating_scale"] = df["rating"].map(lambda v: None if pd.isna(v) else "valence")
-    ingest_events_frame(store, df)
+    ingest_source(store, frame_source(df, name="frame", ts_range=ts_range))
 
 
 @pytest.fixture
