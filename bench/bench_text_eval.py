@@ -1,15 +1,24 @@
 """Text-model evaluation: quality (accuracy, macro-F1) and throughput of the lexicon, semantic and domain models.
 
-Run: ``.venv/bin/python bench/bench_text_eval.py [--quick] [--tagging]`` (``--tagging``: section 4 and the
-tagger's throughput only; about 3-5 minutes on 2 cores for everything; embeddings of the
-evaluation sets are cached under ``.cache/embeddings``). It prints three tables and writes
-``bench/out/text_eval.json``:
+Every hand-labelled set of ``bench/data`` has a design and a held-out split (``bench/splits.py``,
+``bench/data/README.md``). Three ways to run it (``.venv/bin/python bench/bench_text_eval.py ...``):
+
+- no flag (everything below, about 3-5 minutes on 2 cores) or ``--tagging`` (section 4 and the tagger's
+  throughput): **design rows only**, for trying things; writes ``bench/out/text_eval_design.json``;
+- ``--heldout``: **the final report run**, the only reader of the held-out rows: the shipped defaults only (the
+  ``auto`` text scorer, the lexicon for comparison, the semantic tagger calibrated on the texts it tags as
+  ``score-text --journey`` does, the lexical tagger), each figure with its bootstrap 95% interval; writes
+  ``bench/out/text_eval_heldout.json``, which the README's accuracy figures come from
+  (``tests/test_readme_figures.py``). Log each run in ``bench/data/README.md``;
+- ``--speed``: section 5 alone; writes ``bench/out/text_speed.json``, the source of the README's texts/s.
+
+Embeddings of the evaluation sets are cached under ``.cache/embeddings``. The sections of a full run:
 
 1. **SST-2 test** (1,821 movie-review sentences, binary; never used in training): accuracy and macro-F1;
    a model's answer is positive when P(positive) > P(negative) (VADER: compound > 0).
-2. **Real customer tweets**: 240 inbound tweets of ``twcs_head5000.csv``, hand-labelled negative / neutral /
-   positive (``bench/data/twcs_inbound_labels.csv``, procedure in ``bench/data/README.md``; never trained on),
-   three classes, with a bootstrap 95% interval of the macro-F1 (1,000 resamples of the 240 tweets). Rows: the
+2. **Real customer tweets**: the design rows of 240 inbound tweets of ``twcs_head5000.csv``, hand-labelled negative
+   / neutral / positive (``bench/data/twcs_inbound_labels.csv``, procedure in ``bench/data/README.md``; never
+   trained on), three classes, with a bootstrap 95% interval of the macro-F1 (1,000 resamples). Rows: the
    lexicon, per depth the general, *support* (reply-labelled), *support-labelled* (hand-labelled, 1,200 other
    tweets: ``training/data/README.md``) and *blend* heads (``semantic.py``), the previous default (the blend
    without the hand-labelled head), the default cut at 64 word pieces, and *domain-adapted* heads fitted with
@@ -19,7 +28,7 @@ evaluation sets are cached under ``.cache/embeddings``). It prints three tables 
 3. **Domain adaptation on rated reviews**: UCI Amazon + Yelp sentences as a business's rated text. The general
    head is refitted here *without* Amazon and Yelp (SST-2 + IMDb only) and scored on them; the domain head's
    figure is 5-fold cross-validated on them.
-4. **Zero-shot touchpoint tagging**: the 119 negative tweets of (2), hand-labelled into 8 support topics or
+4. **Zero-shot touchpoint tagging** (design rows of each set): the 119 negative tweets of (2), hand-labelled into 8 support topics or
    "other" (``bench/data/twcs_negative_topics.csv``), and the 593 negative tweets of the sentiment training
    labels, topic-labelled by other labellers (``bench/data/twcs_more_negative_topics.csv``), tagged with only
    the one-line descriptions of ``bench/data/support_journey.yaml``; and, within one domain, 213 complaints to
@@ -27,8 +36,8 @@ evaluation sets are cached under ``.cache/embeddings``). It prints three tables 
    complaint reasons (``bench/data/twcs_airline_reasons.csv``, ``airline_complaint_reasons.yaml``): accuracy
    (bootstrap 95% interval) of the lexical and the semantic tagger, uncalibrated and calibrated (no labels) on
    the file's other inbound tweets, or on the labelled texts themselves, beside a supervised ceiling (a
-   logistic regression on the set's own labels, 5-fold CV); and on parts 3-4 of the 593 alone, on which no
-   tagger setting was chosen, without and with 30, 100 or all labelled examples from parts 1-2 (mean of 3 draws).
+   logistic regression on the set's own labels, 5-fold CV); and on part 2 of the 593 alone, without and with 30,
+   100 or all labelled examples from part 1 (mean of 3 draws; parts 3-4 are held out).
 5. **Throughput** on 2,000 inbound tweets (emotions included): texts/s of wall time, and texts per CPU-second
    of this process (steadier when other processes share the cores), with the load average. Best of 3 runs.
    Last row: the default semantic tagger (calibrated on the other inbound tweets) tagging the same 2,000.
@@ -49,9 +58,11 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "training"))
+sys.path.insert(0, str(ROOT / "bench"))
 os.environ.setdefault("KM_CACHE_DIR", str(ROOT / ".cache" / "models"))
 
 import corpora  # noqa: E402
+import splits  # noqa: E402
 import twcs_weak_labels  # noqa: E402
 from sklearn.metrics import accuracy_score, f1_score  # noqa: E402
 
@@ -95,61 +106,60 @@ def lexicon_rows(sst_texts, sst_y, tw_texts, tw_y) -> tuple[dict, dict]:
     return sst, tw
 
 
-def tagging_rows() -> list[dict]:
-    """Section 4: zero-shot tagging accuracy (bootstrap 95% interval) per set and tagger."""
+def tagging_sets(split: str) -> list[tuple[str, str, pd.DataFrame, object, list[str]]]:
+    """The labelled tagging sets, their ``split`` rows only: (key, name, labels with text and topic, journey,
+    the unlabelled reference texts: the rest of the inbox, or the set's other sentences)."""
     from keymoments.events import JourneyModel  # noqa: PLC0415
+
+    data = ROOT / "bench" / "data"
+    support = JourneyModel.from_yaml(data / "support_journey.yaml")
+    airline = JourneyModel.from_yaml(ROOT / "src" / "keymoments" / "examples" / "airline_journey.yaml")
+    inbound = corpora.twcs_inbound()
+    complaints = pd.read_csv(data / "twcs_airline_topics.csv", dtype=str, keep_default_na=False)
+    complaints = complaints[complaints["complaint"] == "yes"]
+    tweet_sets = [
+        ("support_119", "the 119 negative tweets of the 240, 8 support topics",
+         pd.read_csv(data / "twcs_negative_topics.csv", dtype=str), support),
+        ("support_593", "593 other negative tweets (other labellers), 8 support topics",
+         pd.read_csv(data / "twcs_more_negative_topics.csv", dtype=str), support),
+        ("airline_journey", "213 complaints to airlines, the demo's airline journey", complaints, airline),
+        ("airline_reasons", "the 213 airline complaints, 9 complaint reasons",
+         pd.read_csv(data / "twcs_airline_reasons.csv", dtype=str).rename(columns={"reason": "topic"}),
+         JourneyModel.from_yaml(data / "airline_complaint_reasons.yaml")),
+    ]  # fmt: skip
+    out = []
+    for key, name, labels, journey in tweet_sets:
+        rows = labels[labels["split"] == split]
+        rows = rows.merge(inbound[["tweet_id", "text"]], on="tweet_id", validate="one_to_one")
+        rest = inbound.loc[~inbound["tweet_id"].isin(labels["tweet_id"]), "text"].astype(str).tolist()
+        out.append((key, name, rows, journey, rest))
+    for source, yaml_name, what in (("yelp", "restaurant_journey.yaml", "a restaurant's touchpoints"),
+                                    ("amazon", "phone_accessory_journey.yaml", "phone accessory topics")):  # fmt: skip
+        sentences, _ = corpora.uci(source)
+        labels = pd.read_csv(data / f"uci_{source}_touchpoints.csv", dtype={"split": str})
+        rows = labels[labels["split"] == split].copy()
+        rows["text"] = [sentences[i] for i in rows["line"]]
+        taken = set(labels["line"])
+        rest = [s for i, s in enumerate(sentences) if i not in taken]
+        out.append((f"{source}_reviews", f"250 {source.title()} review sentences, {what}", rows, JourneyModel.from_yaml(data / yaml_name), rest))
+    return out
+
+
+def tagging_rows() -> list[dict]:
+    """Section 4: zero-shot tagging accuracy (bootstrap 95% interval) per set and tagger, on design rows."""
     from keymoments.score.semantic_tagging import SemanticTagger  # noqa: PLC0415
     from keymoments.score.tagging import LexicalTagger  # noqa: PLC0415
 
-    journey = JourneyModel.from_yaml(ROOT / "bench" / "data" / "support_journey.yaml")
-    inbound = corpora.twcs_inbound()
     tag_rows = []
-    # (name, labels, journey, the unlabelled reference: None = the rest of the inbox)
-    sets = [
-        ("119 benchmark tweets", pd.read_csv(ROOT / "bench" / "data" / "twcs_negative_topics.csv", dtype=str), journey, None)
-    ]
-    more = ROOT / "bench" / "data" / "twcs_more_negative_topics.csv"
-    if more.exists():
-        more_labels = pd.read_csv(more, dtype=str)
-        sets.append(("593 other tweets, other labellers", more_labels, journey, None))
-        held = more_labels[more_labels["batch"].isin(["part3", "part4"])]
-        sets.append((f"its parts 3-4 ({len(held)}; no setting chosen on them)", held, journey, None))
-    airline = ROOT / "bench" / "data" / "twcs_airline_topics.csv"
-    if airline.exists():  # one domain, one brand's own journey: the brand no longer names the topic
-        air_labels = pd.read_csv(airline, dtype=str, keep_default_na=False)
-        air_labels = air_labels[air_labels["complaint"] == "yes"]
-        air_journey = JourneyModel.from_yaml(ROOT / "src" / "keymoments" / "examples" / "airline_journey.yaml")
-        sets.append((f"{len(air_labels)} airline complaints, demo airline journey", air_labels, air_journey, None))
-        reasons = ROOT / "bench" / "data" / "twcs_airline_reasons.csv"
-        if reasons.exists():  # the same complaints under reason codes (late flight, lost luggage …)
-            sets.append((
-                f"the {len(air_labels)} airline complaints, 9 complaint reasons",
-                pd.read_csv(reasons, dtype=str).rename(columns={"reason": "topic"}),
-                JourneyModel.from_yaml(ROOT / "bench" / "data" / "airline_complaint_reasons.yaml"),
-                None,
-            ))  # fmt: skip
-    for source, yaml_name, what in (("yelp", "restaurant_journey.yaml", "a restaurant's touchpoints"),
-                                    ("amazon", "phone_accessory_journey.yaml", "phone accessory topics")):  # fmt: skip
-        path = ROOT / "bench" / "data" / f"uci_{source}_touchpoints.csv"
-        if path.exists():  # review sentences, positive and negative, many of them verdicts with no subject
-            sentences, _ = corpora.uci(source)
-            labels = pd.read_csv(path)
-            labels["text"] = [sentences[i] for i in labels["line"]]
-            taken = set(labels["line"])
-            rest = [t for i, t in enumerate(sentences) if i not in taken]
-            sets.append((f"{len(labels)} {source} review sentences, {what}", labels, JourneyModel.from_yaml(ROOT / "bench" / "data" / yaml_name), rest))
-    for set_name, labels, set_journey, unlabelled in sets:
-        topics = labels
-        if unlabelled is None:  # tweets of the inbox: the rest of it is the unlabelled reference
-            topics = labels.merge(inbound[["tweet_id", "text"]], on="tweet_id", validate="one_to_one")
-            unlabelled = inbound.loc[~inbound["tweet_id"].isin(topics["tweet_id"]), "text"].astype(str).tolist()
+    sets = [(f"{name}: {len(rows)} design rows", rows, journey, rest) for _, name, rows, journey, rest in tagging_sets(splits.DESIGN)]
+    for set_name, topics, set_journey, unlabelled in sets:
         texts, truth = topics["text"].astype(str).tolist(), topics["topic"].to_numpy()
         taggers = [("", LexicalTagger(set_journey))]
         for weight in (0.0, 0.15, None):  # None: the default, set from how alike the calibration texts are
             taggers += [
                 ("", SemanticTagger(set_journey, lexical_weight=weight)),
                 (
-                    f", calibrated on the other {len(unlabelled):,} {'sentences' if 'review' in set_name else 'inbound tweets'}",
+                    f", calibrated on the other {len(unlabelled):,} {'sentences' if 'review' in set_name else 'inbound tweets'} (unlabelled)",
                     SemanticTagger(set_journey, lexical_weight=weight, reference=unlabelled),
                 ),
                 (
@@ -173,33 +183,27 @@ def tagging_rows() -> list[dict]:
                              "n": len(hit)})  # fmt: skip
         tag_rows.append(supervised_ceiling(set_name, texts, truth))
 
-    if more.exists():  # labelled examples: parts 1-2 of the 593 teach the tagger, parts 3-4 test it
-        from keymoments.score.tagging import add_examples  # noqa: PLC0415
+    # labelled examples: part 1 of the 593 teaches the tagger, part 2 tests it (parts 3-4 are held out)
+    from keymoments.events import JourneyModel  # noqa: PLC0415
+    from keymoments.score.tagging import add_examples  # noqa: PLC0415
 
-        labelled = more_labels.merge(inbound[["tweet_id", "text"]], on="tweet_id", validate="one_to_one")
-        teach, test = (
-            labelled[labelled["batch"].isin(["part1", "part2"])],
-            labelled[labelled["batch"].isin(["part3", "part4"])],
-        )
-        unlabelled = inbound.loc[~inbound["tweet_id"].isin(labelled["tweet_id"]), "text"].astype(str).tolist()
-        for n in (0, 30, 100, len(teach)):
-            for calibrated in (False, True):
-                hits = []
-                for seed in range(3 if 0 < n < len(teach) else 1):  # the mean over 3 draws of n examples
-                    ex = teach.sample(n=n, random_state=seed)
-                    taught = add_examples(journey, ex["text"].astype(str).tolist(), ex["topic"].tolist())
-                    tagger = SemanticTagger(taught, reference=unlabelled if calibrated else None)
-                    hits.append(
-                        float(
-                            np.mean(
-                                tagger.tag(test["text"].astype(str).tolist()).touchpoint
-                                == test["topic"].to_numpy()
-                            )
-                        )
-                    )
-                tag_rows.append({"set": f"parts 3-4 ({len(test)}), {n} labelled examples from parts 1-2",
-                                 "tagger": f"{tagger.name}{', calibrated' if calibrated else ''}", "accuracy": round(float(np.mean(hits)), 3),
-                                 "accuracy_95ci": "", "n": len(test)})  # fmt: skip
+    journey = JourneyModel.from_yaml(ROOT / "bench" / "data" / "support_journey.yaml")
+    inbound = corpora.twcs_inbound()
+    more_labels = pd.read_csv(ROOT / "bench" / "data" / "twcs_more_negative_topics.csv", dtype=str)
+    labelled = more_labels.merge(inbound[["tweet_id", "text"]], on="tweet_id", validate="one_to_one")
+    teach, test = labelled[labelled["batch"] == "part1"], labelled[labelled["batch"] == "part2"]
+    unlabelled = inbound.loc[~inbound["tweet_id"].isin(more_labels["tweet_id"]), "text"].astype(str).tolist()
+    for n in (0, 30, 100, len(teach)):
+        for calibrated in (False, True):
+            hits = []
+            for seed in range(3 if 0 < n < len(teach) else 1):  # the mean over 3 draws of n examples
+                ex = teach.sample(n=n, random_state=seed)
+                taught = add_examples(journey, ex["text"].astype(str).tolist(), ex["topic"].tolist())
+                tagger = SemanticTagger(taught, reference=unlabelled if calibrated else None)
+                hits.append(float(np.mean(tagger.tag(test["text"].astype(str).tolist()).touchpoint == test["topic"].to_numpy())))
+            tag_rows.append({"set": f"part 2 of the 593 ({len(test)}), {n} labelled examples from part 1",
+                             "tagger": f"{tagger.name}{', calibrated' if calibrated else ''}", "accuracy": round(float(np.mean(hits)), 3),
+                             "accuracy_95ci": "", "n": len(test)})  # fmt: skip
 
     return tag_rows
 
@@ -254,6 +258,108 @@ def tagging_speed(runs: int) -> dict:
     }
 
 
+def bootstrap_ci(y: np.ndarray, pred: np.ndarray, metric, n_boot: int = 1000) -> list[float]:
+    """The 2.5th and 97.5th percentiles of ``metric`` over ``n_boot`` resamples of the rows (seed 0)."""
+    rng = np.random.default_rng(0)
+    values = [metric(y[i], pred[i]) for i in rng.integers(0, len(y), size=(n_boot, len(y)))]
+    return [round(float(np.percentile(values, 2.5)), 3), round(float(np.percentile(values, 97.5)), 3)]
+
+
+def provenance(command: str) -> dict:
+    """What produced a results file: the command, the commit (``+dirty`` with uncommitted changes), the date."""
+    import datetime  # noqa: PLC0415
+    import subprocess  # noqa: PLC0415
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+
+    dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    return {
+        "command": command,
+        "commit": git("rev-parse", "--short=12", "HEAD") + ("+dirty" if dirty else ""),
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "cores": os.cpu_count(),
+    }
+
+
+def heldout_report(split: str = splits.HELDOUT) -> dict:
+    """The final report run: the shipped defaults on the held-out rows of every labelled set (``split`` design:
+    the same figures on the design rows, to check the report before the one held-out read)."""
+    from keymoments.score.registry import get_scorer  # noqa: PLC0415
+    from keymoments.score.semantic_tagging import SemanticTagger  # noqa: PLC0415
+    from keymoments.score.tagging import LexicalTagger  # noqa: PLC0415
+
+    def macro_f1(y, pred):
+        return f1_score(y, pred, average="macro")
+
+    def accuracy(y, pred):
+        return float(np.mean(y == pred))
+
+    figures: dict[str, dict] = {}
+    side = "held-out" if split == splits.HELDOUT else "design"
+    tweets = corpora.bench_labels()
+    tweets = tweets[tweets["split"] == split]
+    y = tweets["label"].map(LABEL).to_numpy()
+    what = f"{len(tweets)} {side} rows of the 240 hand-labelled customer tweets (bench/data/twcs_inbound_labels.csv)"
+    for key, scorer in (("sentiment", get_scorer("auto")), ("sentiment_lexicon", LexiconScorer())):
+        pred = np.array([LABEL[s] for s in scorer.score(tweets["text"].tolist()).sentiment])
+        figures[key] = {
+            "what": f"sentiment (negative / neutral / positive), {scorer.name}",
+            "set": what,
+            "n": len(y),
+            "macro_f1": round(float(macro_f1(y, pred)), 3),
+            "macro_f1_95ci": bootstrap_ci(y, pred, macro_f1),
+            "accuracy": round(accuracy(y, pred), 3),
+            "accuracy_95ci": bootstrap_ci(y, pred, accuracy),
+        }
+    for key, name, rows, journey, _ in tagging_sets(split):
+        texts, truth = rows["text"].astype(str).tolist(), rows["topic"].to_numpy(dtype=object)
+        for suffix, tagger in (("", SemanticTagger(journey, reference=texts)), ("_lexical", LexicalTagger(journey))):
+            pred = np.asarray(tagger.tag(texts).touchpoint, dtype=object)
+            figures[f"tagging_{key}{suffix}"] = {
+                "what": f"touchpoint tagging, {tagger!r}" if not suffix else f"touchpoint tagging, {tagger.name}",
+                "set": f"{len(rows)} {side} rows of {name}",
+                "n": len(rows),
+                "accuracy": round(accuracy(truth, pred), 3),
+                "accuracy_95ci": bootstrap_ci(truth, pred, accuracy),
+            }
+    return {"split": split, **provenance("bench/bench_text_eval.py --heldout"), "figures": figures}
+
+
+def speed_report(runs: int) -> dict:
+    """Section 5 alone: texts/s (wall) and texts per CPU-second of the ``auto`` scorer and the default tagger."""
+    from keymoments.score.registry import get_scorer  # noqa: PLC0415
+
+    tweets = corpora.twcs_inbound()["text"].astype(str).tolist()[:2000]
+    load_before = os.getloadavg()[0]
+    scorer = get_scorer("auto")
+    scorer.score(tweets[:64])
+    walls, cpus = [], []
+    for _ in range(runs):
+        t0, c0 = time.perf_counter(), time.process_time()
+        scorer.score(tweets)
+        walls.append(len(tweets) / (time.perf_counter() - t0))
+        cpus.append(len(tweets) / max(time.process_time() - c0, 1e-9))
+    tagger = tagging_speed(runs)
+    figures = {
+        "scoring_texts_per_s": {"what": f"{scorer.name}, emotions included, best of {runs} runs on 2,000 tweets",
+                                "value": round(max(walls)), "runs": [round(w) for w in walls]},
+        "scoring_texts_per_cpu_s": {"what": f"{scorer.name}, texts per CPU-second of the process (all threads)",
+                                    "value": round(max(cpus)), "runs": [round(c) for c in cpus]},
+        "tagging_texts_per_s": {"what": tagger["model"], "value": tagger["texts_per_s"]},
+    }  # fmt: skip
+    return {**provenance("bench/bench_text_eval.py --speed"), "load_before": round(load_before, 2),
+            "load_after": round(os.getloadavg()[0], 2), "figures": figures}  # fmt: skip
+
+
+def write_out(name: str, payload: dict) -> Path:
+    out = ROOT / "bench" / "out"
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / name
+    path.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="one throughput run instead of three")
@@ -262,7 +368,25 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="only the touchpoint tagging figures (section 4) and the tagger's throughput",
     )
+    ap.add_argument(
+        "--heldout",
+        action="store_true",
+        help="the final report run: the shipped defaults on the held-out rows (log the run in bench/data/README.md)",
+    )
+    ap.add_argument("--speed", action="store_true", help="only the throughput figures (section 5)")
     args = ap.parse_args(argv)
+    pd.set_option("display.width", 160)
+    if args.heldout:
+        report = heldout_report()
+        print(pd.DataFrame.from_dict(report["figures"], orient="index").drop(columns="what").to_string())
+        path = write_out("text_eval_heldout.json", report)
+        print(f"\nwrote {path.relative_to(ROOT)}; log this read of the held-out rows in bench/data/README.md")
+        return 0
+    if args.speed:
+        report = speed_report(1 if args.quick else 3)
+        print(json.dumps(report, indent=2))
+        print(f"wrote {write_out('text_speed.json', report).relative_to(ROOT)}")
+        return 0
     if args.tagging:
         rows, speed = tagging_rows(), tagging_speed(1 if args.quick else 3)
         pd.set_option("display.width", 160)
@@ -272,10 +396,12 @@ def main(argv: list[str] | None = None) -> int:
             f"\n== tagging throughput, 2,000 tweets, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} =="
         )
         print(pd.DataFrame([speed]).to_string(index=False))
+        write_out("text_eval_design.json", {"split": splits.DESIGN, **provenance("bench/bench_text_eval.py --tagging"),
+                                            "tagging": rows, "speed": [speed]})  # fmt: skip
         return 0
 
     sst_texts, sst_y = corpora.sst2("test")
-    bench = corpora.bench_labels()
+    bench = splits.design(corpora.bench_labels())
     tw_texts, tw_y = bench["text"].tolist(), bench["label"].map(LABEL).to_numpy()
     weak = twcs_weak_labels.weak_labels()
     weak_val = weak["label"].map({"negative": -1.0, "neutral": 0.0, "positive": 1.0}).to_numpy()
@@ -404,7 +530,7 @@ def main(argv: list[str] | None = None) -> int:
     pd.set_option("display.width", 160)
     print("\n== SST-2 test (binary) ==")
     print(pd.DataFrame(sst_rows).to_string(index=False))
-    print("\n== 240 hand-labelled customer tweets (3 classes) ==")
+    print(f"\n== {len(bench)} design rows of the 240 hand-labelled customer tweets (3 classes) ==")
     print(pd.DataFrame(tw_rows).astype(object).fillna("").to_string(index=False))
     print("\n== domain adaptation on rated reviews (binary; general head trained without that source) ==")
     print(
@@ -418,21 +544,19 @@ def main(argv: list[str] | None = None) -> int:
         f"\n== throughput, 2,000 tweets, {os.cpu_count()} cores, load average {load:.1f} (before {load_before:.1f}; emotions included) =="
     )
     print(pd.DataFrame(speed).to_string(index=False))
-    out = ROOT / "bench" / "out"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "text_eval.json").write_text(
-        json.dumps(
-            {
-                "sst2": sst_rows,
-                "tweets": tw_rows,
-                "domain": domain_rows,
-                "tagging": tag_rows,
-                "speed": speed,
-                "load": load,
-                "load_before": load_before,
-            },
-            indent=2,
-        )
+    write_out(
+        "text_eval_design.json",
+        {
+            "split": splits.DESIGN,
+            **provenance("bench/bench_text_eval.py"),
+            "sst2": sst_rows,
+            "tweets": tw_rows,
+            "domain": domain_rows,
+            "tagging": tag_rows,
+            "speed": speed,
+            "load": load,
+            "load_before": load_before,
+        },
     )
     return 0
 

@@ -11,6 +11,7 @@ from keymoments.events import RATING_SCALES, Event, JourneyModel, Touchpoint
 from keymoments.exceptions import (
     BudgetError,
     ConfigError,
+    ConflictError,
     IngestError,
     InvalidEventError,
     InvalidParameterError,
@@ -23,6 +24,7 @@ from keymoments.exceptions import (
     SmallSampleWarning,
     StoreError,
     UnsupportedFormatError,
+    UpliftRefusedError,
 )
 from keymoments.store.store import Store
 from keymoments.store.writer import IngestResult
@@ -33,6 +35,7 @@ __all__ = [
     "RATING_SCALES",
     "BudgetError",
     "ConfigError",
+    "ConflictError",
     "Engine",
     "Event",
     "IngestError",
@@ -51,6 +54,7 @@ __all__ = [
     "StoreError",
     "Touchpoint",
     "UnsupportedFormatError",
+    "UpliftRefusedError",
     "__version__",
     "connect",
 ]

@@ -8,13 +8,16 @@ that fits it, so ``except ValueError`` keeps working for callers who do not know
     │   └── InvalidParameterError           a parameter of an analysis / playbook is out of its domain
     ├── IngestError(ValueError)            a file or batch cannot be ingested at all (nothing was written)
     │   ├── MissingColumnError              a required column is missing (with a "did you mean" hint)
+    │   ├── RejectedRowsError               no row, or too many rows, passed validation (rejects file written)
     │   └── UnsupportedFormatError          the file's format is not one we read
     ├── InvalidEventError(ValueError)      one event (row) breaks the data contract
     ├── StoreError(RuntimeError)           the DuckDB store cannot be opened / migrated / written
     ├── NotEnoughDataError(ValueError)     an analysis has too little data to say anything
+    ├── UpliftRefusedError(ValueError)     no honest uplift: no action was taken, or no outcome was observed after it
     ├── NotFoundError(LookupError)         a case, playbook, budget, outcome… does not exist
     ├── PermissionDeniedError(PermissionError)  an API key's role may not do this
-    └── BudgetError(RuntimeError)          a spend would overdraw a budget pool
+    ├── BudgetError(RuntimeError)          a spend would overdraw a budget pool
+    └── ConflictError(RuntimeError)        someone else changed it first (two agents moved one case at once)
 
 Statistical caveats (small samples, wide intervals) are warnings, not errors: :class:`KeymomentsWarning`
 and its :class:`SmallSampleWarning`.
@@ -25,6 +28,7 @@ from __future__ import annotations
 __all__ = [
     "BudgetError",
     "ConfigError",
+    "ConflictError",
     "IngestError",
     "InvalidEventError",
     "InvalidParameterError",
@@ -34,9 +38,11 @@ __all__ = [
     "NotEnoughDataError",
     "NotFoundError",
     "PermissionDeniedError",
+    "RejectedRowsError",
     "SmallSampleWarning",
     "StoreError",
     "UnsupportedFormatError",
+    "UpliftRefusedError",
 ]
 
 
@@ -60,6 +66,15 @@ class MissingColumnError(IngestError):
     """A required column is missing from the input."""
 
 
+class RejectedRowsError(IngestError):
+    """No row of a batch, or more rows than the command allows (``--max-rejects``), broke the contract; the
+    rejects file is written and nothing of the batch (or of its command) is. ``result`` holds the batch's counts."""
+
+    def __init__(self, message: str, result: object = None) -> None:
+        super().__init__(message)
+        self.result = result
+
+
 class UnsupportedFormatError(IngestError):
     """The input's format is not one keymoments reads."""
 
@@ -76,6 +91,12 @@ class NotEnoughDataError(KeymomentsError, ValueError):
     """An analysis has too little data to give an answer."""
 
 
+class UpliftRefusedError(KeymomentsError, ValueError):
+    """A playbook's uplift cannot be measured honestly: the run is a backtest (no action was taken), there is
+    no live run, or no outcome was observed after the decisions within the playbook's window. The message is
+    one line that says which, and what would make it measurable."""
+
+
 class NotFoundError(KeymomentsError, LookupError):
     """A named thing (outcome, case, playbook, budget, touchpoint) does not exist."""
 
@@ -86,6 +107,10 @@ class PermissionDeniedError(KeymomentsError, PermissionError):
 
 class BudgetError(KeymomentsError, RuntimeError):
     """A spend or reservation would take a budget pool below zero."""
+
+
+class ConflictError(KeymomentsError, RuntimeError):
+    """Another writer changed the thing first (e.g. moved the case the caller was moving); reload and retry."""
 
 
 class KeymomentsWarning(UserWarning):

@@ -20,7 +20,7 @@ def demo_db(tmp_path_factory):
     path = tmp_path_factory.mktemp("demo") / "km.duckdb"
     with Store(path) as s:
         ingest_events_frame(s, demo.events)
-        ingest_outcomes_frame(s, demo.outcomes)
+        ingest_outcomes_frame(s, demo.outcomes, observed_at="2026-01-01")  # the end of the demo's year
     return path
 
 
@@ -77,6 +77,19 @@ def test_cli_validate_backtest_run_report(run_cli, demo_db, tmp_path):
     assert set(listed["library"]) == set(library_names())
     bt = run_cli.json("playbooks", "backtest", "service-recovery", "--db", db, "--record")
     assert bt["events"] > 1000 and bt["playbooks"][0]["fired"] > 0
+    # a backtest took no action: its report says what would have fired, to whom, at what cost, from which
+    # budget, and shows no uplift
+    rep = run_cli.json("playbooks", "report", "--db", db, "--file", "service-recovery")
+    assert rep["mode"] == "backtest" and rep["run_id"] == bt["run_id"]
+    row = rep["playbooks"][0]
+    assert row["uplift"] is None and "a backtest takes no action" in row["uplift_refused"]
+    assert row["fired"] == bt["playbooks"][0]["fired"] and row["customers"] > 0 and row["cost"] > 0
+    assert row["budgets"] == ["recovery"] and row["arms"]["holdout"] > 0 and row["srm"]["ok"]
+    pool = rep["budgets"][0]
+    assert pool["pool"] == "recovery" and pool["would_spend"] == row["cost"] and pool["period"] == "week"
+    assert 0 < pool["peak_use"] <= 1 and pool["amount_per_period"] == 5000
+    code, out, _ = run_cli("playbooks", "report", "--db", db)
+    assert code == 0 and "would fire" in out and "95% CI" not in out and "a backtest takes no action" in out
     live = run_cli.json("playbooks", "run", "service-recovery", "--db", db)
     assert live["events"] == bt["events"] and live["decisions"] > 0
     again = run_cli.json("playbooks", "run", "service-recovery", "--db", db)
@@ -84,10 +97,12 @@ def test_cli_validate_backtest_run_report(run_cli, demo_db, tmp_path):
     rep = run_cli.json("playbooks", "report", "--db", db, "--file", "service-recovery")
     row = rep["playbooks"][0]
     fired_live = sum(r["count"] for r in live["by_playbook"] if r["status"] == "fired")
-    assert row["playbook"] == "service-recovery" and row["fired"] == fired_live > 0
-    assert row["uplift"]["n_treatment"] > 0 and "srm" in row["uplift"]
+    assert rep["mode"] == "live" and row["playbook"] == "service-recovery" and row["fired"] == fired_live > 0
+    # outcomes observed at the year's end: customers first decided on more than 180 days before are left out
+    up = row["uplift"]
+    assert up["n_treatment"] > 0 and "srm" in up and up["window"] == "180d" and up["excluded"]["after_window"] > 0
     code, out, _ = run_cli("playbooks", "report", "--db", db)
-    assert code == 0 and "service-recovery" in out
+    assert code == 0 and "service-recovery" in out and "95% CI" in out
     queue = run_cli.json("playbooks", "cases", "--db", db, "--limit", "5")["cases"]
     assert len(queue) == 5 and {c["priority"] for c in queue} == {"high"}
     status = queue[0]["status"]

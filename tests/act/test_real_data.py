@@ -1,4 +1,4 @@
-"""Playbooks on real data: the Helpdesk ticket log (Verenich et al.), checked against a pandas reference."""
+"""Playbooks on real data: the first 600 tickets of the Helpdesk log (Verenich et al.), checked against a pandas reference."""
 
 from __future__ import annotations
 
@@ -30,8 +30,8 @@ playbooks:
 
 
 @pytest.fixture(scope="module")
-def helpdesk(tmp_path_factory, shared_data):
-    path = shared_data / "support_journeys" / "Helpdesk_events.csv"
+def helpdesk(tmp_path_factory, test_data):
+    path = test_data / "Helpdesk_events_first600.csv"
     from keymoments.store.writer import ingest_events_frame
 
     raw = pd.read_csv(path)
@@ -79,7 +79,7 @@ def test_going_the_distance_on_helpdesk_matches_pandas(helpdesk):
         columns=["customer_id", "owner", "handoffs"],
     ).set_index("customer_id")  # fmt: skip
     ref = _reference(ev)
-    assert len(ref) > 3000 and ref["handoffs"].sum() > 100
+    assert len(ref) > 500 and ref["handoffs"].sum() > 50  # 571 tickets, 83 handoffs
     pd.testing.assert_frame_equal(got.sort_index(), ref.sort_index())
     # slow resolution: every 'Take in charge' starts a 72 h clock (a newer one replaces it), stopped by a later
     # 'Resolve ticket' or 'Closed'; a clock that runs out fires (once per ticket: the cooldown)
@@ -98,5 +98,5 @@ def test_going_the_distance_on_helpdesk_matches_pandas(helpdesk):
         if deadline is not None and deadline <= horizon:
             late.add(cid)
     fired = {d.customer_id for d in res.decisions if d.playbook == "slow-resolution" and d.kind == "fire"}
-    assert len(late) > 500
+    assert len(late) > 100  # 183
     assert fired == late

@@ -162,3 +162,15 @@ playbooks:
         due = live.advance(T0 + timedelta(hours=49))
         assert [(d.playbook, d.customer_id) for d in due] == [("unresolved", "a")]
     assert store.count("cases") == 1
+
+
+def test_going_live_learns_from_the_history_and_acts_only_on_what_arrives_after(store):
+    pf = loads_playbooks(PB)
+    load_events(store, HISTORY[:3])
+    runner = PlaybookRunner(store, pf)
+    cursor = runner.go_live()
+    assert cursor > 0 and runner.run_live().decisions == []
+    load_events(store, HISTORY[3:])
+    later = [d for d in runner.run_live().decisions if d.kind == "fire"]
+    assert later and all(d.seq > cursor for d in later)
+    assert runner.go_live() == runner.run_live().last_seq  # going live again changes nothing

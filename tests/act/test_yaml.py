@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from keymoments.act.library import library_names, load_library
@@ -160,3 +162,31 @@ def test_money_that_validates_runs_live_and_in_a_backtest_for_the_same_cents(tmp
         assert store.query("SELECT amount_cents FROM budgets")["amount_cents"].tolist() == [99_999_999_999_999]
     finally:
         store.close()
+
+
+def test_measure_states_the_outcome_and_its_window():
+    from datetime import timedelta
+
+    from keymoments.act.runner import file_hash
+
+    text = GOOD.replace("    trigger: {type: crisis}\n", "    trigger: {type: crisis}\n    measure: {outcome: retained, window: 12w}\n")
+    pb = loads_playbooks(text).playbooks[0]
+    assert pb.measure.outcome == pb.outcome == "retained" and pb.measure.window == timedelta(weeks=12)
+    # the shorthand `outcome:` measures over 90 days; the hash (and so the live run) ignores how uplift is measured
+    short = loads_playbooks(GOOD.replace("    trigger: {type: crisis}\n", "    trigger: {type: crisis}\n    outcome: retained\n"))
+    assert short.playbooks[0].measure.window == timedelta(days=90)
+    assert file_hash(short) == file_hash(loads_playbooks(text))
+    for bad, says in (("window: 90", "write the window with its unit, e.g. '90d'"),
+                      ("window: 90 days", "a number and a unit (h, d or w)"), ("window: 0h", "longer than zero"),
+                      ("windw: 9d", "Did you mean 'window'?")):  # fmt: skip
+        with pytest.raises(PlaybookYAMLError, match=re.escape(says)) as exc:
+            loads_playbooks(text.replace("window: 12w", bad), source="pb.yaml")
+        assert exc.value.errors[-1]["line"] == 6
+    with pytest.raises(PlaybookYAMLError, match="outcome 'nps' and measure.outcome 'retained' differ"):
+        loads_playbooks(text.replace("    measure:", "    outcome: nps\n    measure:"))
+
+
+def test_every_library_playbook_with_a_holdout_states_its_measure():
+    for p in load_library().playbooks:
+        if p.holdout.share > 0:
+            assert p.measure is not None and p.measure.outcome == "retained", p.name

@@ -16,7 +16,7 @@ from keymoments.analyze.recognition import Recognition
 from keymoments.analyze.recovery import Recovery
 from keymoments.analyze.roadmap import Roadmap
 from keymoments.analyze.segments import Segments
-from keymoments.exceptions import InvalidParameterError
+from keymoments.exceptions import InvalidParameterError, NotEnoughDataError
 
 T0 = pd.Timestamp("2025-01-01", tz="UTC")
 
@@ -193,9 +193,9 @@ def test_recovery_date_range_that_excludes_the_crisis():
     ev, out = _crisis_events()
     g = _quiet(Recovery("retained").fit, ev, outcomes=out).groups_.set_index("group")["n"]
     assert (g["recovered"], g["unrecovered"], g["none"]) == (20, 20, 0)
-    after = _quiet(Recovery("retained", since="2025-05-01").fit, ev, outcomes=out)
-    g = after.groups_.set_index("group")["n"]
-    assert (g["recovered"], g["unrecovered"], g["none"]) == (0, 0, 40)  # the March crises are outside the range
+    # the March crises are outside the range: no crisis is left, which recovery says instead of empty groups
+    with pytest.raises(NotEnoughDataError, match="No crises in the data left after the filters"):
+        _quiet(Recovery("retained", since="2025-05-01").fit, ev, outcomes=out)
     gold = _quiet(Recovery("retained", segment="tier=gold").fit, ev, outcomes=out).groups_.set_index("group")["n"]
     assert (gold["recovered"], gold["unrecovered"]) == (10, 10)  # a segment from an events column
 

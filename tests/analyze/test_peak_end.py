@@ -88,3 +88,18 @@ def test_journey_features_match_pandas(pe_store):
 def test_unknown_outcome_is_one_clear_error(pe_store):
     with pytest.raises(InvalidParameterError, match="Did you mean 'retained'"):
         PeakEnd("retaind").fit(pe_store)
+
+
+def test_a_tie_between_a_low_and_an_equally_strong_high_is_the_low_on_every_engine():
+    import pandas as pd
+
+    from keymoments.analyze.peak_end import journey_memory
+
+    ev = pd.DataFrame({
+        "customer_id": ["a", "a", "a", "b", "b"], "journey_id": ["a", "a", "a", "b", "b"],
+        "ts": pd.to_datetime(["2025-01-01", "2025-01-02", "2025-01-03", "2025-01-01", "2025-01-02"], utc=True),
+        "touchpoint": ["x", "y", "z", "x", "y"], "valence": [0.5, -0.5, 0.1, -0.2, 0.7],
+    })  # fmt: skip
+    j = journey_memory(ev).set_index("journey_id")
+    assert j.loc["a", "peak"] == -0.5 and j.loc["b", "peak"] == 0.7
+    assert j.loc["a", "peak_end"] == pytest.approx((-0.5 + 0.1) / 2)

@@ -33,3 +33,45 @@ def test_quoting():
     q = EventsSQL(ibis.memtable(pd.DataFrame({"name": ["o'neil", "x"]})))
     names = sql_list(["x", "o'neil"])
     assert q.df(f"SELECT list_position({names}, name) AS i FROM ev")["i"].tolist() == [2, 1]
+
+
+def test_duckdb_sql_becomes_spark_sql_with_the_functions_spark_names_otherwise():
+    from keymoments.analyze.sql import to_spark_sql
+
+    sql = to_spark_sql(
+        "SELECT epoch_us(ts) AS us, list_position(['a', 'b'], touchpoint) AS p, hash(step) AS h, "
+        "bit_or(1::BIGINT << step) AS m, count(*) FILTER (WHERE x) AS n FROM ev GROUP BY ALL"
+    )
+    assert "UNIX_MICROS(ts)" in sql
+    assert "NULLIF(ARRAY_POSITION(ARRAY('a', 'b'), touchpoint), 0)" in sql  # DuckDB gives NULL when absent
+    assert "XXHASH64(step)" in sql and "BIT_OR(SHIFTLEFT(CAST(1 AS BIGINT), step))" in sql
+    assert "EPOCH_US" not in sql.upper() and "LIST_POSITION" not in sql.upper()
+
+
+def test_a_literal_means_the_same_in_spark_sql():
+    from keymoments.analyze.sql import to_spark_sql
+
+    # Spark reads a backslash in a string literal as an escape; the transpiled literal must keep it
+    literal = sql_str("it's a" + chr(92) + "b")
+    sql = to_spark_sql(f"SELECT * FROM ev WHERE touchpoint IN ({literal})")
+    assert "'it\\'s a\\\\b'" in sql
+
+
+def test_the_events_source_is_inlined_under_its_name():
+    from keymoments.analyze.sql import to_spark_sql
+
+    sql = to_spark_sql("WITH ev AS (SELECT * FROM src) SELECT count(*) FROM ev", {"src": "SELECT `a` FROM `t` AS `t0`"})
+    assert "FROM (SELECT `a` FROM `t` AS `t0`) AS src" in sql
+
+
+def test_other_ibis_backends_are_refused_with_what_to_do():
+    import pytest
+
+    from keymoments.analyze.sql import engine_of
+    from keymoments.exceptions import InvalidParameterError
+
+    t = ibis.sqlite.connect().create_table("t", pd.DataFrame({"x": [1]}))
+    with pytest.raises(InvalidParameterError, match="DuckDB or Spark"):  # never pulled into memory silently
+        EventsSQL(t)
+    with pytest.raises(InvalidParameterError, match="keymoments ingest"):
+        engine_of(t)

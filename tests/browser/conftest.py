@@ -25,35 +25,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory):
-    """The demo airline (1,500 customers, seed 1) with cases from a live playbook pass, served on loopback.
-
-    Yields (base_url, {role: key})."""
-    from keymoments.act.library import load_library
-    from keymoments.act.runner import PlaybookRunner
-    from keymoments.examples import generate_airline
-    from keymoments.score.store import score_store
-    from keymoments.serve.auth import create_key
-    from keymoments.store.store import Store
-    from keymoments.store.writer import ingest_events_frame, ingest_outcomes_frame
-
-    db = tmp_path_factory.mktemp("browser") / "demo.duckdb"
-    demo = generate_airline(1500, seed=1)
-    with Store(db) as store:
-        ingest_events_frame(store, demo.events, source="demo")
-        ingest_outcomes_frame(store, demo.outcomes, key="customer_id")
-        ingest_outcomes_frame(store, demo.customers, key="customer_id", attributes_only=True)
-        score_store(store)
-        PlaybookRunner(store, load_library(["service-recovery", "unresolved-crisis"])).run_live()
-        keys = {
-            "admin": create_key(store, "admin", name="Alex Manager")[1],
-            "analyst": create_key(store, "analyst", name="Ana Lyst")[1],
-            "agent": create_key(store, "agent", name="Sam Agent", employee_id="CREW-001")[1],
-        }
+def _serve(db: Path, *extra: str):  # noqa: ANN202
+    """Start ``_server.py`` on ``db`` on a free loopback port; return (process, base URL) once it answers."""
     port = _free_port()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, str(HERE / "_server.py"), str(db), str(port)], env=env,
+    proc = subprocess.Popen([sys.executable, str(HERE / "_server.py"), str(db), str(port), *extra], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -69,12 +45,96 @@ def server(tmp_path_factory):
     else:
         proc.kill()
         pytest.fail("the server did not answer /health within 60 s")
-    yield base, keys
+    return proc, base
+
+
+def _stop(proc) -> None:  # noqa: ANN001
     proc.terminate()
     try:
         proc.wait(timeout=10)
     except subprocess.TimeoutExpired:
         proc.kill()
+
+
+def _keys(store) -> dict[str, str]:  # noqa: ANN001
+    from keymoments.serve.auth import create_key
+
+    return {
+        "admin": create_key(store, "admin", name="Alex Manager")[1],
+        "analyst": create_key(store, "analyst", name="Ana Lyst")[1],
+        "agent": create_key(store, "agent", name="Sam Agent", employee_id="CREW-001")[1],
+    }
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory):
+    """The demo airline (1,500 customers, seed 1) with cases from a live playbook pass, served on loopback.
+
+    Yields (base_url, {role: key})."""
+    from keymoments.act.library import load_library
+    from keymoments.act.runner import PlaybookRunner
+    from keymoments.examples import generate_airline
+    from keymoments.score.store import score_store
+    from keymoments.store.store import Store
+    from keymoments.store.writer import ingest_events_frame, ingest_outcomes_frame
+
+    db = tmp_path_factory.mktemp("browser") / "demo.duckdb"
+    demo = generate_airline(1500, seed=1)
+    with Store(db) as store:
+        ingest_events_frame(store, demo.events, source="demo")
+        ingest_outcomes_frame(store, demo.outcomes, key="customer_id", observed_at="2026-01-01")  # the year's end
+        ingest_outcomes_frame(store, demo.customers, key="customer_id", attributes_only=True)
+        score_store(store)
+        PlaybookRunner(store, load_library(["service-recovery", "unresolved-crisis"])).run_live()
+        keys = _keys(store)
+    proc, base = _serve(db)
+    yield base, keys
+    _stop(proc)
+
+
+@pytest.fixture(scope="session")
+def demo_server(tmp_path_factory):
+    """What `keymoments demo` leaves (1,500 customers, seed 1: the library live over the second half, outcomes
+    observed at the end), served with the whole library as `keymoments serve` would. Yields (base_url, keys)."""
+    from keymoments.cli.demo import run_demo
+    from keymoments.store.store import Store
+
+    folder = tmp_path_factory.mktemp("demo-store")
+    db = folder / "keymoments.duckdb"
+    run_demo(db, customers=1500, seed=1, data_dir=folder / "data", report=None, echo=lambda *_: None)
+    with Store(db) as store:
+        keys = _keys(store)
+    proc, base = _serve(db, "library")
+    yield base, keys
+    _stop(proc)
+
+
+@pytest.fixture(scope="session")
+def shape_server(tmp_path_factory):
+    """``shape_server(name)``: one of tests/shapes' data shapes served on loopback, (base URL, admin key)."""
+    import importlib.util
+
+    from keymoments.serve.auth import create_key
+    from keymoments.store.store import Store
+
+    spec = importlib.util.spec_from_file_location("shape_builders", HERE.parent / "shapes" / "builders.py")
+    builders = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    sys.modules["shape_builders"] = builders  # its dataclasses look their module up
+    spec.loader.exec_module(builders)  # type: ignore[union-attr]
+    running: dict[str, tuple[str, str, subprocess.Popen]] = {}
+
+    def get(name: str) -> tuple[str, str]:
+        if name not in running:
+            db = builders.build(name, tmp_path_factory.mktemp(f"browser-{name}"))
+            with Store(db) as store:
+                key = create_key(store, "admin", name=f"{name} admin")[1]
+            proc, base = _serve(db)
+            running[name] = (base, key, proc)
+        return running[name][0], running[name][1]
+
+    yield get
+    for _, _, proc in running.values():
+        _stop(proc)
 
 
 @pytest.fixture(scope="session")
@@ -110,6 +170,9 @@ class Session:
         self.context.route("**/*", guard)
         self.page = self.context.new_page()
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        # the Content-Security-Policy refuses inline script: a page that still had one would log this
+        self.page.on("console", lambda m: self.errors.append(m.text)
+                     if m.type == "error" and "Content Security Policy" in m.text else None)  # fmt: skip
         self.page.goto(f"{base}/login")
         self.page.fill("#key", key)
         self.page.click("button[type=submit]")
@@ -137,14 +200,43 @@ class Session:
         self.context.close()
 
 
-@pytest.fixture(scope="session")
-def signed_in(server, browser):
-    """A factory of signed-in sessions: ``signed_in("agent")``; closed (and checked) at the end."""
+def _sessions(browser, server):  # noqa: ANN001, ANN202
     base, keys = server
     made: list[Session] = []
 
     def make(role: str = "admin", **kw) -> Session:  # noqa: ANN003
         s = Session(browser, base, keys[role], **kw)
+        made.append(s)
+        return s
+
+    return make, made
+
+
+@pytest.fixture(scope="session")
+def signed_in(server, browser):
+    """A factory of signed-in sessions: ``signed_in("agent")``; closed (and checked) at the end."""
+    make, made = _sessions(browser, server)
+    yield make
+    for s in made:
+        s.close()
+
+
+@pytest.fixture(scope="session")
+def demo_signed_in(demo_server, browser):
+    """Signed-in sessions on the store `keymoments demo` leaves (see ``demo_server``)."""
+    make, made = _sessions(browser, demo_server)
+    yield make
+    for s in made:
+        s.close()
+
+
+@pytest.fixture
+def browse(browser):
+    """``browse(base, key)``: a signed-in Session on any server (closed, and checked, after the test)."""
+    made: list[Session] = []
+
+    def make(base: str, key: str, **kw) -> Session:  # noqa: ANN003
+        s = Session(browser, base, key, **kw)
         made.append(s)
         return s
 

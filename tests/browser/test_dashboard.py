@@ -126,3 +126,24 @@ def test_agent_sees_the_queue_not_the_analyses(signed_in):
     assert s.page.url.endswith("/cases")
     links = s.page.locator(".nav-link").all_inner_texts()
     assert "Case queue" in links and "Moments of truth" not in links
+
+
+def test_api_docs_render_from_local_files(signed_in):
+    s = signed_in("analyst")
+    s.open("/docs")
+    s.page.wait_for_selector(".swagger-ui .opblock", timeout=30_000)
+    assert s.page.locator(".swagger-ui .opblock").count() >= 20  # every API operation
+    assert s.page.locator(".swagger-ui .btn.authorize").count() == 1  # where a key is entered
+    s.shot("17-api-docs")
+
+
+def test_the_outcome_picker_submits_on_change(signed_in):
+    s = signed_in("admin")
+    s.open("/moments")
+    select = s.page.locator("select[name=outcome]")
+    options = [o for o in select.locator("option").all_inner_texts() if o.strip()]
+    assert len(options) >= 2
+    with s.page.expect_navigation():
+        select.select_option(options[-1].strip())
+    assert "outcome=" in s.page.url
+    s.charts()

@@ -79,7 +79,62 @@ def test_score_text_says_how_it_tagged(run_cli, tmp_path, airline_complaints):
     journey = Path(__file__).resolve().parents[2] / "src" / "keymoments" / "examples" / "airline_journey.yaml"
     code, out, err = run_cli("score-text", "complaints.csv", "--text-col", "text", "--journey", str(journey), "--out", "s.csv")
     assert code == 0, err
-    assert "tagged with SemanticTagger(10 touchpoints" in err and "calibrated on 213 texts (homogeneity 0.3" in err
+    assert "tagged with SemanticTagger(10 touchpoints" in err and "calibrated on 106 texts (homogeneity 0.3" in err
     assert "lexical weight 0.7)" in err
     res = run_cli.json("score-text", "complaints.csv", "--text-col", "text", "--journey", str(journey), "--out", "s.csv")
-    assert "lexical weight 0.7" in res["tagger"] and sum(res["touchpoint"].values()) == 213
+    assert "lexical weight 0.7" in res["tagger"] and sum(res["touchpoint"].values()) == 106
+
+
+def test_outcomes_carry_the_time_they_were_observed(run_cli, tmp_path):
+    from keymoments.store.store import Store
+
+    (tmp_path / "o.csv").write_text("customer_id,retained,seen\na,yes,2025-03-01\nb,no,2025-03-02T10:00:00Z\nc,yes,\n")
+    res = run_cli.json("ingest-outcomes", "o.csv", "--observed-at-col", "seen")
+    assert res["outcomes"] == ["retained"] and res["attributes"] == [] and res["observed_at"] == "column seen"
+
+    def times() -> dict:
+        with Store(tmp_path / "keymoments.duckdb", read_only=True) as s:
+            df = s.query("SELECT key, observed_at FROM outcomes WHERE name = 'retained' ORDER BY key")
+        return dict(zip(df["key"], df["observed_at"], strict=True))
+
+    t = times()
+    assert str(t["a"]) == "2025-03-01 00:00:00+00:00" and str(t["b"]) == "2025-03-02 10:00:00+00:00"
+    assert t["c"] is None or t["c"] != t["c"]  # an empty cell: observed at an unknown time
+    # one time for the whole table (a snapshot), and by default the ingest time, which a re-ingest of an
+    # unchanged value keeps
+    (tmp_path / "p.csv").write_text("customer_id,nps\na,9\nb,3\n")
+    assert run_cli.json("ingest-outcomes", "p.csv", "--observed-at", "2025-06-30")["observed_at"].startswith("2025-06-30")
+    (tmp_path / "q.csv").write_text("customer_id,spend\na,10\nb,20\n")
+    first = run_cli.json("ingest-outcomes", "q.csv")["observed_at"]
+    assert first[:4] >= "2026"
+    (tmp_path / "q.csv").write_text("customer_id,spend\na,10\nb,25\n")
+    run_cli.json("ingest-outcomes", "q.csv")
+    with Store(tmp_path / "keymoments.duckdb", read_only=True) as s:
+        df = s.query("SELECT key, observed_at FROM outcomes WHERE name = 'spend' ORDER BY key")
+    assert df["observed_at"].iloc[0].isoformat() == first and df["observed_at"].iloc[1].isoformat() > first
+    code, _, err = run_cli("ingest-outcomes", "o.csv", "--observed-at-col", "sen")
+    assert code != 0 and "Did you mean 'seen'?" in err
+    (tmp_path / "r.csv").write_text("customer_id,retained,seen\na,yes,yesterday\n")
+    code, _, err = run_cli("ingest-outcomes", "r.csv", "--observed-at-col", "seen")
+    assert code != 0 and "unreadable time in 'seen' (row 1: 'yesterday')" in err
+
+
+def test_outcomes_stored_before_the_migration_have_no_observed_time(tmp_path):
+    import pandas as pd
+
+    from keymoments.store.store import Store
+    from keymoments.store.writer import ingest_outcomes_frame
+
+    path = tmp_path / "old.duckdb"
+    with Store(path) as s:  # a store as version 3 left it: outcomes without an observed time
+        ingest_outcomes_frame(s, pd.DataFrame({"customer_id": ["a"], "retained": [1]}))
+        with s.write() as con:
+            con.execute("ALTER TABLE outcomes DROP COLUMN observed_at")
+            con.execute("DELETE FROM schema_version WHERE version >= 4")
+    with Store(path) as s:
+        assert s.schema_version >= 4
+        row = s.query("SELECT value, observed_at FROM outcomes").iloc[0]
+        assert row["value"] == 1 and pd.isna(row["observed_at"])
+        # re-ingesting the same value does not pretend to know when it was first observed
+        ingest_outcomes_frame(s, pd.DataFrame({"customer_id": ["a"], "retained": [1]}))
+        assert pd.isna(s.query("SELECT observed_at FROM outcomes").iloc[0, 0])

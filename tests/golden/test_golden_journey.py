@@ -23,9 +23,7 @@ def helpdesk(tmp_path_factory):
     from keymoments.store.store import Store
     from keymoments.store.writer import ingest_source
 
-    path = Path(__file__).resolve().parents[3] / "shared" / "data" / "support_journeys" / "Helpdesk.xes.gz"
-    if not path.exists():
-        pytest.fail(f"{path} is missing (CI clones the repo with shared/ beside it)")
+    path = Path(__file__).resolve().parents[1] / "data" / "Helpdesk.xes.gz"
     s = Store(tmp_path_factory.mktemp("hd") / "km.duckdb")
     ingest_source(s, read_source(path))
     yield JourneyMap().fit(s)

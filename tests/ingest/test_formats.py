@@ -113,8 +113,8 @@ def test_timestamp_forms(store, text, expected):
     assert store.query("SELECT ts FROM events")["ts"].iloc[0].to_pydatetime() == expected
 
 
-def test_xes_helpdesk(store, shared_data):
-    src = read_source(shared_data / "support_journeys" / "Helpdesk.xes.gz")
+def test_xes_helpdesk(store, test_data):
+    src = read_source(test_data / "Helpdesk.xes.gz")
     r = ingest_source(store, src)
     assert r.rows == 21348 and r.accepted == 21348 and r.rejected == 0
     got = store.query(
@@ -128,14 +128,17 @@ def test_xes_helpdesk(store, shared_data):
     assert _obj(first["attrs"])["lifecycle:transition"] == "complete"
 
 
-def test_xes_and_its_csv_export_are_the_same_events(store, shared_data):
+def test_xes_and_its_csv_export_are_the_same_events(store, test_data):
+    """The CSV export's rows of the log's first 600 cases (whole cases, exact duplicate rows included) are
+    recognised as the events the XES already brought in."""
     mapping = parse_mapping(
         ["case:concept:name=journey_id", "case:concept:name=customer_id", "concept:name=touchpoint",
          "time:timestamp=ts", "org:resource=employee_id"]
     )
-    ingest_source(store, read_source(shared_data / "support_journeys" / "Helpdesk.xes.gz"))
-    r = ingest_source(store, read_source(shared_data / "support_journeys" / "Helpdesk_events.csv", mapping=mapping))
-    assert (r.accepted, r.duplicates) == (0, 21348)
+    ingest_source(store, read_source(test_data / "Helpdesk.xes.gz"))
+    csv = test_data / "Helpdesk_events_first600.csv"
+    r = ingest_source(store, read_source(csv, mapping=mapping))
+    assert (r.accepted, r.duplicates) == (0, len(pd.read_csv(csv))) and r.duplicates == 3014
 
 
 def test_missing_column_hint(tmp_path):
@@ -177,23 +180,23 @@ def test_record_batches_refuse_empty_and_case_clashing_fields(store):
         records_source([["c", "2024-01-01"]])  # type: ignore[list-item]
 
 
-def test_real_csv_with_stray_carriage_returns_goes_in_with_the_broken_record_rejected(tmp_path, store, shared_data):
+def test_real_csv_with_stray_carriage_returns_goes_in_with_the_broken_record_rejected(tmp_path, store, test_data):
     """The Twitter support corpus has a tweet with two bare carriage returns in an unquoted field, which defeats
     DuckDB's strict CSV dialect detection for the whole file; it is read leniently instead."""
-    path = shared_data / "support_journeys" / "twcs_head5000.csv"
+    path = test_data / "twcs_sample.csv"
     src = read_source(path, mapping=parse_mapping(["author_id=customer_id", "created_at=ts", "tweet_id=event_id"]))
     assert "strict_mode=false" in src.relation_sql
     rejects = tmp_path / "twcs.rejects.csv"
     r = ingest_source(store, src, rejects_path=rejects)
-    expected = pd.read_csv(path, lineterminator="\n", dtype=str)  # the file's own reading: 5,000 tweets
+    expected = pd.read_csv(path, lineterminator="\n", dtype=str)  # the file's own reading: 2,376 tweets
     broken = expected.loc[expected["text"].str.contains("\r", regex=False, na=False), "tweet_id"].tolist()
-    assert broken == ["3399"] and r.accepted == len(expected) - 1 == 4999
+    assert broken == ["3399"] and r.accepted == len(expected) - 1 == 2375
     got = store.query("SELECT event_id, ts, touchpoint FROM events")
     assert set(got["event_id"]) == set(expected["tweet_id"]) - {"3399"} and got["touchpoint"].isna().all()
     first = got.loc[got["event_id"] == "1", "ts"].iloc[0]
     assert first == pd.Timestamp("2017-10-31 22:10:47", tz="UTC")  # "Tue Oct 31 22:10:47 +0000 2017", in UTC
     lines = rejects.read_text().splitlines()
-    assert lines[1].startswith("2486,malformed line") and lines[2].startswith("2488,malformed line")  # whole numbers
+    assert lines[1].startswith("1729,malformed line") and lines[2].startswith("1731,malformed line")  # whole numbers
     # a clean file keeps DuckDB's strict reader
     clean = tmp_path / "clean.csv"
     clean.write_text("customer_id,ts,touchpoint\nc1,2024-01-01,check-in\n")

@@ -67,13 +67,19 @@ def test_outcome_table_errors(store):
         ingest_outcomes_frame(store, pd.DataFrame({"customer_id": ["a", "a"], "churn": ["Yes", "No"]}))
 
 
-def test_real_telco_outcomes(store, shared_data):
+def test_real_telco_outcomes(store, test_data):
+    """1,008 customers of IBM's telco churn table (the first 1,000 and the 11 with a blank TotalCharges); the
+    whole table's published counts are checked by bench/check_shared_corpora.py."""
     from keymoments.ingest.outcomes import read_outcomes
 
-    df = read_outcomes(shared_data / "churn" / "WA_Fn-UseC_-Telco-Customer-Churn.csv", ["customerID=customer_id"])
+    path = test_data / "telco_churn_sample.csv"
+    df = read_outcomes(path, ["customerID=customer_id"])
     res = ingest_outcomes_frame(store, df)
     assert "Churn" in res["outcomes"] and "TotalCharges" in res["outcomes"] and "Contract" in res["attributes"]
     wide = store.outcomes_wide(["Churn", "TotalCharges"])
-    assert len(wide) == 7043
-    assert wide["Churn"].sum() == 1869  # the published churn count
+    plain = pd.read_csv(path, dtype=str, keep_default_na=False).set_index("customerID")
+    assert len(wide) == len(plain) == 1008
+    assert wide["Churn"].sum() == (plain["Churn"] == "Yes").sum() == 256
     assert wide["TotalCharges"].isna().sum() == 11  # the 11 blanks stay missing
+    numbers = pd.to_numeric(plain["TotalCharges"], errors="coerce")
+    assert wide["TotalCharges"].sum() == pytest.approx(numbers.sum())

@@ -51,7 +51,8 @@ def test_plain_iso_text_reads_as_the_same_utc_instant(moments, sep):
     """The fast path for 'YYYY-MM-DD HH:MM:SS' agrees with Python's reading of the same text as UTC."""
     records = [{"customer_id": f"c{i}", "touchpoint": "t", "ts": d.isoformat(sep=sep)} for i, d in enumerate(moments)]
     with Store(":memory:") as store:
-        assert ingest_source(store, records_source(records)).accepted == len(records)
+        # the reading is what is checked here, over 1900-2200: the window that refuses implausible batches is off
+        assert ingest_source(store, records_source(records, ts_range="any")).accepted == len(records)
         got = store.query("SELECT customer_id, ts FROM events")
     by_customer = {r.customer_id: r.ts.to_pydatetime() for r in got.itertuples()}
     assert [by_customer[f"c{i}"] for i in range(len(moments))] == [d.replace(tzinfo=UTC) for d in moments]

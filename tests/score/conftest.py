@@ -1,4 +1,4 @@
-"""Fixtures for the score tests: slices of the shared real data (the ``shared_data`` fixture of tests/)."""
+"""Fixtures for the score tests: real text from tests/data (the ``test_data`` fixture of tests/)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import pytest
 
 
 @pytest.fixture(scope="session")
-def twcs_path(shared_data: Path) -> Path:
-    return shared_data / "support_journeys" / "twcs_head5000.csv"
+def twcs_path(test_data: Path) -> Path:
+    """2,376 records of Kaggle's "Customer Support on Twitter" head, as published (the first 1,500 among them)."""
+    return test_data / "twcs_sample.csv"
 
 
 @pytest.fixture(scope="session")
@@ -19,8 +20,8 @@ def twcs_texts(twcs_path: Path) -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def uci_sentences(shared_data: Path) -> list[str]:
-    folder = shared_data / "sentiment_corpora" / "uci_sentiment_labelled_sentences"
+def uci_sentences(test_data: Path) -> list[str]:
+    folder = test_data / "uci_sentiment_labelled_sentences"
     out = []
     for name in ("amazon_cells_labelled.txt", "imdb_labelled.txt", "yelp_labelled.txt"):
         for line in (folder / name).read_text(encoding="utf-8").splitlines():

@@ -139,3 +139,40 @@ def test_a_plugin_module_registers_itself_on_first_lookup(clean_registry, tmp_pa
     assert get_scorer("auto").name == "plugged-neutral"  # the absent module is skipped silently
     assert get_scorer("plugged").name == "plugged-neutral"
     assert registry._plugin_errors == {}
+
+
+def test_auto_says_why_it_falls_back_to_the_lexicon(clean_registry, monkeypatch, caplog):
+    """Issue 16, item 8: auto fell back to the lexicon silently; now the reason is logged with its traceback."""
+    monkeypatch.setattr(registry, "_fallbacks", {})
+
+    def broken():
+        raise ImportError("onnxruntime is not installed")
+
+    register_scorer("needs-onnx", broken, priority=50)
+    with caplog.at_level("WARNING", logger="keymoments.score"):
+        assert get_scorer("auto").name == "lexicon-vader"
+        get_scorer("auto")  # said once per process, not on every call
+    said = [r for r in caplog.records if "needs-onnx" in r.getMessage()]
+    assert len(said) == 1 and "onnxruntime is not installed" in said[0].getMessage()
+    assert said[0].exc_info is not None  # with the traceback
+    assert registry.fallbacks() == {"needs-onnx": "ImportError: onnxruntime is not installed"}
+
+
+def test_the_command_line_shows_the_fallback_as_one_warning(clean_registry, monkeypatch, tmp_path, capsys):
+    from keymoments.cli import main
+
+    monkeypatch.setattr(registry, "_fallbacks", {})
+    monkeypatch.delenv("KM_DEBUG", raising=False)
+
+    def broken():
+        raise OSError("model file missing")
+
+    register_scorer("needs-file", broken, priority=50)
+    (tmp_path / "t.csv").write_text("text\nLovely crew\n")
+    with pytest.raises(SystemExit) as done:
+        main(["score-text", str(tmp_path / "t.csv"), "--text-col", "text", "--out", str(tmp_path / "o.csv")])
+    assert not done.value.code
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if "needs-file" in ln]
+    assert lines == ["warning: the 'needs-file' text scorer cannot run here (OSError: model file missing); auto falls back to the next one"]
+    assert "Traceback" not in err

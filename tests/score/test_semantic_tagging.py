@@ -174,8 +174,8 @@ def test_vague_texts_are_other_and_clear_ones_are_not():
     out = tagger.tag(texts)
     assert out.touchpoint.tolist() == ["other", "other", "other", "baggage", "baggage"]
     assert out.confidence[0] == 0 and out.labels[0] == ()
-    # without the rule (and the generic-text rule, which also catches "ridiculous") the vague texts pass the
-    # threshold and go to their nearest touchpoint
+    # without the rule (and the generic-text rule, which may catch them too) the vague texts pass the threshold
+    # and go to their nearest touchpoint
     assert (SemanticTagger(JOURNEY, vague_score=0.0, generic_margin=None).tag(texts[:3]).touchpoint != "other").all()
     with pytest.raises(ConfigError, match="'vague_words' parameter of SemanticTagger must be >= 0"):
         SemanticTagger(JOURNEY, vague_words=-1)
@@ -225,27 +225,22 @@ def test_calibration_sets_the_lexical_weight_from_how_alike_the_texts_are(twcs_t
 
 
 def test_within_one_domain_the_words_weigh_more_on_real_airline_complaints(airline_complaints):
-    """213 real complaints to airlines, hand-tagged with the demo's own airline journey (bench/data)."""
+    """Real complaints to airlines, hand-tagged with the demo's own airline journey: the design split of
+    bench/data/twcs_airline_topics.csv (106 of the 213; tests never read the held-out rows)."""
     root = Path(__file__).resolve().parents[2]
     texts, truth = airline_complaints["text"].tolist(), airline_complaints["topic"].to_numpy()
-    assert len(texts) == 213
+    assert len(texts) == 106
     journey = JourneyModel.from_yaml(root / "src" / "keymoments" / "examples" / "airline_journey.yaml")
     auto = SemanticTagger(journey, reference=texts)
     fixed = SemanticTagger(journey, lexical_weight=LEXICAL_WEIGHTS[0], reference=texts)
     assert auto.lexical_weight_ == LEXICAL_WEIGHTS[1]
     acc_auto = float(np.mean(auto.tag(texts).touchpoint == truth))
     acc_fixed = float(np.mean(fixed.tag(texts).touchpoint == truth))
-    assert acc_auto >= 0.42 and acc_auto > acc_fixed + 0.07, (acc_auto, acc_fixed)  # measured 0.451 against 0.333
+    assert acc_auto >= 0.42 and acc_auto > acc_fixed + 0.04, (acc_auto, acc_fixed)  # measured 0.453 against 0.396
 
 
-def test_a_statement_with_no_subject_is_other(tagger):
-    texts = ["Highly recommend it, amazing!", "Never again.", "Why???", "The cabin crew were rude and the flight was late"]
-    out = tagger.tag(texts)
-    assert out.touchpoint.tolist() == [OTHER, OTHER, OTHER, "flight"]
-    assert out.confidence[:3].tolist() == [0.0, 0.0, 0.0] and out.labels[:3] == [(), (), ()]
-    # without the rule the texts go to their nearest touchpoint (the vague-text rule off as well)
-    off = SemanticTagger(JOURNEY, generic_margin=None, vague_score=0.0, threshold=0.0).tag(texts)
-    assert (off.touchpoint != OTHER).all()
+def test_the_generic_text_rule_has_a_list_and_a_checked_margin():
+    # what the rule does is measured on real review sentences below, not on texts chosen to be near the list
     assert len(GENERIC_TEXTS) == len(set(GENERIC_TEXTS)) >= 10
     with pytest.raises(ConfigError, match=r"'generic_margin' parameter of SemanticTagger must be in \[-1, 1\], or None"):
         SemanticTagger(JOURNEY, generic_margin=2.0)
@@ -262,16 +257,18 @@ def _uci(path: Path) -> list[str]:
     return out
 
 
-def test_review_verdicts_are_other_on_real_yelp_sentences(shared_data):
-    """250 real Yelp sentences hand-tagged with a restaurant's touchpoints (bench/data); 30% say no subject."""
+def test_review_verdicts_are_other_on_real_yelp_sentences(test_data):
+    """Real Yelp sentences hand-tagged with a restaurant's touchpoints: the design split of
+    bench/data/uci_yelp_touchpoints.csv (131 of the 250; about a third say no subject)."""
     root = Path(__file__).resolve().parents[2]
-    sentences = _uci(shared_data / "sentiment_corpora" / "uci_sentiment_labelled_sentences" / "yelp_labelled.txt")
+    sentences = _uci(test_data / "uci_sentiment_labelled_sentences" / "yelp_labelled.txt")
     labels = pd.read_csv(root / "bench" / "data" / "uci_yelp_touchpoints.csv")
+    labels = labels[labels["split"] == "design"]
     texts, truth = [sentences[i] for i in labels["line"]], labels["topic"].to_numpy()
     journey = JourneyModel.from_yaml(root / "bench" / "data" / "restaurant_journey.yaml")
     with_rule = SemanticTagger(journey, reference=texts).tag(texts).touchpoint
     without = SemanticTagger(journey, reference=texts, generic_margin=None).tag(texts).touchpoint
     acc, acc_without = float(np.mean(with_rule == truth)), float(np.mean(without == truth))
-    assert acc >= 0.6 and acc > acc_without + 0.05, (acc, acc_without)  # measured 0.636 against 0.544
+    assert len(texts) == 131 and acc >= 0.58 and acc > acc_without + 0.04, (acc, acc_without)  # measured 0.618, 0.542
     other = truth == OTHER
-    assert np.mean(with_rule[other] == OTHER) > np.mean(without[other] == OTHER) + 0.2
+    assert np.mean(with_rule[other] == OTHER) > np.mean(without[other] == OTHER) + 0.2  # measured 0.51 against 0.15

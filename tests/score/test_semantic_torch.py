@@ -92,17 +92,26 @@ def test_encoder_with_the_torch_backend_matches_the_reference(reference):
     assert _cosines(enc.encode(TEXTS), ref).min() > 0.999
 
 
-def test_sentiment_is_the_same_with_the_torch_backend():
-    onnx = SemanticScorer(
-        "fast", head="blend", emotions=False
-    )  # auto's scorer, on its CPU default (int8 ONNX)
+def test_sentiment_agrees_with_the_torch_backend_on_real_tweets(twcs_texts):
+    """The CPU default (int8 ONNX) and the GPU path (torch, here fp32 on the CPU) compute differently, and int8
+    kernels differ between CPUs: a borderline text may fall on either side. So the check is numerical agreement
+    within tolerances on 1,000 real tweets, not equal labels on chosen texts. Measured on the development box:
+    cosine >= 0.997, probabilities within 0.05, 97.8-98.5% equal labels (the int8 encoder quantises each batch's
+    activations, so the share moves with the batch: 98% would fail by chance), every difference a near tie."""
+    texts = twcs_texts[:1000]
+    onnx = SemanticScorer("fast", head="blend", emotions=False)  # auto's scorer, on its CPU default (int8 ONNX)
     torch_scorer = SemanticScorer("fast", head="blend", emotions=False)
     torch_scorer.encoder_ = MiniLMEncoder(backend="torch", n_layers=1)
     assert "torch" in torch_scorer.encoder_.name and "onnx" in onnx.encoder_.name
-    expected = onnx.score(TEXTS)
-    got = torch_scorer.score(TEXTS)
-    assert got.sentiment.tolist() == expected.sentiment.tolist()
-    np.testing.assert_allclose(got.valence, expected.valence, atol=0.1)
+    x_onnx, x_torch = onnx.embed(texts), torch_scorer.embed(texts)
+    assert _cosines(x_onnx, x_torch).min() >= 0.99
+    expected, got = onnx.head_.predict_proba(x_onnx), torch_scorer.head_.predict_proba(x_torch)  # what score() labels
+    assert np.abs(got - expected).max() <= 0.1
+    same = got.argmax(axis=1) == expected.argmax(axis=1)
+    assert same.mean() >= 0.97, same.mean()
+    # a text whose label differs is one the model hardly decides: its top two classes within 0.2 either way
+    top2 = np.sort(expected, axis=1)[:, -2:]
+    assert (top2[~same, 1] - top2[~same, 0] < 0.2).all()
 
 
 def test_km_text_device_chooses_the_backend(monkeypatch):

@@ -18,7 +18,7 @@ def build_demo_db(path: Path, customers: int = 1500, seed: int = 1) -> Path:
     demo = generate_airline(customers, seed=seed)
     with Store(path) as store:
         ingest_events_frame(store, demo.events, source="demo")
-        ingest_outcomes_frame(store, demo.outcomes, key="customer_id")
+        ingest_outcomes_frame(store, demo.outcomes, key="customer_id", observed_at="2026-01-01")  # the year's end
         ingest_outcomes_frame(store, demo.customers, key="customer_id", attributes_only=True)
         score_store(store)
     return path

@@ -102,4 +102,11 @@ def test_playbooks_list_validate_backtest_uplift(act_api):
     assert bt.status_code == 200 and bt.json()["events"] > 0 and bt.json()["recorded"] is False
     up = act_api.get("/api/v1/playbooks/service-recovery/uplift", role="analyst").json()
     assert up["n_treatment"] > 0 and up["ci_low"] <= up["uplift"] <= up["ci_high"]
+    assert up["run_id"].startswith("live-") and up["window"] == "180d" and isinstance(up["significant"], bool)
     assert act_api.get("/api/v1/playbooks/nope/uplift").status_code == 404
+    # a recorded backtest took no action: its uplift is refused in one line
+    rec = act_api.post("/api/v1/playbooks/backtest", role="admin", params={"record": "true"}).json()
+    r = act_api.get("/api/v1/playbooks/service-recovery/uplift", params={"run_id": rec["run_id"]})
+    assert r.status_code == 422 and "no action was taken" in r.json()["error"] and "\n" not in r.json()["error"]
+    r = act_api.get("/api/v1/playbooks/service-recovery/uplift", params={"window": "1h"})
+    assert r.status_code == 422 and "observed within 1h" in r.json()["error"]

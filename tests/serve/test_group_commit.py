@@ -58,11 +58,11 @@ def test_waiting_batches_go_in_one_transaction_and_each_gets_its_own_answer(stor
     assert steps["n"].tolist() == [1, 2, 3, 4]
 
 
-def test_a_failing_batch_fails_alone(store):
+def test_a_failing_batch_fails_alone(store, fail_writes_of):
     writer = GroupCommit(store)
-    bad = _batch(9, 2, ts="9" * 30)  # an epoch DuckDB cannot represent: the whole batch is refused
-    out = _run_queued(writer, [_batch(0, 1), _batch(1, 2), bad, _batch(3, 3)])
-    assert isinstance(out[2], Exception) and "out of range" in str(out[2])
+    fail_writes_of("c9")  # a write that fails (a full disk) for the batch with customer c9's events
+    out = _run_queued(writer, [_batch(0, 1), _batch(1, 2), _batch(9, 2), _batch(3, 3)])
+    assert isinstance(out[2], OSError) and "No space" in str(out[2])
     assert [out[i].result.accepted for i in (0, 1, 3)] == [1, 2, 3]  # type: ignore[attr-defined]
     assert store.count("events") == 6
 

@@ -27,6 +27,9 @@ _QUOTES = ('"', "'", "`")
 NOT_SQL = {
     "mo['text']": "a customer's words quoted in a recognition note",
     "' '.join(path)": "a Markdown heading in the CLI reference",
+    "size": "an HTML style attribute of a chart's div (serve/charts.py)",
+    "html.escape(spec, quote=True)": "a chart's JSON in an HTML attribute, escaped for HTML",
+    "html.escape(json.dumps(CONFIG), quote=True)": "the charts' Plotly config in an HTML attribute, escaped for HTML",
 }
 
 

@@ -12,7 +12,7 @@ from keymoments.act.cases import CaseBook
 from keymoments.act.engine import Decision, Engine, event_tuple
 from keymoments.act.holdouts import arm_of, sample_ratio_check
 from keymoments.act.library import library_names, load_library
-from keymoments.act.models import BudgetPool, Playbook, PlaybookFile
+from keymoments.act.models import BudgetPool, Measure, Playbook, PlaybookFile
 from keymoments.act.outbox import OutboxWorker, sign, verify_signature
 from keymoments.act.report import playbook_report
 from keymoments.act.runner import BacktestResult, LiveResult, LiveStream, PlaybookRunner
@@ -30,6 +30,7 @@ __all__ = [
     "LedgerEntry",
     "LiveResult",
     "LiveStream",
+    "Measure",
     "OutboxWorker",
     "Playbook",
     "PlaybookFile",

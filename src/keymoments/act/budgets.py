@@ -17,12 +17,18 @@ Live spends draw from the period of the **wall clock** when they are decided, ne
 timestamp (an event dated 1900 or 9999 cannot open a pool of its own); back-tests simulate pools in event
 time (:class:`~keymoments.act.engine.Engine`), and say so.
 
-Never below zero, also under concurrency: the check and the update run inside one store transaction under the
-store's single writer, and ``budgets.remaining_cents`` has ``CHECK (remaining_cents >= 0)`` as a backstop, so
-even a writer that skipped the check could not commit an overdraft. DuckDB lets one process open a file for
-writing, so several *processes* share a pool through :func:`locked_store`, which holds an exclusive file lock
-(``<db>.lock``, ``fcntl.flock``) while it opens, writes and closes the store (or they go through one server
-process, e.g. ``keymoments serve``).
+Never below zero and never a lost spend, also under concurrency: the check and the update run in one
+transaction of the operational store (``store/ops.py``) with the pool's row locked (``sql.lock_pool``) and the
+case's and customer's spends serialised (``sql.lock_limits``, so the empowerment limits sum what is really there), and
+``budgets.remaining_cents`` has ``CHECK (remaining_cents >= 0)`` as a backstop, so even a writer that skipped
+the check could not commit an overdraft. The rules here are written once and run on either backend:
+
+* embedded (DuckDB): the store's single writer serialises transactions. DuckDB lets one process open a file
+  for writing, so several *processes* share a pool through :func:`locked_store`, which holds an exclusive file
+  lock (``<db>.lock``, ``fcntl.flock``) while it opens, writes and closes the store (or they go through one
+  server process, e.g. ``keymoments serve``);
+* PostgreSQL (``KM_DATABASE_URL``): any number of API and worker processes; ``lock_pool`` is
+  ``SELECT … FOR UPDATE``, so a second spender waits for the first to commit and then sees what is left.
 """
 
 from __future__ import annotations
@@ -37,14 +43,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import duckdb
-
 from keymoments.act.engine import period_id, period_start
 from keymoments.act.models import BudgetPool, PlaybookFile
 from keymoments.events import did_you_mean
 from keymoments.exceptions import BudgetError, ConfigError, NotFoundError
 from keymoments.money import MAX_CENTS
-from keymoments.store import act_tables as sql
+from keymoments.store.ops import OperationalStore, ops_of
 from keymoments.store.store import Store
 
 __all__ = ["LedgerEntry", "Ledger", "locked_store"]
@@ -80,8 +84,9 @@ class Ledger:
     2000
     """
 
-    def __init__(self, store: Store, pools: PlaybookFile | list[BudgetPool]) -> None:
+    def __init__(self, store: Store | OperationalStore, pools: PlaybookFile | list[BudgetPool]) -> None:
         self.store = store
+        self.ops = ops_of(store)
         items = pools.budgets if isinstance(pools, PlaybookFile) else pools
         self.pools: dict[str, BudgetPool] = {p.name: p for p in items}
 
@@ -102,7 +107,7 @@ class Ledger:
     # -- requests ------------------------------------------------------------------------------------------
     def request(
         self,
-        con: duckdb.DuckDBPyConnection,
+        con: Any,
         pool_name: str,
         cents: int,
         *,
@@ -120,18 +125,26 @@ class Ledger:
         The spend draws from the pool's period at the wall clock (``at`` only simulates another time, for
         tests and back-fills). It is approved when, with what the ledger already holds for ``case_id`` and for
         ``customer_id`` in this period, it stays within the empowerment limit; otherwise it is reserved.
-        An ``entry_id`` that is already in the ledger returns that entry (replays are idempotent)."""
+        An ``entry_id`` that is already in the ledger returns that entry (replays are idempotent).
+
+        ``con`` is a write transaction of this ledger's operational store (``ledger.ops.write()``)."""
+        sql = self.ops.sql
         if isinstance(cents, bool) or not isinstance(cents, int) or not 0 < cents <= MAX_CENTS:
             raise ConfigError(f"A spend must be a whole number of cents from 1 to {MAX_CENTS}; got {cents!r}.")
         pool = self.pool(pool_name)
         key = scope_key if pool.scope != "global" else "*"
         start = self._period(pool, at)
+        replayable = entry_id is not None
         entry_id = entry_id or _new_id(pool_name, key, cents)
-        old = sql.get_ledger(con, entry_id)
+        old = sql.get_ledger(con, entry_id) if replayable else None
         if old is not None:
             return LedgerEntry(entry_id, old["pool"], old["scope_key"], old["period_start"], old["amount_cents"], old["status"])
         sql.ensure_pool(con, pool.name, key, pool.period, start, pool.amount_cents, pool.currency, pool.limit_cents)
-        amount, remaining, _cur, limit = sql.pool_row(con, pool.name, key, start)
+        amount, remaining, _cur, limit = sql.lock_pool(con, pool.name, key, start)  # held to the commit
+        sql.lock_limits(con, case_id=case_id, customer_id=customer_id)  # the case's and customer's sums hold still
+        old = sql.get_ledger(con, entry_id) if replayable else None  # again under the lock: a racing replay
+        if old is not None:
+            return LedgerEntry(entry_id, old["pool"], old["scope_key"], old["period_start"], old["amount_cents"], old["status"])
         if cents > remaining:
             raise BudgetError(
                 f"Budget {pool.name!r} ({key}, {pool.period} from {start:%Y-%m-%d}) has {remaining / 100:.2f} "
@@ -156,8 +169,7 @@ class Ledger:
 
     def spend(self, pool_name: str, cents: int, **kwargs: Any) -> LedgerEntry:
         """:meth:`request` in its own transaction."""
-        with self.store.write() as con:
-            return self.request(con, pool_name, cents, **kwargs)
+        return self.ops.transact(lambda con: self.request(con, pool_name, cents, **kwargs))
 
     def approve(self, entry_id: str, by: str) -> LedgerEntry:
         """A manager approves a reservation above the empowerment limit: it becomes a spend."""
@@ -168,47 +180,43 @@ class Ledger:
         return self._settle(entry_id, "rejected", by)
 
     def _settle(self, entry_id: str, status: str, by: str) -> LedgerEntry:
-        with self.store.write() as con:
-            e = sql.get_ledger(con, entry_id)
-            if e is None:
-                raise NotFoundError(f"Ledger entry {entry_id!r} does not exist.")
-            if e["status"] != "pending_approval":
-                raise ConfigError(f"Ledger entry {entry_id!r} is {e['status']}, not pending approval; nothing to {status[:-1]}e.")
-            if status == "rejected":
-                sql.give_back_to_pool(con, e["pool"], e["scope_key"], e["period_start"], e["amount_cents"])
-            sql.settle_ledger(con, entry_id, status, by, datetime.now(UTC))
-            if e["case_id"]:
-                sql.refresh_case_compensation(con, [e["case_id"]])
-                from keymoments.act.cases import on_approval
+        return self.ops.transact(lambda con: self._settle_in(con, entry_id, status, by))
 
-                on_approval(con, e["case_id"], approved=status == "approved", by=by)
+    def _settle_in(self, con: Any, entry_id: str, status: str, by: str) -> LedgerEntry:
+        sql = self.ops.sql
+        e = sql.get_ledger(con, entry_id)
+        if e is None:
+            raise NotFoundError(f"Ledger entry {entry_id!r} does not exist.")
+        sql.lock_pool(con, e["pool"], e["scope_key"], e["period_start"])  # the pool's row first, as spends do
+        e = sql.get_ledger(con, entry_id)  # again under the lock: a racing manager may have settled it
+        if e["status"] != "pending_approval":
+            raise ConfigError(f"Ledger entry {entry_id!r} is {e['status']}, not pending approval; nothing to {status[:-1]}e.")
+        if status == "rejected":
+            sql.give_back_to_pool(con, e["pool"], e["scope_key"], e["period_start"], e["amount_cents"])
+        sql.settle_ledger(con, entry_id, status, by, datetime.now(UTC))
+        if e["case_id"]:
+            sql.refresh_case_compensation(con, [e["case_id"]])
+            from keymoments.act.cases import on_approval
+
+            on_approval(con, e["case_id"], approved=status == "approved", by=by, sql=sql)
         return LedgerEntry(entry_id, e["pool"], e["scope_key"], e["period_start"], e["amount_cents"], status)
 
     # -- reading ---------------------------------------------------------------------------------------------
     def remaining(self, pool_name: str, scope_key: str = "*", at: datetime | None = None) -> int:
         """Cents left in a pool for a key and period (the full amount when nothing was spent yet)."""
         pool = self.pool(pool_name)
-        cur = self.store.cursor()
-        try:
-            row = sql.pool_row(cur, pool.name, scope_key if pool.scope != "global" else "*", self._period(pool, at))
-        finally:
-            cur.close()
+        with self.ops.read() as cur:
+            row = self.ops.sql.pool_row(cur, pool.name, scope_key if pool.scope != "global" else "*", self._period(pool, at))
         return pool.amount_cents if row is None else int(row[1])
 
     def balances(self) -> Any:
         """Every pool, key and period with amount, remaining, spent, reserved and pending approvals (DataFrame)."""
-        cur = self.store.cursor()
-        try:
-            return sql.budget_balances(cur)
-        finally:
-            cur.close()
+        with self.ops.read() as cur:
+            return self.ops.sql.budget_balances(cur)
 
     def pending(self) -> Any:
-        cur = self.store.cursor()
-        try:
-            return sql.pending_approvals(cur)
-        finally:
-            cur.close()
+        with self.ops.read() as cur:
+            return self.ops.sql.pending_approvals(cur)
 
 
 _counter = 0

@@ -21,7 +21,6 @@ import copy
 import hashlib
 import heapq
 import json
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -41,6 +40,7 @@ from keymoments.act.models import (
     Playbook,
     PlaybookFile,
 )
+from keymoments.act.patterns import compile_pattern
 from keymoments.events import CRISIS_OUTCOMES
 
 __all__ = ["EVENT_COLUMNS", "Decision", "Engine", "event_tuple", "period_id", "period_start"]
@@ -218,7 +218,7 @@ def _compile_match(m: EventMatch) -> Callable[[tuple], bool]:
         hi = m.valence_above
         checks.append(lambda e: e[VALENCE] is not None and e[VALENCE] > hi)
     if m.text_pattern:
-        rx = re.compile(m.text_pattern, re.IGNORECASE)
+        rx = compile_pattern(m.text_pattern)  # RE2: linear time, whatever the pattern
         checks.append(lambda e: bool(e[TEXT]) and rx.search(e[TEXT]) is not None)
     if m.min_value is not None:
         mv = m.min_value
@@ -265,7 +265,7 @@ def _attr(e: tuple, key: str) -> Any:
 def _compile_condition(c: Any, pb_idx: int, fires: dict) -> Callable[[tuple, list, list], bool]:
     if isinstance(c, FieldCondition):
         if c.op == "regex":
-            rx = re.compile(str(c.value), re.IGNORECASE)
+            rx = compile_pattern(str(c.value))
             cmp: Callable[[Any, Any], bool] = lambda a, b: a is not None and rx.search(str(a)) is not None  # noqa: E731
         else:
             cmp = _CMP[c.op]

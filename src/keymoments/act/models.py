@@ -21,12 +21,13 @@ A playbook file (``playbooks.yaml``)::
           - {type: compensate, amount: 50, budget: recovery}
         governance: {cooldown_hours: 72, max_per_customer: 2, period: month}
         holdout: {share: 0.1}
-        outcome: retained
+        measure: {outcome: retained, window: 90d}   # uplift: outcomes observed within 90 days of the decision
 """
 
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -50,6 +51,7 @@ __all__ = [
     "Holdout",
     "JourneyCondition",
     "JourneyEndTrigger",
+    "Measure",
     "MilestoneTrigger",
     "NotifyAction",
     "OpenCaseAction",
@@ -58,6 +60,8 @@ __all__ = [
     "RecognizeAction",
     "Trigger",
     "WebhookAction",
+    "format_window",
+    "parse_window",
     "to_cents",
 ]
 
@@ -93,10 +97,9 @@ def _as_list(v: Any) -> Any:
 
 def _check_regex(v: str | None) -> str | None:
     if v is not None:
-        try:
-            re.compile(v)
-        except re.error as exc:
-            raise ValueError(f"not a valid regular expression ({exc})") from None
+        from keymoments.act.patterns import compile_pattern
+
+        compile_pattern(v)  # ValueError says what is wrong
     return v
 
 
@@ -398,6 +401,56 @@ class BudgetPool(_Model):
         return None if self.empowerment_limit is None else to_cents(self.empowerment_limit)
 
 
+#: The window of a playbook that names only ``outcome:`` (the shorthand of ``measure: {outcome: …, window: 90d}``).
+DEFAULT_WINDOW = timedelta(days=90)
+_WINDOW = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([hdw])\s*$")
+_UNIT = {"h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
+
+
+def format_window(w: timedelta) -> str:
+    """A window as the playbook file writes it: ``90d``, ``2w``, ``36h``."""
+    hours = w.total_seconds() / 3600
+    if hours % 168 == 0:
+        return f"{int(hours // 168)}w"
+    if hours % 24 == 0:
+        return f"{int(hours // 24)}d"
+    return f"{hours:g}h"
+
+
+class Measure(_Model):
+    """How a playbook's uplift is measured: on which outcome, and over which window after the decision.
+
+    A customer counts once, in the arm of their first decision of the playbook (made live, the holdout drawn
+    at that moment), and only with an outcome observed after that decision and no later than ``window``
+    after it; outcomes observed before the decision, after the window or at an unknown time are left out."""
+
+    outcome: str = Field(min_length=1, description="The outcome the uplift is measured on (e.g. retained).")
+    window: timedelta = Field(
+        description="How long after the customer's first decision an outcome still counts: '90d', '12w' or '48h'."
+    )
+
+    @field_validator("window", mode="before")
+    @classmethod
+    def _parse_window(cls, v: Any) -> Any:
+        return parse_window(v)
+
+
+def parse_window(v: Any) -> timedelta:
+    """A window from ``'90d'``, ``'12w'``, ``'48h'`` or a timedelta; ValueError says how to write it."""
+    if isinstance(v, str):
+        m = _WINDOW.match(v)
+        if m is None:
+            raise ValueError(f"write the window as a number and a unit (h, d or w), e.g. '90d'; got {v!r}")
+        v = float(m.group(1)) * _UNIT[m.group(2)]
+    elif isinstance(v, int | float) and not isinstance(v, bool):
+        raise ValueError(f"write the window with its unit, e.g. '{v:g}d' (days), '{v:g}w' or '{v:g}h'")
+    if not isinstance(v, timedelta):
+        raise ValueError(f"write the window as a number and a unit (h, d or w), e.g. '90d'; got {v!r}")
+    if v <= timedelta(0):
+        raise ValueError("the window must be longer than zero")
+    return v
+
+
 class Playbook(_Model):
     """One playbook: when to act (trigger + conditions), what to do (actions), and within which limits."""
 
@@ -409,7 +462,28 @@ class Playbook(_Model):
     actions: list[Action] = Field(min_length=1, description="What it does: open_case, compensate, notify, recognize, webhook.")
     governance: Governance = Field(Governance(), description="Probability, cooldown and caps.")
     holdout: Holdout = Field(Holdout(share=0.0), description="The playbook's own holdout group (composes with the global one).")
-    outcome: str | None = Field(None, description="The outcome its uplift is measured on (e.g. retained).")
+    measure: Measure | None = Field(
+        None, description="Its uplift's outcome and window: {outcome: retained, window: 90d}; none: not measured."
+    )
+    outcome: str | None = Field(
+        None, description="Shorthand for measure: {outcome: <this>, window: 90d}; filled in from measure when that is given."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _measure_and_outcome(cls, data: Any) -> Any:
+        """``outcome: x`` alone means ``measure: {outcome: x, window: 90d}``; ``measure`` alone fills ``outcome``."""
+        if not isinstance(data, dict):
+            return data
+        measure, outcome = data.get("measure"), data.get("outcome")
+        named = measure.get("outcome") if isinstance(measure, dict) else getattr(measure, "outcome", None)
+        if measure is None and outcome:
+            return {**data, "measure": {"outcome": outcome, "window": DEFAULT_WINDOW}}
+        if named and not outcome:
+            return {**data, "outcome": named}
+        if named and outcome and named != outcome:
+            raise ValueError(f"outcome {outcome!r} and measure.outcome {named!r} differ; keep only measure")
+        return data
 
 
 class PlaybookFile(_Model):

@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 
 from keymoments.act.holdouts import unit_hash
-from keymoments.store import act_tables as sql
+from keymoments.store.ops import OperationalStore, ops_of
 from keymoments.store.store import Store
 
 __all__ = ["DeliveryReport", "OutboxWorker", "sign", "verify_signature"]
@@ -81,7 +81,7 @@ class OutboxWorker:
 
     def __init__(
         self,
-        store: Store,
+        store: Store | OperationalStore,
         *,
         secret: str | bytes,
         client: httpx.Client | None = None,
@@ -96,6 +96,7 @@ class OutboxWorker:
 
             raise ConfigError("The outbox needs a webhook secret to sign requests; set KM_WEBHOOK_SECRET or pass secret=.")
         self.store = store
+        self.ops = ops_of(store)
         self.secret = secret
         self.client = client or httpx.Client(timeout=timeout)
         self.max_attempts = max_attempts
@@ -110,11 +111,8 @@ class OutboxWorker:
 
     def deliver_due(self, now: datetime | None = None) -> DeliveryReport:
         now = now or datetime.now(UTC)
-        cur = self.store.cursor()
-        try:
-            due = sql.due_messages(cur, now, self.batch)
-        finally:
-            cur.close()
+        with self.ops.write() as con:  # claimed, so several deliverers can share one outbox
+            due = self.ops.sql.claim_due(con, now, self.batch)
         report = DeliveryReport()
         for message_id, url, payload, attempts in due:
             self._deliver_one(message_id, url, payload.encode(), int(attempts or 0), now, report)
@@ -133,8 +131,8 @@ class OutboxWorker:
             resp = self.client.post(url, content=body, headers=headers)
             code = resp.status_code
             if 200 <= code < 300:
-                with self.store.write() as con:
-                    sql.mark_delivered(con, message_id, code, datetime.now(UTC))
+                with self.ops.write() as con:
+                    self.ops.sql.mark_delivered(con, message_id, code, datetime.now(UTC))
                 report.delivered += 1
                 return
             error = f"HTTP {code}: {resp.text[:200]}"
@@ -144,22 +142,19 @@ class OutboxWorker:
             permanent = False
         tries = attempts + 1
         if permanent or tries >= self.max_attempts:
-            with self.store.write() as con:
-                sql.mark_failed(con, message_id, status="dead", next_at=None, error=error, status_code=code)
+            with self.ops.write() as con:
+                self.ops.sql.mark_failed(con, message_id, status="dead", next_at=None, error=error, status_code=code)
             report.dead += 1
         else:
             next_at = now + timedelta(seconds=self.backoff(message_id, tries))
-            with self.store.write() as con:
-                sql.mark_failed(con, message_id, status="pending", next_at=next_at, error=error, status_code=code)
+            with self.ops.write() as con:
+                self.ops.sql.mark_failed(con, message_id, status="pending", next_at=next_at, error=error, status_code=code)
             report.retried += 1
         report.errors.append(f"{message_id}: {error}")
 
     def pending(self) -> int:
-        cur = self.store.cursor()
-        try:
-            return sql.outbox_counts(cur).get("pending", 0)
-        finally:
-            cur.close()
+        with self.ops.read() as cur:
+            return self.ops.sql.outbox_counts(cur).get("pending", 0)
 
     def run(self, *, max_seconds: float = 60.0, poll: float = 0.2) -> DeliveryReport:
         """Deliver until nothing is pending or ``max_seconds`` have passed; sleeps between passes."""

@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import duckdb
 import pandas as pd
 
 from keymoments.act.budgets import Ledger
@@ -31,7 +30,8 @@ from keymoments.act.cases import _fill
 from keymoments.act.engine import Decision, Engine
 from keymoments.act.models import PlaybookFile
 from keymoments.money import to_cents
-from keymoments.store import act_tables as sql
+from keymoments.store import act_tables
+from keymoments.store.ops import OperationalStore, ops_of
 from keymoments.store.store import Store
 
 __all__ = ["BacktestResult", "LiveResult", "LiveStream", "PlaybookRunner", "file_hash", "summarise"]
@@ -48,7 +48,10 @@ LIVE_BUDGET_PERIODS = "wall clock: each spend draws from the period in which it 
 
 
 def file_hash(file: PlaybookFile) -> str:
-    return hashlib.sha256(file.model_dump_json().encode()).hexdigest()[:16]
+    """What identifies a file's decisions (its live run is ``live-<hash>``). ``measure`` is left out: how
+    uplift is measured decides nothing, and leaving it out keeps the hash of files written before it."""
+    dump = file.model_dump_json(exclude={"playbooks": {"__all__": {"measure"}}})
+    return hashlib.sha256(dump.encode()).hexdigest()[:16]
 
 
 def summarise(decisions: list[Decision], file: PlaybookFile) -> pd.DataFrame:
@@ -143,13 +146,18 @@ def _decision_row(d: Decision, run_id: str, mode: str, now: datetime) -> tuple:
 class PlaybookRunner:
     """Run a playbook file over a store: ``backtest()`` over history, ``run_live()`` over new events."""
 
-    def __init__(self, store: Store, file: PlaybookFile, *, seed: int | None = None, source: str | None = None) -> None:
+    def __init__(self, store: Store | None, file: PlaybookFile, *, seed: int | None = None, source: str | None = None,
+                 ops: OperationalStore | None = None) -> None:  # fmt: skip
+        """``store``: the events (DuckDB); ``ops``: where decisions and their effects go (default: the store's
+        operational store). A broker worker passes ``store=None`` and its ``ops``: its events come from the
+        stream, not the store."""
         self.store = store
+        self.ops = ops if ops is not None else ops_of(store)
         self.file = file
         self.seed = file.seed if seed is None else seed
         self.source = source
         self.hash = file_hash(file)
-        self.ledger = Ledger(store, file)
+        self.ledger = Ledger(self.ops, file)
         self.live_run_id = f"live-{self.hash}"
 
     # -- backtest ------------------------------------------------------------------------------------------
@@ -163,7 +171,7 @@ class PlaybookRunner:
         decisions: list[Decision] = []
         ev = engine.evaluate
         try:
-            for chunk in sql.iter_events(cur, order="ts"):
+            for chunk in act_tables.iter_events(cur, order="ts"):
                 n += len(chunk)
                 for e in chunk:
                     d = ev(e)
@@ -182,9 +190,10 @@ class PlaybookRunner:
     def _record_backtest(self, result: BacktestResult) -> None:
         now = datetime.now(UTC)
         rows = [_decision_row(d, result.run_id, "backtest", now) for d in result.decisions]
+        sql = self.ops.sql
         df = pd.DataFrame(rows, columns=list(sql._DECISION_COLS))
         holdouts = self._holdout_rows(result.decisions)
-        with self.store.write() as con:
+        with self.ops.write() as con:
             sql.insert_run(con, {
                 "run_id": result.run_id, "mode": "backtest", "source": self.source, "file_hash": self.hash,
                 "seed": self.seed, "started_at": now, "finished_at": now, "events": result.events,
@@ -208,19 +217,36 @@ class PlaybookRunner:
     # -- live ----------------------------------------------------------------------------------------------
     def live_engine(self) -> tuple[Engine, int]:
         """An engine whose state is rebuilt from the events the live run already processed, and that seq."""
+        with self.ops.read() as con:
+            run = self.ops.sql.get_run(con, self.live_run_id)
+        last = int(run["last_seq"]) if run and run["last_seq"] is not None else 0
         cur = self.store.cursor()
         try:
-            run = sql.get_run(cur, self.live_run_id)
-            last = int(run["last_seq"]) if run and run["last_seq"] is not None else 0
             engine = Engine(self.file, seed=self.seed, simulate_budgets=False)  # the ledger decides live
             if last:
                 ev = engine.evaluate
-                for chunk in sql.iter_events(cur, order="seq", upto_seq=last):
+                for chunk in act_tables.iter_events(cur, order="seq", upto_seq=last):
                     for e in chunk:
                         ev(e)
         finally:
             cur.close()
         return engine, last
+
+    def go_live(self) -> int:
+        """Start the live run at the store's present: the events stored so far are history the engine learns
+        from (cooldowns, caps, milestones, journeys) but never acts on; :meth:`run_live` acts on the events
+        that arrive after. Returns the live run's cursor; does nothing when the live run already exists."""
+        cur = self.store.cursor()
+        try:
+            last = act_tables.max_seq(cur)  # the events live in DuckDB whatever holds the decisions
+        finally:
+            cur.close()
+        with self.ops.write() as con:
+            run = self.ops.sql.get_run(con, self.live_run_id)
+            if run is not None:
+                return int(run["last_seq"] or 0)
+            self._touch_run(con, last)
+        return last
 
     def run_live(self, *, engine: Engine | None = None, last_seq: int | None = None, batch: int = 2_000,
                  now: datetime | None = None) -> LiveResult:  # fmt: skip
@@ -236,7 +262,7 @@ class PlaybookRunner:
         fired: list[Decision] = []
         written: Counter = Counter()
         try:
-            for chunk in sql.iter_events(cur, order="seq", after_seq=last_seq, chunk=batch):
+            for chunk in act_tables.iter_events(cur, order="seq", after_seq=last_seq, chunk=batch):
                 out: list[Decision] = []
                 for e in chunk:
                     d = engine.evaluate(e)
@@ -254,25 +280,25 @@ class PlaybookRunner:
                 written.update(self.fire(due, last_seq=last_seq))
                 fired.extend(due)
         if total == 0 and not fired:
-            with self.store.write() as con:
+            with self.ops.write() as con:
                 self._touch_run(con, last_seq)
         return LiveResult(self.live_run_id, total, fired, dict(written), last_seq)
 
-    def _touch_run(self, con: duckdb.DuckDBPyConnection, last_seq: int, added: int = 0) -> None:
-        sql.touch_live_run(con, self.live_run_id, source=self.source, file_hash=self.hash, seed=self.seed,
+    def _touch_run(self, con: Any, last_seq: int, added: int = 0) -> None:
+        self.ops.sql.touch_live_run(con, self.live_run_id, source=self.source, file_hash=self.hash, seed=self.seed,
                            last_seq=last_seq, added=added, now=datetime.now(UTC))  # fmt: skip
 
     # -- fire: record decisions and their effects ------------------------------------------------------------
-    def fire(self, decisions: list[Decision], *, last_seq: int | None = None,
-             con: duckdb.DuckDBPyConnection | None = None) -> Counter:  # fmt: skip
+    def fire(self, decisions: list[Decision], *, last_seq: int | None = None, con: Any = None) -> Counter:
         """Record decisions with their cases, ledger entries and outbox messages in one transaction.
 
         Batched: a handful of statements per call, whatever the number of decisions. Budgets are checked
         against the pools' rows read inside the transaction (the single writer holds it), and taken with one
         ``UPDATE`` per pool key, which the ``CHECK (remaining_cents >= 0)`` guards."""
         if con is None:
-            with self.store.write() as c:
+            with self.ops.write() as c:
                 return self.fire(decisions, last_seq=last_seq, con=c)
+        sql = self.ops.sql
         written: Counter = Counter()
         now = datetime.now(UTC)
         run_id = self.live_run_id
@@ -290,9 +316,10 @@ class PlaybookRunner:
             self._touch_run(con, last_seq, len(fresh))
         return written
 
-    def _fire_ledger(self, con: duckdb.DuckDBPyConnection, fresh: list[Decision], now: datetime,
+    def _fire_ledger(self, con: Any, fresh: list[Decision], now: datetime,
                      written: Counter) -> dict[str, list[tuple]]:  # fmt: skip
         """Spend or reserve every compensation; returns {decision_id: [(entry_id, pool, cents, status)]}."""
+        sql = self.ops.sql
         reqs = []
         for d in fresh:
             if d.kind == "fire" and d.status == "fired":
@@ -309,6 +336,7 @@ class PlaybookRunner:
                                       for _d, _i, _a, p, k in reqs}))  # fmt: skip
         remaining = sql.pool_remaining(con, list({r[4] for r in reqs}))
         # the empowerment limit holds per customer per period (and per case: each decision's case is new)
+        sql.lock_customers(con, [d.customer_id for d, *_ in reqs])  # their sums hold still (agents spend too)
         used = Counter(sql.customer_usage(con, list({(k[0], d.customer_id, k[2]) for d, _i, _a, _p, k in reqs})))
         taken: Counter = Counter()
         rows, out = [], defaultdict(list)
@@ -345,9 +373,10 @@ class PlaybookRunner:
         written["ledger"] += len(rows)
         return out
 
-    def _fire_cases(self, con: duckdb.DuckDBPyConnection, fresh: list[Decision], entries: dict[str, list[tuple]],
+    def _fire_cases(self, con: Any, fresh: list[Decision], entries: dict[str, list[tuple]],
                     now: datetime, written: Counter) -> list[tuple]:  # fmt: skip
         """Open cases, apply case updates, and build the outbox rows; returns the outbox rows."""
+        sql = self.ops.sql
         new_cases: dict[str, dict[str, Any]] = {}
         events: list[list[Any]] = []  # [case_id, ts, kind, actor, from, to, detail]
         outbox: list[tuple] = []

@@ -7,6 +7,10 @@ deepest node that exists, and its line is reported::
     playbooks.yaml:7:15: playbooks[0].trigger.type: 'crises' is not a trigger type; use one of [...]. Did you mean 'crisis'?
 
 A file may hold a whole :class:`PlaybookFile` (with ``playbooks:``) or a single playbook (with ``trigger:``).
+
+YAML from outside is bounded before anything is built from it: at most :data:`MAX_YAML_BYTES`, nested at most
+:data:`MAX_DEPTH` deep, and at most :data:`MAX_NODES` values once every alias is expanded (a 590-byte "billion
+laughs" file of nested aliases expands to billions of values and would take the validator minutes).
 """
 
 from __future__ import annotations
@@ -21,7 +25,11 @@ from keymoments.act.models import Playbook, PlaybookFile
 from keymoments.events import did_you_mean
 from keymoments.exceptions import ConfigError
 
-__all__ = ["PlaybookYAMLError", "load_playbooks", "loads_playbooks"]
+__all__ = ["MAX_DEPTH", "MAX_NODES", "MAX_YAML_BYTES", "PlaybookYAMLError", "load_playbooks", "loads_playbooks"]
+
+MAX_YAML_BYTES = 1 << 20
+MAX_NODES = 50_000
+MAX_DEPTH = 64
 
 
 class PlaybookYAMLError(ConfigError):
@@ -122,11 +130,58 @@ def _clean_loc(loc: tuple[Any, ...], root: yaml.Node) -> tuple[Any, ...]:
     return tuple(out)
 
 
+def _refuse(source: str, node: yaml.Node | None, why: str) -> PlaybookYAMLError:
+    line, col = (node.start_mark.line + 1, node.start_mark.column + 1) if node is not None else (1, 1)
+    return PlaybookYAMLError(f"{source}:{line}:{col}: {why}", [{"line": line, "column": col, "loc": "", "msg": why}])
+
+
+def _check_size(root: yaml.Node, source: str) -> None:
+    """Refuse a node tree deeper than MAX_DEPTH, larger than MAX_NODES once aliases are expanded, or that holds
+    itself through an alias; shared nodes (aliases) are sized once, so this takes time linear in the file."""
+    sizes: dict[int, int] = {}
+    open_: set[int] = set()
+
+    def size(node: yaml.Node, depth: int) -> int:
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in open_:
+            raise _refuse(source, node, "an alias refers to a value that holds it; a playbook file cannot be recursive")
+        if depth > MAX_DEPTH:
+            raise _refuse(source, node, f"the YAML nests more than {MAX_DEPTH} levels deep")
+        total = 1
+        if isinstance(node, yaml.SequenceNode | yaml.MappingNode):
+            open_.add(key)
+            children = node.value if isinstance(node, yaml.SequenceNode) else [x for kv in node.value for x in kv]
+            for child in children:
+                total += size(child, depth + 1)
+                if total > MAX_NODES:
+                    raise _refuse(
+                        source, node,
+                        f"the YAML expands to more than {MAX_NODES:,} values once its aliases (*name) are expanded; "
+                        "a playbook file needs far fewer, so it is refused (an alias bomb?)",
+                    )  # fmt: skip
+            open_.discard(key)
+        sizes[key] = total
+        return total
+
+    size(root, 0)
+
+
 def loads_playbooks(text: str, source: str = "<string>") -> PlaybookFile:
     """Parse and validate playbook YAML from a string; raise :class:`PlaybookYAMLError` with line numbers."""
+    n = len(text.encode("utf-8", "replace"))
+    if n > MAX_YAML_BYTES:
+        raise PlaybookYAMLError(
+            f"{source}: the YAML is {n:,} bytes; a playbook file may be at most {MAX_YAML_BYTES:,}.", []
+        )
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
+        if root is not None:
+            _check_size(root, source)
         data = yaml.safe_load(text)
+    except RecursionError:
+        raise _refuse(source, None, f"the YAML nests more than {MAX_DEPTH} levels deep") from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (0, 0)

@@ -6,6 +6,8 @@ Analyses follow the lifelines / scikit-learn habit::
     mot.summary            # a pandas DataFrame
     mot.print_summary()    # a human table
     mot.to_dict()          # the JSON the CLI's --json prints
+    mot.tables()           # its tables by name, as DataFrames (what --out FILE.csv|.parquet writes)
+    mot.to_frame()         # the main table (or .to_frame("transitions"): one by name)
     mot                    # renders as HTML in a notebook (_repr_html_)
 
 ``__init__`` only stores parameters; learned values end in ``_``.
@@ -29,6 +31,7 @@ __all__ = [
     "bootstrap_ci",
     "check_choice",
     "mean_ci",
+    "no_outcomes",
     "proportion_ci",
     "warn_small_sample",
 ]
@@ -58,6 +61,24 @@ class Analysis:
     def to_dict(self) -> dict[str, Any]:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """The analysis's tables by name, the main one first: the lists of records of :meth:`to_dict` (the JSON
+        of ``--json``) as DataFrames; what ``--out FILE`` writes and the dashboard's CSV links serve."""
+        from keymoments.present import tables_of, to_jsonable
+
+        self._check_fitted()
+        return tables_of(to_jsonable(self.to_dict()))
+
+    def to_frame(self, table: str | None = None) -> pd.DataFrame:
+        """One of :meth:`tables` as a DataFrame: the main one, or the one named ``table``."""
+        tables = self.tables()
+        if table is None:
+            if not tables:
+                raise NotEnoughDataError(f"{type(self).__name__} has no table.")
+            return next(iter(tables.values()))
+        check_choice(type(self).__name__ + ".to_frame", "table", table, list(tables))
+        return tables[table]
+
     def to_json(self, **kwargs: Any) -> str:
         from keymoments.present import to_jsonable
 
@@ -85,6 +106,15 @@ def check_choice(owner: str, param: str, value: Any, choices: list[Any] | tuple[
             f"The {param!r} parameter of {owner} must be one of {sorted(map(str, choices))}. "
             f"Got {value!r} instead.{did_you_mean(str(value), choices)}"
         )
+
+
+def no_outcomes(owner: str, outcome: str | None = None) -> NotEnoughDataError:
+    """The refusal of an analysis that needs an outcome when the store holds none, saying what to load."""
+    such = f" such as {outcome!r}" if outcome else ""
+    return NotEnoughDataError(
+        f"No outcomes in the store: {owner} relates the journeys to an outcome{such}; load one with "
+        "`keymoments ingest-outcomes FILE --key customer_id` (one row per customer, e.g. a retained yes/no column)."
+    )
 
 
 def warn_small_sample(what: str, n: int, minimum: int = 30) -> bool:

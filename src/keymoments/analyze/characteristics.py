@@ -17,6 +17,10 @@ name                where it comes from
                     (``is_last``); without event order, the last touchpoint of the journey order.
 =================== ====================================================================================
 
+Journeys without time order (a survey answered at once: :func:`keymoments.analyze.order.time_order`) have no
+first or last moment, only the order the answers were given in: there ``first_impression`` and ``ending`` are
+taken from a journey model's flags only, never inferred.
+
 Where a journey model sets a flag on any touchpoint, that flag is taken from the model for every touchpoint
 (the analyst has said where first impressions, leaps of faith and endings are); the other characteristics are
 inferred. :func:`characterize` also reports, in ``how``, which rule decided each flag.
@@ -59,8 +63,13 @@ def characterize(
     order: list[str],
     stats: pd.DataFrame,
     journey: JourneyModel | None = None,
+    *,
+    time_ordered: bool = True,
 ) -> tuple[dict[str, list[str]], dict[str, str]]:
     """The characteristics of each touchpoint, and how each flag was decided.
+
+    ``time_ordered`` False (journeys whose events share one timestamp): first impressions and endings come
+    from the journey model's flags only.
 
     ``stats`` is indexed by touchpoint, with any of the columns ``first_share``, ``last_share``,
     ``value_share``, ``crisis_rate``, ``peak_share``, ``upper_semidev`` (missing columns: not inferable).
@@ -84,6 +93,9 @@ def characterize(
         chosen = flagged(flag)
         if chosen is not None:
             how[flag] = "journey model flag"
+        elif not time_ordered and flag in ("first_impression", "ending"):
+            chosen = set()
+            how[flag] = "not inferred: the journeys have no time order (their events share one timestamp)"
         elif col in s.columns and s[col].notna().any():
             chosen = set(s.index[s[col].fillna(0) >= 0.5])
             how[flag] = (

@@ -9,6 +9,7 @@ import pandas as pd
 
 __all__ = [
     "journey_map_figure",
+    "keep_order",
     "milestones_figure",
     "peak_end_figure",
     "recognition_figure",
@@ -64,8 +65,16 @@ def journey_map_figure(touchpoints: pd.DataFrame, overall: float) -> Any:
     fig.add_trace(go.Bar(x=tp["touchpoint"], y=tp["events"], name="events", marker_color="#aec7e8"), row=2, col=1)
     fig.update_yaxes(title_text="valence", range=[-1.05, 1.05], row=1, col=1)
     fig.update_yaxes(title_text="events", row=2, col=1)
+    keep_order(fig, tp["touchpoint"])
     fig.update_layout(title="Journey map: emotion across touchpoints", showlegend=False, template="plotly_white")
     return fig
+
+
+def keep_order(fig: Any, touchpoints: Any) -> None:
+    """Draw the touchpoints as categories in the journey's order (the order given, for a survey): never sorted,
+    and never read as numbers or dates ("2024", "10")."""
+    order = [str(t) for t in touchpoints]
+    fig.update_xaxes(type="category", categoryorder="array", categoryarray=order)
 
 
 def _bar_ci(df: pd.DataFrame, x: str, y: str, low: str, high: str, title: str, ytitle: str) -> Any:
@@ -94,8 +103,20 @@ def recovery_figure(groups: pd.DataFrame, outcome: str) -> Any:
     return _bar_ci(groups, "group", "rate", "ci_low", "ci_high", f"Service recovery paradox: {outcome}", outcome)
 
 
-def segments_figure(tiers: pd.DataFrame) -> Any:
-    return _bar_ci(tiers, "tier", "mean_spend", "spend_ci_low", "spend_ci_high", "Spend per customer by valence tier", "spend")
+def segments_figure(tiers: pd.DataFrame, outcome: str | None = None) -> Any:
+    """Spend per tier; without spend, the rate (or mean) of ``outcome`` per tier; without either, customers."""
+    if "mean_spend" in tiers.columns:
+        return _bar_ci(tiers, "tier", "mean_spend", "spend_ci_low", "spend_ci_high", "Spend per customer by valence tier", "spend")
+    if outcome is not None:
+        col = f"{outcome}_rate" if f"{outcome}_rate" in tiers.columns else f"{outcome}_mean"
+        if col in tiers.columns:
+            what = "rate" if col.endswith("_rate") else "mean"
+            return _bar_ci(tiers, "tier", col, f"{outcome}_ci_low", f"{outcome}_ci_high",
+                           f"{outcome} {what} by valence tier", f"{outcome} {what}")  # fmt: skip
+    go = _go()
+    fig = go.Figure(go.Bar(x=tiers["tier"], y=tiers["customers"], name="customers"))
+    fig.update_layout(title="Customers by valence tier", yaxis_title="customers", template="plotly_white")
+    return fig
 
 
 def milestones_figure(effects: pd.DataFrame) -> Any:

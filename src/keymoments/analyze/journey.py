@@ -41,11 +41,17 @@ import pandas as pd
 
 from keymoments.analyze.base import Analysis, warn_small_sample
 from keymoments.analyze.filters import check_filters, filter_events
-from keymoments.analyze.order import merge_order, order_from_histogram
+from keymoments.analyze.order import (
+    merge_order,
+    no_touchpoints,
+    order_from_histogram,
+    precedence_order,
+    time_order,
+)
 from keymoments.analyze.paths import journey_counts
 from keymoments.analyze.sql import EventsSQL, sql_str
 from keymoments.events import CRISIS_OUTCOMES, JourneyModel
-from keymoments.exceptions import InvalidParameterError, NotEnoughDataError
+from keymoments.exceptions import InvalidParameterError
 
 __all__ = ["JourneyMap", "filter_events", "multinomial_bootstrap_ci"]
 
@@ -265,9 +271,11 @@ class JourneyMap(Analysis):
 
         steps = q.df(_STEPS)
         if steps.empty:
-            raise NotEnoughDataError("No events to map (after filters); ingest events or loosen the filters.")
+            raise no_touchpoints(data, "map", filtered=bool(self._filters()))
         present = set(steps["touchpoint"])
-        order = [tp for tp in merge_order(order_from_histogram(steps), self.journey) if tp in present]
+        timing = time_order(data)
+        inferred = order_from_histogram(steps) if timing.ordered else precedence_order(t, steps)
+        order = [tp for tp in merge_order(inferred, self.journey) if tp in present]
         pairs, tp_gap = _transitions(q)
         valences = q.df(_VALENCES)
         jc = journey_counts(q, order, self.n_variants if self.variants else None)
@@ -294,6 +302,10 @@ class JourneyMap(Analysis):
                 warn_small_sample(f"The mean valence at {tp!r}", int(n), self.min_rated)
 
         self.order_ = order
+        self.time_ordered_ = timing.ordered
+        self.note_ = timing.why_not
+        if not timing.ordered:  # no time: no gaps, no transitions, no endings (only the order given)
+            per_tp["median_gap_s"] = np.nan
         self.overall_valence_ = overall
         self.n_events_ = n_events
         self.n_journeys_ = jc.journeys
@@ -306,8 +318,14 @@ class JourneyMap(Analysis):
         self.touchpoints_ = per_tp[cols]
         self.transitions_ = _transition_table(pairs, order)
         self.drop_offs_ = self._drop_offs(per_tp, order)
+        if not timing.ordered:
+            self.transitions_, self.drop_offs_ = self.transitions_.iloc[:0], self.drop_offs_.iloc[:0]
         self.variants_ = jc.variants
         return self
+
+    def _filters(self) -> dict[str, Any]:
+        return {k: v for k, v in (("segment", self.segment), ("channel", self.channel), ("since", self.since),
+                                  ("until", self.until)) if v not in (None, "")}  # fmt: skip
 
     def _kind(self, mean: float, low: float, high: float, rated: int, overall: float) -> str:
         if rated < self.min_rated or not np.isfinite(overall) or not np.isfinite(low) or not np.isfinite(high):
@@ -340,7 +358,7 @@ class JourneyMap(Analysis):
         ]
 
     def print_summary(self) -> None:
-        from keymoments.cli.common import print_table
+        from keymoments.cli.common import console, print_table
 
         self._check_fitted()
         tp = self.touchpoints_
@@ -357,22 +375,33 @@ class JourneyMap(Analysis):
             + (f"overall valence {self.overall_valence_:+.3f}" if np.isfinite(self.overall_valence_)
                else "no rated events (no emotion curve; score ratings or text first)"),
         )
-        tr = self.transitions_.head(20).assign(median_gap=lambda d: [_human_s(x) for x in d["median_gap_s"]])
-        print_table(tr.drop(columns=["median_gap_s"]), title="Top transitions (directly follows)")
+        if self.note_:
+            console.print(f"Note: {self.note_}; no transitions, gaps or endings are inferred.")
+        if len(self.transitions_):
+            tr = self.transitions_.head(20).assign(median_gap=lambda d: [_human_s(x) for x in d["median_gap_s"]])
+            print_table(tr.drop(columns=["median_gap_s"]), title="Top transitions (directly follows)")
         if len(self.variants_):
-            print_table(self.variants_, title="Most common paths")
-        print_table(self.drop_offs_, title="Where journeys end")
+            print_table(self.variants_, title="Most common paths" if self.time_ordered_ else "Most common sets of touchpoints")
+        if len(self.drop_offs_):
+            print_table(self.drop_offs_, title="Where journeys end")
 
     def _repr_html_(self) -> str:
         if not self.fitted:
             return super()._repr_html_()
         fmt = "{:.3f}".format
+        valence = f"overall valence {self.overall_valence_:+.3f}" if np.isfinite(self.overall_valence_) else "no rated events"
         return (
-            f"<h4>Journey map ({self.n_journeys_} journeys, overall valence {self.overall_valence_:+.3f})</h4>"
+            f"<h4>Journey map ({self.n_journeys_} journeys, {valence})</h4>"
             + self.summary.to_html(index=False, float_format=fmt)
             + "<h5>Transitions</h5>"
             + self.transitions_.head(20).to_html(index=False, float_format=fmt)
         )
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """touchpoints (the main table), transitions, variants and drop_offs, with their columns even when empty."""
+        self._check_fitted()
+        return {"touchpoints": self.touchpoints_, "transitions": self.transitions_, "variants": self.variants_,
+                "drop_offs": self.drop_offs_}  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
         self._check_fitted()
@@ -386,6 +415,8 @@ class JourneyMap(Analysis):
             "journeys": self.n_journeys_,
             "customers": self.n_customers_,
             "order": self.order_,
+            "time_ordered": self.time_ordered_,
+            **({"note": self.note_} if self.note_ else {}),
             "rule": (
                 f"pit: {int(self.level * 100)}% CI entirely below the overall valence and mean at least "
                 f"{self.margin} below it; peak: the mirror image; touchpoints with fewer than {self.min_rated} "

@@ -58,7 +58,14 @@ from keymoments.exceptions import (
     NotEnoughDataError,
 )
 
-__all__ = ["MomentsOfTruth", "MONEY_WORDS"]
+__all__ = ["MomentsOfTruth", "MONEY_WORDS", "PRESENCE_NOTE"]
+
+#: what moments says on data without valence (no rating, no scored text)
+PRESENCE_NOTE = (
+    "no event has a rating or scored text, so there is no experience to rank; instead, what the data supports: "
+    "which touchpoints met, money spent there and repeat milestones crossed predict the outcome. Load ratings or "
+    "text with the events for moments of truth."
+)
 
 _SUMMARY_COLUMNS = [
     "touchpoint", "impact", "ci_low", "ci_high", "reach", "mean_valence", "target_valence", "gap", "priority",
@@ -159,6 +166,7 @@ class MomentsOfTruth(EventFilters, Analysis):
     def _fit_prepared(self, prep: Prepared, journey: JourneyModel | None, caught: list[str]) -> None:
         V, y, C = prep.valence, prep.y, prep.controls
         n = len(y)
+        self.mode_ = prep.mode
         if n == 0:
             raise NotEnoughDataError(
                 f"No customer has both an outcome {self.outcome!r} and a rated touchpoint; nothing to analyse."
@@ -176,10 +184,17 @@ class MomentsOfTruth(EventFilters, Analysis):
                 f"Outcome {self.outcome!r} takes a single value over {n} customers; it cannot be explained."
             )
         design = build_design(V, C)
+        if prep.mode == "presence":
+            design.dropped = {k: "the same for every customer" if "same valence" in why else why
+                              for k, why in design.dropped.items()}  # fmt: skip
         if not design.touchpoints:
             raise NotEnoughDataError(
                 f"No touchpoint has enough varied experiences to estimate an impact (of {list(V.columns)})."
-            )
+                if prep.mode == "valence" else
+                f"Nothing the data holds varies enough between customers to predict {self.outcome!r}: every customer "
+                "meets the same touchpoints and crosses the same milestones. Load ratings or text with the events to "
+                "measure how they felt."
+            )  # fmt: skip
         q = design.X.shape[1]
         if n < q + 3:
             raise NotEnoughDataError(
@@ -217,13 +232,21 @@ class MomentsOfTruth(EventFilters, Analysis):
             self.value_per_customer if self.value_per_customer is not None else prep.value_per_customer
         )
         self.unit_ = "customers" if binary else ("money" if is_money(self.outcome) else "points")
-        chars, how = characterize(
-            list(V.columns), prep.order, prep.stats.join(valence_stats(V), how="outer"), journey
-        )
-        self.characteristics_ = chars
-        self.characteristics_how_ = how
         self.stats_ = prep.stats
         self.warnings_ = caught
+        self.time_ordered_ = prep.time_ordered
+        if prep.mode == "presence":
+            self.characteristics_, self.characteristics_how_ = {}, {}
+            self.note_ = PRESENCE_NOTE
+            self._build_presence_summary(V, prep.reach, res)
+            return
+        self.note_ = ""
+        chars, how = characterize(
+            list(V.columns), prep.order, prep.stats.join(valence_stats(V), how="outer"), journey,
+            time_ordered=prep.time_ordered,
+        )  # fmt: skip
+        self.characteristics_ = chars
+        self.characteristics_how_ = how
         self._build_summary(V, prep.reach, res, journey)
 
     def _target(self, tp: str, journey: JourneyModel | None) -> float:
@@ -297,6 +320,35 @@ class MomentsOfTruth(EventFilters, Analysis):
         self.summary_ = df.reset_index(drop=True)
         self.impact_ = self.summary_.set_index("touchpoint")["impact"]
 
+    def _build_presence_summary(self, F: pd.DataFrame, reach: pd.Series, res: DriverResult) -> None:
+        """The summary without valence: one row per feature (a touchpoint met, the money spent there, a milestone
+        crossed), its impact with CI, and its priority: the outcome change if everyone without it had it (met,
+        crossed), or if everyone spending there spent twice as much."""
+        idx = {f: i for i, f in enumerate(res.touchpoints)}
+        r2 = res.r2 if res.r2 > 0 else np.nan
+        rows = []
+        for f in F.columns:
+            i = idx.get(f)
+            kind, _, what = f.partition(": ")
+            kind = {"met": "met", "spent at": "spent", "crossed": "milestone"}.get(kind, kind)
+            rch = float(reach.get(f, np.nan))
+            room = rch if kind == "spent" else 1.0 - rch
+            imp, lo, hi = (float(res.impact[i]), *map(float, res.impact_ci[i])) if i is not None else (np.nan,) * 3
+            sh = (res.importance[i] / r2, res.importance_ci[i, 0] / r2, res.importance_ci[i, 1] / r2) if i is not None else (np.nan,) * 3
+            pr = imp * room
+            rows.append({
+                "touchpoint": f, "feature": kind, "of": what,
+                "impact": imp, "ci_low": lo, "ci_high": hi, "reach": rch, "priority": pr,
+                "priority_ci_low": lo * room, "priority_ci_high": hi * room, "n": int((F[f] > 0).sum()),
+                "share": sh[0], "share_ci_low": sh[1], "share_ci_high": sh[2],
+                "expected_customers": pr * self.n_ if self.binary_ else np.nan, "expected_value": self._money(pr),
+                "moment_of_truth": bool(lo > 0) if i is not None else False,
+            })  # fmt: skip
+        df = pd.DataFrame(rows)
+        df = df.sort_values(["priority", "impact"], ascending=False, na_position="last", kind="mergesort")
+        self.summary_ = df.reset_index(drop=True)
+        self.impact_ = self.summary_.set_index("touchpoint")["impact"]
+
     def _money(self, priority: float) -> float:
         if self.binary_:
             vpc = self.value_per_customer_
@@ -312,6 +364,20 @@ class MomentsOfTruth(EventFilters, Analysis):
     def print_summary(self) -> None:
         from keymoments.cli.common import console, print_table
 
+        if self.mode_ == "presence":
+            self._check_fitted()
+            console.print(f"Note: {self.note_}")
+            cols = ["touchpoint", "impact", "ci_low", "ci_high", "share", "reach", "priority", "n"]
+            print_table(self.summary[cols].rename(columns={"touchpoint": "predictor"}),
+                        title=f"What predicts {self.outcome} (no valence: presence, spend and milestones)")  # fmt: skip
+            fit = self.model_fit_
+            main = f"AUC (cv) {fit['auc_cv']:.3f}" if self.binary_ else f"R² (cv) {fit['r2_cv']:.3f}"
+            console.print(
+                f"n = {self.n_} · {main} · impact = outcome change{' (probability points)' if self.binary_ else ''} "
+                "from not having to having it ('met', 'crossed') or per doubling of the money spent ('spent at'), "
+                f"adjusted for the others, {self.level:.0%} block-bootstrap CI; associations, not experiments"
+            )
+            return
         df = self.summary[
             [
                 "touchpoint",
@@ -339,16 +405,22 @@ class MomentsOfTruth(EventFilters, Analysis):
         self._check_fitted()
         recs = []
         for r in self.summary_.to_dict(orient="records"):
-            r["characteristics"] = list(r["characteristics"])
+            if "characteristics" in r:
+                r["characteristics"] = list(r["characteristics"])
             recs.append(r)
         return {
             "outcome": self.outcome,
+            "mode": self.mode_,
+            **({"note": self.note_} if self.note_ else {}),
+            "time_ordered": self.time_ordered_,
             "n": self.n_,
             "model_fit": self.model_fit_,
             "kind": "binary" if self.binary_ else "continuous",
             "unit": self.unit_,
-            "impact_definition": "outcome change for +1 valence (a bad -0.5 to a good +0.5 experience)"
-            + (", average marginal effect of a logistic model" if self.binary_ else ", OLS slope"),
+            "impact_definition": (
+                "outcome change for +1 valence (a bad -0.5 to a good +0.5 experience)" if self.mode_ == "valence" else
+                "outcome change from not having to having it (met, crossed), or per doubling of the money spent"
+            ) + (", average marginal effect of a logistic model" if self.binary_ else ", OLS slope"),
             "level": self.level,
             "n_boot": self.n_boot,
             "n_dropped": self.n_dropped_,

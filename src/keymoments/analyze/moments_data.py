@@ -44,6 +44,8 @@ class Prepared:
     n_dropped: int
     dtype: str = "numeric"
     value_per_customer: float | None = None
+    time_ordered: bool = True  # False: the journeys' events share one timestamp (a survey)
+    mode: str = "valence"  # "presence": no valence; ``valence`` then holds presence / value / milestone features
 
 
 def _not_found(what: str, name: str, known: list[str], hint: str = "") -> NotFoundError:
@@ -149,6 +151,10 @@ def _finish(
 
 def _from_store(mot: MomentsOfTruth, store: Any, journey: JourneyModel | None) -> Prepared:
     defs = store.outcome_names()
+    if not defs:
+        from keymoments.analyze.base import no_outcomes
+
+        raise no_outcomes(getattr(mot, "_owner", None) or type(mot).__name__, mot.outcome)
     if mot.outcome not in defs:
         raise _not_found(
             "Outcome", mot.outcome, list(defs), " Load outcomes with `keymoments ingest-outcomes`."
@@ -192,24 +198,28 @@ def _from_events(
     vpc: float | None = None,
 ) -> Prepared:
     """Experiences per unit from an events table (Store or long frame with ts), aggregated by Ibis."""
-    from keymoments.analyze.order import journey_key, journey_order
+    from keymoments.analyze.order import journey_key, journey_order, no_touchpoints, time_order
 
     t = mot._events(data)
     t = t.filter(t.touchpoint.notnull() & (t.touchpoint != ""))
-    order = journey_order(t, journey)
+    timed = time_order(data).ordered
+    order = journey_order(t, journey, time_ordered=timed)
     present = set(t.select("touchpoint").distinct().execute()["touchpoint"])
     tps = [tp for tp in order if tp in present]
     if not tps:
-        raise NotEnoughDataError("There are no events with a touchpoint to analyse.")
+        raise no_touchpoints(data, f"relate to {mot.outcome!r}", filtered=bool(mot.filters))
     if "valence" in t.columns and "rating_valence" in t.columns:
         val = t.valence.fill_null(t.rating_valence)
     else:
         val = t.valence if "valence" in t.columns else t.rating_valence
     kexpr = journey_key(t) if key == "journey_id" else t.customer_id
     aggs: dict[str, Any] = {}
+    has_value = "value" in t.columns
     for i, tp in enumerate(tps):
         aggs[f"v{i}"] = val.mean(where=t.touchpoint == tp)
         aggs[f"c{i}"] = t.count(where=t.touchpoint == tp)
+        if has_value:
+            aggs[f"s{i}"] = t.value.sum(where=(t.touchpoint == tp) & (t.value > 0))
     by_customer = controls is not None and "_by_customer" in controls.columns
     if by_customer:
         aggs["_cust"] = t.customer_id.cast("string").min()
@@ -227,7 +237,57 @@ def _from_events(
     counts = pd.DataFrame(raw[[f"c{i}" for i in range(len(tps))]].to_numpy(), columns=tps)
     ydf = ydf.assign(**{key: ydf[key].astype(str)})
     stats = _event_stats(t, journey, journey_key(t))
-    return _finish(mot, wide, key, tps, counts, ydf, controls, stats, order, dtype, vpc)
+    if wide[tps].isna().all().all():  # no valence anywhere: what presence, money and milestones say instead
+        spent = (pd.DataFrame(raw[[f"s{i}" for i in range(len(tps))]].to_numpy(dtype=float), columns=tps).fillna(0.0)
+                 if has_value else None)  # fmt: skip
+        features = presence_features(wide[[key]], counts, spent, _milestone_features(data, t, key, wide[key]))
+        prep = _finish(mot, features, key, list(features.columns[1:]), None, ydf, controls, stats, order, dtype, vpc)
+        prep.mode = "presence"
+        prep.reach = (prep.valence > 0).mean()
+        prep.time_ordered = timed
+        return prep
+    prep = _finish(mot, wide, key, tps, counts, ydf, controls, stats, order, dtype, vpc)
+    prep.time_ordered = timed
+    return prep
+
+
+#: a presence-mode feature's name says what it is: the touchpoint met, the money spent there, a milestone crossed
+MET, SPENT, CROSSED = "met: ", "spent at: ", "crossed: "
+
+
+def presence_features(
+    units: pd.DataFrame, counts: pd.DataFrame, spent: pd.DataFrame | None, milestones: pd.DataFrame | None
+) -> pd.DataFrame:
+    """Per unit, what data without valence supports as predictors: each touchpoint met (0/1), the money spent
+    there (log2(1 + amount): the impact is per doubling), and each repeat milestone crossed (0/1). Columns that
+    do not vary are left to the model's design to drop."""
+    out = units.reset_index(drop=True).copy()
+    for tp in counts.columns:
+        out[f"{MET}{tp}"] = (counts[tp].to_numpy() > 0).astype(float)
+        if spent is not None and (spent[tp] > 0).any():
+            out[f"{SPENT}{tp}"] = np.log2(1.0 + spent[tp].to_numpy(dtype=float))
+    if milestones is not None:
+        for m in milestones.columns:
+            out[f"{CROSSED}{m}"] = milestones[m].to_numpy(dtype=float)
+    return out
+
+
+def _milestone_features(data: Any, t: Any, key: str, units: pd.Series) -> pd.DataFrame | None:
+    """Per customer (in ``units`` order), the repeat milestones crossed: the 2nd, 3rd, 5th… journey or purchase."""
+    from keymoments.analyze.milestones import milestone_crossings
+
+    if key != "customer_id":
+        return None
+    cr = milestone_crossings(data, years=(), spend_thresholds=(), events=t)
+    cr = cr[(cr["kind"] == "count") & ~cr["milestone"].isin(["journey_1"])]
+    if cr.empty:
+        return None
+    ids = units.astype(str).to_numpy()
+    cols = {}
+    for m, g in cr.groupby("milestone", sort=False):
+        cols[str(m)] = np.isin(ids, g["customer_id"].astype(str).to_numpy()).astype(float)
+    order = sorted(cols, key=lambda m: (m.rsplit("_", 1)[0], int(m.rsplit("_", 1)[1])))
+    return pd.DataFrame({m: cols[m] for m in order})
 
 
 def _event_stats(t: Any, journey: JourneyModel | None, jk: Any) -> pd.DataFrame:

@@ -1,8 +1,8 @@
 """Peak-end memory: do customers remember the average, or the most intense moment and the ending?
 
 Per journey (one Ibis group-by over the rated events): the mean valence, the most negative and most positive
-moment, the *peak* (the most intense moment: the largest ``|valence|``, with its sign), the *end* (the last
-rated moment) and the *peak-end score* ``(peak + end) / 2`` (Kahneman's rule). When the outcome is keyed by
+moment, the *peak* (the most intense moment: the largest ``|valence|``, with its sign; a low wins a tie), the *end*
+(the last rated moment) and the *peak-end score* ``(peak + end) / 2`` (Kahneman's rule). When the outcome is keyed by
 customer, each number is averaged over the customer's journeys.
 
 Then each memory model predicts the outcome out of sample (k-fold cross-validated predictions; a logistic
@@ -29,9 +29,9 @@ from typing import Any, Unpack
 import numpy as np
 import pandas as pd
 
-from keymoments.analyze.base import Analysis, check_choice, warn_small_sample
+from keymoments.analyze.base import Analysis, check_choice, no_outcomes, warn_small_sample
 from keymoments.analyze.filters import EventFilters, FilterParams
-from keymoments.analyze.order import events_table, journey_key
+from keymoments.analyze.order import events_table, journey_key, time_order
 from keymoments.exceptions import InvalidParameterError, NotEnoughDataError
 
 __all__ = ["MODELS", "PeakEnd", "auc", "journey_memory", "outcome_frame", "r2"]
@@ -59,11 +59,14 @@ def journey_memory(data: Any) -> pd.DataFrame:
         mean=t.valence.mean(),
         most_negative=t.valence.min(),
         most_positive=t.valence.max(),
-        peak=t.valence.argmax(t.valence.abs()),
         end=t.valence.argmax(t.step),  # step is unique within a journey (ties in ts kept in source order)
     ).execute()
     j = j.sort_values("_jid", kind="stable").reset_index(drop=True)  # seeded CV and bootstraps need one order
     j = j.rename(columns={"_jid": "journey_id"})
+    # the most intense moment; a tie between a low and an equally strong high is the low (pits weigh more),
+    # so every engine picks the same one (an argmax over |valence| would pick either)
+    lo, hi = j["most_negative"].to_numpy(dtype=float), j["most_positive"].to_numpy(dtype=float)
+    j["peak"] = np.where(-lo >= hi, lo, hi)
     j["peak_end"] = (j["peak"] + j["end"]) / 2
     return j
 
@@ -76,7 +79,9 @@ def outcome_frame(data: Any, outcome: str, outcomes: pd.DataFrame | None, owner:
         if not isinstance(data, Store):
             raise InvalidParameterError(f"{owner} needs outcomes: pass a Store, or fit(events, outcomes=frame).")
         defs = data.outcome_names()
-        check_choice(owner, "outcome", outcome, list(defs) or ["(no outcomes loaded)"])
+        if not defs:
+            raise no_outcomes(owner, outcome)
+        check_choice(owner, "outcome", outcome, list(defs))
         key, dtype = defs[outcome]
         return data.outcomes_wide([outcome], key_kind=key), key, dtype == "bool"
     key = "journey_id" if "journey_id" in outcomes.columns and "customer_id" not in outcomes.columns else "customer_id"
@@ -145,6 +150,21 @@ class PeakEnd(EventFilters, Analysis):
         events = self._events(data)
         out, key, binary = outcome_frame(data, self.outcome, outcomes, "PeakEnd")
         j = journey_memory(events)
+        if j.empty:
+            raise NotEnoughDataError(
+                "Peak-end has no valence to remember: "
+                + ("no rated event is left after the filters; loosen them." if self.filters else
+                   "no event has a rating or scored text. It needs one per moment (load a rating or text column "
+                   "with the events); on purchases alone, `keymoments moments` shows which touchpoints and "
+                   "milestones predict the outcome.")
+            )  # fmt: skip
+        timing = time_order(data)
+        if not timing.ordered:
+            raise NotEnoughDataError(
+                f"Peak-end does not apply to this data: {timing.reason}, so there is "
+                "no ending to remember. It needs each moment at its own time; `keymoments moments` ranks the "
+                "touchpoints of a survey."
+            )
         feats = ["mean", "most_negative", "most_positive", "peak", "end", "peak_end"]
         per = j.groupby(key)[feats].mean() if key == "customer_id" else j.set_index("journey_id")[feats]
         df = per.join(out.set_index(key)[self.outcome], how="inner").dropna()

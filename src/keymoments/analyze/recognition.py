@@ -54,6 +54,23 @@ class Recognition(EventFilters, Analysis):
         self.level = level
         self._set_filters(filters)
 
+    def _lacking(self, t: Any) -> NotEnoughDataError:
+        """What the data lacks when no rated event names an employee: events, employees, or ratings."""
+        if self.filters:
+            return NotEnoughDataError("No rated event names an employee after the filters; loosen them.")
+        if int(t.count().execute()) == 0:
+            return NotEnoughDataError("No events in the store to recognise employees in; ingest events first (`keymoments ingest FILE`).")
+        named = t.filter(t.employee_id.notnull() & (t.employee_id != "")) if "employee_id" in t.columns else None
+        if named is None or int(named.count().execute()) == 0:
+            return NotEnoughDataError(
+                "No event names an employee: recognition needs the employee who served each moment; load an "
+                "employee_id column with the events (`--map COLUMN=employee_id`)."
+            )
+        return NotEnoughDataError(
+            "Events name employees, but none of them is rated: recognition needs how customers felt at those "
+            "moments; load a rating or text column with the events."
+        )
+
     def fit(self, data: Any) -> Recognition:
         from scipy import stats
 
@@ -63,7 +80,7 @@ class Recognition(EventFilters, Analysis):
             )
         t = self._events(data)
         if "employee_id" not in t.columns or "valence" not in t.columns:
-            raise NotEnoughDataError("Recognition needs events with employee_id and valence.")
+            raise self._lacking(t)
         r = t.filter(t.valence.notnull())
         tpm = r.group_by("touchpoint").aggregate(_tpm=r.valence.mean())
         e = r.filter(r.employee_id.notnull() & (r.employee_id != "")).left_join(tpm, "touchpoint")
@@ -74,14 +91,15 @@ class Recognition(EventFilters, Analysis):
             mean_valence=e.valence.mean(),
             mean_lift=e._lift.mean(),
             var_lift=e._lift.var(how="sample"),
-            touchpoint=e.touchpoint.mode(),
             customers=e.customer_id.nunique(),
         ).execute()
+        # each employee's most common touchpoint (ties: the first by name), from a per (employee, touchpoint)
+        # count, so every engine picks the same one
+        tp = e.group_by(["employee_id", "touchpoint"]).aggregate(_n=e.count()).execute()
+        tp = tp.sort_values(["employee_id", "_n", "touchpoint"], ascending=[True, False, True], kind="mergesort")
+        per["touchpoint"] = per["employee_id"].map(tp.drop_duplicates("employee_id").set_index("employee_id")["touchpoint"])
         if per.empty:
-            raise NotEnoughDataError(
-                "No rated event names an employee"
-                + ("; loosen the filters." if self.filters else "; load employee_id with the events.")
-            )
+            raise self._lacking(t)
         per["peaks"] = pd.to_numeric(per["peaks"]).astype("int64")
         n = per["events"].to_numpy(float)
         m = per["mean_lift"].to_numpy(float)
@@ -104,9 +122,12 @@ class Recognition(EventFilters, Analysis):
         per["ci_high"] = shrunk + z * sd
         per["peak_rate"] = per["peaks"] / per["events"]
         per["recognised"] = (per["ci_low"] > 0) & (per["events"] >= self.min_events)
+        # ties broken by name: same data, same order. Lifts equal but for the last bits of a sum (which engines
+        # add in different orders) are ties
+        per["_rank"] = per["shrunk_lift"].round(12)
         per = per.sort_values(
-            ["shrunk_lift", "events", "employee_id", "touchpoint"], ascending=[False, False, True, True], kind="mergesort"
-        ).reset_index(drop=True)  # ties broken by name: same data, same order
+            ["_rank", "events", "employee_id", "touchpoint"], ascending=[False, False, True, True], kind="mergesort"
+        ).reset_index(drop=True)
         self.employees_ = per[
             ["employee_id", "touchpoint", "events", "customers", "peaks", "peak_rate", "mean_valence", "mean_lift",
              "shrunk_lift", "ci_low", "ci_high", "recognised"]

@@ -32,6 +32,7 @@ from keymoments.analyze.filters import EventFilters, FilterParams
 from keymoments.analyze.order import events_table, journey_key
 from keymoments.analyze.peak_end import outcome_frame
 from keymoments.events import CRISIS_OUTCOMES, RESOLVED_OUTCOMES, JourneyModel
+from keymoments.exceptions import NotEnoughDataError
 
 __all__ = ["GROUPS", "Recovery", "recovery_groups"]
 
@@ -122,6 +123,8 @@ class Recovery(EventFilters, Analysis):
         events = self._events(data)
         out, key, binary = outcome_frame(data, self.outcome, outcomes, "Recovery")
         g = recovery_groups(events, self.journey, key)
+        if not (g["crises"] > 0).any():
+            raise self._no_crises(events)
         df = g.merge(out, on=key, how="inner").dropna(subset=[self.outcome])
         rows = []
         ys = {}
@@ -160,11 +163,32 @@ class Recovery(EventFilters, Analysis):
         self.binary_ = binary
         self.key_ = key
         self.cost_ = {
-            "compensation_recovered": comp_rec,
-            "per_retained_recovered": comp_rec / retained_rec if binary and retained_rec > 0 and comp_rec > 0 else None,
-            "per_customer_saved": comp_rec / saved if binary and saved > 0 and comp_rec > 0 else None,
+            "compensation_recovered": float(comp_rec),
+            "per_retained_recovered": float(comp_rec / retained_rec) if binary and retained_rec > 0 and comp_rec > 0 else None,
+            "per_customer_saved": float(comp_rec / saved) if binary and saved > 0 and comp_rec > 0 else None,
         }
         return self
+
+    def _no_crises(self, events: Any) -> NotEnoughDataError:
+        """The one-line refusal when no event is a crisis: what the events' outcomes are, and what to add."""
+        known = self.journey.crisis_outcomes if self.journey else CRISIS_OUTCOMES
+        usual = [c for c in ("failed", "cancelled", "delayed", "lost", "damaged", "complaint") if c in known]
+        crisis = usual + sorted(set(known) - set(usual))
+        seen = []
+        if "outcome" in events.columns:
+            t = events.filter(events.outcome.notnull() & (events.outcome != ""))
+            seen = t.group_by("outcome").aggregate(n=t.count()).order_by(ibis.desc("n")).limit(5).execute()["outcome"].tolist()
+        where = " left after the filters" if self.filters else ""
+        if not seen:
+            return NotEnoughDataError(
+                f"No crises in the data{where}: no event has an outcome (the events' `outcome` column, e.g. "
+                f"{', '.join(crisis[:4])}), so there is nothing to recover from; load it with the events "
+                "(`--map COLUMN=outcome`)."
+            )
+        return NotEnoughDataError(
+            f"No crises in the data{where}: none of the events' outcomes ({', '.join(map(str, seen))}) is a crisis "
+            f"outcome ({', '.join(crisis[:6])}…); name yours under crisis_outcomes in a journey.yaml and pass --journey."
+        )
 
     @property
     def summary(self) -> pd.DataFrame:
@@ -172,12 +196,21 @@ class Recovery(EventFilters, Analysis):
         return self.groups_[["group", "n", "rate", "ci_low", "ci_high", "compensation_total"]]
 
     def print_summary(self) -> None:
-        from keymoments.cli.common import print_table
+        from keymoments.cli.common import console, print_table
 
         self._check_fitted()
         print_table(self.summary, title=f"Service recovery: {self.outcome} by crisis group")
         print_table(self.differences_, title="Differences")
-        print(f"verdict: {self.verdict_}; cost of recovery: {self.cost_}")
+        verdict = {"paradox": "the recovery paradox holds (recovered customers do better than those without a crisis)",
+                   "no_paradox": "no paradox (recovered customers do worse than those without a crisis)",
+                   "inconclusive": "inconclusive (the recovered - none interval covers zero, or a group is too small)"}
+        console.print(f"Verdict: {verdict[self.verdict_]}.")
+        c = self.cost_
+        if c["compensation_recovered"]:
+            per = [f"{c[k]:,.2f} per {label}" for k, label in (("per_retained_recovered", "retained recovered customer"),
+                                                              ("per_customer_saved", "customer saved")) if c[k] is not None]
+            console.print(f"Cost of recovery: {c['compensation_recovered']:,.2f} compensation paid to recovered customers"
+                          + (f" ({'; '.join(per)})." if per else "."))  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
         self._check_fitted()

@@ -33,7 +33,7 @@ import pandas as pd
 from keymoments.analyze.base import Analysis
 from keymoments.analyze.filters import EventFilters, FilterParams, filters_of
 from keymoments.analyze.moments import MomentsOfTruth
-from keymoments.exceptions import InvalidParameterError
+from keymoments.exceptions import InvalidParameterError, NotEnoughDataError
 
 __all__ = ["PHASES", "Roadmap"]
 
@@ -115,6 +115,12 @@ class Roadmap(EventFilters, Analysis):
 
     # -- building ----------------------------------------------------------------------------------------
     def _build(self, mot: MomentsOfTruth) -> None:
+        if getattr(mot, "mode_", "valence") == "presence":
+            raise NotEnoughDataError(
+                "A roadmap has no valence to plan with: no event has a rating or scored text, so there are no pits "
+                f"to fill or peaks to build. `keymoments moments --outcome {mot.outcome}` shows which touchpoints, "
+                "spend and milestones predict the outcome; load a rating or text column with the events for a roadmap."
+            )
         s = mot.summary.set_index("touchpoint")
         stats = mot.stats_
         recovery = stats["recovery_rate"] if "recovery_rate" in stats.columns else pd.Series(dtype=float)
@@ -262,6 +268,13 @@ class Roadmap(EventFilters, Analysis):
             )
         return out
 
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """items (the main table: one row per roadmap item, in phase order), phases (their totals), hold and the
+        current vs future-state curve."""
+        self._check_fitted()
+        phases = pd.DataFrame([{k: v for k, v in p.items() if k != "items"} for p in self.phases()])
+        return {"items": self.items_, "phases": phases, "hold": pd.DataFrame(self.hold_), "curve": self.curve_}
+
     def to_dict(self) -> dict[str, Any]:
         self._check_fitted()
         mot = self.moments_
@@ -306,6 +319,8 @@ class Roadmap(EventFilters, Analysis):
         """Current versus future-state emotion curve along the journey (a Plotly Figure)."""
         import plotly.graph_objects as go
 
+        from keymoments.analyze.charts import keep_order
+
         self._check_fitted()
         c = self.curve_
         fig = go.Figure()
@@ -331,4 +346,5 @@ class Roadmap(EventFilters, Analysis):
             xaxis={"title": "touchpoint (journey order)"},
             template="plotly_white",
         )
+        keep_order(fig, c["touchpoint"])
         return fig

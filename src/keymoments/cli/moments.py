@@ -12,6 +12,7 @@ from keymoments.cli.common import (
     JourneyOption,
     JsonOption,
     OutcomeOption,
+    OutOption,
     filter_options,
     fit_and_emit,
 )
@@ -40,6 +41,7 @@ def register(app: typer.Typer) -> None:
         filters: dict[str, Any],
         db: DbOption = Path("keymoments.duckdb"),
         as_json: JsonOption = False,
+        out: OutOption = None,
         journey: JourneyOption = None,
         n_boot: BootOption = 1000,
         seed: SeedOption = 0,
@@ -48,7 +50,7 @@ def register(app: typer.Typer) -> None:
         """Moments of truth ranked by priority (impact x reach x gap to target), each with impact, 95% CI and n."""
         from keymoments.analyze.moments import MomentsOfTruth
 
-        fit_and_emit(MomentsOfTruth(outcome, **_kwargs(journey, n_boot, seed, value_per_customer), **filters), db, as_json)
+        fit_and_emit(MomentsOfTruth(outcome, **_kwargs(journey, n_boot, seed, value_per_customer), **filters), db, as_json, out)
 
     @app.command("roadmap")
     @filter_options
@@ -57,6 +59,7 @@ def register(app: typer.Typer) -> None:
         filters: dict[str, Any],
         db: DbOption = Path("keymoments.duckdb"),
         as_json: JsonOption = False,
+        out: OutOption = None,
         journey: JourneyOption = None,
         n_boot: BootOption = 1000,
         seed: SeedOption = 0,
@@ -73,6 +76,6 @@ def register(app: typer.Typer) -> None:
         from keymoments.analyze.roadmap import Roadmap
 
         rm = Roadmap(outcome, peak_target=peak_target, **_kwargs(journey, n_boot, seed, value_per_customer), **filters)
-        fit_and_emit(rm, db, as_json)
+        fit_and_emit(rm, db, as_json, out)
         if figure is not None:
             rm.figure().write_html(str(figure), include_plotlyjs=True, full_html=True)

@@ -74,9 +74,9 @@ def list_(
     if Path(db).exists():
         store = open_store(db, read_only=True)
         try:
-            if "playbook_runs" in store.tables():
-                runs = store.query("SELECT run_id, mode, source, seed, events, decisions, finished_at FROM playbook_runs "
-                                   "ORDER BY started_at DESC").to_dict(orient="records")  # fmt: skip
+            if store.ops.kind != "embedded" or "playbook_runs" in store.tables():
+                with store.ops.read() as con:
+                    runs = store.ops.sql.list_runs(con)
         finally:
             store.close()
     if json_out:
@@ -97,10 +97,13 @@ def backtest(
 ) -> None:
     """Replay the store's history through the playbooks, in event order; print what each would have done."""
     from keymoments.act.runner import BACKTEST_BUDGET_PERIODS, PlaybookRunner
+    from keymoments.exceptions import NotEnoughDataError
 
     pf = _load(file)
     store = open_store(db, read_only=not record)
     try:
+        if store.count("events") == 0:
+            raise NotEnoughDataError("No events in the store to replay; ingest events first (`keymoments ingest FILE`).")
         res = PlaybookRunner(store, pf, seed=seed, source=file).backtest(record=record)
     finally:
         store.close()
@@ -185,11 +188,14 @@ def run(
 def report(
     db: DbOption = _DEFAULT_DB,
     json_out: JsonOption = False,
-    file: Annotated[str | None, typer.Option("--file", help="The playbook file (for holdout shares and outcomes).")] = None,
-    run_id: Annotated[str | None, typer.Option("--run", help="A run id; default: the live run, else the latest backtest.")] = None,
+    file: Annotated[str | None, typer.Option("--file", help="The playbook file (holdout shares, measures, budgets).")] = None,
+    run_id: Annotated[
+        str | None, typer.Option("--run", help="A run id; default: the live run, else the latest backtest.")
+    ] = None,
     outcome: Annotated[str | None, typer.Option("--outcome", help="Measure uplift on this outcome.")] = None,
 ) -> None:
-    """Per playbook: what fired, cost, cases and owner continuity, sample-ratio check and uplift with its CI."""
+    """Per playbook: what fired, to whom, cost and budgets, cases, sample-ratio check, and (live runs only) the
+    uplift on outcomes observed after the decisions, with its CI. A backtest shows no uplift: it took no action."""
     from keymoments.act.report import playbook_report
 
     pf = _load(file) if file else None
@@ -204,27 +210,37 @@ def report(
     if rep["run_id"] is None:
         console.print(rep["notes"][0])
         return
+    live = rep["mode"] == "live"
     rows = []
     for r in rep["playbooks"]:
-        up = r.get("uplift")
-        rows.append({
-            "playbook": r["playbook"], "fired": r["fired"], "held_out": r["held_out"], "blocked": r["blocked"],
-            "approvals": r["approvals_needed"], "cost": r["cost"],
-            "uplift": None if not up else up["uplift"],
-            "95% CI": "" if not up or up["ci_low"] != up["ci_low"] else f"[{up['ci_low']:+.3f}, {up['ci_high']:+.3f}]",
-            "n (treat/ctrl)": "" if not up else f"{up['n_treatment']}/{up['n_control']}",
-            "SRM ok": "" if not up else ("yes" if up["srm"]["ok"] else "NO"),
-            "predictability": r.get("predictability"),
-        })  # fmt: skip
-    print_table(pd.DataFrame(rows), title=f"playbooks, run {rep['run_id']}")
+        row = {"playbook": r["playbook"], "fired" if live else "would fire": r["fired"], "held_out": r["held_out"],
+               "blocked": r["blocked"], "customers": r["customers"], "approvals": r["approvals_needed"],
+               "cost": r["cost"], "budget": ", ".join(r["budgets"]),
+               "SRM ok": "yes" if r["srm"]["ok"] else "NO", "predictability": r.get("predictability")}  # fmt: skip
+        if live:
+            up = r.get("uplift")
+            row["measure"] = "" if not r["measure"] else f"{r['measure']['outcome']} {r['measure']['window']}"
+            row["uplift"] = None if not up else up["uplift"]
+            row["95% CI"] = "" if not up or up["ci_low"] != up["ci_low"] else f"[{up['ci_low']:+.3f}, {up['ci_high']:+.3f}]"
+            row["n (treat/ctrl)"] = "" if not up else f"{up['n_treatment']}/{up['n_control']}"
+        rows.append(row)
+    title = f"playbooks, live run {rep['run_id']}" if live else f"playbooks, backtest {rep['run_id']}: what would have fired"
+    print_table(pd.DataFrame(rows), title=title)
     if rep["cases"]:
         print_table(pd.DataFrame(rep["cases"]), title="cases")
     if rep["budgets"]:
-        print_table(pd.DataFrame(rep["budgets"]), title="budgets")
+        budgets = pd.DataFrame(rep["budgets"])
+        if "playbooks" in budgets:
+            budgets["playbooks"] = budgets["playbooks"].map(", ".join)
+        print_table(budgets, title="budgets" if live else "budgets: what the backtest would spend")
     if rep["outbox"]:
         console.print("outbox: " + ", ".join(f"{k} {v}" for k, v in sorted(rep["outbox"].items())))
+    if live:
+        for r in rep["playbooks"]:
+            if r.get("uplift_refused"):
+                console.print(f"no uplift for {r['playbook']}: {r['uplift_refused']}", soft_wrap=True)
     for n in rep["notes"]:
-        console.print(f"note: {n}")
+        console.print(f"note: {n}", soft_wrap=True)
 
 
 @app.command("schema")
@@ -239,7 +255,7 @@ def schema(db: DbOption = _DEFAULT_DB, json_out: JsonOption = False) -> None:
         return
     sections = [
         ("file", [m.PlaybookFile, m.BudgetPool]),
-        ("playbook", [m.Playbook, m.Governance, m.Holdout]),
+        ("playbook", [m.Playbook, m.Governance, m.Holdout, m.Measure]),
         ("triggers", [m.EventTrigger, m.CrisisTrigger, m.GoodNewsTrigger, m.JourneyEndTrigger, m.MilestoneTrigger,
                       m.AbsenceTrigger]),
         ("conditions", [m.FieldCondition, m.HistoryCondition, m.JourneyCondition]),

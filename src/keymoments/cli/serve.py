@@ -33,14 +33,24 @@ def serve(
     bootstrap_key: Annotated[
         bool, typer.Option("--admin-key/--no-admin-key", help="Create and print an admin key when the store has none.")
     ] = True,
+    workers: Annotated[
+        int,
+        typer.Option("--workers", min=1, help="API processes. More than one needs KM_DATABASE_URL (they share the "
+                     "operational store) and KM_BROKER (posted events go to the stream); they read the DuckDB file "
+                     "read-only."),
+    ] = 1,
 ) -> None:
-    """The REST API (/api/v1, OpenAPI at /openapi.json) and the dashboard (/), on one process that owns the store."""
+    """The REST API (/api/v1, OpenAPI at /openapi.json) and the dashboard (/), on one process that owns the store
+    (or several with --workers, sharing PostgreSQL)."""
     import uvicorn
 
     from keymoments.config import Settings
     from keymoments.serve.app import create_app
     from keymoments.serve.auth import create_key, list_keys
 
+    if workers > 1:
+        _serve_many(db, host, port, journey, bootstrap_key, workers)
+        return
     # the server ingests batches from memory only: SQL it runs can never read or write a file
     store = open_store(db, must_exist=False, external_access=False)
     if bootstrap_key and not [k for k in list_keys(store) if k["role"] == "admin" and k["revoked_at"] is None]:
@@ -49,6 +59,35 @@ def serve(
     app = create_app(store, Settings(db=db, host=host, port=port), journey=journey, close_store=True, warm=("journey",))
     typer.echo(f"keymoments on http://{host}:{port}/  (API: /api/v1, docs: /docs)")
     uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+def _serve_many(db: Path, host: str, port: int, journey: Path | None, bootstrap_key: bool, workers: int) -> None:
+    """``serve --workers N``: N uvicorn processes, each building its app with ``serve.app.app_from_env``."""
+    import os
+
+    import uvicorn
+
+    from keymoments.config import Settings
+    from keymoments.exceptions import ConfigError
+    from keymoments.serve.auth import create_key, list_keys
+
+    settings = Settings(db=db, host=host, port=port)
+    if not settings.database_url or not settings.broker:
+        raise ConfigError(
+            "--workers above 1 needs KM_DATABASE_URL (the processes share the operational store on PostgreSQL) and "
+            "KM_BROKER (posted events go to the stream that `keymoments worker` consumes): DuckDB lets one process "
+            "write a file."
+        )
+    with open_store(db, must_exist=False) as store:  # created and migrated once, then read-only in every process
+        if bootstrap_key and not [k for k in list_keys(store) if k["role"] == "admin" and k["revoked_at"] is None]:
+            _, key = create_key(store, "admin", name="first admin (keymoments serve)")
+            typer.echo(f"No admin key yet; created one (shown once, store it now):\n  {key}")
+    os.environ["KM_DB"] = str(db)
+    if journey is not None:
+        os.environ["KM_JOURNEY"] = str(journey)
+    typer.echo(f"keymoments on http://{host}:{port}/ with {workers} processes (API: /api/v1, docs: /docs)")
+    uvicorn.run("keymoments.serve.app:app_from_env", factory=True, host=host, port=port, workers=workers,
+                log_level="warning")  # fmt: skip
 
 
 @filter_options
@@ -64,9 +103,10 @@ def report(
 ) -> None:
     """Write one self-contained HTML report (charts inline, plotly.js embedded once, no network needed); the
     filters apply to every section."""
+    from keymoments.present import show_progress
     from keymoments.serve.report import write_report
 
-    with open_store(db, read_only=True) as store:
+    with show_progress(), open_store(db, read_only=True) as store:
         path = write_report(store, out, outcome=outcome, journey=journey, title=title, filters=filters)
     typer.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, self-contained)")
 

@@ -365,7 +365,8 @@ def _outcomes(sim: dict[str, Any], memory: str, rng: np.random.Generator) -> tup
         lo, hi = (mid, hi) if np.mean(_sigmoid(mid + lin)) < TARGET_RETENTION else (lo, mid)
     intercept = round((lo + hi) / 2, 6)
     p = _sigmoid(intercept + lin)
-    retained = rng.random(n) < p
+    u_retained = rng.random(n)
+    retained = u_retained < p
 
     nps_c = round(NPS_MEAN - NPS_SLOPE * float(np.mean(mem)), 6)
     nps = np.clip(np.rint(nps_c + NPS_SLOPE * mem + rng.normal(0, NPS_SD, n)), 0, 10).astype(int)
@@ -384,7 +385,7 @@ def _outcomes(sim: dict[str, Any], memory: str, rng: np.random.Generator) -> tup
                            "crisis_group": group, "tenth_flight_marked": marked, "one_year": one_year,
                            "memory": mem, "driver_term": driver_term, "happiness": happiness,
                            "mean_valence": mean_val, "band": band, "logit_retained": intercept + lin,
-                           "p_retained": p})  # fmt: skip
+                           "p_retained": p, "u_retained": u_retained})  # fmt: skip
     for i, tp in enumerate(TOUCHPOINTS):
         latent[f"x_{tp}"] = xbar[:, i]
     latent.attrs.update(intercept=intercept, nps_intercept=nps_c)

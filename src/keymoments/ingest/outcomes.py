@@ -14,8 +14,9 @@ from keymoments.ingest.source import suffix_kind
 __all__ = ["read_outcomes"]
 
 
-def read_outcomes(path: str | Path, mapping: list[str] | None = None) -> pd.DataFrame:
-    """Read an outcome table with DuckDB's readers (CSV cells as text; the store types each column)."""
+def read_outcomes(path: str | Path, mapping: list[str] | None = None, *, encoding: str | None = None) -> pd.DataFrame:
+    """Read an outcome table with DuckDB's readers (CSV cells as text; the store types each column).
+    ``encoding``: the CSV's text encoding when it is not UTF-8 or BOM-marked UTF-16 (``latin-1``)."""
     path = Path(path)
     if not path.exists():
         raise IngestError(f"{path}: no such file.")
@@ -24,7 +25,7 @@ def read_outcomes(path: str | Path, mapping: list[str] | None = None) -> pd.Data
         raise IngestError(f"{path}: an outcome table must be CSV, JSON Lines or Parquet.")
     con = duckdb.connect()
     try:
-        df = con.execute(f"SELECT * FROM {_reader_sql(path, kind)}").df()
+        df = con.execute(f"SELECT * FROM {_reader_sql(path, kind, encoding=encoding)}").df()
     except duckdb.Error as exc:
         raise IngestError(f"{path}: cannot be read ({str(exc).splitlines()[0]}).") from None
     finally:

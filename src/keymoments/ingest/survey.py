@@ -19,8 +19,9 @@ import pyarrow as pa
 
 from keymoments.events import RATING_SCALES, did_you_mean
 from keymoments.exceptions import IngestError, InvalidParameterError, MissingColumnError
-from keymoments.ingest.files import _reader_sql
+from keymoments.ingest.files import _reader_sql, _time_options
 from keymoments.ingest.source import Source, resolve_columns, suffix_kind
+from keymoments.ingest.timestamps import TsRange
 from keymoments.quoting import MAX_NAME_LENGTH, quote_ident, quote_literal
 
 __all__ = ["SurveyBatch", "read_survey"]
@@ -45,9 +46,28 @@ def read_survey(
     na_value: str | None = None,
     ts_col: str | None = None,
     date: str | None = None,
+    ts_format: str | list[str] | tuple[str, ...] | None = None,
+    ts_range: str | TsRange | None = None,
+    constants: dict[str, str] | list[str] | None = None,
+    encoding: str | None = None,
 ) -> SurveyBatch:
-    """Reshape a wide survey file into an events Source (long) and an outcomes frame."""
+    """Reshape a wide survey file into an events Source (long) and an outcomes frame.
+
+    ``ts_format``, ``ts_range`` and ``constants`` are :func:`~keymoments.ingest.files.read_source`'s (for the
+    response time of ``ts_col`` or ``date``, and ``--set`` fields: ``channel`` replaces the default ``survey``;
+    the fields the reshape makes cannot be set).
+    """
     path = Path(path)
+    options = _time_options(ts_format, ts_range, constants)
+    made = {"event_id", "customer_id", "journey_id", "touchpoint", "rating", "rating_scale", *(["ts"] if ts_col or date else [])}
+    clash = sorted(made & set(options["constants"]))
+    if clash:
+        raise InvalidParameterError(
+            f"--set {clash[0]}=… : a survey's {clash[0]} comes from "
+            + {"ts": "--ts-col or --date", "rating_scale": "--scale", "touchpoint": "--touchpoints"}.get(clash[0], "its rows")
+            + "; give it there."
+        )
+    channel = "" if "channel" in options["constants"] else ", 'survey' AS channel"
     if not path.exists():
         raise IngestError(f"{path}: no such file.")
     if scale not in RATING_SCALES:
@@ -60,7 +80,7 @@ def read_survey(
     kind = suffix_kind(path)
     if kind not in ("csv", "parquet", "jsonl"):
         raise IngestError(f"{path}: a survey must be CSV, Parquet or JSON Lines.")
-    reader = _reader_sql(path, kind)
+    reader = _reader_sql(path, kind, encoding=encoding)
     con = duckdb.connect()
     try:
         cols = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {reader}").fetchall()]
@@ -75,6 +95,8 @@ def read_survey(
             raise IngestError(f"{path}: column names may be at most {MAX_NAME_LENGTH} characters; "
                               f"{long[0][:40]!r}… has {len(long[0])}.")  # fmt: skip
         when = quote_ident(ts_col) if ts_col else quote_literal(date or datetime.now(UTC).date().isoformat())
+        if "ts" in options["constants"]:  # --set ts=…: the staging reads it from the constant
+            when = "NULL"
         na = f" AND trim(CAST(v AS VARCHAR)) <> {quote_literal(str(na_value))}" if na_value is not None else ""
         stem = quote_literal(path.name)
         tp_list = ", ".join(quote_ident(t) for t in touchpoints)
@@ -88,7 +110,7 @@ def read_survey(
             ),
             long AS (UNPIVOT src ON {tp_list} INTO NAME tp VALUE v)
             SELECT 'survey:' || {stem} || ':' || rid || ':' || tp AS event_id, rid AS customer_id, rid AS journey_id,
-                   ts, tp AS touchpoint, trim(v) AS rating, {quote_literal(scale)} AS rating_scale, 'survey' AS channel,
+                   ts, tp AS touchpoint, trim(v) AS rating, {quote_literal(scale)} AS rating_scale{channel},
                    CAST(_line AS BIGINT) AS _line
             FROM long
             WHERE v IS NOT NULL AND trim(CAST(v AS VARCHAR)) <> '' {na}
@@ -108,7 +130,8 @@ def read_survey(
     finally:
         con.close()
     types = {f.name: str(f.type) for f in table.schema}
-    columns, _extra = resolve_columns(str(path), [c for c in types if c != "_line"], None)
+    available = [c for c in types if c != "_line" and not (c == "ts" and "ts" in options["constants"])]
+    columns, _extra = resolve_columns(str(path), available, None, constants=options["constants"])
     source = Source(
         name=str(path),
         kind="survey",
@@ -119,5 +142,6 @@ def read_survey(
         first_line=2,
         position_name="line",
         line_column="_line",
+        **options,
     )
     return SurveyBatch(source, outcomes, respondents)

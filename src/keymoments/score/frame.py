@@ -59,7 +59,8 @@ from keymoments.exceptions import (
     MissingColumnError,
     UnsupportedFormatError,
 )
-from keymoments.score.base import TextScorer, sentiment_from_valence
+from keymoments.present import csv_safe_frame, progress_task
+from keymoments.score.base import TextScorer, TextScores, sentiment_from_valence
 from keymoments.score.emotions import EMOTIONS, emotions_of
 from keymoments.score.fusion import fuse
 from keymoments.score.ratings import ratings_to_valence
@@ -167,8 +168,15 @@ def score_text_file(
     journey: JourneyModel | str | os.PathLike[str] | None = None,
     tagger: Tagger | None = None,
     examples: str | os.PathLike[str] | pd.DataFrame | None = None,
+    sentences: str | os.PathLike[str] | None = None,
 ) -> tuple[pd.DataFrame, Path]:
     """Score the ``text_col`` column of a file and write the result; returns ``(scored rows, out path)``.
+
+    ``sentences`` (a path; its suffix picks the format) also writes one row per scored segment: ``row`` (the
+    input row, from 0), ``segment`` (from 0), ``sentence``, ``valence`` and ``sentiment`` (and ``touchpoint``
+    with a journey): a long text's sentences as the scorer read them (see
+    :mod:`keymoments.score.semantic`), a short text as one segment, so a quote can show the sentence that
+    carries the emotion and a review that names several touchpoints gets each its own valence.
 
     ``out`` defaults to ``<stem>.scored.csv`` next to the input; its suffix picks the output format.
     ``journey`` (a :class:`JourneyModel` or the path of a ``journey.yaml``) adds touchpoint tags, made by
@@ -185,6 +193,12 @@ def score_text_file(
         raise ConfigError(
             f"The output {str(out_path)!r} is the input file; pick another --out so the input is kept."
         )
+    sentences_path, sentences_format = None, None
+    if sentences is not None:
+        sentences_path = Path(sentences)
+        sentences_format, _ = _format_of(sentences_path, "output")
+        if sentences_path.resolve() in (path.resolve(), out_path.resolve()):
+            raise ConfigError(f"--sentences {str(sentences_path)!r} must be another file than the input and --out.")
     model = resolve_scorer(scorer)
     journey_model = None
     if tagger is None and journey is not None:
@@ -201,8 +215,10 @@ def score_text_file(
     has_text = ~_blank_mask(df[text_col])
     texts = _texts(df[text_col], has_text)
     if journey_model is not None:  # the file's own texts calibrate the semantic tagger (no labels used)
-        tagger = make_tagger(journey_model, reference=texts)
-    scores = model.score(texts)
+        with progress_task("calibrating the touchpoint tagger on the file's texts"):
+            tagger = make_tagger(journey_model, reference=texts)
+    with progress_task(f"scoring {len(texts):,} texts"):
+        scores = model.score(texts)
     valence = np.full(len(df), np.nan)
     valence[has_text] = np.clip(scores.valence, -1.0, 1.0)
     confidence = np.zeros(len(df))
@@ -225,7 +241,8 @@ def score_text_file(
             strength[has_text] = emotions[name]
             result[name] = strength
     if tagger is not None:
-        tags = tagger.tag(texts)
+        with progress_task(f"tagging {len(texts):,} texts with touchpoints"):
+            tags = tagger.tag(texts)
         touchpoint = np.full(len(df), None, dtype=object)
         touchpoint[has_text] = tags.touchpoint
         tp_conf = np.zeros(len(df))
@@ -237,8 +254,29 @@ def score_text_file(
             every[has_text] = np.array(["|".join(labels) or None for labels in tags.labels], dtype=object)
             result["touchpoints"] = every
         result.attrs["tagger"] = repr(tagger)  # how it tagged (calibration, lexical weight), for the CLI to say
+    if sentences_path is not None and sentences_format is not None:
+        table = _sentence_table(np.flatnonzero(has_text), texts, scores, tagger)
+        _write_table(table, sentences_path, sentences_format)
+        result.attrs["sentences"] = str(sentences_path)
     _write_table(result, out_path, out_format)
     return result, out_path
+
+
+def _sentence_table(rows: np.ndarray, texts: list[str], scores: TextScores, tagger: Tagger | None) -> pd.DataFrame:
+    """One row per segment a text was scored as (a short text is its own single segment)."""
+    segments = scores.extra.get("segments")
+    records = []
+    for k, (row, text) in enumerate(zip(rows, texts, strict=True)):
+        parts = segments[k] if segments is not None and segments[k] is not None else None
+        if parts is None:
+            parts = [{"text": text, "valence": float(scores.valence[k]), "sentiment": scores.sentiment[k]}]
+        for j, part in enumerate(parts):
+            records.append({"row": int(row), "segment": j, "sentence": part["text"],
+                            "valence": part["valence"], "sentiment": part["sentiment"]})
+    table = pd.DataFrame(records, columns=["row", "segment", "sentence", "valence", "sentiment"])
+    if tagger is not None and len(table):
+        table["touchpoint"] = tagger.tag(table["sentence"].tolist()).touchpoint
+    return table
 
 
 # ------------------------------------------------------------------------------------------------- messages
@@ -367,10 +405,17 @@ def _read_csv(path: Path, sep: str) -> pd.DataFrame:
         lineterminator=terminator,
         compression="infer",
     )
+    # UTF-16 or UTF-32 (Excel's "Unicode text") is told by its byte-order mark or NUL bytes, else it reads as garbage
+    wide = _wide_encoding(head)
+    if wide is not None:
+        kwargs["lineterminator"] = None  # pandas splits lines itself; a given terminator is one byte of 8-bit text
+        terminator = ""
     try:
         try:
-            df = pd.read_csv(path, encoding="utf-8-sig", **kwargs)
-        except UnicodeDecodeError:
+            df = pd.read_csv(path, encoding=wide or "utf-8-sig", **kwargs)
+        except UnicodeError:
+            if wide is not None:
+                raise IngestError(f"{path.name} looks like {wide.upper()} text but is not valid {wide.upper()}.") from None
             warnings.warn(
                 f"{path.name} is not UTF-8; reading it as Windows-1252 (undecodable bytes become U+FFFD).",
                 KeymomentsWarning,
@@ -386,6 +431,19 @@ def _read_csv(path: Path, sep: str) -> pd.DataFrame:
         df[last] = df[last].str.removesuffix("\r")
         df = df.rename(columns={last: last[:-1]})
     return df
+
+
+def _wide_encoding(head: bytes) -> str | None:
+    """The codec of UTF-32 or UTF-16 text, told by its byte-order mark or by the NUL bytes of ASCII characters."""
+    if head.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")):
+        return "utf-32"
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "utf-16"
+    if len(head) >= 4 and head[1] == 0 and head[3] == 0 and head[0] and head[2]:
+        return "utf-16-le"
+    if len(head) >= 4 and head[0] == 0 and head[2] == 0 and head[1] and head[3]:
+        return "utf-16-be"
+    return None
 
 
 def _read_json(path: Path) -> pd.DataFrame:
@@ -422,9 +480,10 @@ def _write_table(df: pd.DataFrame, path: Path, fmt: str) -> None:
     try:
         if fmt == "csv":
             # CRLF (RFC 4180): then every field holding a \r or \n is quoted and any reader splits rows right
-            df.to_csv(tmp, index=False, lineterminator="\r\n", compression="infer")
+            # text like =HYPERLINK(…) or @SUM(…) gets a leading ' so that no spreadsheet runs it
+            csv_safe_frame(df).to_csv(tmp, index=False, lineterminator="\r\n", compression="infer")
         elif fmt == "tsv":
-            df.to_csv(tmp, index=False, sep="\t", lineterminator="\r\n", compression="infer")
+            csv_safe_frame(df).to_csv(tmp, index=False, sep="\t", lineterminator="\r\n", compression="infer")
         elif fmt == "jsonl":
             lines = (
                 _split_suffix(path)[0] != ".json"

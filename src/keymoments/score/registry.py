@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -42,6 +43,7 @@ __all__ = [
     "PLUGIN_MODULES",
     "ScorerInfo",
     "available_scorers",
+    "fallbacks",
     "get_scorer",
     "register_scorer",
     "resolve_scorer",
@@ -71,6 +73,9 @@ _registry: dict[str, ScorerInfo] = {}
 _aliases: dict[str, str] = {}
 _instances: dict[str, TextScorer] = {}
 _plugin_errors: dict[str, str] = {}
+#: why ``auto`` passed over a scorer: {name: "ExceptionType: message"} (also logged once, with the traceback)
+_fallbacks: dict[str, str] = {}
+log = logging.getLogger("keymoments.score")
 _plugins_loaded = False
 
 
@@ -124,13 +129,16 @@ def _load_plugins() -> None:
             except ModuleNotFoundError as exc:
                 if exc.name != module:
                     _plugin_errors[module] = str(exc)
+                    log.info("the optional scorer module %s is not installed: %s", module, exc, exc_info=True)
             except ImportError as exc:
                 _plugin_errors[module] = str(exc)
+                log.warning("the scorer module %s failed to import: %s", module, exc, exc_info=True)
         for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
             try:
                 ep.load()
             except ImportError as exc:
                 _plugin_errors[ep.value] = str(exc)
+                log.warning("the scorer entry point %s failed to load: %s", ep.value, exc, exc_info=True)
 
 
 def available_scorers() -> list[ScorerInfo]:
@@ -169,7 +177,12 @@ def get_scorer(name: str = "auto") -> TextScorer:
             try:
                 return _build(info.name)
             except _UNAVAILABLE as exc:
-                reasons.append(f"{info.name}: {exc}")
+                reason = f"{type(exc).__name__}: {exc}"
+                reasons.append(f"{info.name}: {reason}")
+                if _fallbacks.get(info.name) != reason:  # said once per process, with the traceback
+                    _fallbacks[info.name] = reason
+                    log.warning("the %r text scorer cannot run here (%s); auto falls back to the next one",
+                                info.name, reason, exc_info=True)  # fmt: skip
         raise ConfigError("No text scorer can run here: " + "; ".join(reasons))
     with _lock:
         key = _aliases.get(key, key)
@@ -187,6 +200,13 @@ def get_scorer(name: str = "auto") -> TextScorer:
         raise
     except (ImportError, OSError) as exc:
         raise ConfigError(f"The text scorer {key!r} cannot run here: {exc}") from exc
+
+
+def fallbacks() -> dict[str, str]:
+    """Why ``auto`` passed over each scorer it could not build in this process: ``{name: reason}`` (empty when
+    the best one ran)."""
+    with _lock:
+        return dict(_fallbacks)
 
 
 def resolve_scorer(scorer: str | TextScorer | None) -> TextScorer:

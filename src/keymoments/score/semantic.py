@@ -23,12 +23,22 @@ covering another's blind spot, with no weight tuned. ``bench/bench_text_eval.py`
 Registered as ``"semantic"``, ``"semantic-fast"``, ``"semantic-full"``, ``"semantic-support"`` and
 ``"semantic-blend"`` (fast depth, blended heads), which ``auto`` prefers: the best measured trade-off for
 customer text (``bench/bench_text_eval.py``).
+Long text (``long_text=True``, the default): the encoder reads at most 128 word pieces, so a long review would be
+judged by its opening. A text of more than ``LONG_TEXT_WORDS`` words is cut into segments (its sentences, and
+windows of ``LONG_TEXT_WORDS`` words, overlapping by a quarter, where a sentence is longer: some reviews have no
+full stops), each segment is scored by the 3-layer encoder with the general head, and the text's probabilities
+are the mean of its segments', each weighted by the square root of its word count (a long segment says more,
+but not proportionally more). ``TextScores.extra["segments"]`` keeps each long text's segments with their
+valence and sentiment, so a quote can show the sentence that carries the emotion. Chosen on design halves of two
+rated review sets; ``docs/experiments.md`` has the variants and ``bench/bench_long_text.py`` the held-out figures.
+
 The heavy dependencies are imported when a scorer is built, never when this module is imported, so the
 registry can fall back to the lexicon scorer where they are missing.
 """
 
 from __future__ import annotations
 
+import re
 import threading
 from pathlib import Path
 
@@ -39,7 +49,17 @@ from keymoments.score.base import SENTIMENTS, TextScores
 from keymoments.score.heads import OrdinalHead, SoftmaxHead, load_heads
 from keymoments.score.registry import register_scorer
 
-__all__ = ["DEPTHS", "HEADS", "HEADS_PATH", "LABELLED_HEADS_PATH", "SUPPORT_HEADS_PATH", "SemanticScorer", "scores_from_proba"]
+__all__ = [
+    "DEPTHS",
+    "HEADS",
+    "HEADS_PATH",
+    "LABELLED_HEADS_PATH",
+    "LONG_TEXT_WORDS",
+    "SUPPORT_HEADS_PATH",
+    "SemanticScorer",
+    "scores_from_proba",
+    "segment_text",
+]
 
 #: The shipped general heads (a few KiB), one per encoder depth.
 HEADS_PATH = Path(__file__).resolve().parent / "models" / "sentiment_heads_minilm.npz"
@@ -56,6 +76,34 @@ HEADS: dict[str, tuple[Path, ...]] = {
     "support-labelled": (LABELLED_HEADS_PATH,),
     "blend": (HEADS_PATH, SUPPORT_HEADS_PATH, LABELLED_HEADS_PATH),
 }
+
+
+#: Texts longer than this many words are scored as segments of at most this many words (see the module).
+LONG_TEXT_WORDS = 40
+_SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+|\s*\n+\s*")
+
+
+def segment_text(text: str, max_words: int = LONG_TEXT_WORDS) -> list[str]:
+    """A text's sentences, with any sentence longer than ``max_words`` words cut into windows that overlap by a quarter.
+
+    >>> segment_text("Great staff. The room was dirty!", max_words=40)
+    ['Great staff.', 'The room was dirty!']
+    >>> [len(s.split()) for s in segment_text(" ".join(["word"] * 70), max_words=40)]
+    [40, 40]
+    """
+    step = max(1, max_words - max_words // 4)
+    out: list[str] = []
+    for sentence in _SENTENCE_BREAK.split(text):
+        words = sentence.split()
+        if len(words) <= max_words:
+            if words:
+                out.append(sentence.strip())
+            continue
+        for start in range(0, len(words), step):
+            out.append(" ".join(words[start : start + max_words]))
+            if start + max_words >= len(words):
+                break
+    return out or [text]
 
 
 class _MeanHead:
@@ -96,7 +144,14 @@ class SemanticScorer:
     """
 
     def __init__(
-        self, depth: str = "balanced", *, head: str = "general", emotions: bool = True, batch_size: int = 32, threads: int | None = None
+        self,
+        depth: str = "balanced",
+        *,
+        head: str = "general",
+        emotions: bool = True,
+        batch_size: int = 32,
+        threads: int | None = None,
+        long_text: bool = True,
     ) -> None:
         if depth not in DEPTHS:
             raise ConfigError(f"The 'depth' parameter of SemanticScorer must be one of {sorted(DEPTHS)}. Got {depth!r} instead.")
@@ -107,6 +162,8 @@ class SemanticScorer:
         self.emotions = emotions
         self.batch_size = batch_size
         self.threads = threads
+        self.long_text = long_text
+        self._long: SemanticScorer | None = None
         layers, int8 = DEPTHS[depth]
         key = f"L{layers}"
         found, metas = [], []
@@ -131,14 +188,52 @@ class SemanticScorer:
         with self._lock:
             return self.encoder_.encode(texts)
 
+    def _long_scorer(self) -> SemanticScorer:
+        """The scorer of long texts' segments: this one when it is the 3-layer general model, else one built once."""
+        if self.depth == "balanced" and self.head == "general":
+            return self
+        if self._long is None:
+            self._long = SemanticScorer("balanced", head="general", emotions=False, batch_size=self.batch_size, threads=self.threads, long_text=False)
+        return self._long
+
+    def _proba(self, texts: list[str | None]) -> tuple[np.ndarray, np.ndarray]:
+        """(n, 3) probabilities, long texts pooled from their segments; and each text's segments (or None)."""
+        segments = np.full(len(texts), None, dtype=object)
+        long = [i for i, t in enumerate(texts) if self.long_text and isinstance(t, str) and len(t.split()) > LONG_TEXT_WORDS]
+        short = np.ones(len(texts), dtype=bool)
+        short[long] = False
+        proba = np.zeros((len(texts), 3))
+        if short.any():
+            proba[short] = self.head_.predict_proba(self.embed([t for t, s in zip(texts, short, strict=True) if s]))
+        if long:
+            pieces = [segment_text(str(texts[i])) for i in long]
+            flat = [p for ps in pieces for p in ps]
+            scorer = self._long_scorer()
+            seg_proba = scorer.head_.predict_proba(scorer.embed(flat))
+            start = 0
+            for i, ps in zip(long, pieces, strict=True):
+                rows = seg_proba[start : start + len(ps)]
+                start += len(ps)
+                rows = rows / np.maximum(rows.sum(axis=1, keepdims=True), 1e-12)
+                weight = np.sqrt([len(p.split()) for p in ps])
+                proba[i] = weight @ rows / weight.sum()
+                valence = rows[:, 2] - rows[:, 0]
+                segments[i] = [
+                    {"text": p, "valence": float(v), "sentiment": SENTIMENTS[int(np.argmax(r))]}
+                    for p, v, r in zip(ps, valence, rows, strict=True)
+                ]
+        return proba, segments
+
     def score(self, texts: list[str | None]) -> TextScores:
         texts = list(texts)
         blank = _blank(texts)
         out = scores_from_proba(np.zeros((0, 3)), blank[:0]) if not texts else None
         if out is not None:
             return out
-        proba = self.head_.predict_proba(self.embed(texts))
+        proba, segments = self._proba(texts)
         out = scores_from_proba(proba, blank)
+        if any(s is not None for s in segments):
+            out.extra["segments"] = segments
         if self.emotions:
             from keymoments.score.emotions import detect_emotions  # noqa: PLC0415
 

@@ -21,6 +21,7 @@ import pandas as pd
 
 from keymoments.events import RATING_CONFIDENCE, JourneyModel, Touchpoint
 from keymoments.exceptions import KeymomentsWarning
+from keymoments.present import progress_task
 from keymoments.score.base import TextScorer, TextScores
 from keymoments.score.emotions import EMOTIONS, emotions_of
 from keymoments.score.fusion import fuse
@@ -28,7 +29,9 @@ from keymoments.score.registry import resolve_scorer
 from keymoments.score.tagging import Tagger, make_tagger
 from keymoments.store.scores import (
     touchpoint_examples,
+    unscored_count,
     unscored_text,
+    untagged_count,
     untagged_text,
     write_inferred_touchpoints,
     write_text_scores,
@@ -59,6 +62,14 @@ def score_store(
     """
     model = _learnt_model(store) if scorer in (None, "auto") else None
     model = model or resolve_scorer(scorer)
+    todo = unscored_count(store, rescore=rescore, unrated=unrated)
+    if not todo:
+        return 0
+    with progress_task(f"scoring the text of {todo:,} events", total=todo) as task:
+        return _score_batches(store, model, task, rescore=rescore, unrated=unrated, batch_size=batch_size)
+
+
+def _score_batches(store: Store, model: TextScorer, task: Any, *, rescore: bool, unrated: bool, batch_size: int) -> int:
     total, after = 0, -1
     while True:
         batch = unscored_text(store, limit=batch_size, rescore=rescore, after_seq=after, unrated=unrated)
@@ -90,6 +101,7 @@ def score_store(
             batch["tags"] = np.asarray(per_text, dtype=object)[codes]
         write_text_scores(store, batch, model.name)
         total += len(batch)
+        task.advance(len(batch))
         after = int(batch["seq"].max())
 
 
@@ -123,6 +135,14 @@ def tag_store(
     events belong to are re-derived (the previous event's next touchpoint changes). Nothing to tag, or no
     touchpoint to tag with: 0.
     """
+    todo = untagged_count(store)
+    if not todo:
+        return 0
+    with progress_task(f"tagging the touchpoint of {todo:,} events", total=todo) as task:
+        return _tag_batches(store, journey, tagger, task, batch_size)
+
+
+def _tag_batches(store: Store, journey: JourneyModel | None, tagger: Tagger | None, task: Any, batch_size: int) -> int:
     total, after = 0, -1
     while True:
         batch = untagged_text(store, limit=batch_size, after_seq=after)
@@ -140,6 +160,7 @@ def tag_store(
                   for t, c in zip(tags.touchpoint, tags.confidence, strict=True)],
         )  # fmt: skip
         total += write_inferred_touchpoints(store, batch)
+        task.advance(len(batch))
         after = int(batch["seq"].max())
 
 
@@ -180,7 +201,8 @@ def learn_store_text(store: Store, *, apply: bool = True) -> tuple[Any, int]:
     ``auto`` scores this store's new text with it. Returns ``(model, events rescored)``."""
     from keymoments.score.domain import fit_store_model  # noqa: PLC0415
 
-    model = fit_store_model(store)
+    with progress_task("learning the store's text model"):
+        model = fit_store_model(store)
     path = learnt_model_path(store)
     if path is not None:
         model.save(path)

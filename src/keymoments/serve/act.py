@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from keymoments.exceptions import ConfigError, NotFoundError, PermissionDeniedError
+from keymoments.exceptions import ConfigError, ConflictError, NotFoundError, PermissionDeniedError
 from keymoments.money import to_cents
 from keymoments.present import to_jsonable
 from keymoments.serve.auth import Principal
@@ -69,6 +69,8 @@ class CaseDesk:
                 "text", "employee_id", "value"]  # fmt: skip
         t = t.filter(t.customer_id == customer_id)
         df = t.order_by([t.ts, t.seq]).select(*cols).limit(300).to_pandas()
+        if df.empty:  # e.g. the events live elsewhere (a worker's stream) or were never ingested here
+            return []
         df["this_journey"] = df["journey_id"] == journey_id
         tags = text_tags(self.state.store, df["event_id"].tolist())  # the emotion an agent routes on
         df = df.merge(tags, on="event_id", how="left")
@@ -76,13 +78,15 @@ class CaseDesk:
         return to_jsonable(df)
 
     def _ledger_entry(self, entry_id: str) -> dict[str, Any] | None:
-        t = self.state.store.table("ledger")
-        df = t.filter(t.entry_id == entry_id).to_pandas()
+        ops = self.state.store.ops
+        with ops.read() as con:
+            df = ops.sql.ledger_frame(con, entry_id=entry_id)
         return to_jsonable(df.iloc[0].to_dict()) if len(df) else None
 
     def _ledger_for_case(self, case_id: str) -> list[dict[str, Any]]:
-        t = self.state.store.table("ledger")
-        return to_jsonable(t.filter(t.case_id == case_id).order_by(t.created_at).to_pandas())
+        ops = self.state.store.ops
+        with ops.read() as con:
+            return to_jsonable(ops.sql.ledger_frame(con, case_id=case_id, newest_first=False))
 
     # -- working ---------------------------------------------------------------------------------------------
     def _check_mine(self, case_id: str) -> dict[str, Any]:
@@ -110,11 +114,18 @@ class CaseDesk:
         self.book.assign(case_id, owner, actor=self.p.actor)
         return self.get(case_id)
 
-    def transition(self, case_id: str, to: str, note: str | None = None) -> dict[str, Any]:
+    def transition(self, case_id: str, to: str, note: str | None = None, expected: str | None = None) -> dict[str, Any]:
+        """Move the case. The move is checked against the status read here (or ``expected``, the status the
+        caller saw) inside the writing transaction: if someone moved the case meanwhile, 409."""
         case = self._check_mine(case_id)
+        if expected is not None and case["status"] != expected:
+            raise ConflictError(
+                f"Case {case_id!r} was {expected} but someone else just moved it to {case['status']}; reload it."
+            )
         if self.p.role == "agent" and case["owner"] is None:
             self.book.assign(case_id, self.p.employee_id or self.p.actor, actor=self.p.actor)
-        self.book.transition(case_id, to, actor=self.p.actor, note=note)
+            case = self.book.get(case_id)
+        self.book.transition(case_id, to, actor=self.p.actor, note=note, expected=case["status"])
         return self.get(case_id)
 
     def compensate(self, case_id: str, pool: str, amount: Any, note: str | None = None) -> dict[str, Any]:
@@ -124,35 +135,40 @@ class CaseDesk:
         The case is read again and the spend, the case's compensation total (the ledger's sum for the case) and
         its timeline are written in one transaction: concurrent spends on one case all count, and a spend that
         fails leaves nothing behind."""
-        from datetime import UTC, datetime
-
-        from keymoments.store import act_tables as sql
-
         cents = to_cents(amount, positive=True)  # finite, one cent to MAX_AMOUNT, else a clean 4xx
         case = self._check_mine(case_id)
         ledger = self._ledger_cls(self.state.store, self.state.playbooks())
         scope_key = self._scope_key(ledger, pool, case)
-        with self.state.store.write() as con:
-            case = sql.get_case(con, case_id)  # as of this transaction, not as of the read above
-            if case is None:
-                raise NotFoundError(f"Case {case_id!r} does not exist.")
-            self._check_owner(case)
-            if case["status"] in ("resolved", "closed"):
-                raise ConfigError(f"Case {case_id!r} is {case['status']}; reopen it (in_progress) before spending on it.")
-            now = datetime.now(UTC)
-            entry = ledger.request(con, pool, cents, scope_key=scope_key, case_id=case_id, customer_id=case["customer_id"],
-                                   actor=self.p.actor, note=note or "compensation from the case queue")  # fmt: skip
-            fields: dict[str, Any] = {"updated_at": now}  # compensation_cents: set from the ledger by request()
-            to = case["status"]
-            if entry.needs_approval:
-                fields["status"] = to = "awaiting_approval"
-                if case["status"] != "awaiting_approval" or not case["approval_entry_id"]:
-                    fields["approval_entry_id"] = entry.entry_id  # the oldest waiting spend is the one shown
-            sql.update_case(con, case_id, **fields)
-            sql.add_case_event(con, case_id, now, "approval" if entry.needs_approval else "note", self.p.actor,
-                               case["status"], to, {"spend_cents": cents, "pool": pool, "ledger": entry.status,
-                                                    "entry_id": entry.entry_id})  # fmt: skip
+        ops = ledger.ops
+        ops.transact(lambda con: self._spend(con, ops.sql, ledger, case_id, pool, cents, scope_key, note))
         return self.get(case_id)
+
+    def _spend(self, con: Any, sql: Any, ledger: Any, case_id: str, pool: str, cents: int, scope_key: str,
+               note: str | None) -> None:  # fmt: skip
+        from datetime import UTC, datetime
+
+        case = sql.get_case(con, case_id)  # as of this transaction, not as of the read above
+        if case is None:
+            raise NotFoundError(f"Case {case_id!r} does not exist.")
+        self._check_owner(case)
+        if case["status"] in ("resolved", "closed"):
+            raise ConfigError(f"Case {case_id!r} is {case['status']}; reopen it (in_progress) before spending on it.")
+        now = datetime.now(UTC)
+        entry = ledger.request(con, pool, cents, scope_key=scope_key, case_id=case_id, customer_id=case["customer_id"],
+                               actor=self.p.actor, note=note or "compensation from the case queue")  # fmt: skip
+        case = sql.lock_case(con, case_id)  # after the pool's row: every writer locks in that order
+        if case["status"] in ("resolved", "closed"):  # moved by someone else since the read above
+            raise ConflictError(f"Case {case_id!r} was {case['status']} meanwhile; nothing was spent.")
+        fields: dict[str, Any] = {"updated_at": now}  # compensation_cents: set from the ledger by request()
+        to = case["status"]
+        if entry.needs_approval:
+            fields["status"] = to = "awaiting_approval"
+            if case["status"] != "awaiting_approval" or not case["approval_entry_id"]:
+                fields["approval_entry_id"] = entry.entry_id  # the oldest waiting spend is the one shown
+        sql.update_case(con, case_id, **fields)
+        sql.add_case_event(con, case_id, now, "approval" if entry.needs_approval else "note", self.p.actor,
+                           case["status"], to, {"spend_cents": cents, "pool": pool, "ledger": entry.status,
+                                                "entry_id": entry.entry_id})  # fmt: skip
 
     def _scope_key(self, ledger: Any, pool_name: str, case: dict[str, Any]) -> str:
         pool = ledger.pool(pool_name)

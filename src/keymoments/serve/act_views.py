@@ -4,27 +4,32 @@ emotions, take, spend from a budget, approve, resolve), budgets with the ledger,
 from __future__ import annotations
 
 import importlib.util
-from typing import Any
+import logging
+from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
 
 from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
+from pydantic import BaseModel, ValidationError
 
-from keymoments.exceptions import KeymomentsError
+from keymoments.exceptions import InvalidParameterError, KeymomentsError, NotFoundError
 from keymoments.serve import charts
-from keymoments.serve.auth import Principal
+from keymoments.serve.auth import CASE_ACTIONS, Principal
+from keymoments.serve.routes.cases import Compensate, Note, Transition
 from keymoments.serve.views import (
     _ctx,
     _error_page,
     _gate,
-    _login_redirect,
-    _principal,
     form_data,
     table,
     templates,
 )
 
 __all__ = ["install"]
+
+log = logging.getLogger("keymoments.serve")
+
+_M = TypeVar("_M", bound=BaseModel)
 
 STATUSES = ("open", "in_progress", "awaiting_approval", "resolved", "closed")
 
@@ -92,7 +97,7 @@ def install(app: FastAPI) -> None:
         this = [e for e in case["journey"] if e.get("this_journey")]
         return templates.TemplateResponse(request, "case.html", _ctx(
             request, p, "cases", title=f"Case {case_id}", case=case, events=this,
-            others=len(case["journey"]) - len(this), chart=charts.fig_html(fig, height=300) if fig else None,
+            others=len(case["journey"]) - len(this), chart=charts.fig_div(fig, height=300) if fig else None,
             pools=pools, flash=request.query_params.get("msg"), flash_error=request.query_params.get("err"),
             can_work=p.can("cases:work"), can_approve=p.can("cases:approve"),
             ledger=table(case.get("ledger"), columns=["created_at", "pool", "scope_key", "amount_cents", "status", "actor", "note"]),
@@ -100,35 +105,48 @@ def install(app: FastAPI) -> None:
 
     @app.post("/cases/{case_id}/{action}", include_in_schema=False)
     async def case_action(request: Request, case_id: str, action: str) -> Response:
+        """The case page's forms: the same actions, permissions (``CASE_ACTIONS``) and field checks (the API's
+        body models) as ``POST /api/v1/cases/{id}/<action>``. Invalid fields answer a 422 page; what the case
+        book refuses (a spent budget, a move the lifecycle forbids) comes back to the case page as a notice."""
         from starlette.concurrency import run_in_threadpool
 
         from keymoments.serve.act import CaseDesk
 
-        p = _principal(request)
-        if p is None:
-            return _login_redirect(request)
+        url = f"/cases/{quote(case_id)}"
+        perm = CASE_ACTIONS.get(action)
+        if perm is None:
+            p = _gate(request, "cases", "cases:read", next=url)
+            if not isinstance(p, Principal):
+                return p
+            return _error_page(request, p, "cases", NotFoundError(
+                f"Unknown case action {action!r}; the case page offers {sorted(CASE_ACTIONS)}."))  # fmt: skip
+        p = _gate(request, "cases", perm, next=url)
+        if not isinstance(p, Principal):
+            return p
         form = await form_data(request)
         desk = CaseDesk(request.app.state.km, p)
-        url = f"/cases/{quote(case_id)}"
         try:
-            if action == "take":
+            if action in ("take", "assign"):
                 await run_in_threadpool(desk.assign, case_id, p.employee_id or form.get("owner") or p.actor)
                 msg = "Case taken."
             elif action == "resolve":
-                await run_in_threadpool(desk.transition, case_id, "resolved", form.get("note") or None)
+                note = _fields(Note, form).note
+                await run_in_threadpool(desk.transition, case_id, "resolved", note)
                 msg = "Case resolved."
-            elif action == "status":
-                await run_in_threadpool(desk.transition, case_id, form.get("to", ""), form.get("note") or None)
-                msg = f"Case moved to {form.get('to')}."
+            elif action in ("status", "transition"):
+                t = _fields(Transition, form)
+                await run_in_threadpool(desk.transition, case_id, t.to, t.note)
+                msg = f"Case moved to {t.to}."
             elif action == "compensate":
-                amount = float(form.get("amount") or 0)
-                case = await run_in_threadpool(desk.compensate, case_id, form.get("pool", ""), amount, form.get("note") or None)
+                c = _fields(Compensate, form)
+                case = await run_in_threadpool(desk.compensate, case_id, c.pool, c.amount, c.note)
                 msg = "Spend waiting for a manager's approval." if case["status"] == "awaiting_approval" else "Spent within your limit."
-            elif action in ("approve", "reject"):
-                await run_in_threadpool(desk.approve, case_id, action == "approve")
-                msg = "Spend approved." if action == "approve" else "Spend rejected; the money went back to the pool."
-            else:
-                return _error_page(request, p, "cases", KeymomentsError(f"Unknown case action {action!r}."))
+            else:  # approve, reject
+                approved = action == "approve" and form.get("approved", "true").lower() not in ("false", "0", "no")
+                await run_in_threadpool(desk.approve, case_id, approved)
+                msg = "Spend approved." if approved else "Spend rejected; the money went back to the pool."
+        except InvalidParameterError as exc:
+            return _error_page(request, p, "cases", exc, back=url)
         except (KeymomentsError, ValueError) as exc:
             return RedirectResponse(f"{url}?{urlencode({'err': str(exc)})}", status_code=303)
         return RedirectResponse(f"{url}?{urlencode({'msg': msg})}", status_code=303)
@@ -150,8 +168,9 @@ def install(app: FastAPI) -> None:
             agg = by_pool.setdefault(r["pool"], {"amount": 0.0, "spent": 0.0, "reserved": 0.0, "remaining": 0.0})
             for k in agg:
                 agg[k] += float(r.get(k) or 0)
-        t = request.app.state.km.store.table("ledger")
-        recent = t.order_by(t.created_at.desc()).limit(30).to_pandas()
+        ops = request.app.state.km.store.ops
+        with ops.read() as con:
+            recent = ops.sql.ledger_frame(con, limit=30)
         from keymoments.present import to_jsonable
 
         return templates.TemplateResponse(request, "budgets.html", _ctx(
@@ -165,32 +184,60 @@ def install(app: FastAPI) -> None:
 
     @app.get("/playbooks", include_in_schema=False)
     def playbooks_page(request: Request) -> Response:
-        from keymoments.act.uplift import uplift
-        from keymoments.present import to_jsonable
-        from keymoments.serve.routes.playbooks import playbooks_list
-
         p = _gate(request, "playbooks", "playbooks:read")
         if not isinstance(p, Principal):
             return p
-        state = request.app.state.km
-        data = playbooks_list(state)
-        from keymoments.serve.analyses import capture_warnings
-
-        rows, caveats = [], []
-        for pb in data["playbooks"]:
-            u = None
-            if pb["outcome"] and pb["holdout"] > 0:
-                try:
-                    res, w = capture_warnings(uplift, state.store, state.playbooks(), pb["name"])
-                    u = to_jsonable(res.to_dict())
-                    caveats.extend(w)
-                except Exception:  # noqa: BLE001 - a playbook that has not fired yet has no uplift
-                    u = None
-            rows.append({**pb, "uplift": u})
+        try:
+            data = _playbook_rows(request.app.state.km)
+        except KeymomentsError as exc:
+            return _error_page(request, p, "playbooks", exc)
         return templates.TemplateResponse(request, "playbooks.html", _ctx(
-            request, p, "playbooks", title="Playbooks", rows=rows, global_holdout=data["global_holdout"], warnings=caveats,
-            figure=_uplift_html(rows),
+            request, p, "playbooks", title="Playbooks", rows=data["rows"], global_holdout=data["global_holdout"],
+            warnings=data["warnings"], run_id=data["run_id"], figure=_uplift_html(data["rows"]),
         ))  # fmt: skip
+
+
+def _fields(model: type[_M], form: dict[str, str]) -> _M:
+    """A form's fields checked by the API body model of the same action; InvalidParameterError (422) if not."""
+    try:
+        return model.model_validate({k: v for k, v in form.items() if v != "" or k == "to"})
+    except ValidationError as exc:
+        e = exc.errors()[0]
+        where = ".".join(str(x) for x in e.get("loc", ())) or "form"
+        raise InvalidParameterError(f"Invalid {where}: {e.get('msg', 'invalid value')} (got {form.get(where, '')!r}).") from None
+
+
+def _playbook_rows(state: Any) -> dict[str, Any]:
+    """Each playbook of the server's file with what its live run did and its uplift (or why there is none).
+
+    Uplift comes only from the file's live run (else the latest live run of the playbook), counting
+    outcomes observed within the playbook's window after each customer's first decision."""
+    from keymoments.act.report import playbook_report
+    from keymoments.act.uplift import live_run_of
+    from keymoments.present import to_jsonable
+    from keymoments.serve.routes.playbooks import playbooks_list
+
+    file = state.playbooks()
+    data = playbooks_list(state)
+    runs = {pb.name: live_run_of(state.store, pb.name, file) for pb in file.playbooks}
+    reports: dict[tuple[str, str], dict[str, Any]] = {}
+    caveats: list[str] = []
+    for run_id in sorted({r for r in runs.values() if r}):
+        rep = playbook_report(state.store, file, run_id=run_id)
+        caveats += rep["notes"]
+        reports.update({(run_id, r["playbook"]): r for r in rep["playbooks"]})
+    rows = []
+    for pb in data["playbooks"]:
+        run_id = runs.get(pb["name"])
+        r = reports.get((run_id, pb["name"])) if run_id else None
+        refused = r["uplift_refused"] if r else ("no live run yet: run the playbooks live (`keymoments playbooks run`)"
+                                                  if pb["holdout"] > 0 else None)  # fmt: skip
+        rows.append({**pb, "run_id": run_id, "live": to_jsonable(r) if r else None,
+                     "uplift": to_jsonable(r["uplift"]) if r and r["uplift"] else None,
+                     "refused": None if pb["holdout"] == 0 else refused})  # fmt: skip
+    live_ids = sorted({r for r in runs.values() if r})
+    return {"rows": rows, "global_holdout": data["global_holdout"], "warnings": caveats,
+            "run_id": ", ".join(live_ids) if live_ids else None}  # fmt: skip
 
 
 def _uplift_html(rows: list[dict[str, Any]]) -> str | None:
@@ -209,4 +256,4 @@ def _uplift_html(rows: list[dict[str, Any]]) -> str | None:
     ))  # fmt: skip
     fig.add_vline(x=0, line_color="#9aa3b2")
     fig.update_layout(xaxis_title="uplift on the playbook's outcome vs holdout (95% CI)")
-    return charts.fig_html(fig, height=80 + 40 * len(pts))
+    return charts.fig_div(fig, height=80 + 40 * len(pts))

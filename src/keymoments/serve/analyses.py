@@ -1,7 +1,8 @@
 """The analyses the API and the dashboard serve, by route name, with one runner for all of them.
 
 Each entry names the fitter (module and class, as the CLI uses them). An analysis whose module has not been
-installed yet is simply not served (:func:`available`). The runner fits on the server's store with the
+installed yet is simply not served (:func:`available`); one whose module is there but fails to import is
+*failed*, not missing: :func:`status` tells the two apart, with the reason, and logs the traceback. The runner fits on the server's store with the
 server's journey model, captures statistical caveats (warnings) instead of failing, and caches the fitted
 object and its JSON per data version and parameters (the event filters among them, so each filter set is
 its own cache entry).
@@ -13,6 +14,7 @@ import importlib
 import importlib.util
 import inspect
 import json
+import logging
 import threading
 import warnings
 from dataclasses import dataclass, field
@@ -20,7 +22,12 @@ from typing import Any
 
 from keymoments.present import to_jsonable
 
-__all__ = ["ANALYSES", "AnalysisResult", "AnalysisSpec", "available", "capture_warnings", "run_analysis"]
+__all__ = [
+    "ANALYSES", "AnalysisResult", "AnalysisSpec", "ModuleStatus", "available", "capture_warnings", "run_analysis",
+    "status",
+]  # fmt: skip
+
+log = logging.getLogger("keymoments.serve")
 
 
 @dataclass(frozen=True)
@@ -47,15 +54,52 @@ ANALYSES: dict[str, AnalysisSpec] = {
 }
 
 
-def available(name: str) -> bool:
-    """Whether the analysis's module is installed and defines its class."""
+@dataclass(frozen=True)
+class ModuleStatus:
+    """Whether an analysis can be served: ``state`` is "ok", "not installed" (its module is absent) or "failed"
+    (its module is there but cannot be imported, or lacks its class); ``reason`` says why when not "ok"."""
+
+    state: str
+    reason: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.state == "ok"
+
+
+_status_cache: dict[str, ModuleStatus] = {}
+
+
+def status(name: str) -> ModuleStatus:
+    """Whether the analysis ``name`` is installed and loads; a failure to load is logged with its traceback."""
+    hit = _status_cache.get(name)
+    if hit is not None:
+        return hit
     spec = ANALYSES[name]
     try:
-        if importlib.util.find_spec(spec.module) is None:
-            return False
-        return hasattr(importlib.import_module(spec.module), spec.cls)
-    except Exception:  # noqa: BLE001 - a module that fails to import is not served
-        return False
+        found = importlib.util.find_spec(spec.module) is not None
+    except ModuleNotFoundError:  # a parent package is missing
+        found = False
+    if not found:
+        st = ModuleStatus("not installed", f"the module {spec.module} is not installed")
+    else:
+        try:
+            module = importlib.import_module(spec.module)
+        except Exception as exc:  # noqa: BLE001 - reported as failed, with the reason, instead of crashing the server
+            log.exception("the %s analysis (%s) failed to import", name, spec.module)
+            st = ModuleStatus("failed", f"{spec.module} failed to import: {type(exc).__name__}: {exc}")
+        else:
+            st = ModuleStatus("ok") if hasattr(module, spec.cls) else ModuleStatus(
+                "failed", f"{spec.module} defines no {spec.cls}")  # fmt: skip
+            if not st.ok:
+                log.error("the %s analysis cannot be served: %s", name, st.reason)
+    _status_cache[name] = st
+    return st
+
+
+def available(name: str) -> bool:
+    """Whether the analysis's module is installed and defines its class (see :func:`status` for why not)."""
+    return status(name).ok
 
 
 @dataclass
@@ -81,6 +125,7 @@ class AnalysisResult:
         try:
             return fig()
         except Exception:  # noqa: BLE001 - a chart that cannot be drawn leaves the numbers
+            log.warning("the %s chart could not be drawn; the page shows the numbers only", self.name, exc_info=True)
             return None
 
 

@@ -6,6 +6,7 @@ The server process owns the store (DuckDB allows one writing process per file): 
 
 from __future__ import annotations
 
+import logging
 import threading
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -22,7 +23,9 @@ from keymoments.serve.group_commit import GroupCommit
 from keymoments.serve.text_scoring import BackgroundScorer
 from keymoments.store.store import Store
 
-__all__ = ["ServerState", "create_app"]
+__all__ = ["ServerState", "app_from_env", "create_app"]
+
+log = logging.getLogger("keymoments.serve")
 
 API_PREFIX = "/api/v1"
 
@@ -41,6 +44,7 @@ class ServerState:
     events_writer: GroupCommit = field(init=False)
     text_scorer: BackgroundScorer | None = field(init=False)
     write_lock: threading.Lock = field(default_factory=threading.Lock)
+    broker: Any = field(init=False)  # a BrokerClient when KM_BROKER is set: posted events go to the stream
 
     def __post_init__(self) -> None:
         self.keys = KeyRing(self.store)
@@ -51,6 +55,11 @@ class ServerState:
             if self.settings.score_api_text else None
         )  # fmt: skip
         self._playbooks: Any = None
+        self.broker = None
+        if self.settings.broker:
+            from keymoments.live.broker import BrokerAddress, BrokerClient
+
+            self.broker = BrokerClient(BrokerAddress.parse(self.settings.broker), partitions=self.settings.partitions)
 
     def playbooks(self) -> Any:
         """The playbook file the server acts with (loaded once): ``--playbooks FILE`` or the built-in library."""
@@ -105,6 +114,8 @@ def create_app(
         yield
         if state.text_scorer is not None:
             state.text_scorer.stop()
+        if state.broker is not None:
+            state.broker.close()
         if close_store:
             store.close()
 
@@ -113,15 +124,20 @@ def create_app(
         version=str(version),
         summary="Find the moments of truth in customer journeys and act on them.",
         description=(
-            "Every route but `/health` needs an API key, sent as `X-API-Key: <key>` or "
+            "Every route but `/health`, `/docs` and `/openapi.json` needs an API key, sent as `X-API-Key: <key>` or "
             "`Authorization: Bearer <key>`. Roles: **admin** (everything), **analyst** (analyses, playbooks, "
             "budgets), **agent** (the case queue, spending within their limits). Errors always answer "
             '`{"ok": false, "error": "...", "errors": [...], "status": N}`.'
         ),
         lifespan=lifespan,
+        docs_url=None,  # served by views.install from local files (FastAPI's own page loads Swagger UI from a CDN)
+        redoc_url=None,
     )
     app.state.km = state
     install_error_handlers(app)
+    from keymoments.serve.guard import Guard
+
+    app.add_middleware(Guard, state=state)
 
     from keymoments.serve import views
     from keymoments.serve.routes import analyses, health, ingest, keys
@@ -158,4 +174,16 @@ def _warm(state: ServerState, names: tuple[str, ...]) -> None:
             try:
                 run_analysis(state, name, {})
             except Exception:  # noqa: BLE001 - warming is best effort; the request will show the error
-                pass
+                log.info("warming the %s analysis failed; a request for it will say why", name, exc_info=True)
+
+
+def app_from_env() -> FastAPI:
+    """The app of one process of ``keymoments serve --workers N``, from the environment (``KM_*``): the DuckDB file
+    read-only (for analyses), the operational store on PostgreSQL, posted events published to ``KM_BROKER``."""
+    import os
+
+    settings = Settings()
+    settings.score_api_text = False  # nothing is written to the DuckDB file by these processes
+    store = Store(settings.db, read_only=True, database_url=settings.database_url,
+                  database_schema=settings.database_schema)  # fmt: skip
+    return create_app(store, settings, journey=os.environ.get("KM_JOURNEY"), close_store=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["FONT", "PIT", "PEAK", "NEUTRAL", "fig_html", "moments_figure", "roadmap_curve_figure", "style"]
+__all__ = ["FONT", "PIT", "PEAK", "NEUTRAL", "fig_div", "fig_html", "moments_figure", "roadmap_curve_figure", "style"]
 
 PIT = "#d64550"
 PEAK = "#1f9d6b"
@@ -33,13 +33,29 @@ def style(fig: Any, *, height: int | None = 420) -> Any:
     return fig
 
 
+CONFIG = {"displaylogo": False, "responsive": True, "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
+
+
 def fig_html(fig: Any, *, height: int | None = 420) -> str:
-    """A figure as a <div> fragment; plotly.js itself is loaded once by the page (never from a CDN)."""
-    return style(fig, height=height).to_html(
-        full_html=False,
-        include_plotlyjs=False,
-        config={"displaylogo": False, "responsive": True, "modeBarButtonsToRemove": ["lasso2d", "select2d"]},
-        default_width="100%",
+    """A figure as a <div> fragment with its inline script, for the self-contained report; plotly.js itself is
+    loaded once by the page (never from a CDN)."""
+    return style(fig, height=height).to_html(full_html=False, include_plotlyjs=False, config=CONFIG,
+                                             default_width="100%")  # fmt: skip
+
+
+def fig_div(fig: Any, *, height: int | None = 420) -> str:
+    """A figure as a <div> holding its JSON, drawn by the dashboard's /static/app.js: no inline script, so the
+    dashboard's Content-Security-Policy can refuse every inline script."""
+    import html
+    import json
+
+    import plotly.io as pio
+
+    spec = pio.to_json(style(fig, height=height), validate=False)
+    size = f"height:{int(height)}px; width:100%;" if height else "width:100%;"
+    return (
+        f'<div class="plotly-graph-div km-chart" style="{size}" data-figure="{html.escape(spec, quote=True)}" '
+        f'data-config="{html.escape(json.dumps(CONFIG), quote=True)}"></div>'
     )
 
 

@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from keymoments.exceptions import (
     BudgetError,
     ConfigError,
+    ConflictError,
     IngestError,
     InvalidEventError,
     KeymomentsError,
@@ -25,6 +26,7 @@ from keymoments.exceptions import (
     NotFoundError,
     PermissionDeniedError,
     StoreError,
+    UpliftRefusedError,
 )
 
 __all__ = ["ERROR_RESPONSES", "STATUS_BY_ERROR", "ApiError", "error_body", "install_error_handlers", "status_for"]
@@ -37,9 +39,11 @@ STATUS_BY_ERROR: dict[type[BaseException], int] = {
     IngestError: 422,  # includes MissingColumnError, UnsupportedFormatError
     InvalidEventError: 422,
     NotEnoughDataError: 422,
+    UpliftRefusedError: 422,
     NotFoundError: 404,
     PermissionDeniedError: 403,
     BudgetError: 409,
+    ConflictError: 409,
     StoreError: 503,
     KeymomentsError: 400,
 }

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import importlib
+import logging
 import os
 import tempfile
 from datetime import UTC, datetime
@@ -19,12 +20,15 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from keymoments.analyze.filters import describe_filters, takes_filters
-from keymoments.present import to_jsonable
+from keymoments.exceptions import KeymomentsError
+from keymoments.present import to_jsonable, track
 from keymoments.serve import charts
-from keymoments.serve.analyses import capture_warnings
+from keymoments.serve.analyses import capture_warnings, status
 from keymoments.serve.views import HERE, INTRO, plotly_js, table
 
 __all__ = ["build_report", "write_report"]
+
+log = logging.getLogger("keymoments.serve")
 
 #: (key, title, module, class, needs an outcome)
 SECTIONS: list[tuple[str, str, str, str, bool]] = [
@@ -98,20 +102,29 @@ def build_report(
     outcome = outcome or _default_outcome(store)
     sections = []
     headline: dict[str, Any] = {}
-    for key, name, module, cls_name, needs_outcome in SECTIONS:
+    for key, name, module, cls_name, needs_outcome in track(SECTIONS, "fitting the report's analyses"):
         sec: dict[str, Any] = {"key": key, "title": name, "intro": INTRO.get(key, "")}
         if needs_outcome and outcome is None:
             sec["note"] = "No outcome in the store; load one (e.g. retained) to see this analysis."
             sections.append(sec)
             continue
-        try:
-            importlib.import_module(module)
-        except ImportError:
+        st = status(key)
+        if st.state == "not installed":
+            continue
+        if not st.ok:
+            sec["note"] = f"This analysis failed to load: {st.reason}"
+            sections.append(sec)
             continue
         try:
             model, caveats = _fit(key, module, cls_name, store, outcome, journey, models, filters)
-        except Exception as exc:  # noqa: BLE001 - one analysis that cannot run must not sink the report
+        except KeymomentsError as exc:  # the data cannot support it, or a filter it refuses: said in one line
+            log.debug("report section %s: %s", key, exc, exc_info=True)
             sec["note"] = f"Not available on this data: {exc}"
+            sections.append(sec)
+            continue
+        except Exception as exc:  # noqa: BLE001 - one analysis that fails must not sink the report
+            log.error("report section %s failed", key, exc_info=True)
+            sec["note"] = f"This section failed ({type(exc).__name__}: {exc}); the log has the traceback."
             sections.append(sec)
             continue
         models[key] = model
@@ -120,6 +133,7 @@ def build_report(
         try:
             fig = charts.moments_figure(data) if key == "moments" else model.figure()
         except Exception:  # noqa: BLE001 - the numbers still go in
+            log.warning("report section %s: the chart could not be drawn", key, exc_info=True)
             fig = None
         sec["chart"] = charts.fig_html(fig, height=440) if fig is not None else None
         sec["caveats"] = caveats[:4]

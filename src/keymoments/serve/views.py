@@ -10,25 +10,28 @@ without a key so the sign-in page is styled.
 from __future__ import annotations
 
 import functools
+import logging
 import math
 import shlex
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from keymoments.analyze.filters import FILTERS, describe_filters
-from keymoments.exceptions import KeymomentsError
+from keymoments.exceptions import KeymomentsError, NotEnoughDataError, NotFoundError
 from keymoments.serve import charts
-from keymoments.serve.analyses import ANALYSES, available, run_analysis
-from keymoments.serve.auth import COOKIE, Principal
-from keymoments.serve.errors import status_for
+from keymoments.serve.analyses import ANALYSES, available, run_analysis, status
+from keymoments.serve.auth import COOKIE, Principal, authorize
+from keymoments.serve.errors import ApiError, status_for
 
 __all__ = ["PAGES", "install", "table"]
+
+log = logging.getLogger("keymoments.serve")
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))
@@ -125,11 +128,13 @@ def _fmt(v: Any, col: str = "") -> tuple[str, str]:
     return (s[:200] + "…" if len(s) > 200 else s), ""
 
 
-def table(records: list[dict[str, Any]] | None, *, columns: list[str] | None = None, limit: int = 60) -> dict[str, Any]:
-    """Rows of dicts as a table: a CI column joins ``ci_low``/``ci_high``; cells formatted and classed."""
+def table(records: list[dict[str, Any]] | None, *, columns: list[str] | None = None, limit: int = 60,
+          download: str | None = None) -> dict[str, Any]:  # fmt: skip
+    """Rows of dicts as a table: a CI column joins ``ci_low``/``ci_high``; cells formatted and classed.
+    ``download``: the URL of the whole table as CSV (:func:`download_url`), linked under it."""
     records = list(records or [])
     if not records:
-        return {"headers": [], "rows": [], "more": 0}
+        return {"headers": [], "rows": [], "more": 0, "download": download}
     cols = columns or [c for c in records[0] if not c.startswith("_")]
     has_ci = "ci_low" in cols and "ci_high" in cols
     shown = [c for c in cols if c not in ("ci_low", "ci_high")]
@@ -146,17 +151,25 @@ def table(records: list[dict[str, Any]] | None, *, columns: list[str] | None = N
             ok = isinstance(lo, int | float) and isinstance(hi, int | float)
             cells.append((f"[{lo:+.3f}, {hi:+.3f}]" if ok else "–", "num ci" if ok else "muted"))
         rows.append({"cells": cells, "kind": r.get("kind")})
-    return {"headers": headers, "rows": rows, "more": max(0, len(records) - limit)}
+    return {"headers": headers, "rows": rows, "more": max(0, len(records) - limit), "download": download}
 
 
-def _sections(data: dict[str, Any]) -> tuple[list, list, list]:
-    """Split an analysis' JSON into headline facts (short scalars), tables (lists of records) and notes (long text)."""
+def download_url(request: Request, analysis: str, name: str) -> str:
+    """The CSV of one of an analysis's tables (``Analysis.tables()``), with the page's outcome and filters."""
+    keep = {k: v for k, v in request.query_params.items() if v and (k in FILTERS or k == "outcome")}
+    return f"/download/{quote(analysis)}/{quote(name)}.csv" + (f"?{urlencode(keep)}" if keep else "")
+
+
+def _sections(data: dict[str, Any], download: Any = None) -> tuple[list, list, list]:
+    """Split an analysis' JSON into headline facts (short scalars), tables (lists of records) and notes (long text).
+    ``download(key)``: the CSV link of the table under ``key`` (None: no link)."""
     facts, tables, notes = [], [], []
+    link = download or (lambda k: None)
     for k, v in data.items():
         if isinstance(v, list) and v and all(isinstance(x, dict) for x in v):
-            tables.append((k.replace("_", " ").capitalize(), table(v)))
+            tables.append((k.replace("_", " ").capitalize(), table(v, download=link(k))))
         elif isinstance(v, dict) and v and all(isinstance(x, dict) for x in v.values()):
-            tables.append((k.replace("_", " ").capitalize(), table([{"name": n, **x} for n, x in v.items()])))
+            tables.append((k.replace("_", " ").capitalize(), table([{"name": n, **x} for n, x in v.items()], download=link(k))))
         elif isinstance(v, str | int | float | bool) or v is None:
             if isinstance(v, str) and len(v) > 60:
                 notes.append((k.replace("_", " "), v))
@@ -213,6 +226,33 @@ def _bar(request: Request, filters: dict[str, str | None], *, skipped: dict[str,
     }  # fmt: skip
 
 
+#: the Swagger UI files /docs loads, and their media types
+SWAGGER_FILES = {"swagger-ui.css": "text/css", "swagger-ui-bundle.js": "application/javascript"}
+
+DOCS_PAGE = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>keymoments API</title>
+<link rel="stylesheet" href="/static/swagger/swagger-ui.css">
+</head>
+<body>
+<div id="swagger-ui" data-openapi="/openapi.json"></div>
+<script src="/static/swagger/swagger-ui-bundle.js"></script>
+<script src="/static/app.js"></script>
+</body>
+</html>
+"""
+
+
+@functools.lru_cache(maxsize=len(SWAGGER_FILES))
+def _swagger_file(name: str) -> bytes:
+    from swagger_ui_bundle import swagger_ui_path
+
+    return (Path(str(swagger_ui_path)) / name).read_bytes()
+
+
 @functools.lru_cache(maxsize=1)
 def plotly_js() -> str:
     from plotly.offline import get_plotlyjs
@@ -241,8 +281,8 @@ def _filter_choices(request: Request) -> dict[str, list[str]]:
 def _ctx(request: Request, principal: Principal, slug: str, **kw: Any) -> dict[str, Any]:
     nav = []
     for s, label, analysis, perm, _, group in PAGES:
-        if analysis is not None and not available(analysis):
-            continue
+        if analysis is not None and status(analysis).state == "not installed":
+            continue  # a failed one stays in the navigation: its page says why
         if s in ("cases", "budgets", "playbooks") and not _act_ready(s):
             continue
         if principal.can(perm):
@@ -259,25 +299,39 @@ def _act_ready(slug: str) -> bool:
 
 
 def _error_page(request: Request, principal: Principal, slug: str, exc: Exception, **kw: Any) -> HTMLResponse:
-    status = status_for(exc) if isinstance(exc, KeymomentsError) else 500
-    msg = str(exc) if isinstance(exc, KeymomentsError) else f"Internal error ({type(exc).__name__})."
+    """The page that says why an analysis is not shown. Data that cannot support the analysis is an answer, not
+    an error (200, "Not available on this data", with what to add); a bad request keeps its status; anything
+    else is an internal error, logged with its traceback."""
+    if isinstance(exc, NotEnoughDataError):
+        log.debug("%s: not available on this data", request.url.path, exc_info=exc)
+        title, status, msg = "Not available on this data", 200, str(exc)
+    elif isinstance(exc, KeymomentsError):
+        log.info("%s: %s", request.url.path, exc, exc_info=exc)
+        title, status, msg = "Cannot show this", status_for(exc), str(exc)
+    else:
+        log.error("%s failed", request.url.path, exc_info=exc)
+        title, status = "Something went wrong", 500
+        msg = f"Internal error ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'no message'}); the server's log has the traceback."
     return templates.TemplateResponse(
-        request, "error.html", _ctx(request, principal, slug, title="Cannot show this", message=msg, **kw),
-        status_code=status,
+        request, "error.html", _ctx(request, principal, slug, title=title, message=msg, **kw), status_code=status,
     )  # fmt: skip
 
 
-def _login_redirect(request: Request) -> RedirectResponse:
-    nxt = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+def _login_redirect(request: Request, next: str | None = None) -> RedirectResponse:
+    nxt = next or request.url.path + (f"?{request.url.query}" if request.url.query else "")
     return RedirectResponse("/login?" + urlencode({"next": nxt}), status_code=303)
 
 
-def _gate(request: Request, slug: str, perm: str) -> Principal | Response:
-    """The signed-in principal allowed ``perm``, or the response that turns the request away (login or 403)."""
+def _gate(request: Request, slug: str, perm: str, *, next: str | None = None) -> Principal | Response:
+    """The signed-in principal allowed ``perm`` (decided by :func:`~keymoments.serve.auth.authorize`, as for the
+    API), or the response that turns the request away: the sign-in page (back to ``next``) or a 403 page."""
     p = _principal(request)
     if p is None:
-        return _login_redirect(request)
-    return p if p.can(perm) else _forbidden(request, p, slug, perm)
+        return _login_redirect(request, next)
+    try:
+        return authorize(p, perm)
+    except ApiError:
+        return _forbidden(request, p, slug, perm)
 
 
 def _forbidden(request: Request, principal: Principal, slug: str, perm: str) -> HTMLResponse:
@@ -302,6 +356,24 @@ def install(app: FastAPI) -> None:
     def css_asset() -> Response:
         return Response((HERE / "static" / "app.css").read_text(encoding="utf-8"), media_type="text/css",
                         headers={"Cache-Control": "public, max-age=3600"})  # fmt: skip
+
+    @app.get("/static/app.js", include_in_schema=False)
+    def js_asset() -> Response:
+        return Response((HERE / "static" / "app.js").read_text(encoding="utf-8"), media_type="application/javascript",
+                        headers={"Cache-Control": "public, max-age=3600"})  # fmt: skip
+
+    @app.get("/static/swagger/{name}", include_in_schema=False)
+    def swagger_asset(name: str) -> Response:
+        """Swagger UI's files, from the swagger-ui-bundle package (never from a CDN)."""
+        kind = SWAGGER_FILES.get(name)
+        if kind is None:
+            raise NotFoundError(f"No Swagger UI file {name!r}.")
+        return Response(_swagger_file(name), media_type=kind, headers={"Cache-Control": "public, max-age=86400"})
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        """Swagger UI over /openapi.json, from local files; /static/app.js starts it (no inline script)."""
+        return HTMLResponse(DOCS_PAGE)
 
     @app.get("/login", include_in_schema=False)
     def login_form(request: Request, next: str = "/", error: str | None = None) -> HTMLResponse:
@@ -352,11 +424,12 @@ def install(app: FastAPI) -> None:
                                  {"outcome": outcome, **DASHBOARD_PARAMS["moments"], **filters})  # fmt: skip
                 moments = sorted(m.data["touchpoints"], key=lambda r: -(r.get("priority") or 0))[:5]
             except Exception:  # noqa: BLE001 - the overview still shows the journey
+                log.info("the overview shows no moments of truth for %r", outcome, exc_info=True)
                 moments = None
         fig = res.figure()
         return templates.TemplateResponse(request, "overview.html", _ctx(
             request, p, "", title="Overview", d=d, pits=pits, peaks=peaks, moments=moments, outcome=outcome,
-            chart=charts.fig_html(fig, height=460) if fig is not None else None, warnings=res.warnings,
+            chart=charts.fig_div(fig, height=460) if fig is not None else None, warnings=res.warnings,
             bar=_bar(request, filters), case_counts=_case_counts(request),
         ))  # fmt: skip
 
@@ -372,15 +445,21 @@ def install(app: FastAPI) -> None:
             return _error_page(request, p, "journey", exc, bar=_bar(request, filters))
         fig = res.figure()
         d = res.data
+
+        def csv(name: str) -> str:
+            return download_url(request, "journey", name)
+
         return templates.TemplateResponse(request, "journey.html", _ctx(
             request, p, "journey", title="Journey map", d=d, intro=INTRO["journey"],
-            chart=charts.fig_html(fig, height=520) if fig is not None else None,
+            chart=charts.fig_div(fig, height=520) if fig is not None else None,
             touchpoints=table(d["touchpoints"], columns=["touchpoint", "events", "reach", "mean_valence", "ci_low",
-                                                          "ci_high", "share_negative", "failure_rate", "kind"]),
+                                                          "ci_high", "share_negative", "failure_rate", "kind"],
+                              download=csv("touchpoints")),
             raw_touchpoints=d["touchpoints"],
-            transitions=table(d["transitions"], limit=15), drop_offs=table(d["drop_offs"]),
-            variants=table(d.get("variants"), limit=10), warnings=res.warnings, bar=_bar(request, filters),
-            query=request.url.query,
+            transitions=table(d["transitions"], limit=15, download=csv("transitions")),
+            drop_offs=table(d["drop_offs"], download=csv("drop_offs")),
+            variants=table(d.get("variants"), limit=10, download=csv("variants")), warnings=res.warnings,
+            bar=_bar(request, filters), query=request.url.query,
         ))  # fmt: skip
 
     @app.get("/journey/{touchpoint}", include_in_schema=False)
@@ -412,6 +491,7 @@ def install(app: FastAPI) -> None:
         if slug in ("", "journey") or analysis is None:
             continue
         _analysis_page(app, slug, label, analysis, perm, needs_outcome)
+    _download(app)
 
     from keymoments.serve import act_views
 
@@ -426,6 +506,7 @@ def _safe_choices(request: Request) -> dict[str, list[str]]:
     try:
         return _filter_choices(request)
     except Exception:  # noqa: BLE001 - filters are a convenience
+        log.warning("the filter bar's choices could not be read", exc_info=True)
         return {"channels": [], "segments": []}
 
 
@@ -436,7 +517,8 @@ def _case_counts(request: Request) -> dict[str, int] | None:
         from keymoments.act.cases import CaseBook
 
         df = CaseBook(request.app.state.km.store).list()
-    except Exception:  # noqa: BLE001
+    except Exception:  # noqa: BLE001 - the overview still shows the journey
+        log.warning("the overview cannot count the cases", exc_info=True)
         return None
     return {str(k): int(v) for k, v in df["status"].value_counts().items()} if len(df) else {}
 
@@ -456,6 +538,63 @@ def _comments(request: Request, touchpoint: str, filters: dict[str, Any]) -> tup
     return to_jsonable(worst), to_jsonable(best)
 
 
+def _page_params(request: Request, analysis: str, needs_outcome: bool, applied: dict[str, Any]) -> dict[str, Any]:
+    """What a page (and its CSV links) asks of an analysis: the dashboard's defaults, the filters it takes and the
+    outcome (the query's, else the default one when the analysis needs one)."""
+    params: dict[str, Any] = {**DASHBOARD_PARAMS.get(analysis, {}), **applied}
+    outcome = request.query_params.get("outcome") or None
+    if needs_outcome:
+        outcome = outcome or _default_outcome(request, _outcomes(request))
+        if outcome is None:
+            raise NotEnoughDataError(
+                "No outcomes in the store yet: this analysis relates the journeys to one; load some with "
+                "`keymoments ingest-outcomes` or POST /api/v1/outcomes."
+            )
+    if outcome and (needs_outcome or analysis == "milestones"):
+        params["outcome"] = outcome
+    return params
+
+
+def _tables_of(res: Any) -> dict[str, Any]:
+    """A fitted result's tables (``Analysis.tables()``); none when the analysis cannot give them."""
+    try:
+        return res.model.tables()
+    except Exception:  # noqa: BLE001 - the page still shows the numbers; the link is left out
+        log.warning("the tables of %s cannot be listed for download", res.name, exc_info=True)
+        return {}
+
+
+def _download(app: FastAPI) -> None:
+    """One route serves every dashboard table as CSV: ``/download/<analysis>/<table>.csv`` with the page's outcome
+    and filters, checked by the same permission as the analysis pages, formula-safe."""
+
+    @app.get("/download/{analysis}/{table}.csv", include_in_schema=False)
+    def download(request: Request, analysis: str, table: str) -> Response:
+        from keymoments.events import did_you_mean
+        from keymoments.present import csv_safe_frame, flat_frame
+
+        page = next((pg for pg in PAGES if pg[2] == analysis and pg[0]), None)
+        slug = page[0] if page else ""
+        p = _gate(request, slug, "analyses")
+        if not isinstance(p, Principal):
+            return p
+        if page is None or not available(analysis):
+            known = sorted({pg[2] for pg in PAGES if pg[2]})
+            return _error_page(request, p, slug, NotFoundError(f"No analysis {analysis!r} to download.{did_you_mean(analysis, known)}"))
+        applied, _ = _applied(analysis, _filters(request))
+        try:
+            res = run_analysis(request.app.state.km, analysis, _page_params(request, analysis, page[4], applied))
+        except Exception as exc:  # noqa: BLE001
+            return _error_page(request, p, slug, exc)
+        tables = _tables_of(res)
+        if table not in tables:
+            return _error_page(request, p, slug, NotFoundError(
+                f"The {analysis} analysis has no table {table!r}; it has {sorted(tables)}.{did_you_mean(table, tables)}"))
+        body = csv_safe_frame(flat_frame(tables[table])).to_csv(index=False)
+        return Response(body, media_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="{analysis}-{table}.csv"'})  # fmt: skip
+
+
 def _analysis_page(app: FastAPI, slug: str, label: str, analysis: str, perm: str, needs_outcome: bool) -> None:
     picks_outcome = needs_outcome or analysis == "milestones"  # milestones relate to an optional outcome
 
@@ -463,21 +602,19 @@ def _analysis_page(app: FastAPI, slug: str, label: str, analysis: str, perm: str
         p = _gate(request, slug, perm)
         if not isinstance(p, Principal):
             return p
-        if not available(analysis):
-            return _error_page(request, p, slug, KeymomentsError(f"The {label} analysis is not installed yet."))
+        st = status(analysis)
+        if st.state == "not installed":
+            return _error_page(request, p, slug, KeymomentsError(f"The {label} analysis is not installed ({st.reason})."))
+        if not st.ok:
+            return _error_page(request, p, slug, RuntimeError(f"the {label} analysis failed to load: {st.reason}"))
         outcomes = _outcomes(request)
-        outcome = request.query_params.get("outcome") or None
         filters = _filters(request)
         applied, skipped = _applied(analysis, filters)
-        params: dict[str, Any] = {**DASHBOARD_PARAMS.get(analysis, {}), **applied}
-        if needs_outcome:
-            outcome = outcome or _default_outcome(request, outcomes)
-            if outcome is None:
-                return _error_page(request, p, slug, KeymomentsError(
-                    "No outcomes in the store yet; load some with `keymoments ingest-outcomes` or POST /api/v1/outcomes."),
-                    bar=_bar(request, filters, skipped=skipped))  # fmt: skip
-        if outcome and picks_outcome:
-            params["outcome"] = outcome
+        try:
+            params = _page_params(request, analysis, needs_outcome, applied)
+        except NotEnoughDataError as exc:
+            return _error_page(request, p, slug, exc, bar=_bar(request, filters, skipped=skipped))
+        outcome = params.get("outcome") or request.query_params.get("outcome") or None
         bar = _bar(request, filters, skipped=skipped, outcomes=outcomes if picks_outcome else None, outcome=outcome)
         try:
             res = run_analysis(request.app.state.km, analysis, params)
@@ -486,12 +623,14 @@ def _analysis_page(app: FastAPI, slug: str, label: str, analysis: str, perm: str
         fig = res.figure()
         if analysis == "moments":
             fig = charts.moments_figure(res.data)
-        facts, tables, notes = _sections(res.data)
+        names = set(_tables_of(res))
+        facts, tables, notes = _sections(
+            res.data, lambda k: download_url(request, analysis, k) if k in names else None)
         args = {"outcome": params.get("outcome"), **{k: v for k, v in applied.items() if v}}
         args = {k: v for k, v in args.items() if v}
         return templates.TemplateResponse(request, "analysis.html", _ctx(
             request, p, slug, title=label, intro=INTRO.get(analysis, ""), spec=ANALYSES[analysis],
-            chart=charts.fig_html(fig) if fig is not None else None, facts=facts, tables=tables, notes=notes,
+            chart=charts.fig_div(fig) if fig is not None else None, facts=facts, tables=tables, notes=notes,
             warnings=res.warnings, bar=bar, api=f"/api/v1/analyses/{analysis}" + (f"?{urlencode(args)}" if args else ""),
             cli=" ".join([ANALYSES[analysis].cli, *(f"--{k} {shlex.quote(str(v))}" for k, v in args.items()), "--json"]),
         ))  # fmt: skip

@@ -86,4 +86,7 @@ MIGRATIONS: list[list[str]] = [
     ACT_MIGRATION,
     # 3: API keys (hashed) with their roles, for `keymoments serve`
     KEYS_MIGRATION,
+    # 4: when each outcome was observed (uplift counts only outcomes observed after a playbook's decision);
+    # rows stored before this migration keep NULL: their time is unknown
+    ["ALTER TABLE outcomes ADD COLUMN observed_at TIMESTAMPTZ"],
 ]

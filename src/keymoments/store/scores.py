@@ -10,8 +10,25 @@ from keymoments.store.derive import rederive
 from keymoments.store.store import Store
 
 __all__ = [
-    "rated_text", "text_tags", "touchpoint_examples", "untagged_text", "unscored_text", "write_inferred_touchpoints", "write_text_scores",
-]
+    "rated_text", "text_tags", "touchpoint_examples", "untagged_count", "untagged_text", "unscored_count", "unscored_text",
+    "write_inferred_touchpoints", "write_text_scores",
+]  # fmt: skip
+
+_UNTAGGED = "touchpoint IS NULL AND text IS NOT NULL"
+
+
+def _unscored(rescore: bool, unrated: bool) -> str:
+    return "text IS NOT NULL" + ("" if rescore else " AND NOT text_scored") + (" AND rating_valence IS NULL" if unrated else "")
+
+
+def unscored_count(store: Store, *, rescore: bool = False, unrated: bool = False) -> int:
+    """How many events :func:`unscored_text` would hand out, in all."""
+    return store.count("events", _unscored(rescore, unrated))
+
+
+def untagged_count(store: Store) -> int:
+    """How many events :func:`untagged_text` would hand out, in all."""
+    return store.count("events", _UNTAGGED)
 
 
 def unscored_text(
@@ -19,7 +36,7 @@ def unscored_text(
 ) -> pd.DataFrame:
     """Up to ``limit`` events with text not scored yet (or all with text when ``rescore``; only those without
     a rating when ``unrated``), in seq order."""
-    cond = "text IS NOT NULL" + ("" if rescore else " AND NOT text_scored") + (" AND rating_valence IS NULL" if unrated else "")
+    cond = _unscored(rescore, unrated)
     return store.query(
         f"SELECT event_id, seq, text, rating_valence FROM events WHERE {cond} AND seq > ? ORDER BY seq LIMIT ?",
         [after_seq, limit],
@@ -53,8 +70,7 @@ def write_text_scores(store: Store, scored: pd.DataFrame, model: str) -> None:
 def untagged_text(store: Store, *, limit: int, after_seq: int = -1) -> pd.DataFrame:
     """Up to ``limit`` events that came without a touchpoint but with text, in seq order."""
     return store.query(
-        "SELECT event_id, seq, text FROM events WHERE touchpoint IS NULL AND text IS NOT NULL AND seq > ? "
-        "ORDER BY seq LIMIT ?",
+        f"SELECT event_id, seq, text FROM events WHERE {_UNTAGGED} AND seq > ? ORDER BY seq LIMIT ?",
         [after_seq, limit],
     )
 

@@ -10,12 +10,15 @@ rows cost no more than their normalised fields.
 
 from __future__ import annotations
 
+from datetime import date
+
 from keymoments.events import EVENT_FIELDS, RATING_SCALES
 from keymoments.ingest.files import sql_literal
 from keymoments.ingest.source import Source
+from keymoments.ingest.timestamps import ANY_TIME, EPOCH_UNITS, TsRange
 from keymoments.quoting import quote_ident
 
-__all__ = ["CONTENT_FIELDS", "stage_sql", "valence_sql"]
+__all__ = ["CONTENT_FIELDS", "OUTSIDE_WINDOW", "stage_sql", "valence_sql"]
 
 _STRING_FIELDS = [f for f, t in EVENT_FIELDS.items() if t == "VARCHAR" and f != "event_id"]
 _NUMERIC_TYPES = {"DOUBLE", "FLOAT", "BIGINT", "INTEGER", "SMALLINT", "REAL", "HUGEINT", "UBIGINT", "TINYINT"}
@@ -25,7 +28,7 @@ CONTENT_FIELDS = (
     "outcome", "rating", "rating_scale", "text", "value", "employee_id", "location_id", "channel", "stage",
 )  # fmt: skip
 
-#: timestamp formats tried, in order, after ISO-8601 and epoch numbers
+#: timestamp formats tried, in order, after ISO-8601 and numbers (see keymoments.ingest.timestamps)
 _TS_FORMATS_TZ = ["%a %b %d %H:%M:%S %z %Y", "%a, %d %b %Y %H:%M:%S %z", "%Y-%m-%d %H:%M:%S %z", "%d/%b/%Y:%H:%M:%S %z"]
 _TS_FORMATS_NAIVE = [
     "%m/%d/%Y %H:%M:%S",
@@ -39,8 +42,13 @@ _TS_FORMATS_NAIVE = [
     "%d %b %Y %H:%M",
     "%d %b %Y",
     "%b %d, %Y",
-    "%Y%m%d%H%M%S",
 ]
+#: written-out dates, tried after an ordinal suffix is dropped ("19th November 2023", "Sunday, 19 Nov 2023")
+_TS_FORMATS_WORDS = [
+    "%d %B %Y", "%d %B %Y %H:%M", "%d %B %Y %H:%M:%S", "%d %b %Y", "%d %b %Y %H:%M", "%d %b %Y %H:%M:%S", "%B %d, %Y", "%B %d %Y", "%b %d %Y",
+    "%B %d, %Y %H:%M", "%b %d, %Y %H:%M", "%A, %d %B %Y", "%A %d %B %Y", "%a, %d %b %Y", "%a %d %b %Y", "%d-%b-%Y",
+    "%d %B, %Y", "%d %b, %Y", "%A, %B %d, %Y", "%a, %b %d, %Y",
+]  # fmt: skip
 
 
 def _q(col: str) -> str:
@@ -52,39 +60,85 @@ def _is_numeric(typ: str) -> bool:
     return t in _NUMERIC_TYPES or t.startswith("DECIMAL")
 
 
-def _ts_expr(col: str, typ: str) -> str:
-    """``col`` as TIMESTAMPTZ: native timestamps as UTC, numbers read as epochs, text parsed (NULL if it fails).
+def _is_integer(typ: str) -> bool:
+    return typ.upper() in ("BIGINT", "INTEGER", "SMALLINT", "HUGEINT", "UBIGINT", "TINYINT", "UINTEGER", "USMALLINT")
+
+
+def _naive_utc(x: str) -> str:
+    """A naive TIMESTAMP as TIMESTAMPTZ in UTC."""
+    return f"CAST({x} AS TIMESTAMPTZ)"
+
+
+def _ts_expr(v: str, typ: str, formats: tuple[str, ...] = ()) -> str:
+    """The SQL value ``v`` (a column or a literal) as TIMESTAMPTZ: native timestamps as UTC, numbers as
+    ``YYYYMMDD`` dates or epochs, text parsed; NULL if it cannot be read (see keymoments.ingest.timestamps).
 
     A naive timestamp is taken as UTC by its epoch microseconds (``make_timestamptz``): the same instant a cast
     gives in the store's UTC session, without the time-zone library's per-row work.
     """
-    v = _q(col)
     t = typ.upper()
     if "TIME ZONE" in t or t == "TIMESTAMPTZ":
         return v
     if t.startswith("TIMESTAMP") or t == "DATE":
         return f"make_timestamptz(epoch_us(CAST({v} AS TIMESTAMP)))"
+    if formats:
+        return _formatted_ts(v, t, formats)
     if _is_numeric(t):
-        return _epoch_expr(f"CAST({v} AS DOUBLE)")
+        return _number_ts(f"CAST({v} AS DOUBLE)")
     text = v if t == "VARCHAR" else f"CAST({v} AS VARCHAR)"
     s = f"trim({text})"
     tz = ", ".join(sql_literal(f) for f in _TS_FORMATS_TZ)
     naive = ", ".join(sql_literal(f) for f in _TS_FORMATS_NAIVE)
+    words = ", ".join(sql_literal(f) for f in _TS_FORMATS_WORDS)
     # 'YYYY-MM-DD HH:MM:SS' (or with a T), the commonest export, has no room for an offset: it is read as a naive
     # timestamp in UTC, which skips the time-zone parser. The cast tolerates surrounding spaces, so only the rarer
     # forms need the trimmed text, and they sit inside a CASE: DuckDB computes a subexpression used several
     # times (the trim) for every row unless it is in a CASE branch (measured: 1.6 s of CPU on 10M rows).
     plain = f"CASE WHEN length({text}) = 19 AND {text}[17] = ':' THEN make_timestamptz(epoch_us(TRY_CAST({text} AS TIMESTAMP))) END"
+    ordinal = f"regexp_replace({s}, '([0-9])(st|nd|rd|th)\\b', '\\1', 'gi')"
     rare = (
-        f"COALESCE(CASE WHEN regexp_full_match({s}, '-?[0-9]+(\\.[0-9]+)?') THEN {_epoch_expr(f'TRY_CAST({s} AS DOUBLE)')} END, "
-        f"try_strptime({s}, [{tz}]), CAST(try_strptime({s}, [{naive}]) AS TIMESTAMPTZ))"
+        f"COALESCE(CASE WHEN regexp_full_match({s}, '-?[0-9]+(\\.[0-9]+)?') THEN {_number_ts(f'TRY_CAST({s} AS DOUBLE)')} END, "
+        f"try_strptime({s}, [{tz}]), {_naive_utc(f'try_strptime({s}, [{naive}])')}, "
+        f"{_naive_utc(f'try_strptime({ordinal}, [{words}])')})"
     )
     return f"COALESCE({plain}, TRY_CAST({text} AS TIMESTAMPTZ), CASE WHEN {text} IS NOT NULL THEN {rare} END)"
 
 
-def _epoch_expr(x: str) -> str:
-    """Epoch seconds, milliseconds, microseconds or nanoseconds, told apart by magnitude."""
-    return f"to_timestamp({x} / CASE WHEN abs({x}) >= 1e17 THEN 1e9 WHEN abs({x}) >= 1e14 THEN 1e6 WHEN abs({x}) >= 1e11 THEN 1e3 ELSE 1.0 END)"
+def _formatted_ts(v: str, typ: str, formats: tuple[str, ...]) -> str:
+    """``v`` read with the user's ``--ts-format``: strptime formats (those with %z or %Z give the offset), or one
+    epoch unit."""
+    if formats[0] in EPOCH_UNITS:
+        x = f"CAST({v} AS DOUBLE)" if _is_numeric(typ) else f"TRY_CAST(trim(CAST({v} AS VARCHAR)) AS DOUBLE)"
+        return f"try(to_timestamp({x} / {EPOCH_UNITS[formats[0]]!r}))"
+    if _is_integer(typ):
+        text = f"CAST({v} AS VARCHAR)"
+    elif _is_numeric(typ):  # 19970101.0 as the digits of the number
+        text = f"CAST(CASE WHEN {v} = trunc({v}) THEN CAST(CAST({v} AS HUGEINT) AS VARCHAR) ELSE CAST({v} AS VARCHAR) END AS VARCHAR)"
+    else:
+        text = f"trim(CAST({v} AS VARCHAR))"
+    zoned = [f for f in formats if "%z" in f or "%Z" in f]
+    naive = [f for f in formats if f not in zoned]
+    parts = []
+    if zoned:
+        parts.append(f"try_strptime({text}, [{', '.join(sql_literal(f) for f in zoned)}])")
+    if naive:
+        parts.append(_naive_utc(f"try_strptime({text}, [{', '.join(sql_literal(f) for f in naive)}])"))
+    return parts[0] if len(parts) == 1 else f"COALESCE({', '.join(parts)})"
+
+
+def _number_ts(x: str) -> str:
+    """A number as a time: 8 integral digits are a date YYYYMMDD, 14 are YYYYMMDDHHMMSS (NULL when not a valid
+    one); any other number is an epoch in the one unit its magnitude fits (seconds below 1e10, milliseconds from
+    1e11, microseconds from 1e14, nanoseconds from 1e17 to 1e19); NULL in the gaps between, which fit none."""
+    digits = f"CAST(CAST({x} AS HUGEINT) AS VARCHAR)"
+    return f"""CASE
+        WHEN {x} >= 10000101 AND {x} < 100000000 AND {x} = trunc({x}) THEN {_naive_utc(f"try_strptime({digits}, '%Y%m%d')")}
+        WHEN {x} >= 10000101000000 AND {x} < 100000000000000 AND {x} = trunc({x}) THEN {_naive_utc(f"try_strptime({digits}, '%Y%m%d%H%M%S')")}
+        WHEN abs({x}) < 1e10 THEN to_timestamp({x})
+        WHEN abs({x}) >= 1e11 AND abs({x}) < 1e13 THEN to_timestamp({x} / 1e3)
+        WHEN abs({x}) >= 1e14 AND abs({x}) < 1e16 THEN to_timestamp({x} / 1e6)
+        WHEN abs({x}) >= 1e17 AND abs({x}) < 1e19 THEN to_timestamp({x} / 1e9)
+    END"""
 
 
 def _double(v: float) -> str:
@@ -118,7 +172,49 @@ def _raw(col: str) -> str:
 _KEPT = ("ts", "rating", "value", "attrs")
 
 
-def _reason_sql() -> str:
+#: what every reason of a timestamp outside the batch's window says (the writer finds those rows by it)
+OUTSIDE_WINDOW = ") is outside the window "
+
+
+def _day_sql(day: date) -> str:
+    return f"CAST({sql_literal(day.isoformat() + ' 00:00:00+00')} AS TIMESTAMPTZ)"
+
+
+def _after_sql(day: date) -> str:
+    """The first instant after ``day`` (10000-01-01 after 9999-12-31, which Python's dates cannot hold)."""
+    after = "10000-01-01" if day >= date(9999, 12, 31) else date.fromordinal(day.toordinal() + 1).isoformat()
+    return f"CAST({sql_literal(after + ' 00:00:00+00')} AS TIMESTAMPTZ)"
+
+
+def _ts_reasons(src: Source, raw_ts: str) -> str:
+    """The CASE branches about ``ts``: empty, unreadable, not a finite time in years 1 to 9999, outside the
+    batch's window (two comparisons per row with constants; the text is built only for the rows that fail)."""
+    if src.ts_formats:
+        unread = f"'ts ' || {raw_ts} || ' does not match --ts-format ' || {sql_literal(' or '.join(src.ts_formats))}"
+    else:
+        unread = (
+            f"'ts ' || {raw_ts} || ' is not a timestamp (use ISO-8601 such as 2024-05-01T10:00:00Z, epoch seconds, "
+            "or say its form with --ts-format)'"
+        )
+    hard = f"ts >= {_day_sql(ANY_TIME.first)} AND ts < {_after_sql(ANY_TIME.last)}"
+    out = [
+        f"WHEN ts IS NULL AND {raw_ts} IS NULL THEN 'ts is empty'",
+        f"WHEN ts IS NULL THEN {unread}",
+        f"WHEN NOT ({hard}) THEN 'ts ' || {raw_ts} || CASE WHEN isfinite(ts) THEN ' is outside the years 1 to 9999' "
+        "ELSE ' is not a finite time' END",
+    ]
+    window: TsRange = src.ts_range
+    if not window.is_any:
+        read_as = "strftime(ts, '%Y-%m-%d %H:%M:%S')"
+        out.append(
+            f"WHEN NOT (ts >= {_day_sql(window.first)} AND ts < {_after_sql(window.last)}) THEN 'ts ' || {raw_ts} || "
+            f"' (read as ' || {read_as} || {sql_literal(OUTSIDE_WINDOW + window.describe())} || "
+            "'; give its form with ts_format if it is another kind of date, or allow it with ts_range=any'"
+        )
+    return "\n        ".join(out)
+
+
+def _reason_sql(src: Source) -> str:
     """The first contract rule a normalised row breaks, in words; NULL for a good row.
 
     The raw text of a value (``_src_*``) is only computed in the branches that need it, for the rows that
@@ -129,8 +225,7 @@ def _reason_sql() -> str:
     raw_ts, raw_rating, raw_value = _raw("_src_ts"), _raw("_src_rating"), _raw("_src_value")
     return f"""CASE
         WHEN customer_id IS NULL THEN 'customer_id is empty'
-        WHEN ts IS NULL AND {raw_ts} IS NULL THEN 'ts is empty'
-        WHEN ts IS NULL THEN 'ts ' || {raw_ts} || ' is not a timestamp (use ISO-8601 such as 2024-05-01T10:00:00Z, or epoch seconds)'
+        {_ts_reasons(src, raw_ts)}
         WHEN touchpoint IS NULL AND text IS NULL THEN 'touchpoint is empty and there is no text to infer it from'
         WHEN rating IS NULL AND {raw_rating} IS NOT NULL THEN 'rating ' || {raw_rating} || ' is not a number'
         WHEN rating IS NOT NULL AND rating_scale IS NULL THEN 'rating given without rating_scale (add the column or pass --rating-scale)'
@@ -144,10 +239,18 @@ def _reason_sql() -> str:
 def _normalise_sql(src: Source) -> list[str]:
     """The select list that maps the source's columns onto the contract's fields, plus ``_src_*``: the
     source's own ts, rating, value and attrs, untouched."""
-    cols, types = src.columns, src.source_types
+    cols, types, constants = src.columns, src.source_types, src.constants
 
     def raw(f: str) -> str:
+        if f in constants:
+            return _raw(sql_literal(constants[f]))
         return _raw(_q(cols[f])) if f in cols else "NULL::VARCHAR"
+
+    def source(f: str) -> str:
+        """The source's own value of field ``f``, untouched."""
+        if f in constants:
+            return sql_literal(constants[f])
+        return _q(cols[f]) if f in cols else "NULL::VARCHAR"
 
     sel = [f"{raw('event_id')} AS _given_id"]
     for f in _STRING_FIELDS:
@@ -158,21 +261,28 @@ def _normalise_sql(src: Source) -> list[str]:
             sel.append(f"COALESCE(lower({raw('rating_scale')}), {default}) AS rating_scale")
         else:
             sel.append(f"{raw(f)} AS {f}")
-    sel.append(f"{_ts_expr(cols['ts'], types[cols['ts']])} AS ts" if "ts" in cols else "NULL::TIMESTAMPTZ AS ts")
+    if "ts" in constants:
+        sel.append(f"{_ts_expr(sql_literal(constants['ts']), 'VARCHAR', src.ts_formats)} AS ts")
+    elif "ts" in cols:
+        sel.append(f"{_ts_expr(_q(cols['ts']), types[cols['ts']], src.ts_formats)} AS ts")
+    else:
+        sel.append("NULL::TIMESTAMPTZ AS ts")
     for f in ("rating", "value"):
         if f in cols and _is_numeric(types[cols[f]]):
             sel.append(f"CAST({_q(cols[f])} AS DOUBLE) AS {f}")
         else:
             sel.append(f"TRY_CAST({raw(f)} AS DOUBLE) AS {f}")
     extra_json = None
-    if src.extra:
-        extra_json = "to_json(struct_pack(" + ", ".join(f"{_q(c)} := {_q(c)}" for c in src.extra) + "))"
+    extra = [f"{_q(c)} := {_q(c)}" for c in src.extra]
+    extra += [f"{_q(k)} := {sql_literal(v)}" for k, v in constants.items() if k not in EVENT_FIELDS]
+    if extra:
+        extra_json = "to_json(struct_pack(" + ", ".join(extra) + "))"
     if "attrs" in cols:
         base = f"TRY_CAST({raw('attrs')} AS JSON)"
         sel.append(f"json_merge_patch({extra_json}, {base}) AS attrs" if extra_json else f"{base} AS attrs")
     else:
         sel.append(f"CAST({extra_json} AS JSON) AS attrs" if extra_json else "NULL::JSON AS attrs")
-    sel += [f"{_q(cols[f]) if f in cols else 'NULL::VARCHAR'} AS _src_{f}" for f in _KEPT]
+    sel += [f"{source(f)} AS _src_{f}" for f in _KEPT]
     return sel
 
 
@@ -202,6 +312,6 @@ def stage_sql(src: Source, from_sql: str, *, request: str | None = None, positio
     SELECT {", ".join(outer)}, {", ".join(fields)},
            COALESCE(_given_id, md5(concat_ws(chr(31), {content}))) AS event_id,
            _given_id IS NOT NULL AS _given, false AS _dup, _reason, {raw_kept}
-    FROM (SELECT *, {_reason_sql()} AS _reason
+    FROM (SELECT *, {_reason_sql(src)} AS _reason
           FROM (SELECT {", ".join(inner + _normalise_sql(src))} FROM {from_sql}))
     """

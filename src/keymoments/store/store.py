@@ -30,6 +30,7 @@ import pandas as pd
 from keymoments.events import did_you_mean
 from keymoments.exceptions import NotFoundError, StoreError
 from keymoments.quoting import quote_ident
+from keymoments.store.ops import EmbeddedOps, OperationalStore
 from keymoments.store.schema import MIGRATIONS
 
 if TYPE_CHECKING:
@@ -56,6 +57,8 @@ class Store:
         read_only: bool = False,
         threads: int | None = None,
         memory_limit: str | None = None,
+        database_url: str | None = None,
+        database_schema: str = "public",
         external_access: bool | None = None,
     ) -> None:
         self.path = str(path)
@@ -84,12 +87,27 @@ class Store:
                 "(stop `keymoments serve` or use the API), or the file is not a DuckDB database."
             ) from None
         self._con.execute("SET TimeZone = 'UTC'")  # stored in UTC; naive times are read as UTC
+        # DuckDB's own progress bar prints to the terminal from inside long statements (and into --json output):
+        # it is tracked but never printed; commands draw their own (keymoments.present), polling query_progress()
+        self._con.execute("SET enable_progress_bar = true")
+        self._con.execute("SET enable_progress_bar_print = false")
         self._lock = threading.RLock()
+        self._tx_depth = 0  # open transaction() blocks on the writer connection (under the lock)
         # one Ibis backend per thread: {thread: (backend, its cursor)}; entries of finished threads are dropped
         self._ibis_lock = threading.Lock()
         self._ibis_by_thread: dict[threading.Thread, tuple[IbisBackend, duckdb.DuckDBPyConnection]] = {}
         if not read_only:
             self.migrate()
+        #: the operational store (cases, budgets, ledger, outbox, keys…): these tables, or PostgreSQL
+        self.ops: OperationalStore = EmbeddedOps(self)
+        if database_url:
+            from keymoments.store.postgres import PostgresOps
+
+            try:
+                self.ops = PostgresOps(database_url, schema=database_schema)
+            except BaseException:
+                self._con.close()
+                raise
 
     # -- lifecycle ---------------------------------------------------------------------------------------
     def close(self) -> None:
@@ -98,6 +116,7 @@ class Store:
                 for _backend, cur in self._ibis_by_thread.values():
                     cur.close()
                 self._ibis_by_thread.clear()
+            self.ops.close()
             self._con.close()
 
     def __enter__(self) -> Store:
@@ -107,7 +126,7 @@ class Store:
         self.close()
 
     def __repr__(self) -> str:
-        return f"Store({self.path!r})"
+        return f"Store({self.path!r})" if self.ops.kind == "embedded" else f"Store({self.path!r}, ops={self.ops.describe()!r})"
 
     # -- schema ------------------------------------------------------------------------------------------
     @property
@@ -147,17 +166,59 @@ class Store:
     def write(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """The single writer: a transaction on the writer connection, under the store's lock.
 
-        Everything done inside the block commits together or not at all.
+        Everything done inside the block commits together or not at all. Inside :meth:`transaction` the block
+        joins that transaction instead of opening its own.
         """
         if self.read_only:
             raise StoreError(f"Store {self.path!r} is open read-only; open it without read_only to write.")
         with self._lock:
+            if self._tx_depth:
+                yield self._con
+                return
             self._con.execute("BEGIN TRANSACTION")
             try:
                 yield self._con
             except BaseException:
                 self._con.execute("ROLLBACK")
                 raise
+            self._con.execute("COMMIT")
+
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """One transaction around several writes (the files of one ``ingest``, a survey's events and outcomes):
+        every :meth:`write` and :meth:`session` inside the block joins it, and all of it commits at the end of
+        the block or, if the block raises, none of it.
+
+        >>> store = Store(":memory:")
+        >>> try:
+        ...     with store.transaction():
+        ...         with store.write() as con:
+        ...             _ = con.execute("INSERT INTO meta VALUES ('a', 'b')")
+        ...         raise RuntimeError("a later step failed")
+        ... except RuntimeError:
+        ...     pass
+        >>> store.count("meta")
+        0
+        """
+        if self.read_only:
+            raise StoreError(f"Store {self.path!r} is open read-only; open it without read_only to write.")
+        with self._lock:
+            if self._tx_depth:  # nested: part of the outer one
+                self._tx_depth += 1
+                try:
+                    yield self._con
+                finally:
+                    self._tx_depth -= 1
+                return
+            self._con.execute("BEGIN TRANSACTION")
+            self._tx_depth = 1
+            try:
+                yield self._con
+            except BaseException:
+                self._tx_depth = 0
+                self._con.execute("ROLLBACK")
+                raise
+            self._tx_depth = 0
             self._con.execute("COMMIT")
 
     @contextmanager

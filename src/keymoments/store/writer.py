@@ -20,6 +20,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,17 +31,21 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from keymoments.exceptions import IngestError
+from keymoments.exceptions import IngestError, RejectedRowsError
 from keymoments.ingest.files import frame_source, sql_literal
 from keymoments.ingest.source import Source
+from keymoments.present import csv_safe_frame, polled, progress_task
 from keymoments.store.derive import insert_with_derived, mark_duplicates, mark_known
-from keymoments.store.staging import stage_sql
+from keymoments.store.staging import OUTSIDE_WINDOW, stage_sql
 from keymoments.store.store import Store
 
 __all__ = [
-    "BatchAnswer", "IngestResult", "batch_shape", "ingest_batches", "ingest_events_frame", "ingest_outcomes_frame",
-    "ingest_source",
+    "MAX_REJECTS", "BatchAnswer", "IngestResult", "batch_shape", "check_rejects", "ingest_batches", "ingest_events_frame",
+    "ingest_outcomes_frame", "ingest_source",
 ]  # fmt: skip
+
+#: the share of a batch's rows that may be rejected before a command refuses the whole of it (--max-rejects)
+MAX_REJECTS = 0.10
 
 #: DuckDB's buffer memory while a batch is written (it spills to a temporary folder beyond it)
 INGEST_MEMORY_LIMIT = "1200MB"
@@ -87,11 +92,17 @@ def ingest_source(
     src: Source,
     *,
     rejects_path: str | Path | None = None,
-    progress: bool = False,
     kind: str = "events",
     memory_limit: str | None = INGEST_MEMORY_LIMIT,
+    max_rejects: float | None = None,
 ) -> IngestResult:
-    """Validate and write one batch; return its counts. Atomic: all of the batch's good rows or nothing.
+    """Validate and write one batch; return its counts. Atomic: all of the batch's good rows or nothing (inside
+    :meth:`Store.transaction`, part of that transaction).
+
+    Refused whole, with nothing written (:class:`IngestError`): a file that cannot be read, and a batch whose
+    timestamps fall outside ``src.ts_range`` when ``src.ts_outside`` is "refuse" (the message names the column,
+    three of the values and the fix). With ``max_rejects`` (a share, e.g. 0.1), a batch with no good row or with
+    more rejected rows than that is refused too (:class:`RejectedRowsError`), after its rejects file is written.
 
     ``memory_limit`` caps DuckDB's buffer memory while the batch is written (it spills to disk beyond it), so
     a 10M-event file ingests in well under 2 GiB of RSS; None leaves the store's own limit.
@@ -99,19 +110,48 @@ def ingest_source(
     t0 = time.perf_counter()
     previous = None
     small = src.table is not None and src.table.num_rows < 100_000
-    with store.session() as con:  # under the store's lock: the setting is the writer connection's, shared
+    # with a limit on rejects, the batch is written in a transaction that its rejects can still undo
+    with store.transaction() if max_rejects is not None else nullcontext(), store.session() as con:
+        # under the store's lock: the setting is the writer connection's, shared
         if memory_limit and not small:  # small batches (the API's) skip the settings round-trips
             previous = con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
             con.execute(f"SET memory_limit = {sql_literal(memory_limit)}")
         try:
-            (written,) = _write(store, [src], src, kind=kind, progress=progress, t0=t0)
+            (written,) = _write(store, [src], src, kind=kind, t0=t0)
         finally:
             if previous:
-                con.execute(f"SET memory_limit = {sql_literal(previous)}")
-    result = written.result
-    if result.rejected:
-        result.rejects_path = _write_rejects(src, written.rejected, written.malformed, rejects_path)
+                try:
+                    con.execute(f"SET memory_limit = {sql_literal(previous)}")
+                except duckdb.Error:  # a failed statement aborted the caller's transaction: it is being undone
+                    pass
+        result = written.result
+        if result.rejected:
+            result.rejects_path = _write_rejects(src, written.rejected, written.malformed, rejects_path)
+        if max_rejects is not None:
+            check_rejects(result, max_rejects)
     return result
+
+
+def check_rejects(result: IngestResult, max_rejects: float = MAX_REJECTS) -> None:
+    """Raise :class:`RejectedRowsError` when a batch had no good row, or rejected more than ``max_rejects``
+    (a share) of its rows; the message says how many, why, where the rejects file is and how to go on."""
+    if result.rows and result.accepted + result.duplicates and result.rejected <= max_rejects * result.rows:
+        return
+    reasons = ", ".join(f"{k}: {v:,}" for k, v in sorted(result.reasons.items(), key=lambda kv: -kv[1]))
+    where = f" Each rejected row and its reason: {result.rejects_path}." if result.rejects_path else ""
+    if not result.rows:
+        raise RejectedRowsError(f"{result.source}: has no rows; nothing was written.", result)
+    share = result.rejected / result.rows
+    if not result.accepted + result.duplicates:
+        head = f"{result.source}: all {result.rows:,} rows were rejected ({reasons}); nothing was written."
+        tail = " Fix the rows (the reasons say how) and ingest again."
+    else:
+        head = (
+            f"{result.source}: {result.rejected:,} of {result.rows:,} rows were rejected ({share:.0%}, more than "
+            f"--max-rejects {max_rejects:.0%}; {reasons}); nothing was written."
+        )
+        tail = " Fix the rows (the reasons say how), or pass a larger --max-rejects (e.g. 100%) to keep the good ones."
+    raise RejectedRowsError(head + where + tail, result)
 
 
 def ingest_batches(store: Store, sources: Sequence[Source]) -> list[BatchAnswer]:
@@ -128,7 +168,7 @@ def ingest_batches(store: Store, sources: Sequence[Source]) -> list[BatchAnswer]
         raise ValueError("ingest_batches takes in-memory batches of one shape (see batch_shape).")
     group = sources[0] if len(sources) == 1 else _concat(sources)
     out = []
-    for w in _write(store, sources, group, kind=group.kind, progress=False, t0=t0):
+    for w in _write(store, sources, group, kind=group.kind, t0=t0):
         rejects = w.rejected.drop(columns=["_line"]).rename(columns={"_row": "row"}) if len(w.rejected) else _NO_REJECTS.copy()
         out.append(BatchAnswer(w.result, rejects.reset_index(drop=True) if len(rejects) else rejects))
     return out
@@ -148,7 +188,8 @@ def batch_shape(src: Source) -> tuple[Any, ...]:
     Other batches need the same columns and types.
     """
     options = (src.kind, tuple(src.extra), "attrs" in src.columns, src.default_rating_scale, src.line_column,
-               src.first_line, src.position_name)  # fmt: skip
+               src.first_line, src.position_name, src.ts_formats, src.ts_range, src.ts_outside,
+               tuple(src.constants.items()))  # fmt: skip
     if src.table is None:
         return ("file", src.name, *options)
     if all(pa.types.is_string(f.type) for f in src.table.schema) and all(k == v for k, v in src.columns.items()):
@@ -178,28 +219,57 @@ def _positions(n: int) -> pa.Array:
     return pa.array(np.arange(1, n + 1, dtype=np.int64))
 
 
-def _write(
-    store: Store, sources: Sequence[Source], src: Source, *, kind: str, progress: bool, t0: float
-) -> list[_Written]:
+def _write(store: Store, sources: Sequence[Source], src: Source, *, kind: str, t0: float) -> list[_Written]:
     """Stage ``src`` (one source, or several concatenated by :func:`_concat`), write its new events and record
     one batch per source; return what each source did.
 
-    The staging table is scratch, built before the transaction opens; everything that touches the store's
-    tables happens in one transaction.
+    The staging table is scratch, built before the transaction opens (inside the caller's
+    :meth:`Store.transaction`, if any); everything that touches the store's tables happens in one transaction.
     """
+    name = Path(src.name).name if src.kind not in ("api", "frame") else src.kind
     with store.session() as con:
         try:
-            if progress:
-                con.execute("SET enable_progress_bar = true")
             started = datetime.now(UTC)
-            rows = _stage(con, src, grouped=len(sources) > 1)
+            with progress_task(f"reading {name}", total=100) as task, polled(task, con.query_progress):
+                rows = _stage(con, src, grouped=len(sources) > 1)
             malformed = _csv_rejects(con) if src.kind == "csv" else []
-            with store.write() as tx:
+            if len(sources) == 1 and src.ts_outside == "refuse":
+                _refuse_outside_window(con, src)
+            with progress_task(f"writing {name}"), store.write() as tx:  # several statements: a pulsing bar
                 return _write_staged(tx, sources, rows, kind, started, malformed, t0)
         finally:
-            con.execute("DROP TABLE IF EXISTS _stage")
-            if progress:
-                con.execute("SET enable_progress_bar = false")
+            try:
+                con.execute("DROP TABLE IF EXISTS _stage")
+            except duckdb.Error:  # a failed statement aborted the caller's transaction, which drops it
+                pass
+
+
+def _refuse_outside_window(con: duckdb.DuckDBPyConnection, src: Source) -> None:
+    """Refuse the batch when any of its timestamps falls outside its window: nearly always dates misread (a
+    date taken for epoch seconds lands in 1970), so the message names the column, three values and the fix."""
+    marker = sql_literal(f"%{OUTSIDE_WINDOW}%")
+    found = con.execute(
+        f"SELECT count(*) FROM _stage WHERE _reason LIKE {marker}"
+    ).fetchall()[0][0]
+    if not found:
+        return
+    total, lo, hi = con.execute(
+        "SELECT count(*), strftime(min(ts), '%Y-%m-%d'), strftime(max(ts), '%Y-%m-%d') FROM _stage WHERE ts IS NOT NULL"
+    ).fetchall()[0]
+    samples = con.execute(
+        f"SELECT _raw_ts, strftime(ts, '%Y-%m-%d %H:%M:%S') FROM _stage WHERE _reason LIKE {marker} "
+        "ORDER BY _raw_ts LIMIT 3"
+    ).fetchall()
+    column = f"--set ts={src.constants['ts']!r}" if "ts" in src.constants else f"column {src.columns.get('ts', 'ts')!r}"
+    shown = "; ".join(f"{raw!r} read as {read}" for raw, read in samples)
+    window = src.ts_range
+    where = "the plausible window" if window.plausible else "--ts-range"
+    raise IngestError(
+        f"{src.name}: {found:,} of {total:,} timestamps in {column} (ts) fall outside {where} "
+        f"{window.describe()} (they run from {lo} to {hi}), e.g. {shown}. Dates misread look like this; nothing "
+        "was written. If they are dates in another form, say which with --ts-format (e.g. --ts-format %Y%m%d or "
+        "%d/%m/%Y); if they are right, pass --ts-range any (or a range such as --ts-range 1900..2030)."
+    )
 
 
 def _write_staged(
@@ -230,6 +300,7 @@ def _stage(con: duckdb.DuckDBPyConnection, src: Source, *, grouped: bool) -> str
     ``_r`` (the row's id in ``_stage``), ``_req`` (its batch in a group, else 0) and ``_pos`` (its position)."""
     req = "" if grouped else "0 AS _req, "
     rows = f"(SELECT rowid AS _r, {req}* FROM _stage)"
+    ordered = False
     if src.table is not None:  # in-memory batches carry their positions
         table = src.table if grouped else src.table.append_column("_km_pos", _positions(src.table.num_rows))
         sql = stage_sql(src, "_km_source", request='"_km_req"' if grouped else None, position='"_km_pos"')
@@ -237,9 +308,8 @@ def _stage(con: duckdb.DuckDBPyConnection, src: Source, *, grouped: bool) -> str
         sql = stage_sql(src, src.relation_sql or "", position="file_row_number + 1")
     else:  # a text file: the positions are the scratch table's row ids, if DuckDB writes it in the file's order
         sql = stage_sql(src, src.relation_sql or "")
-        if _keeps_order(con, sql):
-            rows = "(SELECT rowid AS _r, 0 AS _req, rowid + 1 AS _pos, * FROM _stage)"
-        else:  # numbered as read, in one thread
+        ordered = _keeps_order(con, sql)
+        if not ordered:  # numbered as read, in one thread
             sql = stage_sql(src, src.relation_sql or "", position="row_number() OVER ()")
     if src.table is not None:
         con.register("_km_source", table)
@@ -251,6 +321,10 @@ def _stage(con: duckdb.DuckDBPyConnection, src: Source, *, grouped: bool) -> str
     finally:
         if src.table is not None:
             con.unregister("_km_source")
+    if ordered:
+        # the row ids count up from the first row's: 0, or 2**55 when the table was made inside a transaction
+        first_id = con.execute("SELECT coalesce(min(rowid), 0) FROM _stage").fetchall()[0][0]
+        rows = f"(SELECT rowid AS _r, 0 AS _req, rowid - {int(first_id)} + 1 AS _pos, * FROM _stage)"
     return rows
 
 
@@ -319,12 +393,15 @@ def _record_batches(
 
 def _csv_rejects(con: duckdb.DuckDBPyConnection) -> list[tuple[int, str]]:
     """Structurally malformed CSV lines that DuckDB's reader skipped: (line, error)."""
-    try:
-        rows = con.execute("SELECT line, error_message FROM reject_errors ORDER BY line").fetchall()
-        con.execute("DELETE FROM reject_errors")
-        con.execute("DELETE FROM reject_scans")
-    except duckdb.Error:
+    # looked up, not tried: inside a transaction a failed statement would abort it
+    present = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name IN ('reject_errors', 'reject_scans') AND temporary"
+    ).fetchall()[0][0]
+    if present < 2:
         return []
+    rows = con.execute("SELECT line, error_message FROM reject_errors ORDER BY line").fetchall()
+    con.execute("DELETE FROM reject_errors")
+    con.execute("DELETE FROM reject_scans")
     seen: dict[int, str] = {}
     for line, message in rows:  # DuckDB may log one line several times (one error per extra column)
         seen.setdefault(int(line), str(message).splitlines()[0])
@@ -361,7 +438,7 @@ def _write_rejects(
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".rejects-", suffix=".csv")
     os.close(fd)
-    out.to_csv(tmp, index=False)
+    csv_safe_frame(out).to_csv(tmp, index=False)  # a field like =HYPERLINK(…) must not run in a spreadsheet
     os.replace(tmp, path)
     return str(path)
 
@@ -376,13 +453,26 @@ def ingest_events_frame(
 
 
 def ingest_outcomes_frame(
-    store: Store, df: pd.DataFrame, *, key: str = "customer_id", source: str = "frame", attributes_only: bool = False
+    store: Store,
+    df: pd.DataFrame,
+    *,
+    key: str = "customer_id",
+    source: str = "frame",
+    attributes_only: bool = False,
+    observed_at: datetime | str | None = None,
+    observed_at_col: str | None = None,
 ) -> dict[str, Any]:
     """Upsert an outcome table: numeric and yes/no columns become outcomes, text columns attributes.
 
     With ``attributes_only`` every column is stored as an attribute (a customer table: segment, tier, tenure).
 
-    Returns {"rows", "outcomes": [...], "attributes": [...]} ; re-ingesting the same table changes nothing.
+    Each outcome row carries the time it was observed (playbook uplift counts only outcomes observed after
+    the decision): the column ``observed_at_col`` (one time per row; an empty cell means unknown), else
+    ``observed_at`` (one time for the whole table, e.g. the date of a retention snapshot), else the ingest
+    time. Re-ingesting a row with the same value and no time of its own keeps the time it was first observed.
+
+    Returns {"rows", "outcomes": [...], "attributes": [...], "observed_at"}; re-ingesting the same table
+    changes nothing.
     """
     from keymoments.events import did_you_mean
     from keymoments.exceptions import InvalidParameterError, MissingColumnError
@@ -394,30 +484,43 @@ def ingest_outcomes_frame(
             f"{source}: the key column {key!r} is missing; columns are {list(df.columns)}."
             f"{did_you_mean(key, df.columns)} Rename it or pass --key."
         )
+    if observed_at is not None and observed_at_col is not None:
+        raise InvalidParameterError("Pass either observed_at (one time for the table) or observed_at_col, not both.")
     if df[key].isna().any():
         raise IngestError(f"{source}: {int(df[key].isna().sum())} rows have an empty {key}; fix them and retry.")
     keys = df[key].astype(str)
     if keys.duplicated().any():
         dup = keys[keys.duplicated()].iloc[0]
         raise IngestError(f"{source}: {key} {dup!r} appears more than once; an outcome table has one row per {key}.")
+    now = datetime.now(UTC)
+    explicit = observed_at is not None or observed_at_col is not None
+    if observed_at_col is not None:
+        if observed_at_col not in df.columns:
+            raise MissingColumnError(
+                f"{source}: the observed-at column {observed_at_col!r} is missing; columns are {list(df.columns)}."
+                f"{did_you_mean(observed_at_col, df.columns)}"
+            )
+        when = _observed_times(df[observed_at_col], source, observed_at_col)
+    else:
+        when = pd.Series(_one_time(observed_at, source) if observed_at is not None else now, index=df.index)
     long_parts: list[pd.DataFrame] = []
     attr_parts: list[pd.DataFrame] = []
     defs: list[tuple[str, str]] = []
     for col in df.columns:
-        if col == key:
+        if col == key or col == observed_at_col:
             continue
         values, dtype = (df[col], None) if attributes_only else _outcome_values(df[col])
         if dtype is None:
             attr_parts.append(pd.DataFrame({"key": keys, "name": col, "value": df[col].astype("string")}))
         else:
             defs.append((col, dtype))
-            long_parts.append(pd.DataFrame({"key": keys, "name": col, "value": values}))
+            long_parts.append(pd.DataFrame({"key": keys, "name": col, "value": values, "observed_at": when}))
     with store.write() as con:
         batch_id = store.new_batch_id(con)
         con.execute(
             "INSERT INTO batches (batch_id, kind, source, started_at, finished_at, rows_read, accepted, duplicates, rejected) "
             "VALUES (?, 'outcomes', ?, ?, ?, ?, ?, 0, 0)",
-            [batch_id, source, datetime.now(UTC), datetime.now(UTC), len(df), len(df)],
+            [batch_id, source, now, datetime.now(UTC), len(df), len(df)],
         )
         for name, dtype in defs:
             con.execute(
@@ -426,9 +529,15 @@ def ingest_outcomes_frame(
         if long_parts:
             long = pd.concat(long_parts, ignore_index=True)
             long["value"] = long["value"].astype("float64")
+            # a row whose value did not change keeps the time it was first observed, unless a time was given
+            keep = "" if explicit else (
+                "CASE WHEN outcomes.value IS NOT DISTINCT FROM excluded.value THEN outcomes.observed_at ELSE ")
             con.register("_km_outcomes", long)
             con.execute(
-                "INSERT OR REPLACE INTO outcomes SELECT ?, key, name, value, ? FROM _km_outcomes", [key, batch_id]
+                "INSERT INTO outcomes (key_kind, key, name, value, batch_id, observed_at) "
+                "SELECT ?, key, name, value, ?, observed_at FROM _km_outcomes "
+                "ON CONFLICT (key_kind, key, name) DO UPDATE SET value = excluded.value, batch_id = excluded.batch_id, "
+                f"observed_at = {keep}excluded.observed_at{' END' if keep else ''}", [key, batch_id]
             )
             con.unregister("_km_outcomes")
         if attr_parts:
@@ -437,7 +546,35 @@ def ingest_outcomes_frame(
             con.register("_km_attrs", attrs)
             con.execute("INSERT OR REPLACE INTO attributes SELECT ?, key, name, value FROM _km_attrs", [key])
             con.unregister("_km_attrs")
-    return {"rows": len(df), "outcomes": [d[0] for d in defs], "attributes": [p["name"].iloc[0] for p in attr_parts if len(p)]}
+    return {"rows": len(df), "outcomes": [d[0] for d in defs],
+            "attributes": [p["name"].iloc[0] for p in attr_parts if len(p)],
+            "observed_at": f"column {observed_at_col}" if observed_at_col else when.iloc[0].isoformat() if len(when) else None}  # fmt: skip
+
+
+def _one_time(value: datetime | str, source: str) -> pd.Timestamp:
+    """One observed time (a datetime or an ISO-8601 string; naive is UTC) as a UTC timestamp."""
+    t = pd.to_datetime(pd.Series([value]), utc=True, errors="coerce", format="ISO8601").iloc[0]
+    if pd.isna(t):
+        raise IngestError(f"{source}: observed-at time {value!r} is not a date or time; use ISO-8601, e.g. 2025-12-31.")
+    return t
+
+
+def _observed_times(s: pd.Series, source: str, col: str) -> pd.Series:
+    """A column of observed times as UTC timestamps (naive is UTC); empty cells are unknown (NaT)."""
+    text = s.astype("string").str.strip()
+    empty = s.isna() | (text == "")
+    if pd.api.types.is_datetime64_any_dtype(s):
+        when = pd.to_datetime(s, utc=True)
+    else:
+        when = pd.to_datetime(text.where(~empty), utc=True, errors="coerce", format="ISO8601")
+    bad = when.isna() & ~empty
+    if bad.any():
+        i = int(np.flatnonzero(bad.to_numpy())[0])
+        raise IngestError(
+            f"{source}: {int(bad.sum())} rows have an unreadable time in {col!r} (row {i + 1}: {s.iloc[i]!r}); "
+            "use ISO-8601, e.g. 2025-12-31 or 2025-12-31T18:00:00Z."
+        )
+    return when
 
 
 _YES = {"yes", "y", "true", "t", "1", "retained", "churned"}

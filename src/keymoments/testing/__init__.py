@@ -61,8 +61,9 @@ def event_records() -> Any:
         return {
             "customer_id": draw(st.text("abcxyz0123", min_size=1, max_size=4)),
             "journey_id": draw(st.one_of(st.none(), st.text("jk12", min_size=1, max_size=3))),
+            # within the window ingest accepts by default (1990 to the end of next year)
             "ts": draw(st.datetimes(min_value=pd.Timestamp("2000-01-01").to_pydatetime(),
-                                    max_value=pd.Timestamp("2035-01-01").to_pydatetime())).isoformat(),
+                                    max_value=pd.Timestamp(f"{pd.Timestamp.now().year}-12-31").to_pydatetime())).isoformat(),
             "touchpoint": draw(st.sampled_from(["check-in", "boarding", "flight", "baggage"])),
             "rating": rating,
             "rating_scale": scale if rated else None,

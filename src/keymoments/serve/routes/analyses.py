@@ -98,12 +98,15 @@ def build_router() -> APIRouter:
         @route("segments", "Valence tiers and the value of elevating the middle")
         def segments(
             request: Request,
-            spend: str | None = Query(None, min_length=1, description="Outcome holding spend (default: detected)."),
+            spend: str | None = Query(None, min_length=1, description="The outcome the what-if values: money, or "
+                                      "yes/no (customers). Default: a spend-like numeric outcome, else event values."),
+            outcome: str | None = Query(None, min_length=1, description="The outcome whose rate per tier is shown "
+                                        "(default: every yes/no outcome)."),
             share: float = Query(0.1, gt=0, le=1, description="Share of a tier moved up one tier in the what-if."),
             filters: dict = Filters,
             _p: Any = require("analyses"),
         ) -> Response:
-            return analysis_response(request, "segments", {"spend": spend, "share": share}, filters)
+            return analysis_response(request, "segments", {"spend": spend, "outcome": outcome, "share": share}, filters)
 
     if available("recovery"):
 

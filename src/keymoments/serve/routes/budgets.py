@@ -48,12 +48,9 @@ def build_router() -> APIRouter:
         limit: int = Query(200, ge=1, le=5000),
         _p: Principal = require("budgets:read"),
     ) -> dict[str, Any]:
-        t = request.app.state.km.store.table("ledger")
-        if pool:
-            t = t.filter(t.pool == pool)
-        if status:
-            t = t.filter(t.status == status)
-        df = t.order_by(t.created_at.desc()).limit(limit).to_pandas()
+        ops = request.app.state.km.store.ops
+        with ops.read() as con:
+            df = ops.sql.ledger_frame(con, pool=pool, status=status, limit=limit)
         df["amount"] = df["amount_cents"] / 100
         return {"entries": to_jsonable(df)}
 

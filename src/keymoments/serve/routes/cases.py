@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
-from keymoments.serve.auth import Principal, require
+from keymoments.serve.auth import CASE_ACTIONS, Principal, require
 from keymoments.serve.errors import ERROR_RESPONSES
 
 STATUS_PATTERN = "^(open|in_progress|awaiting_approval|resolved|closed)$"
@@ -21,6 +21,10 @@ class Assign(BaseModel):
 class Transition(BaseModel):
     to: str = Field(..., pattern=STATUS_PATTERN, description="open, in_progress, awaiting_approval, resolved or closed")
     note: str | None = Field(None, max_length=2000)
+    expected: str | None = Field(
+        None, pattern=STATUS_PATTERN,
+        description="The status the caller saw; if someone else moved the case since, the answer is 409",
+    )
 
 
 class Note(BaseModel):
@@ -29,7 +33,7 @@ class Note(BaseModel):
 
 class Compensate(BaseModel):
     pool: str = Field(..., min_length=1, max_length=200, description="The budget pool to spend from")
-    amount: float = Field(..., gt=0, le=1_000_000, description="In the pool's currency")
+    amount: float = Field(..., gt=0, le=1_000_000, allow_inf_nan=False, description="In the pool's currency")
     note: str | None = Field(None, max_length=2000)
 
 
@@ -66,23 +70,23 @@ def build_router() -> APIRouter:
         return _desk(request, p).get(case_id)
 
     @router.post("/{case_id}/assign", summary="Assign a case (agents take it for themselves)")
-    def assign(request: Request, case_id: str, body: Assign, p: Principal = require("cases:work")) -> dict[str, Any]:
+    def assign(request: Request, case_id: str, body: Assign, p: Principal = require(CASE_ACTIONS["assign"])) -> dict[str, Any]:
         return _desk(request, p).assign(case_id, body.owner)
 
     @router.post("/{case_id}/transition", summary="Move a case through its lifecycle")
-    def transition(request: Request, case_id: str, body: Transition, p: Principal = require("cases:work")) -> dict[str, Any]:
-        return _desk(request, p).transition(case_id, body.to, body.note)
+    def transition(request: Request, case_id: str, body: Transition, p: Principal = require(CASE_ACTIONS["transition"])) -> dict[str, Any]:
+        return _desk(request, p).transition(case_id, body.to, body.note, body.expected)
 
     @router.post("/{case_id}/resolve", summary="Resolve a case")
-    def resolve(request: Request, case_id: str, body: Note | None = None, p: Principal = require("cases:work")) -> dict[str, Any]:
+    def resolve(request: Request, case_id: str, body: Note | None = None, p: Principal = require(CASE_ACTIONS["resolve"])) -> dict[str, Any]:
         return _desk(request, p).transition(case_id, "resolved", body.note if body else None)
 
     @router.post("/{case_id}/compensate", summary="Spend from a budget for this case (above the limit: waits for approval)")
-    def compensate(request: Request, case_id: str, body: Compensate, p: Principal = require("budgets:spend")) -> dict[str, Any]:
+    def compensate(request: Request, case_id: str, body: Compensate, p: Principal = require(CASE_ACTIONS["compensate"])) -> dict[str, Any]:
         return _desk(request, p).compensate(case_id, body.pool, body.amount, body.note)
 
     @router.post("/{case_id}/approve", summary="Approve (or reject) the case's spend above the empowerment limit")
-    def approve(request: Request, case_id: str, body: Approve | None = None, p: Principal = require("cases:approve")) -> dict[str, Any]:
+    def approve(request: Request, case_id: str, body: Approve | None = None, p: Principal = require(CASE_ACTIONS["approve"])) -> dict[str, Any]:
         return _desk(request, p).approve(case_id, body.approved if body else True)
 
     return router

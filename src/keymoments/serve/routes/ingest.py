@@ -18,14 +18,36 @@ from fastapi import APIRouter, Body, Query, Request, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from keymoments.present import to_jsonable
 from keymoments.exceptions import IngestError
+from keymoments.present import to_jsonable
 from keymoments.serve.auth import require
 from keymoments.serve.errors import ERROR_RESPONSES
 
 router = APIRouter(tags=["ingest"], responses=ERROR_RESPONSES)
 
 MAX_BATCH = 100_000
+MAX_DEPTH = 32  # how deep an event's values (attrs) may nest; contract fields are flat, attrs hold flat facts
+
+
+def _too_deep(row: dict[str, Any]) -> bool:
+    """Whether a row's values nest more than MAX_DEPTH levels (checked without recursion; flat rows cost one
+    isinstance per field)."""
+    stack = [(v, 1) for v in row.values() if isinstance(v, dict | list)]
+    while stack:
+        v, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return True
+        stack.extend((x, depth + 1) for x in (v.values() if isinstance(v, dict) else v) if isinstance(x, dict | list))
+    return False
+
+
+def _check_depth(rows: list[Any], what: str) -> None:
+    for i, row in enumerate(rows, start=1):
+        if isinstance(row, dict) and _too_deep(row):
+            raise IngestError(
+                f"{what} {i} nests more than {MAX_DEPTH} levels deep (in attrs or another field); "
+                f"flatten it: at most {MAX_DEPTH} levels are taken. Nothing was written."
+            )
 
 
 class Rejected(BaseModel):
@@ -44,6 +66,11 @@ class IngestAnswer(BaseModel):
     reasons: dict[str, int] = Field(default_factory=dict, description="rejected rows per field at fault")
     rejects: list[Rejected] = Field(default_factory=list)
     seconds: float
+    published: str | None = Field(
+        None,
+        description="With KM_BROKER: the stream the accepted events were published to (for `keymoments worker`) "
+        "instead of being written here; duplicates are then dropped by the workers (on event_id).",
+    )
 
 
 class OutcomesAnswer(BaseModel):
@@ -51,6 +78,7 @@ class OutcomesAnswer(BaseModel):
     rows: int
     outcomes: list[str]
     attributes: list[str]
+    observed_at: str | None = None  # the time the outcomes were stored as observed, or "column <name>"
 
 
 _EVENT_EXAMPLE = [
@@ -68,6 +96,7 @@ def _events_of(body: Any) -> list[Any]:
         raise IngestError(f"A batch holds at most {MAX_BATCH:,} events; got {len(events):,}. Split it.")
     if events and not any(isinstance(e, dict) and e for e in events):
         raise IngestError("The events have no fields; each needs at least customer_id, ts and touchpoint.")
+    _check_depth(events, "Event")
     names: dict[str, None] = {}  # every field name once, in first-seen order
     for e in events:
         if isinstance(e, dict):
@@ -118,16 +147,25 @@ async def post_events(
     rating_scale: str | None = Query(
         None, description="Scale of ratings that do not name theirs, e.g. csat5."
     ),
+    ts_format: str | None = Query(
+        None, description="How ts is written, in strptime codes (e.g. %d/%m/%Y %H:%M), or epoch_s / epoch_ms / "
+        "epoch_us / epoch_ns; by default ISO-8601, YYYYMMDD, ordinal and common day/month forms, and epochs.",
+    ),
+    ts_range: str | None = Query(
+        None, description="The days ts must lie in, FIRST..LAST (e.g. 1900..2030) or 'any' (years 1-9999); by "
+        "default 1990 to the end of next year. An event outside is rejected with its reason.",
+    ),
     _p: Any = require("ingest"),
 ) -> Response:
     # The body is read raw and parsed off the event loop: decoding 1,000 events and validating them as
     # generic objects would otherwise take the loop (and the GIL) longer than writing them does.
     body = await request.body()
-    answer = await run_in_threadpool(_ingest_events, request.app.state.km, body, rating_scale)
+    options = {"rating_scale": rating_scale, "ts_format": ts_format, "ts_range": ts_range}
+    answer = await run_in_threadpool(_ingest_events, request.app.state.km, body, options)
     return Response(orjson.dumps(answer), media_type="application/json")
 
 
-def _ingest_events(state: Any, body: bytes, rating_scale: str | None) -> dict[str, Any]:
+def _ingest_events(state: Any, body: bytes, options: dict[str, Any]) -> dict[str, Any]:
     from keymoments.ingest.files import records_source
 
     try:
@@ -135,8 +173,10 @@ def _ingest_events(state: Any, body: bytes, rating_scale: str | None) -> dict[st
     except orjson.JSONDecodeError as exc:
         raise IngestError(f"The body is not valid JSON ({exc}); send an array of events.") from None
     events = _events_of(parsed)
+    if state.broker is not None:
+        return _publish_events(state, events, options["rating_scale"])
     try:
-        src = records_source(events, name="api", rating_scale=rating_scale)
+        src = records_source(events, name="api", **options)
     except duckdb.Error as exc:
         raise IngestError(
             f"The batch cannot be read: {str(exc).splitlines()[0]}. Nothing was written."
@@ -154,6 +194,41 @@ def _ingest_events(state: Any, body: bytes, rating_scale: str | None) -> dict[st
         "ok": True, "batch_id": result.batch_id, "received": result.rows, "accepted": result.accepted,
         "duplicates": result.duplicates, "rejected": result.rejected, "reasons": result.reasons,
         "rejects": _rejects(answer.rejects, events), "seconds": round(result.seconds, 4),
+    }  # fmt: skip
+
+
+def _publish_events(state: Any, events: list[Any], rating_scale: str | None) -> dict[str, Any]:
+    """Validate each event against the data contract and publish the good ones to the broker's stream (one
+    path for HTTP and broker intake); the workers decide on them and dedupe on event_id."""
+    import time
+
+    from pydantic import ValidationError
+
+    from keymoments.events import Event
+
+    t0 = time.perf_counter()
+    good: list[dict[str, Any]] = []
+    rejects: list[dict[str, Any]] = []
+    reasons: dict[str, int] = {}
+    for i, ev in enumerate(events, start=1):
+        try:
+            if not isinstance(ev, dict):
+                raise IngestError("an event must be a JSON object")
+            row = {k: v for k, v in ev.items() if v is not None}
+            if rating_scale and row.get("rating") is not None and not row.get("rating_scale"):
+                row["rating_scale"] = rating_scale
+            good.append(Event.model_validate(row).model_dump(mode="json", exclude_none=True))
+        except (ValidationError, IngestError) as exc:
+            errs = exc.errors() if isinstance(exc, ValidationError) else []
+            field = ".".join(str(x) for x in errs[0]["loc"]) if errs and errs[0].get("loc") else "event"
+            msg = f"{field}: {errs[0]['msg']}" if errs else str(exc)
+            reasons[field] = reasons.get(field, 0) + 1
+            rejects.append({"row": i, "reason": msg, "event": to_jsonable(ev) if isinstance(ev, dict) else {}})
+    state.broker.publish(good)
+    return {
+        "ok": True, "batch_id": 0, "received": len(events), "accepted": len(good), "duplicates": 0,
+        "rejected": len(rejects), "reasons": reasons, "rejects": rejects[:1000],
+        "seconds": round(time.perf_counter() - t0, 4), "published": state.broker.address.stream,
     }  # fmt: skip
 
 
@@ -184,6 +259,12 @@ def post_outcomes(
     attributes_only: bool = Query(
         False, description="Store every column as a customer attribute (segment, tier…)."
     ),
+    observed_at_col: str | None = Query(
+        None, min_length=1, description="The field with the time each row's outcomes were observed (ISO-8601)."
+    ),
+    observed_at: str | None = Query(
+        None, min_length=1, description="One observed time for every row (ISO-8601); default: now."
+    ),
     _p: Any = require("ingest"),
 ) -> OutcomesAnswer:
     from keymoments.store.writer import ingest_outcomes_frame
@@ -195,9 +276,12 @@ def post_outcomes(
         raise IngestError(f"A batch holds at most {MAX_BATCH:,} rows; got {len(rows):,}. Split it.")
     if not all(isinstance(r, dict) for r in rows):
         raise IngestError("Each outcome row must be a JSON object.")
+    _check_depth(rows, "Row")
     df = pd.DataFrame.from_records(rows)
     state = request.app.state.km
-    res = ingest_outcomes_frame(state.store, df, key=key, source="api", attributes_only=attributes_only)
+    res = ingest_outcomes_frame(state.store, df, key=key, source="api", attributes_only=attributes_only,
+                                observed_at=observed_at, observed_at_col=observed_at_col)  # fmt: skip
     return OutcomesAnswer(
-        rows=int(res["rows"]), outcomes=list(res["outcomes"]), attributes=list(res["attributes"])
+        rows=int(res["rows"]), outcomes=list(res["outcomes"]), attributes=list(res["attributes"]),
+        observed_at=res["observed_at"],
     )

@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, Body, Query, Request
 
+from keymoments.act.models import format_window
 from keymoments.present import to_jsonable
 from keymoments.serve.auth import Principal, require
 from keymoments.serve.errors import ERROR_RESPONSES
@@ -22,15 +23,21 @@ def playbooks_list(state: Any) -> dict[str, Any]:
         out.append({
             "name": p.name, "description": p.description, "enabled": p.enabled, "trigger": p.trigger.type,
             "actions": [a.type for a in p.actions], "holdout": p.holdout.share, "outcome": p.outcome, "budget": budget,
+            "window": format_window(p.measure.window) if p.measure else None,
         })  # fmt: skip
     return {"playbooks": out, "budgets": [b.name for b in file.budgets], "global_holdout": file.global_holdout}
 
 
 async def _file_from(request: Request, state: Any) -> Any:
+    """The posted playbook file (or the server's), parsed and validated off the event loop."""
+    from starlette.concurrency import run_in_threadpool
+
     from keymoments.act.yaml_loader import loads_playbooks
 
     body = (await request.body()).decode("utf-8", "replace").strip()
-    return loads_playbooks(body, "request body") if body else state.playbooks()
+    if not body:
+        return state.playbooks()
+    return await run_in_threadpool(loads_playbooks, body, "request body")
 
 
 def build_router() -> APIRouter:
@@ -70,12 +77,16 @@ def build_router() -> APIRouter:
         res = PlaybookRunner(state.store, state.playbooks(), source="serve").run_live()
         return to_jsonable(res.to_dict())
 
-    @router.get("/{name}/uplift", summary="The playbook's uplift on its outcome against its holdout, with CI")
+    @router.get("/{name}/uplift", summary="The playbook's uplift in a live run against its holdout, with CI",
+                description="Counts outcomes observed within the playbook's window after each customer's first "
+                "decision. 422 with a one-line reason when there is no live run, the run is a backtest (no action "
+                "was taken), or no outcome was observed after the decisions.")
     def uplift(
         request: Request,
         name: str,
         outcome: str | None = Query(None, min_length=1),
-        run_id: str | None = Query(None, min_length=1),
+        window: str | None = Query(None, min_length=2, description="Override the playbook's window, e.g. 90d"),
+        run_id: str | None = Query(None, min_length=1, description="A live run; default: the server file's"),
         confidence: float = Query(0.95, gt=0.5, lt=1),
         _p: Principal = require("playbooks:read"),
     ) -> dict[str, Any]:
@@ -83,8 +94,8 @@ def build_router() -> APIRouter:
         from keymoments.serve.analyses import capture_warnings
 
         state = request.app.state.km
-        u, caveats = capture_warnings(compute, state.store, state.playbooks(), name, outcome=outcome, run_id=run_id,
-                                      confidence=confidence)  # fmt: skip
+        u, caveats = capture_warnings(compute, state.store, state.playbooks(), name, outcome=outcome, window=window,
+                                      run_id=run_id, confidence=confidence)  # fmt: skip
         return {**to_jsonable(u.to_dict()), "warnings": caveats}
 
     return router

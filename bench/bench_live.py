@@ -1,0 +1,315 @@
+"""Benchmark live operations on the real services: decisions through NATS JetStream, spends on PostgreSQL.
+
+    nice python bench/bench_live.py [--seconds 60] [--rates 1000,5000] [--spend-seconds 10] [--json]
+
+Needs PostgreSQL (``KM_BENCH_DATABASE_URL``, default postgresql://postgres@127.0.0.1:5432/test) and NATS with
+JetStream (``KM_BENCH_NATS_URL``, default nats://127.0.0.1:4222); it makes its own schema and stream and drops
+them. Writes ``bench/out/live.json``.
+
+1. **Event → decision latency through NATS with 2 workers.** Two ``keymoments worker`` processes (partitions
+   0,1 and 2,3 of 4) run the 10 built-in playbooks; this process publishes events of 5,000 customers at
+   ``--rates`` events/s for ``--seconds`` each (in ticks of 10 ms) and polls PostgreSQL every 5 ms for the
+   events whose effects are committed (``processed_events``, per partition in cursor order). Latency is
+   publish → committed and visible, so it includes the broker, the batch's transaction and up to 5 ms of
+   polling. Reported: p50/p99/max, events processed per second while offered, the backlog when publishing
+   stops and how long it takes to drain (a rate is held when the backlog stays near zero). Goal: p99 ≤ 50 ms
+   at 1,000 events/s.
+2. **Budget spends per second under contention**: processes (or threads) spending 1 cent at a time from one
+   pool for ``--spend-seconds``: PostgreSQL with 1 and 4 processes (row lock + ledger entry per spend, one
+   transaction each), against the embedded DuckDB store in one process (1 and 4 threads through its single
+   writer) and with 4 processes sharing the file through ``locked_store``.
+
+The box is shared and has 2 cores, so the figures are indicative; the JSON says what ran, with the load
+average before and after. Latencies are over the events processed (all of them when ``drained`` is true).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+PG_URL = os.environ.get("KM_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+NATS_URL = os.environ.get("KM_BENCH_NATS_URL", "nats://127.0.0.1:4222")
+OUT = Path(__file__).resolve().parent / "out" / "live.json"
+PARTITIONS = 4
+CUSTOMERS = 5_000
+
+
+def _pct(xs: list[float], q: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(q * len(xs)))] if xs else float("nan")
+
+
+# -- 1. latency through NATS ----------------------------------------------------------------------------------
+def _event(r: random.Random, n: int) -> dict:
+    c = r.randrange(CUSTOMERS)
+    outcome = r.choices(["completed", "delayed", "cancelled", "lost", "resolved", "approved"], [60, 12, 6, 3, 14, 5])[0]
+    return {
+        "event_id": f"b{n}", "customer_id": f"c{c}", "journey_id": f"c{c}-j{n // 50_000}",
+        "ts": (datetime(2025, 3, 1, tzinfo=UTC) + timedelta(seconds=n)).isoformat(),
+        "touchpoint": r.choice(["booking", "check-in", "security", "boarding", "flight", "baggage", "support"]),
+        "outcome": outcome, "rating": r.randint(1, 5), "rating_scale": "csat5",
+        "employee_id": f"E{r.randrange(200):03d}", "location_id": r.choice(["CPH", "OSL", "ARN"]),
+        "value": round(r.uniform(20, 900), 2) if r.random() < 0.1 else None,
+    }  # fmt: skip
+
+
+async def _publish(address, rate: int, seconds: float, sent: dict[str, float]) -> None:
+    import nats
+
+    from keymoments.live.broker import encode_event, ensure_stream, partition_of
+
+    nc = await nats.connect(address.servers)
+    js = nc.jetstream(publish_async_max_pending=20_000)
+    await ensure_stream(js, address)
+    r = random.Random(rate)
+    n = 0
+    futures = []
+    t0 = time.perf_counter()
+    while (elapsed := time.perf_counter() - t0) < seconds:
+        due = int(rate * elapsed)
+        while n < due:
+            ev = _event(r, n)
+            eid, body = encode_event(ev)
+            subject = address.partition_subject(partition_of(ev["customer_id"], PARTITIONS))
+            sent[eid] = time.time()
+            futures.append(await js.publish_async(subject, body, headers={"Nats-Msg-Id": eid}))
+            n += 1
+        if len(futures) > 2_000:
+            await asyncio.gather(*futures)
+            futures = []
+        await asyncio.sleep(0.01)
+    await asyncio.gather(*futures)
+    await nc.close()
+
+
+def _poll(ops, stream: str, seen: dict[str, float], stop: threading.Event) -> None:
+    cursors = dict.fromkeys(range(PARTITIONS), 0)
+    while not stop.is_set():
+        with ops.read() as con:
+            where = " OR ".join(f"(partition = {p} AND seq > {s})" for p, s in cursors.items())
+            rows = con.execute(f"SELECT partition, seq, event_id FROM processed_events WHERE stream = %s AND ({where})",
+                               [stream]).fetchall()  # fmt: skip
+        now = time.time()
+        for p, s, eid in rows:
+            seen.setdefault(eid, now)
+            cursors[p] = max(cursors[p], s)
+        time.sleep(0.005)
+
+
+def latency_run(rate: int, seconds: float, drain_limit: float = 60.0) -> dict:
+    from keymoments.live.broker import BrokerAddress
+    from keymoments.store.postgres import PostgresOps
+
+    tag = uuid.uuid4().hex[:8]
+    schema, stream = f"km_bench_{tag}", f"KMBENCH_{tag.upper()}"
+    address = BrokerAddress.parse(f"{NATS_URL}/{stream.lower()}", stream)
+    ops = PostgresOps(PG_URL, schema=schema)
+    env = {**os.environ, "KM_DATABASE_URL": PG_URL, "KM_DATABASE_SCHEMA": schema}
+    workers = [
+        subprocess.Popen([sys.executable, "-m", "keymoments", "worker", "--from", f"{NATS_URL}/{address.subject}",
+                          "--stream", stream, "--partitions", str(PARTITIONS), "--partition", part, "--batch", "256",
+                          "--id", f"bench-{i}"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for i, part in enumerate(("0,1", "2,3"))
+    ]  # fmt: skip
+    sent: dict[str, float] = {}
+    seen: dict[str, float] = {}
+    stop = threading.Event()
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # both workers own their partitions
+            with ops.read() as con:
+                owned = con.execute("SELECT count(*) FROM workers WHERE partitions <> '' AND stopped_at IS NULL").fetchone()[0]
+            if owned == 2:
+                break
+            time.sleep(0.2)
+        time.sleep(1.0)  # their durable consumers exist and they are fetching
+        poller = threading.Thread(target=_poll, args=(ops, stream, seen, stop), daemon=True)
+        poller.start()
+        t0 = time.time()
+        asyncio.run(_publish(address, rate, seconds, sent))
+        offered_s = time.time() - t0
+        backlog_at_stop = len(sent) - sum(1 for e in sent if e in seen)
+        processed_in_window = sum(1 for t in list(seen.values()) if t <= t0 + offered_s)
+        drain_deadline = time.time() + drain_limit
+        while time.time() < drain_deadline and len(seen) < len(sent):
+            time.sleep(0.05)
+        drained_s = time.time() - (t0 + offered_s)
+        stop.set()
+        poller.join()
+        lat = [(seen[e] - sent[e]) * 1000 for e in sent if e in seen]
+        with ops.read() as con:
+            decisions = con.execute("SELECT count(*) FROM playbook_decisions").fetchone()[0]
+        return {
+            "rate_offered": rate, "seconds": round(offered_s, 1), "events": len(sent), "processed": len(lat),
+            "decisions": int(decisions), "p50_ms": round(statistics.median(lat), 1) if lat else None,
+            "p99_ms": round(_pct(lat, 0.99), 1) if lat else None, "max_ms": round(max(lat), 1) if lat else None,
+            "processed_per_s_while_offered": round(processed_in_window / offered_s),
+            "backlog_when_publishing_stopped": backlog_at_stop, "drain_s": round(max(0.0, drained_s), 2),
+            "drained": len(lat) == len(sent),
+        }  # fmt: skip
+    finally:
+        stop.set()
+        for w in workers:
+            if w.poll() is None:
+                w.send_signal(signal.SIGTERM)
+        for w in workers:
+            try:
+                w.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                w.kill()
+        ops.drop_schema()
+        asyncio.run(_delete_stream(stream))
+
+
+async def _delete_stream(name: str) -> None:
+    import nats
+
+    nc = await nats.connect(NATS_URL)
+    try:
+        await nc.jetstream().delete_stream(name)
+    except Exception:  # noqa: BLE001 - gone already
+        pass
+    await nc.close()
+
+
+# -- 2. spends per second -------------------------------------------------------------------------------------
+def _spender(kind: str, target: str, schema: str, seconds: float, start_at: float, out: str) -> None:
+    """One spending process (``--_spender``): spends of 1 cent from the pool 'bench' until ``seconds`` pass."""
+    from keymoments.act.budgets import Ledger, locked_store
+    from keymoments.act.models import BudgetPool
+
+    pool = [BudgetPool(name="bench", period="total", amount=10_000_000)]
+    n = 0
+    if kind == "pg":
+        from keymoments.store.postgres import PostgresOps
+
+        ops = PostgresOps(target, schema=schema, migrate=False, max_size=1)  # connected before the start
+        ledger = Ledger(ops, pool)
+        time.sleep(max(0.0, start_at - time.time()))
+        end = time.time() + seconds
+        while time.time() < end:
+            ledger.spend("bench", 1, customer_id=f"c{n % 1000}")
+            n += 1
+        ops.close()
+    else:  # several processes on one DuckDB file: each spend opens it under the file lock
+        time.sleep(max(0.0, start_at - time.time()))
+        end = time.time() + seconds
+        while time.time() < end:
+            with locked_store(target) as store:
+                Ledger(store, pool).spend("bench", 1, customer_id=f"c{n % 1000}")
+            n += 1
+    Path(out).write_text(json.dumps({"spends": n}))
+
+
+def _processes(kind: str, target: str, schema: str, procs: int, seconds: float) -> float:
+    with tempfile.TemporaryDirectory() as tmp:
+        start_at = time.time() + 4.0
+        outs = [str(Path(tmp) / f"s{i}.json") for i in range(procs)]
+        ps = [subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--_spender", kind, target, schema, str(seconds), str(start_at), o])
+              for o in outs]  # fmt: skip
+        for p in ps:
+            p.wait(timeout=seconds + 120)
+        return sum(json.loads(Path(o).read_text())["spends"] for o in outs) / seconds
+
+
+def _threads(store, threads: int, seconds: float) -> float:
+    from keymoments.act.budgets import Ledger
+    from keymoments.act.models import BudgetPool
+
+    ledger = Ledger(store, [BudgetPool(name="bench", period="total", amount=10_000_000)])
+    counts = [0] * threads
+    end = time.time() + seconds
+
+    def loop(i: int) -> None:
+        while time.time() < end:
+            ledger.spend("bench", 1, customer_id=f"c{counts[i] % 1000}")
+            counts[i] += 1
+
+    ts = [threading.Thread(target=loop, args=(i,)) for i in range(threads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    return sum(counts) / seconds
+
+
+def spend_run(seconds: float) -> dict:
+    from keymoments.store.postgres import PostgresOps
+    from keymoments.store.store import Store
+
+    out: dict = {}
+    schema = f"km_bench_{uuid.uuid4().hex[:8]}"
+    ops = PostgresOps(PG_URL, schema=schema)
+    try:
+        out["postgresql_1_process"] = round(_processes("pg", PG_URL, schema, 1, seconds))
+        out["postgresql_4_processes"] = round(_processes("pg", PG_URL, schema, 4, seconds))
+        with ops.read() as con:
+            n, total, remaining = con.execute(
+                "SELECT count(*), sum(amount_cents), (SELECT remaining_cents FROM budgets) FROM ledger").fetchone()  # fmt: skip
+        out["postgresql_books_balance"] = bool(total + remaining == 1_000_000_000 and n == total)
+    finally:
+        ops.drop_schema()
+    with tempfile.TemporaryDirectory() as tmp:
+        with Store(Path(tmp) / "spend.duckdb") as store:
+            out["embedded_1_thread"] = round(_threads(store, 1, seconds))
+            out["embedded_4_threads"] = round(_threads(store, 4, seconds))
+        shared = str(Path(tmp) / "shared.duckdb")
+        Store(shared).close()
+        out["embedded_4_processes_locked_store"] = round(_processes("duckdb", shared, "", 4, seconds))
+    return out
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--_spender":
+        kind, target, schema, seconds, start_at, out = sys.argv[2:8]
+        _spender(kind, target, schema, float(seconds), float(start_at), out)
+        return
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=60.0, help="Seconds each rate is offered.")
+    ap.add_argument("--rates", default="1000,5000", help="Offered rates, events/s.")
+    ap.add_argument("--spend-seconds", type=float, default=10.0, help="Seconds of each spend loop.")
+    ap.add_argument("--drain-limit", type=float, default=60.0, help="Most seconds to wait for a backlog to drain.")
+    ap.add_argument("--skip-latency", action="store_true")
+    ap.add_argument("--skip-spends", action="store_true")
+    ap.add_argument("--json", action="store_true", help="Print the results as JSON.")
+    args = ap.parse_args()
+    res: dict = {"box": f"{os.cpu_count()} cores, shared with other work (figures are indicative)",
+                 "load_average_before": os.getloadavg()[0], "seconds_per_rate": args.seconds,
+                 "partitions": PARTITIONS, "workers": 2, "customers": CUSTOMERS, "latency": [], "spends_per_s": {}}  # fmt: skip
+    if not args.skip_latency:
+        for rate in (int(x) for x in args.rates.split(",")):
+            r = latency_run(rate, args.seconds, args.drain_limit)
+            res["latency"].append(r)
+            if not args.json:
+                print(f"{rate:>6} events/s offered for {r['seconds']} s: p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms, "
+                      f"max {r['max_ms']} ms; {r['processed_per_s_while_offered']} events/s processed while offered, "
+                      f"backlog {r['backlog_when_publishing_stopped']} when publishing stopped, drained in "
+                      f"{r['drain_s']} s; {r['decisions']} decisions", flush=True)  # fmt: skip
+    if not args.skip_spends:
+        res["spends_per_s"] = spend_run(args.spend_seconds)
+        if not args.json:
+            for k, v in res["spends_per_s"].items():
+                print(f"spends/s {k}: {v}")
+    res["load_average_after"] = os.getloadavg()[0]
+    OUT.parent.mkdir(exist_ok=True)
+    OUT.write_text(json.dumps(res, indent=2) + "\n")
+    if args.json:
+        print(json.dumps(res, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,387 @@
+"""``keymoments worker``: decide on events from NATS JetStream, many processes, nothing lost or done twice.
+
+One worker process takes partitions of the stream (``SUBJECT.<p>``; see :mod:`keymoments.live.broker`), each
+with a JetStream durable pull consumer (``km-worker-<p>``) and its own pure engine
+(:class:`keymoments.act.engine.Engine`), and for each batch of messages:
+
+1. evaluates the events in stream order (one customer's events are in one partition, so in order);
+2. commits, in **one PostgreSQL transaction**, the decisions with their cases, ledger entries and outbox
+   messages (:meth:`keymoments.act.runner.PlaybookRunner.fire`, the same rules as everywhere), the events'
+   ids (``processed_events``) and the partition's cursor (the last stream sequence done);
+3. only then acknowledges the messages.
+
+So a crash before the commit loses nothing (the messages are redelivered), and a crash between the commit and
+the acknowledgements duplicates nothing: a redelivered message at or below the cursor is acknowledged and
+skipped, an event id seen before is skipped, and decision, case, ledger and message ids derive from the
+decision id (playbook + trigger event), which is unique in the database.
+
+**Order and state across restarts.** When a worker takes a partition it rebuilds that partition's engine by
+replaying the stream's messages up to the cursor (decisions discarded: they are committed already), so the
+state is the one the previous owner had, and the same events give the same decisions. Messages the previous
+owner had received but not acknowledged (it died) are then processed straight from the stream, in order, up to
+what the durable consumer had delivered; only after that does the worker pull new messages from the durable
+consumer, which hands them out in stream order. JetStream redelivers the dead owner's messages later; they are
+at or below the cursor by then and are only acknowledged.
+
+**One owner per partition.** A worker holds a PostgreSQL session advisory lock per partition it works; the
+lock goes when its process or connection does (SIGKILL included), and a worker waiting for that partition
+takes it over within a second. ``--partition`` spreads partitions over workers; without it a worker takes
+every partition it can get and stands by for the rest.
+
+**Stopping.** SIGTERM (or SIGINT) lets the batch in flight commit and be acknowledged, marks the worker
+stopped, and exits 0.
+
+Proactive triggers (absence, quiet sign-off) fire at event time as the partition's clock moves with its
+events, so a replay decides the same; the engine's state lives in memory and is rebuilt from the stream, so a
+stream's retention bounds how far back a rebuild can reach.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from keymoments.act.engine import Engine, event_tuple
+from keymoments.act.models import PlaybookFile
+from keymoments.act.runner import PlaybookRunner
+from keymoments.events import rating_to_valence
+from keymoments.exceptions import ConfigError, InvalidEventError, KeymomentsError
+from keymoments.live.broker import BrokerAddress, ensure_stream
+
+__all__ = ["PartitionState", "Worker", "WorkerReport"]
+
+log = logging.getLogger("keymoments.worker")
+
+_REPLAY_BATCH = 2_000
+
+
+@dataclass
+class PartitionState:
+    """One partition's engine, its cursor (last stream sequence committed) and the event ids it has seen."""
+
+    partition: int
+    engine: Engine
+    cursor: int = 0
+    seen: set[str] = field(default_factory=set)
+    replayed: int = 0
+    processed: int = 0
+
+
+@dataclass
+class WorkerReport:
+    """What a worker did before it stopped."""
+
+    worker_id: str
+    partitions: list[int] = field(default_factory=list)
+    events: int = 0
+    decisions: int = 0
+    skipped: int = 0
+    rejected: int = 0
+    restarts: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"worker_id": self.worker_id, "partitions": self.partitions, "events": self.events,
+                "decisions": self.decisions, "skipped": self.skipped, "rejected": self.rejected,
+                "restarts": self.restarts}  # fmt: skip
+
+
+def _tuple(ev: dict[str, Any], seq: int) -> tuple:
+    """An engine tuple from a stream message's event (the rating's valence as the store would compute it)."""
+    rating, scale = ev.get("rating"), ev.get("rating_scale")
+    val = None
+    if rating is not None and scale:
+        try:
+            val = rating_to_valence(float(rating), str(scale))
+        except (InvalidEventError, ValueError):
+            val = None
+    return event_tuple({**ev, "valence": val}, seq=seq)
+
+
+class Worker:
+    """Consume partitions of an event stream and fire playbooks on PostgreSQL.
+
+    ``ops``: the PostgreSQL operational store. ``partitions``: how many the stream has; ``claim``: the ones
+    this worker may take (default: all). ``batch``: messages per transaction. ``ack_wait``: seconds JetStream
+    waits for an acknowledgement before it redelivers. ``on_commit(partition, decisions)`` is called after each
+    commit (tests and the benchmark time decisions with it).
+    """
+
+    def __init__(self, ops: Any, file: PlaybookFile, address: BrokerAddress, *, partitions: int,
+                 claim: Sequence[int] | None = None, batch: int = 256, ack_wait: float = 30.0,
+                 worker_id: str | None = None, seed: int | None = None, source: str | None = None,
+                 on_commit: Callable[[int, list], None] | None = None) -> None:  # fmt: skip
+        if getattr(ops, "kind", None) != "postgresql":
+            raise ConfigError(
+                "keymoments worker needs the PostgreSQL operational store that all workers and API processes "
+                "share: set KM_DATABASE_URL=postgresql://…"
+            )
+        self.ops = ops
+        self.sql = ops.sql
+        self.file = file
+        self.address = address
+        self.partitions = partitions
+        self.claim = sorted(set(claim)) if claim is not None else list(range(partitions))
+        bad = [p for p in self.claim if not 0 <= p < partitions]
+        if bad:
+            raise ConfigError(f"Partitions {bad} do not exist; the stream has partitions 0-{partitions - 1}.")
+        self.batch = batch
+        self.ack_wait = ack_wait
+        self.worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.runner = PlaybookRunner(None, file, ops=ops, seed=seed, source=source or "worker")
+        self.on_commit = on_commit
+        self.report = WorkerReport(self.worker_id)
+        self._stop: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._owned: set[int] = set()
+
+    # -- lifecycle ---------------------------------------------------------------------------------------------
+    def request_stop(self) -> None:
+        """Finish the batch in flight, then stop (what SIGTERM does); safe to call from any thread."""
+        if self._stop is not None and self._loop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+
+    async def run(self, *, install_signals: bool = False) -> WorkerReport:
+        """Work until :meth:`request_stop` (or SIGTERM/SIGINT with ``install_signals``)."""
+        import nats
+
+        self._stop = asyncio.Event()
+        loop = self._loop = asyncio.get_running_loop()
+        if install_signals:
+            import signal
+
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, self.request_stop)
+        try:
+            nc = await nats.connect(self.address.servers, max_reconnect_attempts=-1, connect_timeout=10)
+        except Exception as exc:
+            raise ConfigError(f"Cannot reach NATS at {self.address.servers}: {exc}") from None
+        js = nc.jetstream()
+        await ensure_stream(js, self.address)
+        now = datetime.now(UTC)
+        with self.ops.write() as con:
+            self.sql.register_worker(con, self.worker_id, host=socket.gethostname(), pid=os.getpid(),
+                                     stream=self.address.stream, partitions="", now=now)  # fmt: skip
+        tasks: dict[int, asyncio.Task] = {}
+        with self.ops.session() as locks:
+            try:
+                while not self._stop.is_set():
+                    for p in self.claim:
+                        if p not in tasks and self._try_lock(locks, p):
+                            tasks[p] = asyncio.create_task(self._partition(js, p), name=f"km-partition-{p}")
+                            self._owned.add(p)
+                            self.report.partitions = sorted(self._owned)
+                            with self.ops.write() as con:
+                                self.sql.heartbeat_worker(con, self.worker_id, datetime.now(UTC),
+                                                          partitions=",".join(map(str, sorted(self._owned))))  # fmt: skip
+                    try:
+                        await asyncio.wait_for(self._stop.wait(), timeout=1.0)
+                    except TimeoutError:
+                        with self.ops.write() as con:
+                            self.sql.heartbeat_worker(con, self.worker_id, datetime.now(UTC))
+                if tasks:
+                    await asyncio.gather(*tasks.values())
+            finally:
+                for t in tasks.values():
+                    t.cancel()
+                with self.ops.write() as con:
+                    self.sql.heartbeat_worker(con, self.worker_id, datetime.now(UTC), stopped=True)
+                await nc.drain()
+        return self.report
+
+    def _try_lock(self, con: Any, partition: int) -> bool:
+        key = f"km-partition:{self.address.stream}:{partition}"
+        row = con.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", [key]).fetchone()
+        return bool(row and row[0])
+
+    # -- one partition -------------------------------------------------------------------------------------------
+    async def _partition(self, js: Any, p: int) -> None:
+        """Own partition ``p`` until stopped; on any error, rebuild its state and go on."""
+        assert self._stop is not None
+        while not self._stop.is_set():
+            try:
+                await self._work(js, p)
+                return
+            except (KeymomentsError, OSError, RuntimeError, ValueError, TimeoutError) as exc:
+                self.report.restarts += 1
+                log.warning("partition %s: %s; rebuilding its state from the stream", p, exc)
+            except Exception as exc:  # noqa: BLE001 - psycopg and nats errors: same recovery
+                self.report.restarts += 1
+                log.warning("partition %s: %s: %s; rebuilding its state from the stream", p, type(exc).__name__, exc)
+            try:
+                await asyncio.wait_for(self._stop.wait(), timeout=0.5)
+            except TimeoutError:
+                pass
+
+    async def _work(self, js: Any, p: int) -> None:
+        from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+        assert self._stop is not None
+        subject = self.address.partition_subject(p)
+        durable = self.address.durable(p)
+        sub = await js.pull_subscribe(
+            subject, durable=durable, stream=self.address.stream,
+            config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL,
+                                  ack_wait=self.ack_wait, max_ack_pending=max(1000, self.batch * 4), max_deliver=-1),
+        )  # fmt: skip
+        try:
+            st = await self._open(js, p, sub)
+            while not self._stop.is_set():
+                msgs = await self._fetch(sub)
+                if not msgs:
+                    continue
+                items = [(m.metadata.sequence.stream, m.data) for m in msgs]
+                await asyncio.to_thread(self._commit, st, items)
+                for m in msgs:
+                    await m.ack()
+        finally:
+            await sub.unsubscribe()
+
+    async def _fetch(self, sub: Any) -> list[Any]:
+        """The next messages: wait (at most half a second) for one, then take whatever else is already there.
+
+        A single ``fetch(batch)`` would hold a lingering pull until the batch is full or it expires, which at a
+        low rate delays every decision by the whole expiry."""
+        try:
+            msgs = await sub.fetch(1, timeout=0.5)
+        except TimeoutError:
+            return []
+        if self.batch > 1:
+            try:
+                msgs += await sub.fetch(self.batch - 1, timeout=0.005)
+            except TimeoutError:
+                pass
+        return msgs
+
+    async def _open(self, js: Any, p: int, sub: Any) -> PartitionState:
+        """Rebuild the partition's engine from the stream up to its cursor, then process (with effects) what a
+        previous owner received but never acknowledged, so that the durable consumer only has new messages."""
+        from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+        with self.ops.read() as con:
+            cursor = self.sql.partition_cursor(con, self.address.stream, p)
+        delivered = int((await sub.consumer_info()).delivered.stream_seq or 0)
+        st = PartitionState(p, Engine(self.file, seed=self.runner.seed, simulate_budgets=False), cursor=cursor)
+        target = max(cursor, delivered)
+        if target == 0:
+            return st
+        replay = await js.pull_subscribe(
+            self.address.partition_subject(p), stream=self.address.stream,
+            config=ConsumerConfig(ack_policy=AckPolicy.NONE, deliver_policy=DeliverPolicy.ALL, inactive_threshold=30.0,
+                                  mem_storage=True),
+        )  # fmt: skip
+        try:
+            done = False
+            while not done:
+                try:
+                    msgs = await replay.fetch(_REPLAY_BATCH, timeout=2.0)
+                except TimeoutError:
+                    break  # nothing more in the stream
+                rebuild, fresh = [], []
+                for m in msgs:
+                    seq = m.metadata.sequence.stream
+                    if seq > target:
+                        done = True
+                        break
+                    (rebuild if seq <= cursor else fresh).append((seq, m.data))
+                    if seq == target or m.metadata.num_pending == 0:
+                        done = True
+                        break
+                self._replay(st, rebuild)
+                if fresh:  # received by a previous owner, never acknowledged: processed here, in order
+                    await asyncio.to_thread(self._commit, st, fresh)
+        finally:
+            await replay.unsubscribe()
+        return st
+
+    # -- the step ------------------------------------------------------------------------------------------------
+    def _events(self, st: PartitionState, items: list[tuple[int, bytes]]) -> list[tuple[int, dict[str, Any] | None]]:
+        out = []
+        for seq, data in items:
+            try:
+                ev = orjson.loads(data)
+                if not isinstance(ev, dict) or not ev.get("event_id") or not ev.get("customer_id") or not ev.get("ts"):
+                    raise ValueError("not an event")
+            except ValueError:
+                ev = None
+            out.append((seq, ev))
+        return out
+
+    def _replay(self, st: PartitionState, items: list[tuple[int, bytes]]) -> None:
+        """Evaluate already-committed events to rebuild state (their decisions are committed already)."""
+        for _seq, ev in self._events(st, items):
+            if ev is None or ev["event_id"] in st.seen:
+                continue
+            st.seen.add(ev["event_id"])
+            try:
+                st.engine.evaluate(_tuple(ev, _seq))
+            except (InvalidEventError, ValueError, TypeError, KeyError):
+                continue
+            st.replayed += 1
+
+    def _commit(self, st: PartitionState, items: list[tuple[int, bytes]]) -> None:
+        """Decide on a batch and commit its effects, its event ids and the cursor in one transaction."""
+        decisions: list = []
+        processed: list[tuple] = []
+        last_seq, last_ev = st.cursor, None
+        now = datetime.now(UTC)
+        skipped = rejected = 0
+        for seq, ev in self._events(st, items):
+            if seq <= st.cursor:
+                skipped += 1  # a redelivery of a committed message
+                continue
+            last_seq = max(last_seq, seq)
+            if ev is None:
+                rejected += 1
+                log.warning("partition %s: message %s is not an event; skipped", st.partition, seq)
+                continue
+            if ev["event_id"] in st.seen:
+                skipped += 1  # the same event published twice
+                continue
+            st.seen.add(ev["event_id"])
+            try:
+                out = st.engine.evaluate(_tuple(ev, seq))
+            except (InvalidEventError, ValueError, TypeError, KeyError) as exc:
+                rejected += 1
+                log.warning("partition %s: event %s: %s; skipped", st.partition, ev["event_id"], exc)
+                continue
+            decisions.extend(out)
+            processed.append((ev["event_id"], self.address.stream, st.partition, seq, ev["customer_id"], now))
+            last_ev = ev
+        self.report.skipped += skipped
+        self.report.rejected += rejected
+        if last_seq == st.cursor:
+            return
+        with self.ops.write() as con:
+            self.sql.insert_rows(con, "processed_events", self.sql.PROCESSED_COLS, processed, ignore=True)
+            if decisions:
+                self.runner.fire(decisions, con=con)
+            self.sql.advance_partition(
+                con, self.address.stream, st.partition, last_seq=last_seq,
+                last_event_id=last_ev["event_id"] if last_ev else None,
+                last_event_ts=datetime.fromisoformat(last_ev["ts"]) if last_ev else None, added=len(processed),
+                worker_id=self.worker_id, now=now,
+            )  # fmt: skip
+        st.cursor = last_seq
+        st.processed += len(processed)
+        self.report.events += len(processed)
+        self.report.decisions += len(decisions)
+        if self.on_commit is not None:
+            self.on_commit(st.partition, decisions)
+
+
+def run_worker(worker: Worker) -> WorkerReport:
+    """Run a worker in this thread until SIGTERM/SIGINT; returns its report."""
+    t0 = time.monotonic()
+    report = asyncio.run(worker.run(install_signals=True))
+    log.info("worker %s stopped after %.1f s", worker.worker_id, time.monotonic() - t0)
+    return report

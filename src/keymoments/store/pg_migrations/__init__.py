@@ -1,0 +1,1 @@
+"""Alembic migrations of the operational store on PostgreSQL (run by ``store/postgres.py``)."""

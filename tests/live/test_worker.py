@@ -1,0 +1,66 @@
+"""``keymoments worker`` on the real NATS JetStream and PostgreSQL: decisions once, in order, acknowledged after
+their effects are committed; SIGTERM finishes cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+from keymoments.act.yaml_loader import loads_playbooks
+from keymoments.live.broker import BrokerAddress
+from keymoments.live.worker import Worker
+
+from ._live import PLAYBOOKS, make_events, publish, reference_decisions
+
+
+def _wait_for(pred, timeout: float = 60.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _processed(ops) -> int:
+    with ops.read() as con:
+        return int(con.execute("SELECT count(*) FROM processed_events").fetchone()[0])
+
+
+def _start(worker: Worker) -> threading.Thread:
+    t = threading.Thread(target=lambda: asyncio.run(worker.run()), daemon=True)
+    t.start()
+    return t
+
+
+def test_worker_decides_as_the_engine_does_and_only_once(pg_ops, nats_url, stream_name):
+    pf = loads_playbooks(PLAYBOOKS)
+    address = BrokerAddress.parse(f"{nats_url}/{stream_name.lower()}", stream_name)
+    events = make_events(60, 8, seed=1)
+    publish(nats_url, address, events[:300], 4)
+    w = Worker(pg_ops, pf, address, partitions=4, batch=50)
+    t = _start(w)
+    _wait_for(lambda: _processed(pg_ops) == 300, what="the first 300 events")
+    publish(nats_url, address, events[:10], 4)  # within JetStream's duplicate window: dropped by the broker
+    publish(nats_url, address, events[300:], 4)
+    publish(nats_url, address, events[:40], 4, raw=True)  # 40 published again, kept: the worker dedupes on event_id
+    _wait_for(lambda: _processed(pg_ops) == len(events) and w.report.skipped >= 40, what="every event")
+    w.request_stop()
+    t.join(timeout=30)
+    assert not t.is_alive()
+    ref = reference_decisions(pf, nats_url, address, 4)
+    with pg_ops.read() as con:
+        rows = con.execute("SELECT decision_id, playbook, kind, event_id FROM playbook_decisions").fetchall()
+        cases = con.execute("SELECT count(*), count(DISTINCT case_id) FROM cases").fetchone()
+        spent, = con.execute("SELECT coalesce(sum(amount_cents), 0) FROM ledger WHERE status <> 'rejected'").fetchone()
+        remaining, = con.execute("SELECT remaining_cents FROM budgets WHERE pool = 'recovery'").fetchone()
+        stopped, = con.execute("SELECT stopped_at FROM workers WHERE worker_id = %s", [w.worker_id]).fetchone()
+    assert len(rows) == len({r[0] for r in rows})  # one decision per (playbook, trigger event)
+    assert {r[0] for r in rows} == set(ref)
+    assert {(r[0], r[1], r[2], r[3]) for r in rows} == {(d.decision_id, d.playbook, d.kind, d.event_id) for d in ref.values()}
+    opened = {d.case_id for d in ref.values() if d.kind == "fire" and d.case_id and d.status == "fired"}
+    assert cases == (len(opened), len(opened))
+    assert spent + remaining == 40_000 and remaining >= 0  # never overspent, nothing lost
+    assert stopped is not None
+    assert w.report.events == len(events) and w.report.skipped >= 40
