@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from keymoments.exceptions import KeymomentsError
@@ -88,6 +88,7 @@ def _fit(module: str, cls: str, params: dict, outcome: str, store) -> object:  #
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(names=NAMES)
+@example(names=[PAYLOAD, 'Tier "gold" status', "'; DROP TABLE events; --", '"' * 1000])
 def test_hostile_names_run_as_names_everywhere(names, base_db, tmp_path_factory, monkeypatch):
     from fastapi.testclient import TestClient
 
