@@ -13,10 +13,9 @@ dashboard, after signing in, as an HTTP-only, same-site cookie.
 
 from __future__ import annotations
 
-import logging
-
 import hashlib
 import hmac
+import logging
 import secrets
 import threading
 import time

@@ -16,7 +16,6 @@ as it arrives and refused with 413 the moment it passes the cap.
 from __future__ import annotations
 
 import logging
-
 from http.cookies import SimpleCookie
 from typing import Any
 from urllib.parse import quote
