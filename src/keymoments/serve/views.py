@@ -422,7 +422,8 @@ def install(app: FastAPI) -> None:
             try:
                 m = run_analysis(request.app.state.km, "moments",
                                  {"outcome": outcome, **DASHBOARD_PARAMS["moments"], **filters})  # fmt: skip
-                moments = sorted(m.data["touchpoints"], key=lambda r: -(r.get("priority") or 0))[:5]
+                if m.data.get("mode", "valence") == "valence":  # the box speaks of valence; the page says the rest
+                    moments = sorted(m.data["touchpoints"], key=lambda r: -(r.get("priority") or 0))[:5]
             except Exception:  # noqa: BLE001 - the overview still shows the journey
                 log.info("the overview shows no moments of truth for %r", outcome, exc_info=True)
                 moments = None
