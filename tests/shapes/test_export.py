@@ -129,3 +129,29 @@ def test_the_csv_route_asks_the_analyses_permission(dashboard):
     assert anon.status_code in (303, 401)
     r = client.get("/download/journey/touchpoint.csv")
     assert r.status_code == 404 and "Did you mean &#39;touchpoints&#39;" in r.text
+
+
+def test_the_budgets_tables_download_with_the_budgets_permission(shape_copy):
+    import re
+
+    from fastapi.testclient import TestClient
+
+    from keymoments.act.library import load_library
+    from keymoments.serve.app import create_app
+    from keymoments.serve.auth import create_key
+    from keymoments.store.store import Store
+
+    with Store(shape_copy("demo")) as store:
+        admin = create_key(store, "admin", name="a")[1]
+        agent = create_key(store, "agent", name="b", employee_id="E1")[1]
+        app = create_app(store, playbooks=load_library(["service-recovery", "unresolved-crisis"]))
+        with TestClient(app, raise_server_exceptions=False) as client:
+            client.headers["X-API-Key"] = admin
+            assert client.post("/api/v1/playbooks/run").status_code == 200  # cases, spends, a ledger
+            page = client.get("/budgets").text
+            links = re.findall(r'href="(/download/budgets/[^"]+)"', page)
+            assert {"/download/budgets/balances.csv", "/download/budgets/ledger.csv"} <= set(links)
+            for link in links:
+                r = client.get(link, headers={"X-API-Key": agent})  # agents may read budgets, so their tables too
+                assert r.status_code == 200 and len(r.text.splitlines()) > 1
+            assert client.get("/download/budgets/journal.csv").status_code == 404

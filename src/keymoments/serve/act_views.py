@@ -17,6 +17,7 @@ from keymoments.serve import charts
 from keymoments.serve.auth import CASE_ACTIONS, Principal
 from keymoments.serve.routes.cases import Compensate, Note, Transition
 from keymoments.serve.views import (
+    TABLE_SOURCES,
     _ctx,
     _error_page,
     _gate,
@@ -151,6 +152,28 @@ def install(app: FastAPI) -> None:
             return RedirectResponse(f"{url}?{urlencode({'err': str(exc)})}", status_code=303)
         return RedirectResponse(f"{url}?{urlencode({'msg': msg})}", status_code=303)
 
+    def budget_tables(request: Request) -> dict[str, Any]:
+        """The budgets page's tables, whole: balances, pending approvals, the ledger (for its CSV links)."""
+        import pandas as pd
+
+        from keymoments.serve.routes.budgets import budgets_overview
+
+        data = budgets_overview(request.app.state.km)
+        ops = request.app.state.km.store.ops
+        with ops.read() as con:
+            ledger = ops.sql.ledger_frame(con, limit=None)
+        def frame(records: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
+            return pd.DataFrame.from_records(records) if records else pd.DataFrame(columns=columns)
+
+        return {
+            "balances": frame(data["balances"], ["pool", "scope_key", "period", "period_start", "amount", "spent",
+                                                 "reserved", "remaining", "pending"]),
+            "pending": frame(data["pending"], ["created_at", "pool", "scope_key", "amount_cents", "case_id", "actor", "note"]),
+            "ledger": ledger,
+        }  # fmt: skip
+
+    TABLE_SOURCES["budgets"] = ("budgets:read", budget_tables)
+
     @app.get("/budgets", include_in_schema=False)
     def budgets_page(request: Request) -> Response:
         from keymoments.serve.routes.budgets import budgets_overview
@@ -176,10 +199,11 @@ def install(app: FastAPI) -> None:
         return templates.TemplateResponse(request, "budgets.html", _ctx(
             request, p, "budgets", title="Budgets", pools=data["pools"], by_pool=by_pool,
             balances=table(bal, columns=["pool", "scope_key", "period", "period_start", "amount", "spent", "reserved",
-                                         "remaining", "pending"], limit=40),
-            pending=table(data["pending"], columns=["created_at", "pool", "scope_key", "amount_cents", "case_id", "actor", "note"]),
+                                         "remaining", "pending"], limit=40, download="/download/budgets/balances.csv"),
+            pending=table(data["pending"], columns=["created_at", "pool", "scope_key", "amount_cents", "case_id", "actor", "note"],
+                          download="/download/budgets/pending.csv"),
             ledger=table(to_jsonable(recent), columns=["created_at", "pool", "scope_key", "amount_cents", "status",
-                                                       "case_id", "actor", "settled_by"]),
+                                                       "case_id", "actor", "settled_by"], download="/download/budgets/ledger.csv"),
         ))  # fmt: skip
 
     @app.get("/playbooks", include_in_schema=False)

@@ -78,7 +78,8 @@ def moments_figure(data: dict[str, Any]) -> Any:
         )
     )  # fmt: skip
     unit = data.get("unit", "")
-    fig.update_layout(xaxis_title=f"impact on {data.get('outcome', 'the outcome')} per +1 valence ({unit})")
+    per = "per +1 valence" if data.get("mode", "valence") == "valence" else "of having it (per doubling of money spent)"
+    fig.update_layout(xaxis_title=f"impact on {data.get('outcome', 'the outcome')} {per} ({unit})")
     fig.add_vline(x=0, line_color="#9aa3b2")
     return fig
 

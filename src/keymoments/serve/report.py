@@ -155,7 +155,7 @@ def build_report(
                 pits=[t["touchpoint"] for t in tps if t["kind"] == "pit"],
                 peaks=[t["touchpoint"] for t in tps if t["kind"] == "peak"],
             )  # fmt: skip
-        if key == "moments":
+        if key == "moments" and data.get("mode", "valence") == "valence":  # without valence the section says what it is
             top = sorted(data["touchpoints"], key=lambda r: -(r.get("priority") or 0))[:3]
             headline["moments"] = top
             headline["unit"] = data.get("unit")

@@ -29,7 +29,7 @@ from keymoments.serve.analyses import ANALYSES, available, run_analysis, status
 from keymoments.serve.auth import COOKIE, Principal, authorize
 from keymoments.serve.errors import ApiError, status_for
 
-__all__ = ["PAGES", "install", "table"]
+__all__ = ["PAGES", "TABLE_SOURCES", "download_url", "install", "table"]
 
 log = logging.getLogger("keymoments.serve")
 
@@ -422,7 +422,8 @@ def install(app: FastAPI) -> None:
             try:
                 m = run_analysis(request.app.state.km, "moments",
                                  {"outcome": outcome, **DASHBOARD_PARAMS["moments"], **filters})  # fmt: skip
-                moments = sorted(m.data["touchpoints"], key=lambda r: -(r.get("priority") or 0))[:5]
+                if m.data.get("mode", "valence") == "valence":  # the box speaks of valence; the page says the rest
+                    moments = sorted(m.data["touchpoints"], key=lambda r: -(r.get("priority") or 0))[:5]
             except Exception:  # noqa: BLE001 - the overview still shows the journey
                 log.info("the overview shows no moments of truth for %r", outcome, exc_info=True)
                 moments = None
@@ -564,9 +565,15 @@ def _tables_of(res: Any) -> dict[str, Any]:
         return {}
 
 
+#: tables of pages that are not analyses, for the CSV route: {source: (permission, (request) -> {table: frame})};
+#: the act pages register theirs (serve/act_views.py)
+TABLE_SOURCES: dict[str, tuple[str, Any]] = {}
+
+
 def _download(app: FastAPI) -> None:
-    """One route serves every dashboard table as CSV: ``/download/<analysis>/<table>.csv`` with the page's outcome
-    and filters, checked by the same permission as the analysis pages, formula-safe."""
+    """One route serves every dashboard table as CSV: ``/download/<source>/<table>.csv``, where the source is an
+    analysis (with the page's outcome and filters, checked by the analyses' permission) or a page registered in
+    :data:`TABLE_SOURCES` (checked by that page's permission); cells formula-safe."""
 
     @app.get("/download/{analysis}/{table}.csv", include_in_schema=False)
     def download(request: Request, analysis: str, table: str) -> Response:
@@ -574,22 +581,29 @@ def _download(app: FastAPI) -> None:
         from keymoments.present import csv_safe_frame, flat_frame
 
         page = next((pg for pg in PAGES if pg[2] == analysis and pg[0]), None)
-        slug = page[0] if page else ""
-        p = _gate(request, slug, "analyses")
+        slug = page[0] if page else analysis if analysis in TABLE_SOURCES else ""
+        perm = TABLE_SOURCES[analysis][0] if page is None and analysis in TABLE_SOURCES else "analyses"
+        p = _gate(request, slug, perm)
         if not isinstance(p, Principal):
             return p
-        if page is None or not available(analysis):
-            known = sorted({pg[2] for pg in PAGES if pg[2]})
-            return _error_page(request, p, slug, NotFoundError(f"No analysis {analysis!r} to download.{did_you_mean(analysis, known)}"))
-        applied, _ = _applied(analysis, _filters(request))
-        try:
-            res = run_analysis(request.app.state.km, analysis, _page_params(request, analysis, page[4], applied))
-        except Exception as exc:  # noqa: BLE001
-            return _error_page(request, p, slug, exc)
-        tables = _tables_of(res)
+        if page is not None and available(analysis):
+            applied, _ = _applied(analysis, _filters(request))
+            try:
+                res = run_analysis(request.app.state.km, analysis, _page_params(request, analysis, page[4], applied))
+            except Exception as exc:  # noqa: BLE001
+                return _error_page(request, p, slug, exc)
+            tables = _tables_of(res)
+        elif analysis in TABLE_SOURCES:
+            try:
+                tables = TABLE_SOURCES[analysis][1](request)
+            except Exception as exc:  # noqa: BLE001
+                return _error_page(request, p, slug, exc)
+        else:
+            known = sorted({pg[2] for pg in PAGES if pg[2]} | set(TABLE_SOURCES))
+            return _error_page(request, p, slug, NotFoundError(f"No tables of {analysis!r} to download.{did_you_mean(analysis, known)}"))
         if table not in tables:
             return _error_page(request, p, slug, NotFoundError(
-                f"The {analysis} analysis has no table {table!r}; it has {sorted(tables)}.{did_you_mean(table, tables)}"))
+                f"{analysis!r} has no table {table!r}; it has {sorted(tables)}.{did_you_mean(table, tables)}"))
         body = csv_safe_frame(flat_frame(tables[table])).to_csv(index=False)
         return Response(body, media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": f'attachment; filename="{analysis}-{table}.csv"'})  # fmt: skip
