@@ -155,3 +155,34 @@ def test_the_budgets_tables_download_with_the_budgets_permission(shape_copy):
                 r = client.get(link, headers={"X-API-Key": agent})  # agents may read budgets, so their tables too
                 assert r.status_code == 200 and len(r.text.splitlines()) > 1
             assert client.get("/download/budgets/journal.csv").status_code == 404
+
+
+def test_the_case_queue_and_playbooks_download(shape_copy):
+    import re
+
+    from fastapi.testclient import TestClient
+
+    from keymoments.act.library import load_library
+    from keymoments.serve.app import create_app
+    from keymoments.serve.auth import create_key
+    from keymoments.store.store import Store
+
+    with Store(shape_copy("demo")) as store:
+        admin = create_key(store, "admin", name="a")[1]
+        analyst = create_key(store, "analyst", name="b")[1]
+        app = create_app(store, playbooks=load_library(["service-recovery", "unresolved-crisis"]))
+        with TestClient(app, raise_server_exceptions=False) as client:
+            client.headers["X-API-Key"] = admin
+            assert client.post("/api/v1/playbooks/run").status_code == 200
+            page = client.get("/cases?status=open").text
+            link = re.findall(r'href="(/download/cases/[^"]+)"', page)
+            assert link == ["/download/cases/cases.csv?status=open"]
+            cases = pd.read_csv(io.StringIO(client.get(link[0]).text))
+            assert len(cases) == client.get("/api/v1/cases", params={"status": "open"}).json()["total"]
+            assert set(cases["status"]) == {"open"}
+            assert client.get(link[0], headers={"X-API-Key": analyst}).status_code == 200  # as GET /cases: every role
+            anon = client.get(link[0], headers={"X-API-Key": ""}, follow_redirects=False)
+            assert anon.status_code in (303, 401)
+            assert 'href="/download/playbooks/playbooks.csv"' in client.get("/playbooks").text
+            pb = pd.read_csv(io.StringIO(client.get("/download/playbooks/playbooks.csv").text))
+            assert set(pb["name"]) == {"service-recovery", "unresolved-crisis"}

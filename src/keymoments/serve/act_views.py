@@ -77,9 +77,10 @@ def install(app: FastAPI) -> None:
         except KeymomentsError as exc:
             return _error_page(request, p, "cases", exc)
         all_counts = CaseDesk(request.app.state.km, p).list(limit=1)["counts"]
+        keep = {k: v for k, v in q.items() if v and k in ("status", "mine", "playbook")}
         return templates.TemplateResponse(request, "cases.html", _ctx(
             request, p, "cases", title="Case queue", data=data, status=status, mine=mine, statuses=STATUSES,
-            all_counts=all_counts,
+            all_counts=all_counts, download="/download/cases/cases.csv" + (f"?{urlencode(keep)}" if keep else ""),
         ))  # fmt: skip
 
     @app.get("/cases/{case_id}", include_in_schema=False)
@@ -152,7 +153,7 @@ def install(app: FastAPI) -> None:
             return RedirectResponse(f"{url}?{urlencode({'err': str(exc)})}", status_code=303)
         return RedirectResponse(f"{url}?{urlencode({'msg': msg})}", status_code=303)
 
-    def budget_tables(request: Request) -> dict[str, Any]:
+    def budget_tables(request: Request, _p: Principal) -> dict[str, Any]:
         """The budgets page's tables, whole: balances, pending approvals, the ledger (for its CSV links)."""
         import pandas as pd
 
@@ -172,7 +173,26 @@ def install(app: FastAPI) -> None:
             "ledger": ledger,
         }  # fmt: skip
 
+    def case_tables(request: Request, p: Principal) -> dict[str, Any]:
+        """The case queue as the page filters it (status, mine, playbook), every case rather than the first 100."""
+        import pandas as pd
+
+        from keymoments.serve.act import CaseDesk
+
+        q = request.query_params
+        data = CaseDesk(request.app.state.km, p).list(status=q.get("status") or None, mine=q.get("mine") == "1",
+                                                      playbook=q.get("playbook") or None, limit=10**9)  # fmt: skip
+        return {"cases": pd.DataFrame.from_records(data["cases"]) if data["cases"] else pd.DataFrame(columns=["case_id"])}
+
+    def playbook_tables(request: Request, _p: Principal) -> dict[str, Any]:
+        import pandas as pd
+
+        rows = _playbook_rows(request.app.state.km)["rows"]
+        return {"playbooks": pd.DataFrame.from_records(rows) if rows else pd.DataFrame(columns=["name"])}
+
     TABLE_SOURCES["budgets"] = ("budgets:read", budget_tables)
+    TABLE_SOURCES["cases"] = ("cases:read", case_tables)
+    TABLE_SOURCES["playbooks"] = ("playbooks:read", playbook_tables)
 
     @app.get("/budgets", include_in_schema=False)
     def budgets_page(request: Request) -> Response:
@@ -218,6 +238,7 @@ def install(app: FastAPI) -> None:
         return templates.TemplateResponse(request, "playbooks.html", _ctx(
             request, p, "playbooks", title="Playbooks", rows=data["rows"], global_holdout=data["global_holdout"],
             warnings=data["warnings"], run_id=data["run_id"], figure=_uplift_html(data["rows"]),
+            download="/download/playbooks/playbooks.csv",
         ))  # fmt: skip
 
 

@@ -565,8 +565,8 @@ def _tables_of(res: Any) -> dict[str, Any]:
         return {}
 
 
-#: tables of pages that are not analyses, for the CSV route: {source: (permission, (request) -> {table: frame})};
-#: the act pages register theirs (serve/act_views.py)
+#: tables of pages that are not analyses, for the CSV route: {source: (permission, (request, principal) ->
+#: {table: frame})}; the act pages register theirs (serve/act_views.py)
 TABLE_SOURCES: dict[str, tuple[str, Any]] = {}
 
 
@@ -595,7 +595,7 @@ def _download(app: FastAPI) -> None:
             tables = _tables_of(res)
         elif analysis in TABLE_SOURCES:
             try:
-                tables = TABLE_SOURCES[analysis][1](request)
+                tables = TABLE_SOURCES[analysis][1](request, p)
             except Exception as exc:  # noqa: BLE001
                 return _error_page(request, p, slug, exc)
         else:
