@@ -183,6 +183,13 @@ def test_the_case_queue_and_playbooks_download(shape_copy):
             assert client.get(link[0], headers={"X-API-Key": analyst}).status_code == 200  # as GET /cases: every role
             anon = client.get(link[0], headers={"X-API-Key": ""}, follow_redirects=False)
             assert anon.status_code in (303, 401)
+            spent = client.get("/api/v1/budgets/ledger", params={"limit": 5000}).json()["entries"]
+            cid = next(e["case_id"] for e in spent if e.get("case_id"))
+            page = client.get(f"/cases/{cid}").text
+            assert f'href="/download/case/ledger.csv?case_id={cid}"' in page
+            ledger = pd.read_csv(io.StringIO(client.get(f"/download/case/ledger.csv?case_id={cid}").text))
+            assert len(ledger) == sum(e["case_id"] == cid for e in spent)
+            assert client.get("/download/case/ledger.csv?case_id=case-nope").status_code == 404
             assert 'href="/download/playbooks/playbooks.csv"' in client.get("/playbooks").text
             pb = pd.read_csv(io.StringIO(client.get("/download/playbooks/playbooks.csv").text))
             assert set(pb["name"]) == {"service-recovery", "unresolved-crisis"}

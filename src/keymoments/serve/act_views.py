@@ -102,7 +102,8 @@ def install(app: FastAPI) -> None:
             others=len(case["journey"]) - len(this), chart=charts.fig_div(fig, height=300) if fig else None,
             pools=pools, flash=request.query_params.get("msg"), flash_error=request.query_params.get("err"),
             can_work=p.can("cases:work"), can_approve=p.can("cases:approve"),
-            ledger=table(case.get("ledger"), columns=["created_at", "pool", "scope_key", "amount_cents", "status", "actor", "note"]),
+            ledger=table(case.get("ledger"), columns=["created_at", "pool", "scope_key", "amount_cents", "status", "actor", "note"],
+                         download="/download/case/ledger.csv?" + urlencode({"case_id": case_id})),
         ))  # fmt: skip
 
     @app.post("/cases/{case_id}/{action}", include_in_schema=False)
@@ -190,6 +191,17 @@ def install(app: FastAPI) -> None:
         rows = _playbook_rows(request.app.state.km)["rows"]
         return {"playbooks": pd.DataFrame.from_records(rows) if rows else pd.DataFrame(columns=["name"])}
 
+    def one_case_tables(request: Request, p: Principal) -> dict[str, Any]:
+        """One case's spending (``?case_id=``), as its page shows it."""
+        import pandas as pd
+
+        from keymoments.serve.act import CaseDesk
+
+        case = CaseDesk(request.app.state.km, p).get(request.query_params.get("case_id") or "")
+        rows = case.get("ledger") or []
+        return {"ledger": pd.DataFrame.from_records(rows) if rows else pd.DataFrame(columns=["created_at", "pool", "amount_cents"])}
+
+    TABLE_SOURCES["case"] = ("cases:read", one_case_tables)
     TABLE_SOURCES["budgets"] = ("budgets:read", budget_tables)
     TABLE_SOURCES["cases"] = ("cases:read", case_tables)
     TABLE_SOURCES["playbooks"] = ("playbooks:read", playbook_tables)

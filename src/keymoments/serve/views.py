@@ -485,7 +485,9 @@ def install(app: FastAPI) -> None:
         inn = [t for t in res.data["transitions"] if t["to"] == touchpoint][:8]
         return templates.TemplateResponse(request, "touchpoint.html", _ctx(
             request, p, "journey", title=touchpoint, tp=row, worst=worst, best=best,
-            outgoing=table(out), incoming=table(inn), query=request.url.query, note=describe_filters(filters),
+            outgoing=table(out, download=download_url(request, "journey", "transitions")),
+            incoming=table(inn, download=download_url(request, "journey", "transitions")),
+            query=request.url.query, note=describe_filters(filters),
         ))  # fmt: skip
 
     for slug, label, analysis, perm, needs_outcome, _group in PAGES:
