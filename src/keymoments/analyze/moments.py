@@ -180,8 +180,10 @@ class MomentsOfTruth(EventFilters, Analysis):
                 f"Outcome {self.outcome!r} is not 0/1 but kind='binary' was asked for."
             )
         if len(vals) < 2:
+            who = "1 customer" if n == 1 else f"{n:,} customers"
             raise NotEnoughDataError(
-                f"Outcome {self.outcome!r} takes a single value over {n} customers; it cannot be explained."
+                f"Outcome {self.outcome!r} takes a single value over {who}; it cannot be explained: it needs "
+                "customers with different outcomes (load more customers, or another outcome)."
             )
         design = build_design(V, C)
         if prep.mode == "presence":
