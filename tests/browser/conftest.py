@@ -137,8 +137,11 @@ def shape_server(tmp_path_factory):
         _stop(proc)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
+    """Chromium for one test module: Playwright's sync API keeps an event loop running in the main thread while
+    it is open, which would break every later test that runs asyncio (the NATS client, the hardening checks),
+    so it is closed at the end of each module rather than of the session."""
     from playwright.sync_api import sync_playwright
 
     if not Path(CHROMIUM).exists():
@@ -212,7 +215,7 @@ def _sessions(browser, server):  # noqa: ANN001, ANN202
     return make, made
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def signed_in(server, browser):
     """A factory of signed-in sessions: ``signed_in("agent")``; closed (and checked) at the end."""
     make, made = _sessions(browser, server)
@@ -221,7 +224,7 @@ def signed_in(server, browser):
         s.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def demo_signed_in(demo_server, browser):
     """Signed-in sessions on the store `keymoments demo` leaves (see ``demo_server``)."""
     make, made = _sessions(browser, demo_server)
