@@ -135,7 +135,9 @@ def zero_shot(s: dict, test: np.ndarray) -> tuple[float, float]:
 VARIANTS: dict[str, tuple[str, dict]] = {
     "centroid (journey.yaml examples' blend)": ("centroid", {}),
     "logistic, descriptions as prior examples": ("logistic", {}),
+    "offset, l2=0.02": ("offset", {"l2": 0.02}),
     "offset, l2=0.05": ("offset", {"l2": 0.05}),
+    "offset, l2=0.1": ("offset", {"l2": 0.1}),
     "offset, l2=0.2": ("offset", {"l2": 0.2}),
     "offset, l2=0.5": ("offset", {"l2": 0.5}),
     "offset, l2=1": ("offset", {"l2": 1.0}),

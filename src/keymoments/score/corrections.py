@@ -34,7 +34,7 @@ ORDERS = ("uncertain", "confident", "recent")
 
 def learner() -> CorrectionLearner:
     """The learner the store's tagger refits with (chosen on design splits: ``docs/experiments.md``)."""
-    return CorrectionLearner("offset", l2=1.0)
+    return CorrectionLearner("offset", l2=0.05)
 
 
 def text_hash(text: str) -> str:
