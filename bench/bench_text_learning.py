@@ -221,12 +221,57 @@ def refit_speed(n: int = 5000, corrections: int = 100) -> dict:
     return {"texts": n, "corrections": corrections, "seconds": round(best, 3)}
 
 
+def store_refit_speed(n: int = 5000, corrections: int = 100) -> dict:
+    """Seconds of one correction through the store (stored, refitted, every text re-tagged, events moved, journeys
+    re-derived), on ``n`` texts with synthetic cached vectors and priors (the encoder is not what is timed)."""
+    from keymoments.score import corrections as fix
+    from keymoments.store import texts as sql
+    from keymoments.store.store import Store
+    from keymoments.store.writer import ingest_events_frame
+
+    rng = np.random.default_rng(0)
+    classes = [f"tp{j}" for j in range(10)] + [OTHER]
+    store = Store(":memory:")
+    ingest_events_frame(store, pd.DataFrame({"customer_id": [f"c{i % 1000}" for i in range(n)],
+                                             "ts": pd.date_range("2025-01-01", periods=n, freq="min", tz="UTC"),
+                                             "text": [f"text number {i}" for i in range(n)]}))  # fmt: skip
+    events = store.query("SELECT event_id, text FROM events ORDER BY seq")
+    x = rng.normal(size=(n, 384)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    prior = (rng.normal(size=(n, len(classes))) * 3).astype(np.float32)
+    hashes = [fix.text_hash(t) for t in events["text"]]
+    best = prior.argmax(axis=1)
+    frame = pd.DataFrame({"text_hash": hashes, "text": events["text"], "vector": [v.tobytes() for v in x],
+                          "prior": [p.tobytes() for p in prior], "touchpoint": [classes[j] for j in best],
+                          "confidence": 0.5, "margin": 0.1})  # fmt: skip
+    with store.write() as con:
+        sql.write_cache(con, classes, frame, pd.DataFrame({"event_id": events["event_id"], "text_hash": hashes}))
+        con.execute("UPDATE events SET touchpoint = t.touchpoint FROM text_tag_events x JOIN text_tags t USING (text_hash) "
+                    "WHERE events.event_id = x.event_id")  # fmt: skip
+    ids = events["event_id"].tolist()
+    times = []
+    for i in range(corrections):
+        t0 = time.perf_counter()
+        fix.correct(store, ids[i], classes[int(rng.integers(0, len(classes)))], actor="bench")
+        times.append(time.perf_counter() - t0)
+    store.close()
+    return {"texts": n, "corrections": corrections, "median_seconds_per_correction": round(float(np.median(times)), 3),
+            "last_seconds": round(times[-1], 3), "max_seconds": round(max(times), 3)}  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     group = ap.add_mutually_exclusive_group(required=True)
     group.add_argument("--design", action="store_true", help="compare methods on design rows only")
     group.add_argument("--heldout", action="store_true", help="the report run (log it in bench/data/README.md)")
+    group.add_argument("--speed", action="store_true", help="seconds per correction through a store of 5,000 texts")
     args = ap.parse_args(argv)
+    if args.speed:
+        speed = store_refit_speed()
+        path = write_out("text_learning_speed.json", {**provenance("bench/bench_text_learning.py --speed"),
+                                                       "load_average": round(os.getloadavg()[0], 1), **speed})  # fmt: skip
+        print(json.dumps(speed), f"\nwrote {path.relative_to(ROOT)}")
+        return 0
     pd.set_option("display.width", 200)
     t0 = time.perf_counter()
     sets = prepared_sets()
