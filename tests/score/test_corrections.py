@@ -181,3 +181,36 @@ def test_the_api_lists_and_corrects_with_the_one_permission_table(tagged, tmp_pa
         assert r.status_code == 200 and r.json()["text"]["touchpoint"] == "billing" and r.json()["refit"]["corrections"] == 1
         assert client.get("/api/v1/texts", params={"tag": "biling"}, headers=h("admin")).status_code == 422
     store.close()
+
+
+def test_the_cli_lists_least_certain_first_and_corrects(tagged, tmp_path, capsys):
+    import json
+    import shutil
+
+    from keymoments.cli import main
+
+    db = str(tmp_path / "km.duckdb")
+    shutil.copyfile(tagged, db)
+
+    def run(*args: str) -> tuple[int, str, str]:
+        try:
+            main(list(args))
+            code = 0
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    code, out, _ = run("texts", "--uncertain", "--limit", "5", "--db", db, "--json")
+    page = json.loads(out)
+    assert code == 0 and len(page["texts"]) == 5 and page["total"] == len(TEXTS)
+    assert [t["margin"] for t in page["texts"]] == sorted(t["margin"] for t in page["texts"])
+    near = next(t for t in json.loads(run("texts", "list", "--limit", "100", "--db", db, "--json")[1])["texts"]
+                if t["text"] == PLANTED)  # fmt: skip
+    code, out, _ = run("texts", "tag", near["id"], "billing", "--db", db)
+    assert code == 0 and "tagged billing" in out and "Refitted on 1 corrections" in out
+    code, out, err = run("texts", "tag", near["id"], "biling", "--db", db)
+    assert code == 2 and out == "" and "Did you mean 'billing'" in err
+    with Store(db) as store:
+        assert store.query("SELECT actor FROM text_corrections")["actor"].str.startswith("cli:").tolist() == [True]
+        assert _by_text(store)[NEAR]["touchpoint"] == "billing"

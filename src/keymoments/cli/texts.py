@@ -25,22 +25,31 @@ OrderOption = Annotated[
 ]
 
 
+UncertainOption = Annotated[bool, typer.Option("--uncertain", help="Least certain first (the default order).")]
+TagOption = Annotated[str | None, typer.Option("--tag", help="Only texts with this tag.")]
+LimitOption = Annotated[int, typer.Option("--limit", min=1, max=100_000, help="How many texts.")]
+OffsetOption = Annotated[int, typer.Option("--offset", min=0, help="Skip this many first.")]
+
+
 @app.callback()
-def texts(ctx: typer.Context, db: DbOption = _DEFAULT_DB, json_out: JsonOption = False) -> None:
-    """Tagged texts and their corrections; without a subcommand, `texts list`."""
+def texts(
+    ctx: typer.Context, db: DbOption = _DEFAULT_DB, json_out: JsonOption = False, uncertain: UncertainOption = False,
+    order: OrderOption = "uncertain", tag: TagOption = None, limit: LimitOption = 20, offset: OffsetOption = 0,
+) -> None:  # fmt: skip
+    """Tagged texts and their corrections; without a subcommand, `texts list` (with the same options)."""
     if ctx.invoked_subcommand is None:
-        list_(db=db, json_out=json_out)
+        list_(db=db, json_out=json_out, uncertain=uncertain, order=order, tag=tag, limit=limit, offset=offset)
 
 
 @app.command("list")
 def list_(
     db: DbOption = _DEFAULT_DB,
     json_out: JsonOption = False,
-    uncertain: Annotated[bool, typer.Option("--uncertain", help="Least certain first (the default order).")] = False,
+    uncertain: UncertainOption = False,
     order: OrderOption = "uncertain",
-    tag: Annotated[str | None, typer.Option("--tag", help="Only texts with this tag.")] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, max=100_000, help="How many texts.")] = 20,
-    offset: Annotated[int, typer.Option("--offset", min=0, help="Skip this many first.")] = 0,
+    tag: TagOption = None,
+    limit: LimitOption = 20,
+    offset: OffsetOption = 0,
 ) -> None:
     """List the texts the tagger gave a touchpoint: id (an event carrying the text), tag, confidence."""
     from keymoments.score.corrections import list_texts
