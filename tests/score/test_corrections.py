@@ -69,7 +69,11 @@ def test_a_correction_is_stored_refits_at_once_and_survives_a_reopen(tagged, tmp
     before = _by_text(store)
     assert before[PLANTED]["touchpoint"] == "baggage" and before[NEAR]["touchpoint"] == "baggage"
     assert before[PLANTED]["events"] == 2
+    from keymoments.serve.cache import data_version
+
+    version = data_version(store)
     done = correct(store, before[PLANTED]["id"], "billing", actor="ana")
+    assert data_version(store) != version  # the server's cached analyses are recomputed: journeys changed
     assert done["text"]["touchpoint"] == "billing" and done["text"]["corrected"] is True
     assert done["refit"]["corrections"] == 1 and done["refit"]["texts"] == len(TEXTS)
     after = _by_text(store)
