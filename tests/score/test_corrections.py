@@ -218,3 +218,20 @@ def test_the_cli_lists_least_certain_first_and_corrects(tagged, tmp_path, capsys
     with Store(db) as store:
         assert store.query("SELECT actor FROM text_corrections")["actor"].str.startswith("cli:").tolist() == [True]
         assert _by_text(store)[NEAR]["touchpoint"] == "billing"
+
+
+def test_texts_that_arrive_after_a_correction_are_tagged_by_the_refitted_tagger(tagged, tmp_path):
+    import shutil
+
+    db = tmp_path / "km.duckdb"
+    shutil.copyfile(tagged, db)
+    with Store(db) as store:
+        correct(store, _by_text(store)[PLANTED]["id"], "billing")
+        later = [{"customer_id": "c20", "ts": "2024-02-01T10:00:00Z", "text": PLANTED},  # a known, corrected text
+                 {"customer_id": "c20", "ts": "2024-02-01T11:00:00Z", "text": "they charged me 70 dollars to check my suitcase"},
+                 {"customer_id": "c20", "ts": "2024-02-01T12:00:00Z", "text": "my luggage never arrived"}]  # fmt: skip
+        ingest_events_frame(store, pd.DataFrame(later))
+        assert tag_store(store, JOURNEY) == 3
+        got = store.query("SELECT text, touchpoint FROM events WHERE customer_id = 'c20' ORDER BY ts")
+        assert got["touchpoint"].tolist() == ["billing", "billing", "baggage"]
+        assert _by_text(store)["they charged me 70 dollars to check my suitcase"]["touchpoint"] == "billing"

@@ -91,10 +91,11 @@ def _retag(con: Any) -> Refit:
     done = fixed >= 0
     best[done], confidence[done], gap[done] = fixed[done], 1.0, 1.0  # what the analyst said stands
     names = np.array(cache.classes, dtype=object)[best]
-    changed = (names != cache.touchpoint) | (np.abs(confidence - cache.confidence) > 1e-4)
-    frame = pd.DataFrame({"text_hash": cache.hashes[changed], "touchpoint": names[changed],
-                          "confidence": confidence[changed], "margin": gap[changed], "corrected": done[changed]})  # fmt: skip
-    moved = sql.write_tags(con, frame) if changed.any() else 0
+    # every text, even one whose tag stays: an event that arrived since with a known text carries the zero-shot
+    # tag, not the one in force
+    frame = pd.DataFrame({"text_hash": cache.hashes, "touchpoint": names, "confidence": confidence, "margin": gap,
+                          "corrected": done})  # fmt: skip
+    moved = sql.write_tags(con, frame)
     return Refit(len(cache), int((names != cache.touchpoint).sum()), moved, int(done.sum()), time.perf_counter() - t0)
 
 

@@ -123,7 +123,7 @@ def load_cache(con: duckdb.DuckDBPyConnection) -> TextCache | None:
 
 def write_tags(con: duckdb.DuckDBPyConnection, tags: pd.DataFrame) -> int:
     """Set the tag in force of texts (``tags``: text_hash, touchpoint, confidence, margin, corrected) and the
-    touchpoint of their events, merge touchpoint and confidence into ``text_scores.tags`` and re-derive the
+    touchpoint of every event carrying them that has another, merge touchpoint and confidence into ``text_scores.tags`` and re-derive the
     journeys whose events changed touchpoint; inside the caller's transaction. Returns how many events changed."""
     con.register("_km_new_tags", tags)
     # the numbers of every text, then the tag of the few that changed: one UPDATE setting the VARCHAR column of
@@ -156,7 +156,10 @@ def write_tags(con: duckdb.DuckDBPyConnection, tags: pd.DataFrame) -> int:
             'touchpoint_corrected', n.corrected))
         FROM _km_new_tags n JOIN text_tag_events x USING (text_hash)
         WHERE text_scores.event_id = x.event_id
-    """)
+          AND (json_extract_string(text_scores.tags, '$.touchpoint') IS DISTINCT FROM n.touchpoint
+               OR abs(coalesce(json_extract(text_scores.tags, '$.touchpoint_confidence')::DOUBLE, -1) - n.confidence) > 0.005
+               OR coalesce(json_extract(text_scores.tags, '$.touchpoint_corrected')::BOOLEAN, false) <> n.corrected)
+    """)  # the confidence kept beside the text's emotions moves only when it moved by more than 0.005
     con.execute("DROP TABLE _km_moved")
     con.unregister("_km_new_tags")
     return moved
