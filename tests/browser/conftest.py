@@ -246,3 +246,40 @@ def browse(browser):
     yield make
     for s in made:
         s.close()
+
+
+
+@pytest.fixture(scope="module")
+def serve_db():
+    """``serve_db(db)``: serve a store a test module built on loopback, with one key per role; returns
+    (base_url, {role: key}). Stopped at the end of the module."""
+    from keymoments.store.store import Store
+
+    running: list[subprocess.Popen] = []
+
+    def start(db: Path) -> tuple[str, dict[str, str]]:
+        with Store(db) as store:
+            keys = _keys(store)
+        proc, base = _serve(db)
+        running.append(proc)
+        return base, keys
+
+    yield start
+    for proc in running:
+        _stop(proc)
+
+
+@pytest.fixture(scope="module")
+def sessions_on(browser):
+    """``sessions_on((base_url, keys), role)``: a signed-in session on a server of ``serve_db``; closed (and
+    checked) at the end of the module."""
+    made: list[Session] = []
+
+    def make(server: tuple[str, dict[str, str]], role: str = "admin", **kw) -> Session:  # noqa: ANN003
+        s = Session(browser, server[0], server[1][role], **kw)
+        made.append(s)
+        return s
+
+    yield make
+    for s in made:
+        s.close()

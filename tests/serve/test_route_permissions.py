@@ -53,6 +53,8 @@ EXPECTED: dict[tuple[str, str], frozenset[str] | str] = {
     ("GET", "/api/v1/keys"): ADMIN,
     ("POST", "/api/v1/keys"): ADMIN,
     ("DELETE", "/api/v1/keys/{key_id}"): ADMIN,
+    ("GET", "/api/v1/texts"): READERS,  # tagged texts, as the analyses read them
+    ("POST", "/api/v1/texts/{text_id}/tag"): READERS,  # correcting a tag changes the analyses: analysts decide
     # dashboard
     ("GET", "/"): ALL,  # agents are sent on to their case queue
     ("GET", "/journey"): READERS,
@@ -65,6 +67,8 @@ EXPECTED: dict[tuple[str, str], frozenset[str] | str] = {
     ("GET", "/playbooks"): READERS,
     ("GET", "/download/{analysis}/{table}.csv"): READERS,  # every dashboard table as CSV, as the analyses
     ("POST", "/cases/{case_id}/{action}"): "per action",
+    ("GET", "/texts"): READERS,
+    ("POST", "/texts/{text_id}/tag"): READERS,  # the form twin of POST /api/v1/texts/{text_id}/tag
 }
 
 #: the dashboard's case forms: the same answer as the API action each one is the twin of
@@ -142,6 +146,7 @@ def _concrete(api: Any, method: str, path: str) -> list[tuple[str, Any]]:
         "{key_id}": "nosuchkey",
         "{analysis}": "journey",
         "{table}": "touchpoints",
+        "{text_id}": "text-nope",
     }
     if path == "/static/swagger/{name}":
         subs["{name}"] = "swagger-ui.css"

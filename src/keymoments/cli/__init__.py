@@ -13,7 +13,7 @@ import warnings
 
 import typer
 
-from keymoments.cli import analyze, demo, ingest, journey, live, moments, playbooks, serve
+from keymoments.cli import analyze, demo, ingest, journey, live, moments, playbooks, serve, texts
 from keymoments.exceptions import KeymomentsError, KeymomentsWarning
 
 __all__ = ["app", "main"]
@@ -27,7 +27,7 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-for _module in (demo, ingest, journey, moments, analyze, playbooks, serve, live):
+for _module in (demo, ingest, journey, moments, analyze, playbooks, texts, serve, live):
     _module.register(app)
 
 

@@ -355,14 +355,22 @@ class SemanticTagger:
         touchpoint: high when one touchpoint clearly beats both the others and "other".
         """
         given = list(texts)
+        return self.tag_encoded(given, self.encode(given))
+
+    def encode(self, texts: Iterable[Any]) -> np.ndarray:
+        """(n, d) the unit vectors :meth:`tag` compares (of the :func:`readable` texts; blank: the empty text's)."""
+        items = [readable(t) if isinstance(t, str) else "" for t in texts]
+        with self._lock:
+            if items and items == self._reference_texts:  # the texts it was calibrated on: encoded already
+                return self._reference_emb
+            return self.encoder_.encode(items) if items else np.zeros((0, self.prototypes_.shape[1]), dtype=np.float32)
+
+    def tag_encoded(self, texts: list[Any], emb: np.ndarray) -> SemanticTouchpointTags:
+        """:meth:`tag` of texts whose vectors :meth:`encode` gave already (``emb``)."""
+        given = texts
         n, k = len(given), len(self.touchpoints_)
         blank = np.array([not (isinstance(t, str) and t.strip()) for t in given], dtype=bool)
         items = [readable(t) if isinstance(t, str) else "" for t in given]
-        with self._lock:
-            if n and items == self._reference_texts:  # the texts it was calibrated on: encoded already
-                emb = self._reference_emb
-            else:
-                emb = self.encoder_.encode(items) if n else np.zeros((0, self.prototypes_.shape[1]))
         lexical = self._lexical(items)
         raw = self.semantic_scores(emb).reshape(n, k)
         scores = self._blend(self._calibrated(raw), lexical)

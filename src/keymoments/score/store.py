@@ -23,9 +23,11 @@ from keymoments.events import RATING_CONFIDENCE, JourneyModel, Touchpoint
 from keymoments.exceptions import KeymomentsWarning
 from keymoments.present import progress_task
 from keymoments.score.base import TextScorer, TextScores
+from keymoments.score.corrections import cache_tagged, refit
 from keymoments.score.emotions import EMOTIONS, emotions_of
 from keymoments.score.fusion import fuse
 from keymoments.score.registry import resolve_scorer
+from keymoments.score.semantic_tagging import SemanticTagger
 from keymoments.score.tagging import Tagger, make_tagger
 from keymoments.store.scores import (
     touchpoint_examples,
@@ -139,7 +141,10 @@ def tag_store(
     if not todo:
         return 0
     with progress_task(f"tagging the touchpoint of {todo:,} events", total=todo) as task:
-        return _tag_batches(store, journey, tagger, task, batch_size)
+        n = _tag_batches(store, journey, tagger, task, batch_size)
+    if n and store.count("text_corrections"):  # what the analyst taught applies to the new texts too
+        refit(store)
+    return n
 
 
 def _tag_batches(store: Store, journey: JourneyModel | None, tagger: Tagger | None, task: Any, batch_size: int) -> int:
@@ -153,13 +158,19 @@ def _tag_batches(store: Store, journey: JourneyModel | None, tagger: Tagger | No
             if model is None:
                 return 0
             tagger = make_tagger(model, reference=batch["text"].tolist())
-        tags = tagger.tag(batch["text"].tolist())
+        texts = batch["text"].tolist()
+        semantic = isinstance(tagger, SemanticTagger)
+        emb = tagger.encode(texts) if semantic else None
+        tags = tagger.tag_encoded(texts, emb) if semantic else tagger.tag(texts)
         batch = batch.assign(
             touchpoint=tags.touchpoint,
             tags=[json.dumps({"touchpoint": t, "touchpoint_confidence": round(float(c), 4), "touchpoint_inferred": True})
                   for t, c in zip(tags.touchpoint, tags.confidence, strict=True)],
         )  # fmt: skip
-        total += write_inferred_touchpoints(store, batch)
+        with store.transaction() as con:  # the tags and what the tagger learns from later commit together
+            total += write_inferred_touchpoints(store, batch)
+            if semantic:
+                cache_tagged(con, tagger, texts, batch["event_id"].tolist(), emb, tags)
         task.advance(len(batch))
         after = int(batch["seq"].max())
 

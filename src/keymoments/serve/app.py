@@ -140,7 +140,7 @@ def create_app(
     app.add_middleware(Guard, state=state)
 
     from keymoments.serve import views
-    from keymoments.serve.routes import analyses, health, ingest, keys
+    from keymoments.serve.routes import analyses, health, ingest, keys, texts
 
     app.include_router(health.router)
     app.include_router(ingest.router, prefix=API_PREFIX)
@@ -150,6 +150,7 @@ def create_app(
         if router is not None:
             app.include_router(router, prefix=API_PREFIX)
     app.include_router(keys.router, prefix=API_PREFIX)
+    app.include_router(texts.router, prefix=API_PREFIX)
     views.install(app)
     return app
 

@@ -65,6 +65,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "playbooks:run": frozenset({"admin", "analyst"}),
     "keys": frozenset({"admin"}),
     "dashboard": frozenset({"admin", "analyst", "agent"}),
+    "texts:read": frozenset({"admin", "analyst"}),  # the tagged texts, as the analyses read them
+    "texts:correct": frozenset({"admin", "analyst"}),  # correcting a tag re-tags texts: the analyses change
 }
 
 #: case action -> the permission it needs; ``POST /api/v1/cases/{id}/<action>`` and the dashboard's

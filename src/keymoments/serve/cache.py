@@ -1,7 +1,7 @@
 """Cache analysis results per store state, so repeated reads of an unchanged store cost a dictionary lookup.
 
 A result is keyed by (analysis, parameters) and stamped with the store's *data version*: the last ingest
-batch and the number of scored texts (anything that changes what an analysis sees). When the version moves
+batch, the number of scored texts and of tag corrections (anything that changes what an analysis sees). When the version moves
 on, the next read recomputes. Concurrent readers of the same missing key wait for one computation
 (single flight) instead of each fitting the same model.
 """
@@ -24,7 +24,8 @@ def data_version(store: Store) -> tuple[int, ...]:
     try:
         row = cur.execute(
             "SELECT (SELECT coalesce(max(batch_id), 0) FROM batches), (SELECT count(*) FROM batches), "
-            "(SELECT count(*) FROM text_scores), (SELECT count(*) FROM events WHERE NOT text_scored)"
+            "(SELECT count(*) FROM text_scores), (SELECT count(*) FROM events WHERE NOT text_scored), "
+            "(SELECT count(*) FROM text_corrections)"  # a correction re-tags texts: their journeys change
         ).fetchone()
     finally:
         cur.close()

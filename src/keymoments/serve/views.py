@@ -46,6 +46,7 @@ PAGES: list[tuple[str, str, str | None, str, bool, str]] = [
     ("recovery", "Recovery", "recovery", "analyses", True, "Understand"),
     ("milestones", "Milestones", "milestones", "analyses", False, "Understand"),
     ("recognition", "Recognition", "recognition", "analyses", False, "Understand"),
+    ("texts", "Texts", None, "texts:read", False, "Understand"),
     ("roadmap", "Roadmap", "roadmap", "analyses", True, "Prioritise"),
     ("cases", "Case queue", None, "cases:read", False, "Act"),
     ("budgets", "Budgets", None, "budgets:read", False, "Act"),
@@ -496,9 +497,10 @@ def install(app: FastAPI) -> None:
         _analysis_page(app, slug, label, analysis, perm, needs_outcome)
     _download(app)
 
-    from keymoments.serve import act_views
+    from keymoments.serve import act_views, text_views
 
     act_views.install(app)
+    text_views.install(app)
 
 
 def _safe_next(nxt: str) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from keymoments.events import EVENT_FIELDS
 from keymoments.store.act_tables import ACT_MIGRATION
 from keymoments.store.keys import KEYS_MIGRATION
+from keymoments.store.texts import TEXTS_MIGRATION
 
 __all__ = ["DERIVED_COLUMNS", "EVENT_COLUMNS", "MIGRATIONS", "SCORE_COLUMNS"]
 
@@ -89,4 +90,7 @@ MIGRATIONS: list[list[str]] = [
     # 4: when each outcome was observed (uplift counts only outcomes observed after a playbook's decision);
     # rows stored before this migration keep NULL: their time is unknown
     ["ALTER TABLE outcomes ADD COLUMN observed_at TIMESTAMPTZ"],
+    # 5: the texts the tagger gave a touchpoint (with their vectors and zero-shot priors, so the tagger refits
+    # without the encoder) and the analyst's corrections of those tags
+    TEXTS_MIGRATION,
 ]
