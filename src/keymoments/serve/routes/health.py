@@ -32,7 +32,7 @@ def health(request: Request) -> dict[str, Any]:
     finally:
         cur.close()
     scorer = state.text_scorer
-    out: dict[str, Any] = {"ok": True, "status": "up", "schema_version": state.store.schema_version,
+    out: dict[str, Any] = {"ok": True, "status": "up", "schema_version": state.store.schema_version, "engine": state.engine,
                            "text_scoring": scorer.status() if scorer is not None else "off"}  # fmt: skip
     out.update(operations(state))
     return to_jsonable(out)
