@@ -9,6 +9,7 @@ The Spark app is built by the real CLI path (`keymoments serve --engine spark â€
 from __future__ import annotations
 
 import re
+import shutil
 import threading
 import time
 
@@ -42,7 +43,7 @@ def run(*args):
 @pytest.fixture(scope="module")
 def folder(demo, spark, tmp_path_factory, make_duckdb_store):
     """duck.duckdb: the demo in DuckDB; spark.duckdb: its outcomes and attributes only, its events in
-    spark.events (the Parquet dataset); an analyst key in each."""
+    spark.events (the Parquet dataset); an admin key in each; report-*.duckdb: copies of both."""
     from keymoments.serve.auth import create_key
     from keymoments.store.spark import write_events_dataset
     from keymoments.store.store import Store
@@ -52,21 +53,26 @@ def folder(demo, spark, tmp_path_factory, make_duckdb_store):
     keys = {}
     with make_duckdb_store(folder / "duck.duckdb", demo=demo) as duck:
         write_events_dataset(duck, folder / "spark.events")
-        keys["duckdb"] = create_key(duck, "admin", name="duckdb admin")[1]
+        keys["duckdb"] = create_key(duck, "admin", name="admin")[1]
     with Store(folder / "spark.duckdb") as s:
         ingest_outcomes_frame(s, demo.outcomes)
         ingest_outcomes_frame(s, demo.customers[["customer_id", "segment", "tier"]])
-        keys["spark"] = create_key(s, "admin", name="spark admin")[1]
+        keys["spark"] = create_key(s, "admin", name="admin")[1]
         assert s.count("events") == 0
+    for name in ("duck", "spark"):  # the report's own copies: the apps below hold the stores open for writing
+        shutil.copyfile(folder / f"{name}.duckdb", folder / f"report-{name}.duckdb")
     return folder, keys
 
 
 @pytest.fixture(scope="module")
 def apps(folder, demo):
-    """{engine: (TestClient, key)}: the DuckDB app, and the Spark app as `keymoments serve --engine spark` builds it."""
+    """{engine: (TestClient, key)}: the DuckDB app, and the Spark app as `keymoments serve --engine spark` builds it
+    (neither scores text: a DuckDB server would score the store's unscored text when it starts)."""
     from fastapi.testclient import TestClient
 
     import uvicorn
+
+    from keymoments.config import Settings
     from keymoments.serve.app import create_app
     from keymoments.store.store import Store
 
@@ -80,7 +86,7 @@ def apps(folder, demo):
         assert code == 0 and "app" in built  # the CLI built the app and handed it to uvicorn
     duck = Store(path / "duck.duckdb")
     clients = {
-        "duckdb": (TestClient(create_app(duck, journey=None)), keys["duckdb"]),
+        "duckdb": (TestClient(create_app(duck, Settings(score_api_text=False))), keys["duckdb"]),
         "spark": (TestClient(built["app"]), keys["spark"]),
     }
     yield clients
@@ -129,7 +135,7 @@ def test_a_filtered_route_on_spark_equals_duckdb(apps):
 def _text(html: str) -> list[str]:
     """The text a page or report shows, without scripts, styles, chart divs' ids and the time it was made."""
     html = re.sub(r"<(script|style)\b.*?</\1>", "", html, flags=re.S)
-    html = re.sub(r"Generated \d{4}-\d\d-\d\d \d\d:\d\d UTC", "", html)
+    html = re.sub(r"(Generated|data as of) \d{4}-\d\d-\d\d \d\d:\d\d UTC", "", html)
     return [t.strip() for t in re.sub(r"<[^>]+>", "\n", html).split("\n") if t.strip()]
 
 
@@ -149,8 +155,8 @@ def test_the_touchpoint_page_reads_its_comments_on_spark(apps):
 @pytest.mark.slow
 def test_the_report_on_spark_shows_the_same_numbers(folder, apps, tmp_path):
     path, _ = folder
-    assert run("report", "--db", str(path / "duck.duckdb"), "--out", str(tmp_path / "duck.html")) == 0
-    assert run("report", "--db", str(path / "spark.duckdb"), "--engine", "spark", "--events",
+    assert run("report", "--db", str(path / "report-duck.duckdb"), "--out", str(tmp_path / "duck.html")) == 0
+    assert run("report", "--db", str(path / "report-spark.duckdb"), "--engine", "spark", "--events",
                str(path / "spark.events"), "--out", str(tmp_path / "spark.html")) == 0  # fmt: skip
     duck, spark = (_text((tmp_path / f"{e}.html").read_text()) for e in ("duck", "spark"))
     numbers = [t for t in duck if re.search(r"\d", t)]
