@@ -30,16 +30,6 @@ ROUTES = {
 }
 
 
-def run(*args):
-    from keymoments.cli import main
-
-    try:
-        main(list(args))
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
-
-
 @pytest.fixture(scope="module")
 def folder(demo, spark, tmp_path_factory, make_duckdb_store):
     """duck.duckdb: the demo in DuckDB; spark.duckdb: its outcomes and attributes only, its events in
@@ -65,12 +55,11 @@ def folder(demo, spark, tmp_path_factory, make_duckdb_store):
 
 
 @pytest.fixture(scope="module")
-def apps(folder, demo):
+def apps(folder, cli):
     """{engine: (TestClient, key)}: the DuckDB app, and the Spark app as `keymoments serve --engine spark` builds it
     (neither scores text: a DuckDB server would score the store's unscored text when it starts)."""
-    from fastapi.testclient import TestClient
-
     import uvicorn
+    from fastapi.testclient import TestClient
 
     from keymoments.config import Settings
     from keymoments.serve.app import create_app
@@ -81,7 +70,7 @@ def apps(folder, demo):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("KM_SCORE_API_TEXT", "false")
         mp.setattr(uvicorn, "run", lambda app, **kw: built.setdefault("app", app))
-        code = run("serve", "--db", str(path / "spark.duckdb"), "--engine", "spark", "--events",
+        code = cli("serve", "--db", str(path / "spark.duckdb"), "--engine", "spark", "--events",
                    str(path / "spark.events"), "--conf", "spark.sql.shuffle.partitions=2", "--no-admin-key")  # fmt: skip
         assert code == 0 and "app" in built  # the CLI built the app and handed it to uvicorn
     duck = Store(path / "duck.duckdb")
@@ -153,10 +142,10 @@ def test_the_touchpoint_page_reads_its_comments_on_spark(apps):
 
 
 @pytest.mark.slow
-def test_the_report_on_spark_shows_the_same_numbers(folder, apps, tmp_path):
+def test_the_report_on_spark_shows_the_same_numbers(folder, tmp_path, cli):
     path, _ = folder
-    assert run("report", "--db", str(path / "report-duck.duckdb"), "--out", str(tmp_path / "duck.html")) == 0
-    assert run("report", "--db", str(path / "report-spark.duckdb"), "--engine", "spark", "--events",
+    assert cli("report", "--db", str(path / "report-duck.duckdb"), "--out", str(tmp_path / "duck.html")) == 0
+    assert cli("report", "--db", str(path / "report-spark.duckdb"), "--engine", "spark", "--events",
                str(path / "spark.events"), "--out", str(tmp_path / "spark.html")) == 0  # fmt: skip
     duck, spark = (_text((tmp_path / f"{e}.html").read_text()) for e in ("duck", "spark"))
     numbers = [t for t in duck if re.search(r"\d", t)]
@@ -238,8 +227,8 @@ def test_a_spark_server_refuses_what_it_cannot_do_and_says_why(fresh, spark):
     assert spark.table("served_lake").count() == 1
 
 
-def test_serve_refuses_several_workers_on_spark(tmp_path, capsys):
-    assert run("serve", "--db", str(tmp_path / "km.duckdb"), "--engine", "spark", "--workers", "2") == 2
+def test_serve_refuses_several_workers_on_spark(tmp_path, capsys, cli):
+    assert cli("serve", "--db", str(tmp_path / "km.duckdb"), "--engine", "spark", "--workers", "2") == 2
     assert "--workers above 1 is for the DuckDB engine" in capsys.readouterr().err
 
 
