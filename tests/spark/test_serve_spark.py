@@ -292,8 +292,13 @@ def test_the_journey_page_shows_the_same_figures_on_spark(served, chromium):
             "title": page.locator("h1").inner_text(),
             "rows": page.locator("table.data tbody tr").all_inner_texts(),
             "touchpoints": page.locator("a.tp").all_inner_texts(),
+            "facts": page.locator(".card-head .muted").all_inner_texts(),  # overall valence, events
+            # the filter bar's choices, read from the events on Spark as well
+            "channels": page.locator("select[name=channel] option").all_inner_texts(),
         }
         context.close()
     assert shown["duckdb"]["title"] == "Journey map"
     assert len(shown["duckdb"]["rows"]) > 10 and len(shown["duckdb"]["touchpoints"]) > 5
+    assert any("overall valence" in f and "events" in f for f in shown["duckdb"]["facts"])
+    assert len(shown["duckdb"]["channels"]) > 2 and "All channels" in shown["duckdb"]["channels"]
     assert shown["spark"] == shown["duckdb"]
