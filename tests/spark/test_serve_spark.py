@@ -206,6 +206,29 @@ def test_posted_events_are_appended_to_the_spark_dataset(fresh):
 
 
 @pytest.mark.slow
+def test_a_case_shows_the_customers_journey_read_on_spark(fresh):
+    from datetime import UTC, datetime, timedelta
+
+    from keymoments.store import act_tables
+
+    client, key, store = fresh
+    h = {"X-API-Key": key}
+    assert client.post("/api/v1/events", json=EVENTS[:2], headers=h).status_code == 200  # new, or duplicates
+    journey = store.events_frame().where("customer_id = 'c1'").select("journey_id").first()[0]
+    now = datetime.now(UTC)
+    case = {"case_id": "k-spark", "playbook": "service-recovery", "customer_id": "c1", "journey_id": journey,
+            "status": "open", "priority": 1, "reason": "a crisis", "trigger_event_ids": [], "opened_at": now,
+            "sla_due_at": now + timedelta(days=1), "updated_at": now}  # fmt: skip
+    with store.write() as con:
+        act_tables.insert_case(con, case)
+    body = client.get("/api/v1/cases/k-spark", headers=h).json()
+    assert [e["touchpoint"] for e in body["journey"]] == ["booking", "check-in"]  # the DuckDB file has no events
+    assert "events are on Spark" in body["journey_note"]
+    page = client.get("/cases/k-spark", headers=h)
+    assert page.status_code == 200 and 'id="journey-note"' in page.text and "check-in" in page.text
+
+
+@pytest.mark.slow
 def test_a_spark_server_refuses_what_it_cannot_do_and_says_why(fresh, spark):
     from fastapi.testclient import TestClient
 
