@@ -250,6 +250,47 @@ def test_a_spark_server_refuses_what_it_cannot_do_and_says_why(fresh, spark):
     assert spark.table("served_lake").count() == 1
 
 
+def test_serve_on_spark_keeps_the_operational_store_on_postgresql(folder, cli, tmp_path, monkeypatch, capsys):
+    """With KM_DATABASE_URL the keys (and cases, budgets…) of a Spark server are on PostgreSQL, as on DuckDB."""
+    import os
+    import uuid
+
+    import psycopg
+    import uvicorn
+    from fastapi.testclient import TestClient
+
+    url = os.environ.get("KM_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+    schema = f"km_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    built = {}
+    monkeypatch.setenv("KM_DATABASE_URL", url)
+    monkeypatch.setenv("KM_DATABASE_SCHEMA", schema)
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: built.setdefault("app", app))
+    try:
+        assert cli("serve", "--db", str(tmp_path / "km.duckdb"), "--engine", "spark", "--events",
+                   str(folder[0] / "spark.events")) == 0  # fmt: skip
+        key = re.search(r"km_\S+", capsys.readouterr().out).group(0)  # the first admin key, printed once
+        state = built["app"].state.km
+        assert state.engine == "spark" and state.store.ops.kind == "postgresql"
+        c = TestClient(built["app"])  # no lifespan: nothing is warmed in the background
+        h = c.get("/health").json()
+        assert (h["engine"], h["operational_store"]) == ("spark", "postgresql")
+        assert c.get("/api/v1/keys", headers={"X-API-Key": key}).status_code == 200
+        with psycopg.connect(url) as conn:  # the key is in PostgreSQL, not in the DuckDB file
+            assert conn.execute(f'SELECT count(*) FROM "{schema}".api_keys').fetchone()[0] == 1
+    finally:
+        if "app" in built:
+            built["app"].state.km.store.close()
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def test_serve_refuses_a_broker_on_spark(tmp_path, cli, monkeypatch, capsys):
+    monkeypatch.setenv("KM_BROKER", "nats://127.0.0.1:4222/km-test")
+    assert cli("serve", "--db", str(tmp_path / "km.duckdb"), "--engine", "spark") == 2
+    assert "KM_BROKER with --engine spark" in capsys.readouterr().err
+    assert not (tmp_path / "km.duckdb").exists()  # refused before the store was opened
+
+
 def test_serve_refuses_several_workers_on_spark(tmp_path, capsys, cli):
     assert cli("serve", "--db", str(tmp_path / "km.duckdb"), "--engine", "spark", "--workers", "2") == 2
     assert "--workers above 1 is for the DuckDB engine" in capsys.readouterr().err
