@@ -26,7 +26,7 @@ from keymoments.store.writer import IngestResult, ingest_outcomes_frame, ingest_
 if TYPE_CHECKING:
     import ibis.expr.types as ir
 
-__all__ = ["ENGINES", "Engine", "connect", "ingest_to_spark"]
+__all__ = ["ENGINES", "Engine", "connect", "ingest_to_spark", "stage_to_spark"]
 
 #: the engines an Engine runs its analyses on: the embedded DuckDB store, or events on Apache Spark
 ENGINES = ("duckdb", "spark")
@@ -205,18 +205,41 @@ def ingest_to_spark(
     and its touchpoints tagged there; then Spark appends it (idempotent on ``event_id``, derived columns by
     window functions over the journeys it touches; :func:`keymoments.store.spark.append_events`).
     """
+    return stage_to_spark(
+        store, lambda staged: ingest_source(staged, src, rejects_path=rejects), score=score, journey=journey
+    )
+
+
+def stage_to_spark(
+    store: Store,
+    write: Any,
+    *,
+    score: bool = True,
+    journey: JourneyModel | None = None,
+    scorer: str = "auto",
+) -> Any:
+    """``write(staged)`` one batch into a scratch in-memory DuckDB store (validation, rejects, content ids: the
+    embedded ingest's own), score and tag its text there, and append it to ``store``'s Parquet dataset with
+    Spark; return what ``write`` returned (an :class:`IngestResult`, or an answer holding one as ``.result``),
+    its counts, batch id and time now those of the dataset (events already there are duplicates)."""
+    import time
+
     from keymoments.store.spark import append_events
 
+    t0 = time.perf_counter()
     staged = Store(":memory:")
     try:
-        result = ingest_source(staged, src, rejects_path=rejects)
+        out = write(staged)
+        result: IngestResult = getattr(out, "result", out)
         if score and result.accepted:
             from keymoments.score.store import score_store, tag_store
 
-            score_store(staged)
+            score_store(staged, scorer=scorer)
             tag_store(staged, journey)
         written, duplicates = append_events(store, staged)  # type: ignore[arg-type]
     finally:
         staged.close()
     result.accepted, result.duplicates = written, result.duplicates + duplicates
-    return result
+    result.batch_id = result.batch_id + getattr(store, "batch_base", 0) if written else 0
+    result.seconds = time.perf_counter() - t0
+    return out

@@ -37,6 +37,22 @@ def spark():
     session.stop()
 
 
+def _run_cli(*args: str) -> int:
+    from keymoments.cli import main
+
+    try:
+        main(list(args))
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
+
+
+@pytest.fixture(scope="session")
+def cli():
+    """``cli(*args)``: run ``keymoments *args`` in this process (with its Spark session); the exit code."""
+    return _run_cli
+
+
 @pytest.fixture(scope="session")
 def demo():
     from keymoments.examples.airline import generate_airline

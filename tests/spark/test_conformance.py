@@ -9,7 +9,6 @@ over customer-level frames that both engines hand over in the same order, so the
 from __future__ import annotations
 
 import json
-import math
 import warnings
 
 import pytest
@@ -23,30 +22,7 @@ from keymoments.analyze.recovery import Recovery
 from keymoments.analyze.roadmap import Roadmap
 from keymoments.analyze.segments import Segments
 from keymoments.present import to_jsonable
-
-TOL = 1e-9
-
-
-def same(a, b, path="$"):
-    """Assert two JSON documents are equal: exactly, except floats within TOL (NaN equals NaN)."""
-    if isinstance(a, float) or isinstance(b, float):
-        assert isinstance(a, int | float) and isinstance(b, int | float), f"{path}: {a!r} != {b!r}"
-        if math.isnan(a) or math.isnan(b):
-            assert math.isnan(a) and math.isnan(b), f"{path}: {a!r} != {b!r}"
-        else:
-            assert math.isclose(a, b, rel_tol=TOL, abs_tol=TOL), f"{path}: {a!r} != {b!r}"
-    elif isinstance(a, dict):
-        assert isinstance(b, dict) and sorted(a) == sorted(b), f"{path}: keys {sorted(a)} != {sorted(b)}"
-        for k in a:
-            same(a[k], b[k], f"{path}.{k}")
-    elif isinstance(a, list):
-        assert isinstance(b, list) and len(a) == len(b), (
-            f"{path}: {len(a)} items != {len(b) if isinstance(b, list) else b!r}"
-        )
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            same(x, y, f"{path}[{i}]")
-    else:
-        assert a == b, f"{path}: {a!r} != {b!r}"
+from keymoments.testing.compare import same
 
 
 def both(make, stores):

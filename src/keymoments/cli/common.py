@@ -27,8 +27,10 @@ __all__ = [
     "JsonOption",
     "OutOption",
     "OutcomeOption",
+    "analysis_engine",
     "echo_json",
     "emit",
+    "engine_options",
     "filter_options",
     "fit_and_emit",
     "open_analysis_store",
@@ -116,17 +118,31 @@ def filter_options(command: Callable[..., Any]) -> Callable[..., Any]:
     ``filters`` parameter and receives them there as one dict, to pass on: ``Analysis(..., **filters)``.
     It also gets the engine options (``--engine``, ``--events``, ``--events-table``, ``--map``, ``--conf``),
     which :func:`fit_and_emit` and :func:`open_analysis_store` apply."""
+    return _with_options(command, FILTER_OPTIONS)
+
+
+def engine_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Give a command that reads the events but takes no event filters (``serve``) the engine options alone
+    (``--engine``, ``--events``, ``--events-table``, ``--map``, ``--conf``), which :func:`open_analysis_store`
+    applies: the same definition as the analysis commands'."""
+    return _with_options(command, {})
+
+
+def _with_options(command: Callable[..., Any], filter_opts: dict[str, Any]) -> Callable[..., Any]:
+    """``command`` with ``filter_opts`` (handed over as ``filters``, when any) and the engine options (held for
+    :func:`open_analysis_store` while the command runs) added to its parameters."""
     sig = inspect.signature(command, eval_str=True)
     params = [p for p in sig.parameters.values() if p.name != "filters"]
     params += [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=a)
-               for n, a in {**FILTER_OPTIONS, **ENGINE_OPTIONS}.items()]  # fmt: skip
+               for n, a in {**filter_opts, **ENGINE_OPTIONS}.items()]  # fmt: skip
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        filters = {n: kwargs.pop(n, None) for n in FILTER_OPTIONS}
         token = _ENGINE.set({n: kwargs.pop(n, None) for n in ENGINE_OPTIONS})
+        if filter_opts:
+            kwargs["filters"] = {n: kwargs.pop(n, None) for n in filter_opts}
         try:
-            return command(*args, filters=filters, **kwargs)
+            return command(*args, **kwargs)
         finally:
             _ENGINE.reset(token)
 
@@ -221,32 +237,46 @@ def emit(analysis: Any, as_json: bool, out: Path | None = None) -> None:
     analysis.print_summary()
 
 
-def open_analysis_store(db: Path) -> Store:
-    """The store an analysis command reads: the DuckDB store at ``db`` (read-only), or, with ``--engine spark``
-    (or ``KM_ENGINE=spark``), a :class:`~keymoments.store.spark.SparkStore` whose events are on Spark."""
+def analysis_engine() -> str:
+    """The engine the running command's analyses use: ``--engine``, else ``KM_ENGINE``, else duckdb."""
     from keymoments.config import Settings
     from keymoments.exceptions import InvalidParameterError
 
-    opts = _ENGINE.get() or {}
-    engine = opts.get("engine") or Settings().engine
-    if engine == "duckdb":
-        return open_store(db, read_only=True)
-    if engine != "spark":
+    engine = (_ENGINE.get() or {}).get("engine") or Settings().engine
+    if engine not in ("duckdb", "spark"):
         from keymoments.events import did_you_mean
 
         raise InvalidParameterError(
             f"--engine must be duckdb or spark. Got {engine!r} instead.{did_you_mean(str(engine), ['duckdb', 'spark'])}"
         )
+    return str(engine)
+
+
+def open_analysis_store(db: Path, *, serving: bool = False) -> Store:
+    """The store an analysis command reads: the DuckDB store at ``db`` (read-only), or, with ``--engine spark``
+    (or ``KM_ENGINE=spark``), a :class:`~keymoments.store.spark.SparkStore` whose events are on Spark.
+
+    ``serving``: the store ``serve`` owns: created when missing, writable (keys, cases, posted batches), SQL on
+    it unable to touch files, and its operational state on PostgreSQL when ``KM_DATABASE_URL`` is set; on
+    Spark, only the events are read from (and posted batches appended to) the Spark dataset."""
+    engine = analysis_engine()
+    if engine == "duckdb":
+        return open_store(db, must_exist=False, external_access=False) if serving else open_store(db, read_only=True)
+    from keymoments.config import Settings
     from keymoments.store.spark import SparkStore
 
+    opts = _ENGINE.get() or {}
+    settings = Settings()
     return SparkStore(
         db,
         events=opts.get("events_path"),
         table=opts.get("events_table"),
         mapping=_pairs(opts.get("spark_map"), "--map", "event_time=ts"),
         conf=_pairs(opts.get("spark_conf"), "--conf", "spark.master=local[4]"),
-        read_only=True,
-    )
+        read_only=not serving,
+        **({"external_access": False, "database_url": settings.database_url,
+            "database_schema": settings.database_schema} if serving else {}),
+    )  # fmt: skip
 
 
 def fit_and_emit(analysis: Any, db: Path, as_json: bool, out: Path | None = None) -> None:

@@ -7,9 +7,18 @@ from typing import Annotated, Any
 
 import typer
 
-from keymoments.cli.common import DbOption, JsonOption, echo_json, filter_options, open_store
+from keymoments.cli.common import (
+    DbOption,
+    JsonOption,
+    analysis_engine,
+    echo_json,
+    engine_options,
+    filter_options,
+    open_analysis_store,
+    open_store,
+)
 
-__all__ = ["register"]
+__all__ = ["build_serve_app", "register"]
 
 JourneyOption = Annotated[
     Path | None, typer.Option("--journey", help="journey.yaml: touchpoint order, crisis and good-news outcomes.")
@@ -25,6 +34,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(keys_app, name="keys")
 
 
+@engine_options
 def serve(
     db: DbOption = Path("keymoments.duckdb"),
     host: Annotated[str, typer.Option("--host", help="Address to bind.", envvar="KM_HOST")] = "127.0.0.1",
@@ -41,24 +51,53 @@ def serve(
     ] = 1,
 ) -> None:
     """The REST API (/api/v1, OpenAPI at /openapi.json) and the dashboard (/), on one process that owns the store
-    (or several with --workers, sharing PostgreSQL)."""
+    (or several with --workers, sharing PostgreSQL). With --engine spark every analysis reads the events on Spark
+    and posted batches are appended to the Parquet dataset; keys, cases and budgets stay in the store."""
     import uvicorn
 
     from keymoments.config import Settings
+
+    if workers > 1:
+        if analysis_engine() == "spark":
+            from keymoments.exceptions import ConfigError
+
+            raise ConfigError(
+                "--workers above 1 is for the DuckDB engine: with --engine spark one process drives Spark, which "
+                "spreads each analysis over the cluster's executors. Serve with --workers 1."
+            )
+        _serve_many(db, host, port, journey, bootstrap_key, workers)
+        return
+    settings = Settings(db=db, host=host, port=port)
+    app = build_serve_app(settings, journey=journey, bootstrap_key=bootstrap_key)
+    where = " (events on Spark)" if app.state.km.engine == "spark" else ""
+    typer.echo(f"keymoments on http://{host}:{port}/{where}  (API: /api/v1, docs: /docs)")
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+def build_serve_app(settings: Any, *, journey: Path | None = None, bootstrap_key: bool = True) -> Any:
+    """The app ``serve`` runs (one process): the store at ``settings.db`` opened for serving, on the engine the
+    command names (:func:`~keymoments.cli.common.open_analysis_store`), with a first admin key when it has none."""
     from keymoments.serve.app import create_app
     from keymoments.serve.auth import create_key, list_keys
 
-    if workers > 1:
-        _serve_many(db, host, port, journey, bootstrap_key, workers)
-        return
+    if settings.broker and analysis_engine() == "spark":
+        from keymoments.exceptions import ConfigError
+
+        raise ConfigError(
+            "KM_BROKER with --engine spark: posted events would go to the stream, whose worker writes the DuckDB "
+            "store, not the Spark dataset the analyses read. Unset KM_BROKER (posted batches are then appended to "
+            "the dataset) or serve the DuckDB store."
+        )
     # the server ingests batches from memory only: SQL it runs can never read or write a file
-    store = open_store(db, must_exist=False, external_access=False)
-    if bootstrap_key and not [k for k in list_keys(store) if k["role"] == "admin" and k["revoked_at"] is None]:
-        _, key = create_key(store, "admin", name="first admin (keymoments serve)")
-        typer.echo(f"No admin key yet; created one (shown once, store it now):\n  {key}")
-    app = create_app(store, Settings(db=db, host=host, port=port), journey=journey, close_store=True, warm=("journey",))
-    typer.echo(f"keymoments on http://{host}:{port}/  (API: /api/v1, docs: /docs)")
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    store = open_analysis_store(settings.db, serving=True)
+    try:
+        if bootstrap_key and not [k for k in list_keys(store) if k["role"] == "admin" and k["revoked_at"] is None]:
+            _, key = create_key(store, "admin", name="first admin (keymoments serve)")
+            typer.echo(f"No admin key yet; created one (shown once, store it now):\n  {key}")
+        return create_app(store, settings, journey=journey, close_store=True, warm=("journey",))
+    except BaseException:
+        store.close()
+        raise
 
 
 def _serve_many(db: Path, host: str, port: int, journey: Path | None, bootstrap_key: bool, workers: int) -> None:
@@ -102,11 +141,11 @@ def report(
     title: Annotated[str, typer.Option("--title", help="The report's title.")] = "Customer journey report",
 ) -> None:
     """Write one self-contained HTML report (charts inline, plotly.js embedded once, no network needed); the
-    filters apply to every section."""
+    filters apply to every section. With --engine spark every section reads the events on Spark."""
     from keymoments.present import show_progress
     from keymoments.serve.report import write_report
 
-    with show_progress(), open_store(db, read_only=True) as store:
+    with show_progress(), open_analysis_store(db) as store:
         path = write_report(store, out, outcome=outcome, journey=journey, title=title, filters=filters)
     typer.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, self-contained)")
 

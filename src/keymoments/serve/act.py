@@ -58,6 +58,9 @@ class CaseDesk:
         out["ledger"] = self._ledger_for_case(case_id)
         if with_journey:
             out["journey"] = self._journey(case.get("customer_id"), case.get("journey_id"))
+            if self.state.engine == "spark":  # the text's tags stay in the scratch store a batch was staged in
+                out["journey_note"] = ("Emotions and touchpoints inferred from the text are not shown: the events "
+                                       "are on Spark, which keeps their valence but not the text's tags.")  # fmt: skip
         return out
 
     def _journey(self, customer_id: str | None, journey_id: str | None) -> list[dict[str, Any]]:

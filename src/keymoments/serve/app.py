@@ -19,7 +19,7 @@ from keymoments.config import Settings
 from keymoments.serve.auth import KeyRing
 from keymoments.serve.cache import ResultCache
 from keymoments.serve.errors import install_error_handlers
-from keymoments.serve.group_commit import GroupCommit
+from keymoments.serve.group_commit import GroupCommit, SparkEventsWriter
 from keymoments.serve.text_scoring import BackgroundScorer
 from keymoments.store.store import Store
 
@@ -33,7 +33,8 @@ API_PREFIX = "/api/v1"
 @dataclass
 class ServerState:
     """What every request shares: the store, the settings, the journey model, keys, the result cache and the
-    events writer (which writes concurrent batches together)."""
+    events writer (which writes concurrent batches together; with the events on Spark, appends each batch to
+    the Spark dataset)."""
 
     store: Store
     settings: Settings
@@ -41,18 +42,28 @@ class ServerState:
     playbooks_source: Any = None  # a PlaybookFile, the path of a playbook YAML, or None for the built-in library
     keys: KeyRing = field(init=False)
     results: ResultCache = field(init=False)
-    events_writer: GroupCommit = field(init=False)
+    events_writer: GroupCommit | SparkEventsWriter = field(init=False)
     text_scorer: BackgroundScorer | None = field(init=False)
     write_lock: threading.Lock = field(default_factory=threading.Lock)
     broker: Any = field(init=False)  # a BrokerClient when KM_BROKER is set: posted events go to the stream
 
     def __post_init__(self) -> None:
+        from keymoments.store.spark import SparkStore
+
+        #: where the analyses read the events: "duckdb" (the store's file) or "spark" (a SparkStore's dataset or
+        #: table; the operational state stays in the file, or on PostgreSQL)
+        self.engine = "spark" if isinstance(self.store, SparkStore) else "duckdb"
         self.keys = KeyRing(self.store)
         self.results = ResultCache(self.store)
-        self.events_writer = GroupCommit(self.store)
+        spark = self.engine == "spark"
+        # on Spark a posted batch is scored while it is staged (the dataset's files are not rewritten to score)
+        self.events_writer = (
+            SparkEventsWriter(self.store, score=self.settings.score_api_text, scorer=self.settings.text_model,
+                              journey=self.journey) if spark else GroupCommit(self.store)
+        )  # fmt: skip
         self.text_scorer = (
             BackgroundScorer(self.store, model=self.settings.text_model, journey=self.journey)
-            if self.settings.score_api_text else None
+            if self.settings.score_api_text and not spark else None
         )  # fmt: skip
         self._playbooks: Any = None
         self.broker = None

@@ -19,7 +19,8 @@ __all__ = ["ResultCache", "data_version"]
 
 
 def data_version(store: Store) -> tuple[int, ...]:
-    """A cheap fingerprint of the store's analysable state."""
+    """A cheap fingerprint of the store's analysable state (with events on Spark, their files' as well: any
+    process may append to the dataset or table)."""
     cur = store.cursor()
     try:
         row = cur.execute(
@@ -29,7 +30,9 @@ def data_version(store: Store) -> tuple[int, ...]:
         ).fetchone()
     finally:
         cur.close()
-    return tuple(int(x) for x in row) if row else (0,)
+    version = tuple(int(x) for x in row) if row else (0,)
+    events_version = getattr(store, "events_version", None)  # a SparkStore's events are not in the file
+    return version + tuple(events_version()) if events_version is not None else version
 
 
 class ResultCache:

@@ -20,7 +20,7 @@ from keymoments.ingest.source import Source
 from keymoments.store.store import Store
 from keymoments.store.writer import BatchAnswer, batch_shape, ingest_batches
 
-__all__ = ["GroupCommit"]
+__all__ = ["GroupCommit", "SparkEventsWriter"]
 
 
 @dataclass
@@ -109,6 +109,38 @@ class GroupCommit:
         finally:
             for w in group:
                 w.done = True
+
+
+class SparkEventsWriter:
+    """The events writer of a server whose events are on Spark: each batch is validated as the embedded store
+    validates it (its answer, rejects included, is the embedded writer's), its text scored, and then appended
+    to the store's Parquet dataset by Spark (:func:`keymoments.engine.stage_to_spark`), one batch at a time:
+    an append rewrites the date partitions it touches, so appends do not overlap."""
+
+    def __init__(self, store: Store, *, score: bool = True, scorer: str = "auto", journey: object = None) -> None:
+        self.store = store
+        self.score, self.scorer, self.journey = score, scorer, journey
+        self.groups = self.batches = 0
+        self._lock = threading.Lock()
+
+    def write(self, src: Source) -> BatchAnswer:
+        """Append one batch (an in-memory Source) to the dataset and return its answer."""
+        from keymoments.engine import stage_to_spark
+        from keymoments.exceptions import ConfigError
+
+        table = getattr(self.store, "events_table", None)
+        if table:
+            raise ConfigError(
+                f"This server reads its events from the Spark table {table!r} (--events-table), which keymoments "
+                "does not write: POST /api/v1/events appends to the store's own Parquet dataset only. Load the "
+                "batch into that table with your own pipeline, or serve the dataset (--events PATH). Nothing was written."
+            )
+        with self._lock:
+            answer = stage_to_spark(self.store, lambda staged: ingest_batches(staged, [src])[0], score=self.score,
+                                    scorer=self.scorer, journey=self.journey)  # fmt: skip
+            self.groups += 1
+            self.batches += 1
+        return answer
 
 
 def _rows(src: Source) -> int:

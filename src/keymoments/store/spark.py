@@ -92,14 +92,19 @@ class SparkStore(Store):
         session: SparkSession | None = None,
         read_only: bool = False,
         cache: bool = False,
+        **options: Any,
     ) -> None:
-        super().__init__(path, read_only=read_only and Path(path).exists())
+        """``options``: the :class:`Store` options of the DuckDB file (``database_url`` for an operational store
+        on PostgreSQL, ``external_access``…)."""
+        super().__init__(path, read_only=read_only and Path(path).exists(), **options)
         self.events_path = Path(events) if events else default_events_path(path)
         self.events_table = table
         self.mapping = dict(mapping or {})
         self.spark = session or spark_session(conf)
         self._spark_ibis: Any = None
         self._events_view: str | None = None
+        self._events_seen: tuple[Any, ...] | None = None
+        self.batch_base = 0  # set by append_events: the dataset's last batch id before the batch it appended
         self.cache = cache
 
     def __repr__(self) -> str:
@@ -161,6 +166,28 @@ class SparkStore(Store):
             self.spark.catalog.uncacheTable(self._events_view)
         self._events_view = None
 
+    def events_version(self) -> tuple[Any, ...]:
+        """A fingerprint of the events' files (their names, sizes and times; for a table or a remote dataset,
+        the files Spark reads), which changes when any process writes the events; when it has changed since
+        the last call, the events are read afresh (:meth:`refresh`). A cache of results keys on it."""
+        if self.events_table or "://" in str(self.events_path):
+            try:
+                files: Any = tuple(sorted(self.events_frame().inputFiles()))
+            except NotFoundError:
+                files = ()
+        elif not self.events_path.exists():
+            files = ()
+        else:
+            files = tuple(sorted(
+                (str(f.relative_to(self.events_path)), st.st_size, st.st_mtime_ns)
+                for f in self.events_path.rglob("*") if f.is_file() and (st := f.stat())
+            ))  # fmt: skip
+        version = (len(files), hash(files))
+        if self._events_seen is not None and version != self._events_seen:
+            self.refresh()
+        self._events_seen = version
+        return version
+
     def count(self, table: str, where: str | None = None) -> int:
         if table != "events":
             return super().count(table, where)
@@ -220,8 +247,10 @@ def append_events(store: SparkStore, staged: Store) -> tuple[int, int]:
     exists = _exists(store.events_path)
     old = spark.read.parquet(path) if exists else None
     duplicates = 0
+    store.batch_base = 0  # the dataset's last batch id before this one (the batch's ids are offset by it)
     if old is not None:
         base = old.agg(F.max("batch_id")).collect()[0][0] or 0
+        store.batch_base = int(base)
         before = new.count()
         new = new.join(old.select("event_id"), "event_id", "left_anti")
         duplicates = before - new.count()

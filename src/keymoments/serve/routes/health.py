@@ -32,10 +32,15 @@ def health(request: Request) -> dict[str, Any]:
     finally:
         cur.close()
     scorer = state.text_scorer
-    out: dict[str, Any] = {"ok": True, "status": "up", "schema_version": state.store.schema_version,
-                           "text_scoring": scorer.status() if scorer is not None else "off"}  # fmt: skip
+    out: dict[str, Any] = {"ok": True, "status": "up", "schema_version": state.store.schema_version, "engine": state.engine,
+                           "text_scoring": scorer.status() if scorer is not None else _scored_at_ingest(state)}  # fmt: skip
     out.update(operations(state))
     return to_jsonable(out)
+
+
+def _scored_at_ingest(state: Any) -> str:
+    """Without a background scorer: "at ingest" when posted batches are scored while staged for Spark, else off."""
+    return "at ingest" if state.engine == "spark" and state.settings.score_api_text else "off"
 
 
 def operations(state: Any) -> dict[str, Any]:

@@ -40,6 +40,19 @@ async def _file_from(request: Request, state: Any) -> Any:
     return await run_in_threadpool(loads_playbooks, body, "request body")
 
 
+def _not_on_spark(state: Any, what: str) -> None:
+    """Refuse (422, saying why) a playbook pass on a server whose events are on Spark: the runner reads the
+    events of the store's DuckDB file, which holds none of them, so it would answer with nothing decided."""
+    if state.engine == "spark":
+        from keymoments.exceptions import ConfigError
+
+        raise ConfigError(
+            f"{what} is not available on a server whose events are on Spark (--engine spark): the playbook runner "
+            "reads the events of the DuckDB store. Run it with `keymoments playbooks` on the command line, or serve "
+            "the DuckDB store. Nothing was run."
+        )
+
+
 def build_router() -> APIRouter:
     router = APIRouter(prefix="/playbooks", tags=["playbooks"], responses=ERROR_RESPONSES)
 
@@ -65,6 +78,7 @@ def build_router() -> APIRouter:
         from keymoments.act.runner import PlaybookRunner
 
         state = request.app.state.km
+        _not_on_spark(state, "A back-test through the API")
         f = await _file_from(request, state)
         res = await run_in_threadpool(lambda: PlaybookRunner(state.store, f, source="api").backtest(record=record))
         return to_jsonable(res.to_dict())
@@ -74,6 +88,7 @@ def build_router() -> APIRouter:
         from keymoments.act.runner import PlaybookRunner
 
         state = request.app.state.km
+        _not_on_spark(state, "A live playbook pass")
         res = PlaybookRunner(state.store, state.playbooks(), source="serve").run_live()
         return to_jsonable(res.to_dict())
 
