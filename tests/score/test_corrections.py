@@ -235,3 +235,36 @@ def test_texts_that_arrive_after_a_correction_are_tagged_by_the_refitted_tagger(
         got = store.query("SELECT text, touchpoint FROM events WHERE customer_id = 'c20' ORDER BY ts")
         assert got["touchpoint"].tolist() == ["billing", "billing", "baggage"]
         assert _by_text(store)["they charged me 70 dollars to check my suitcase"]["touchpoint"] == "billing"
+
+
+def test_a_read_only_store_refuses_a_correction_with_409_and_says_what_to_do(tagged, tmp_path):
+    """`serve --workers N` opens the DuckDB file read-only: the API answers 409 with the way out, the page hides
+    the re-tag forms and says why, and a posted form gets the same message, not a store error."""
+    import shutil
+
+    from fastapi.testclient import TestClient
+
+    from keymoments.serve.app import create_app
+    from keymoments.serve.auth import create_key
+
+    db = tmp_path / "km.duckdb"
+    shutil.copyfile(tagged, db)
+    with Store(db) as store:
+        key = create_key(store, "analyst")[1]
+    store = Store(db, read_only=True)
+    with TestClient(create_app(store), raise_server_exceptions=False) as client:
+        first = client.get("/api/v1/texts", headers={"X-API-Key": key}).json()["texts"][0]["id"]
+        r = client.post(f"/api/v1/texts/{first}/tag", json={"touchpoint": "billing"}, headers={"X-API-Key": key})
+        assert r.status_code == 409, r.text
+        body = r.json()
+        assert body["ok"] is False and body["error"].startswith("Corrections need a writable store")
+        assert "without --workers" in body["error"] and "not on PostgreSQL" in body["error"]
+        client.cookies.set("km_key", key)
+        page = client.get("/texts")
+        assert page.status_code == 200 and 'id="read-only"' in page.text and "Corrections need a writable store" in page.text
+        assert 'class="retag"' not in page.text  # no form that can only fail
+        r = client.post(f"/texts/{first}/tag", data={"touchpoint": "billing", "back": "/texts"}, follow_redirects=False)
+        assert r.status_code == 409 and "Corrections need a writable store" in r.text
+    store.close()
+    with Store(db) as store:
+        assert store.count("text_corrections") == 0

@@ -21,15 +21,22 @@ import numpy as np
 import pandas as pd
 
 from keymoments.events import did_you_mean
-from keymoments.exceptions import InvalidParameterError, NotFoundError
+from keymoments.exceptions import ConflictError, InvalidParameterError, NotFoundError
 from keymoments.score.learning import CorrectionLearner, margin, prior_logits, softmax
 from keymoments.score.tagging import OTHER
 from keymoments.store import texts as sql
 from keymoments.store.store import Store
 
-__all__ = ["ORDERS", "Refit", "cache_tagged", "correct", "learner", "list_texts", "refit", "text_hash"]
+__all__ = ["ORDERS", "READ_ONLY", "Refit", "cache_tagged", "correct", "learner", "list_texts", "refit", "text_hash"]
 
 ORDERS = ("uncertain", "confident", "recent")
+
+#: Why a read-only store takes no correction (``serve --workers N`` opens the DuckDB file read-only in every
+#: process; the texts, their vectors and the corrections live in that file, not on PostgreSQL).
+READ_ONLY = ("Corrections need a writable store: this store is open read-only (`keymoments serve --workers N` opens "
+             "the DuckDB file read-only in every process, and the texts and their corrections live in that file, not "
+             "on PostgreSQL). Run `keymoments serve` without --workers, or stop the server and use "
+             "`keymoments texts tag ID TOUCHPOINT`.")  # fmt: skip
 
 
 def learner() -> CorrectionLearner:
@@ -111,7 +118,9 @@ def correct(store: Store, text_id: str, touchpoint: str, *, actor: str | None = 
     :func:`list_texts` shows it and what the refit did.
 
     Raises NotFoundError for an event without a tagged text, InvalidParameterError for a touchpoint the tagger
-    does not know."""
+    does not know, ConflictError when the store is open read-only."""
+    if store.read_only:
+        raise ConflictError(READ_ONLY)
     found = sql.find_text(store, text_id)
     if found is None:
         raise NotFoundError(f"No tagged text with id {text_id!r}; `keymoments texts` lists them (the id is an event's).")
