@@ -268,3 +268,70 @@ def test_a_read_only_store_refuses_a_correction_with_409_and_says_what_to_do(tag
     store.close()
     with Store(db) as store:
         assert store.count("text_corrections") == 0
+
+
+def test_texts_tagged_without_a_vector_are_counted_then_backfilled_and_correctable(tmp_path, capsys):
+    """Texts the word-list tagger tagged (or tagged before the vectors were cached) have no vector: the page, the
+    API and the CLI say how many are not listed and which command adds them; `texts backfill` encodes them, and
+    they are listed and correctable. An event whose touchpoint came with the data is never re-tagged."""
+    from keymoments.cli import main
+    from keymoments.exceptions import ConfigError
+    from keymoments.score.store import backfill_texts
+    from keymoments.score.tagging import LexicalTagger
+
+    db = tmp_path / "km.duckdb"
+    store = Store(db)
+    rows = [{"customer_id": f"c{i % 5}", "ts": f"2024-01-01T10:{i:02d}:00Z", "text": t} for i, t in enumerate(TEXTS)]
+    rows.append({"customer_id": "c9", "ts": "2024-01-02T10:00:00Z", "text": PLANTED})
+    rows.append({"customer_id": "c9", "ts": "2024-01-02T11:00:00Z", "text": "lost luggage again", "touchpoint": "flight"})
+    ingest_events_frame(store, pd.DataFrame(rows))
+    with store.write() as con:  # scored texts, as a store's are: the inferred tag is recorded beside the emotions
+        con.execute("INSERT INTO text_scores SELECT event_id, 'test', 0.0, 0.5, 'neutral', NULL, now() FROM events")
+    assert tag_store(store, JOURNEY, tagger=LexicalTagger(JOURNEY).fit()) == len(TEXTS) + 1
+    page = list_texts(store, limit=100)
+    assert page["total"] == 0 and (page["unlisted"], page["unlisted_events"]) == (len(TEXTS), len(TEXTS) + 1)
+    from fastapi.testclient import TestClient
+
+    from keymoments.serve.app import create_app
+    from keymoments.serve.auth import create_key
+
+    key = create_key(store, "analyst")[1]
+    with TestClient(create_app(store), raise_server_exceptions=False) as client:
+        assert client.get("/api/v1/texts", headers={"X-API-Key": key}).json()["unlisted"] == len(TEXTS)
+        client.cookies.set("km_key", key)
+        notice = client.get("/texts").text
+        assert f'id="unlisted">{len(TEXTS)} tagged texts ({len(TEXTS) + 1} events) are not listed' in notice
+        assert "keymoments texts backfill" in notice
+    store.close()
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["texts", "--db", str(db)])
+    out = " ".join(capsys.readouterr().out.split())
+    assert exit_.value.code == 0
+    assert f"{len(TEXTS)} more tagged texts ({len(TEXTS) + 1} events) are not listed" in out
+    assert "keymoments texts backfill" in out
+
+    with Store(db) as store:
+        done = backfill_texts(store, JOURNEY)
+        assert done is not None and done.texts == len(TEXTS) and done.corrections == 0
+        page = list_texts(store, limit=100)
+        assert page["total"] == len(TEXTS) and page["unlisted"] == 0
+        listed = {t["text"]: t for t in page["texts"]}
+        assert listed[PLANTED]["events"] == 2 and listed[PLANTED]["touchpoint"] == "baggage"  # the semantic tag
+        # the events follow the tag in force; the event given 'flight' by the data keeps it
+        assert store.query("SELECT touchpoint FROM events WHERE text = 'lost luggage again' ORDER BY seq")[
+            "touchpoint"].tolist() == [listed["lost luggage again"]["touchpoint"], "flight"]  # fmt: skip
+        assert backfill_texts(store, JOURNEY) is None  # nothing left to add
+        correct(store, listed[PLANTED]["id"], "billing")
+        assert _tag_of_events(store, PLANTED) == ["billing", "billing"]
+        # a later word-list-tagged text, backfilled with another journey: refused, the cache is kept
+        ingest_events_frame(store, pd.DataFrame([{"customer_id": "c7", "ts": "2024-03-01T10:00:00Z", "text": "my bag is lost"}]))
+        with store.write() as con:
+            con.execute("INSERT INTO text_scores SELECT event_id, 'test', 0.0, 0.5, 'neutral', NULL, now() FROM events "
+                        "WHERE customer_id = 'c7'")  # fmt: skip
+        tag_store(store, JOURNEY, tagger=LexicalTagger(JOURNEY).fit())
+        other = JourneyModel(touchpoints=[Touchpoint(name="flight", description="The flight"),
+                                          Touchpoint(name="luggage", description="Bags")])  # fmt: skip
+        with pytest.raises(ConfigError, match=r"tagged over \['flight', 'baggage', 'billing', 'other'\]; .*--journey"):
+            backfill_texts(store, other)
+        assert list_texts(store, limit=100)["total"] == len(TEXTS) and store.count("text_corrections") == 1

@@ -27,9 +27,12 @@ from keymoments.score.tagging import OTHER
 from keymoments.store import texts as sql
 from keymoments.store.store import Store
 
-__all__ = ["ORDERS", "READ_ONLY", "Refit", "cache_tagged", "correct", "learner", "list_texts", "refit", "text_hash"]
+__all__ = ["ORDERS", "READ_ONLY", "UNLISTED_HINT", "Refit", "cache_tagged", "correct", "learner", "list_texts", "refit", "text_hash"]
 
 ORDERS = ("uncertain", "confident", "recent")
+
+#: What adds the texts a page cannot list (tagged by the word-list tagger, or before the vectors were cached).
+UNLISTED_HINT = "`keymoments texts backfill --db FILE [--journey FILE]` encodes them and lists them here"
 
 #: Why a read-only store takes no correction (``serve --workers N`` opens the DuckDB file read-only in every
 #: process; the texts, their vectors and the corrections live in that file, not on PostgreSQL).
@@ -141,7 +144,9 @@ def correct(store: Store, text_id: str, touchpoint: str, *, actor: str | None = 
 def list_texts(store: Store, *, tag: str | None = None, order: str = "uncertain", limit: int = 50,
                offset: int = 0) -> dict[str, Any]:  # fmt: skip
     """A page of the store's tagged texts: ``texts`` (id, text, touchpoint, confidence, margin, corrected, events),
-    ``total``, ``touchpoints`` (what a text may be corrected to) and ``corrections`` (texts corrected so far)."""
+    ``total``, ``touchpoints`` (what a text may be corrected to), ``corrections`` (texts corrected so far) and
+    ``unlisted`` / ``unlisted_events``: texts (events) the tagger tagged without caching a vector, which cannot be
+    listed or learnt from until ``keymoments texts backfill`` encodes them (:data:`UNLISTED_HINT`)."""
     if order not in ORDERS:
         raise InvalidParameterError(f"The 'order' parameter must be one of {list(ORDERS)}. Got {order!r} instead."
                                     f"{did_you_mean(order, ORDERS)}")  # fmt: skip
@@ -155,8 +160,10 @@ def list_texts(store: Store, *, tag: str | None = None, order: str = "uncertain"
         raise InvalidParameterError(f"The 'tag' parameter must be one of the tagger's {classes}. Got {tag!r} instead."
                                     f"{did_you_mean(tag, classes)}")  # fmt: skip
     page, total = sql.list_texts(store, tag=tag, order=order, limit=limit, offset=offset)
+    unlisted, unlisted_events = sql.unlisted_count(store)
     return {"texts": [_plain(r) for r in page.to_dict("records")], "total": total, "limit": limit, "offset": offset,
-            "order": order, "touchpoints": classes, "corrections": corrections}  # fmt: skip
+            "order": order, "touchpoints": classes, "corrections": corrections, "unlisted": unlisted,
+            "unlisted_events": unlisted_events}  # fmt: skip
 
 
 def _plain(row: dict[str, Any]) -> dict[str, Any]:

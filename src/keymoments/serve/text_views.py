@@ -11,7 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 
 from keymoments.exceptions import ConflictError, InvalidParameterError, KeymomentsError, NotFoundError
-from keymoments.score.corrections import READ_ONLY
+from keymoments.score.corrections import READ_ONLY, UNLISTED_HINT
 from keymoments.serve.auth import Principal
 from keymoments.serve.routes.texts import correct_text, text_page
 from keymoments.serve.views import _ctx, _error_page, _gate, form_data, templates
@@ -43,7 +43,7 @@ def install(app: FastAPI) -> None:
         return templates.TemplateResponse(request, "texts.html", _ctx(
             request, p, "texts", title="Texts", data=data, order=order, orders=ORDERS, tag=tag, here=here,
             can_correct=p.can("texts:correct") and not read_only, read_only=read_only,
-            read_only_msg=READ_ONLY, flash=q.get("msg"), flash_error=q.get("err"),
+            read_only_msg=READ_ONLY, unlisted_hint=UNLISTED_HINT[0].upper() + UNLISTED_HINT[1:], flash=q.get("msg"), flash_error=q.get("err"),
             next_page=f"/texts?{urlencode({**keep, 'offset': offset + PAGE})}" if offset + PAGE < data["total"] else None,
         ))  # fmt: skip
 

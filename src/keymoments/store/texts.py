@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "TEXTS_MIGRATION", "TextCache", "correction_count", "find_text", "insert_correction", "list_texts", "load_cache",
-    "tagger_classes", "write_cache", "write_tags",
+    "tagger_classes", "unlisted_count", "unlisted_events", "write_cache", "write_tags",
 ]  # fmt: skip
 
 #: The tables of tagged texts and corrections (one migration, appended to ``schema.MIGRATIONS``).
@@ -182,6 +182,29 @@ def find_text(store: Store, text_id: str) -> dict[str, Any] | None:
         WHERE x.event_id = ?
     """, [text_id])  # fmt: skip
     return None if rows.empty else rows.iloc[0].to_dict()
+
+
+#: Events whose touchpoint the tagger inferred from their text but whose text has no cached vector: tagged by the
+#: word-list tagger (no encoder installed then) or before the cache existed (schema version 5). Events whose
+#: touchpoint came with the data are never among them.
+_UNLISTED = """
+    FROM events e JOIN text_scores s USING (event_id)
+    WHERE e.text IS NOT NULL AND e.touchpoint IS NOT NULL
+      AND coalesce(json_extract(s.tags, '$.touchpoint_inferred')::BOOLEAN, false)
+      AND NOT EXISTS (SELECT 1 FROM text_tag_events x WHERE x.event_id = e.event_id)
+"""
+
+
+def unlisted_count(store: Store) -> tuple[int, int]:
+    """(distinct texts, events) the tagger tagged that the texts page cannot list (no cached vector)."""
+    row = store.query(f"SELECT count(DISTINCT e.text) AS texts, count(*) AS events {_UNLISTED}")  # noqa: S608
+    return int(row["texts"].iloc[0]), int(row["events"].iloc[0])
+
+
+def unlisted_events(store: Store, *, limit: int, after_seq: int = -1) -> pd.DataFrame:
+    """Up to ``limit`` of those events (``event_id``, ``seq``, ``text``), in seq order."""
+    return store.query(f"SELECT e.event_id, e.seq, e.text {_UNLISTED} AND e.seq > ? ORDER BY e.seq LIMIT ?",  # noqa: S608
+                       [after_seq, limit])  # fmt: skip
 
 
 _ORDERS = {

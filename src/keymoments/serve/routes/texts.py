@@ -37,6 +37,9 @@ class TextPage(BaseModel):
     order: str
     touchpoints: list[str] = Field(..., description="What a text may be tagged with")
     corrections: int = Field(..., description="Texts corrected so far")
+    unlisted: int = Field(0, description="Texts the tagger tagged that are not listed (no cached vector: tagged by the "
+                          "word-list tagger or before this version); `keymoments texts backfill` adds them")
+    unlisted_events: int = Field(0, description="Events carrying those texts")
 
 
 class Refit(BaseModel):
