@@ -79,6 +79,15 @@ def test_a_correction_is_stored_refits_at_once_and_survives_a_reopen(tagged, tmp
     after = _by_text(store)
     # the planted near-duplicate follows the correction; texts about something else keep their tag
     assert after[NEAR]["touchpoint"] == "billing" and not after[NEAR]["corrected"]
+    moved_to_billing = sum(after[t]["touchpoint"] == "billing" != before[t]["touchpoint"] for t in after if t != PLANTED)
+    assert done["refit"]["others_now_this_tag"] == moved_to_billing >= 1  # "N other texts now billing"
+    # each uncorrected text shows the next likeliest tag: its probability is the confidence minus the margin
+    for t in after.values():
+        if t["corrected"]:
+            assert t["next_touchpoint"] is None and t["next_confidence"] is None
+        else:
+            assert t["next_touchpoint"] in {"flight", "baggage", "billing", "other"} - {t["touchpoint"]}
+            assert t["next_confidence"] == pytest.approx(t["confidence"] - t["margin"], abs=2e-4), t
     for text in ("lost luggage again", "my suitcase never showed up on the belt", "the flight was two hours late"):
         assert after[text]["touchpoint"] == before[text]["touchpoint"], text
     # both events with the corrected text, and the near-duplicate's event, moved; their journeys were re-derived

@@ -74,7 +74,8 @@ def list_(
         console.print(f"{page['unlisted']:,} more tagged texts ({page['unlisted_events']:,} events) are not listed: "
                       f"tagged by the word-list tagger or before this version; {UNLISTED_HINT}.")  # fmt: skip
     if page["texts"]:
-        frame = pd.DataFrame(page["texts"])[["id", "touchpoint", "confidence", "margin", "corrected", "events", "text"]]
+        frame = pd.DataFrame(page["texts"])[["id", "touchpoint", "confidence", "next_touchpoint", "next_confidence",
+                                             "corrected", "events", "text"]]  # fmt: skip
         frame["text"] = frame["text"].str.slice(0, 70)
         print_table(frame)
 
@@ -98,7 +99,8 @@ def tag(
         return
     r = done["refit"]
     console.print(f"{text_id}: tagged {done['text']['touchpoint']}. Refitted on {r['corrections']} corrections in "
-                  f"{r['seconds']:.3f} s: {r['changed']} of {r['texts']:,} texts changed tag, {r['events_moved']} events moved.")  # fmt: skip
+                  f"{r['seconds']:.3f} s: {r['changed']} of {r['texts']:,} texts changed tag ({r['others_now_this_tag']} "
+                  f"others now {done['text']['touchpoint']}), {r['events_moved']} events moved.")  # fmt: skip
 
 
 @app.command("backfill")

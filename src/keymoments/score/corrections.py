@@ -12,6 +12,7 @@ commit in one transaction.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -60,6 +61,7 @@ class Refit:
     events_moved: int
     corrections: int
     seconds: float
+    changed_to: dict[str, int] = dataclasses.field(default_factory=dict)  # texts that changed tag, by their new tag
 
 
 def cache_tagged(con: Any, tagger: Any, texts: list[str], event_ids: list[str], emb: np.ndarray, tags: Any) -> None:
@@ -106,7 +108,10 @@ def _retag(con: Any) -> Refit:
     frame = pd.DataFrame({"text_hash": cache.hashes, "touchpoint": names, "confidence": confidence, "margin": gap,
                           "corrected": done})  # fmt: skip
     moved = sql.write_tags(con, frame)
-    return Refit(len(cache), int((names != cache.touchpoint).sum()), moved, int(done.sum()), time.perf_counter() - t0)
+    changed = names != cache.touchpoint
+    new, counts = np.unique(names[changed].astype(str), return_counts=True)
+    return Refit(len(cache), int(changed.sum()), moved, int(done.sum()), time.perf_counter() - t0,
+                 {str(t): int(c) for t, c in zip(new, counts, strict=True)})  # fmt: skip
 
 
 def refit(store: Store) -> Refit:
@@ -137,8 +142,11 @@ def correct(store: Store, text_id: str, touchpoint: str, *, actor: str | None = 
         sql.insert_correction(con, text_id, found["text_hash"], touchpoint, actor, datetime.now(UTC))
         done = _retag(con)
     after = sql.find_text(store, text_id) or found
+    # the other texts the correction carried along: those that changed tag to this one (not the corrected text)
+    others = done.changed_to.get(touchpoint, 0) - int(found["touchpoint"] != touchpoint)
     return {"text": _plain(after), "refit": {"texts": done.texts, "changed": done.changed, "events_moved": done.events_moved,
-                                             "corrections": done.corrections, "seconds": round(done.seconds, 3)}}  # fmt: skip
+                                             "corrections": done.corrections, "seconds": round(done.seconds, 3),
+                                             "others_now_this_tag": others}}  # fmt: skip
 
 
 def list_texts(store: Store, *, tag: str | None = None, order: str = "uncertain", limit: int = 50,
@@ -161,9 +169,32 @@ def list_texts(store: Store, *, tag: str | None = None, order: str = "uncertain"
                                     f"{did_you_mean(tag, classes)}")  # fmt: skip
     page, total = sql.list_texts(store, tag=tag, order=order, limit=limit, offset=offset)
     unlisted, unlisted_events = sql.unlisted_count(store)
+    nxt = _runner_up(store, page["text_hash"].tolist()) if len(page) else {}
+    page["next_touchpoint"] = [nxt.get(h, (None, None))[0] for h in page["text_hash"]]
+    page["next_confidence"] = [nxt.get(h, (None, None))[1] for h in page["text_hash"]]
     return {"texts": [_plain(r) for r in page.to_dict("records")], "total": total, "limit": limit, "offset": offset,
             "order": order, "touchpoints": classes, "corrections": corrections, "unlisted": unlisted,
             "unlisted_events": unlisted_events}  # fmt: skip
+
+
+def _runner_up(store: Store, hashes: list[str]) -> dict[str, tuple[str, float]]:
+    """The second likeliest tag of these (uncorrected) texts and its probability, under the tagger as the last
+    refit left it (the same corrections give the same fit)."""
+    cur = store.cursor()
+    try:
+        page = sql.load_cache(cur, only=hashes)
+        fixed = sql.load_cache(cur, corrected_only=True)
+    finally:
+        cur.close()
+    if page is None or fixed is None or len(page.classes) < 2:
+        return {}
+    index = {c: j for j, c in enumerate(fixed.classes)}
+    labels = np.array([index.get(c, -1) for c in fixed.corrected], dtype=int)
+    model = learner().fit(fixed.prior, fixed.vectors, labels)
+    proba = model.predict_proba(page.prior, page.vectors)
+    second = np.argsort(-proba, axis=1, kind="stable")[:, 1]
+    return {h: (page.classes[j], round(float(proba[i, j]), 4))
+            for i, (h, j, c) in enumerate(zip(page.hashes, second, page.corrected, strict=True)) if not isinstance(c, str)}
 
 
 def _plain(row: dict[str, Any]) -> dict[str, Any]:
@@ -171,6 +202,10 @@ def _plain(row: dict[str, Any]) -> dict[str, Any]:
     for k in ("confidence", "margin"):
         if k in out:
             out[k] = round(float(out[k]), 4)
+    if "next_touchpoint" in out:  # None for a corrected text (its tag is known)
+        p = out.get("next_confidence")
+        ok = isinstance(out["next_touchpoint"], str) and p is not None and p == p
+        out["next_touchpoint"], out["next_confidence"] = (out["next_touchpoint"], round(float(p), 4)) if ok else (None, None)
     if "corrected" in out:
         out["corrected"] = bool(out["corrected"])
     if "events" in out:

@@ -10,6 +10,7 @@ from urllib.parse import quote, urlencode
 from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 
+from keymoments import present
 from keymoments.exceptions import ConflictError, InvalidParameterError, KeymomentsError, NotFoundError
 from keymoments.score.corrections import READ_ONLY, UNLISTED_HINT
 from keymoments.serve.auth import Principal
@@ -63,7 +64,6 @@ def install(app: FastAPI) -> None:
         except (ConflictError, InvalidParameterError, NotFoundError) as exc:
             return _error_page(request, p, "texts", exc, back=back)
         r = done["refit"]
-        msg = (f"Tagged {done['text']['touchpoint']}. The tagger refitted on {r['corrections']} corrections: "
-               f"{r['changed']} texts changed tag.")
+        msg = present.correction_message(done["text"]["touchpoint"], r)
         sep = "&" if "?" in back else "?"
         return RedirectResponse(f"{back}{sep}{urlencode({'msg': msg})}#t-{quote(text_id)}", status_code=303)

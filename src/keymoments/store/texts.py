@@ -106,18 +106,25 @@ class TextCache:
         return len(self.hashes)
 
 
-def load_cache(con: duckdb.DuckDBPyConnection) -> TextCache | None:
-    """Every cached text with the correction in force (the latest per text); None before any tagging."""
+def load_cache(con: duckdb.DuckDBPyConnection, *, only: list[str] | None = None,
+               corrected_only: bool = False) -> TextCache | None:  # fmt: skip
+    """Every cached text with the correction in force (the latest per text); None before any tagging.
+    ``only``: just these text hashes; ``corrected_only``: just the corrected texts (what a fit needs)."""
     classes = tagger_classes(con)
     if classes is None:
         return None
-    frame = con.execute("""
+    if only is not None:
+        con.register("_km_only", pd.DataFrame({"text_hash": pd.Series(only, dtype=object)}))
+    frame = con.execute(f"""
         SELECT t.text_hash, v.vector, v.prior, t.touchpoint, t.confidence, c.touchpoint AS fixed
-        FROM text_tags t JOIN text_vectors v USING (text_hash) LEFT JOIN (
+        FROM text_tags t JOIN text_vectors v USING (text_hash) {"SEMI JOIN _km_only USING (text_hash)" if only is not None else ""}
+        {"" if corrected_only else "LEFT"} JOIN (
             SELECT text_hash, arg_max(touchpoint, corrected_at) AS touchpoint FROM text_corrections GROUP BY text_hash
         ) c USING (text_hash)
         ORDER BY t.text_hash
-    """).df()
+    """).df()  # noqa: S608 - the clauses are the code's
+    if only is not None:
+        con.unregister("_km_only")
     return TextCache(classes, frame)
 
 
@@ -222,7 +229,7 @@ def list_texts(store: Store, *, tag: str | None, order: str, limit: int, offset:
     params: list[Any] = [tag] if tag is not None else []
     total = store.query(f"SELECT count(*) AS n FROM text_tags t {where}", params)["n"].iloc[0]
     page = store.query(f"""
-        SELECT first(x.event_id ORDER BY e.seq) AS id, v.text, t.touchpoint, t.confidence, t.margin, t.corrected,
+        SELECT first(x.event_id ORDER BY e.seq) AS id, t.text_hash, v.text, t.touchpoint, t.confidence, t.margin, t.corrected,
                count(*) AS events, min(e.seq) AS first_seq
         FROM text_tags t JOIN text_vectors v USING (text_hash) JOIN text_tag_events x USING (text_hash)
         JOIN events e ON e.event_id = x.event_id
