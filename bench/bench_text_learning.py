@@ -180,7 +180,7 @@ def design_run(sets: list[dict]) -> list[dict]:
     return rows
 
 
-CHOSEN = ("offset", {"l2": 0.05})
+CHOSEN = ("offset", {"l2": 0.05, "bias_l2": 1.0, "select": "mix"})  # design runs of 2026-12-06 23:3x (docs/experiments.md)
 
 
 def heldout_run(sets: list[dict]) -> dict:

@@ -344,3 +344,42 @@ def test_texts_tagged_without_a_vector_are_counted_then_backfilled_and_correctab
         with pytest.raises(ConfigError, match=r"tagged over \['flight', 'baggage', 'billing', 'other'\]; .*--journey"):
             backfill_texts(store, other)
         assert list_texts(store, limit=100)["total"] == len(TEXTS) and store.count("text_corrections") == 1
+
+
+def test_the_prior_weight_chosen_on_the_corrections_follows_a_real_rule_and_ignores_noise():
+    """The store's learner weighs its learnt logits against the zero-shot prior by cross-validation on the
+    corrections themselves: corrections that follow a rule the prior does not know are followed (weight 1);
+    corrections that are noise leave the prior in charge, where the head alone would follow the noise."""
+    from keymoments.score.corrections import learner
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(80, 16))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    # a rule in the vectors that the prior (class 0 for every text) does not know
+    prior = np.zeros((80, 3))
+    prior[:, 0] = 2.0
+    rule = np.where(x[:, 0] > 0, 1, 2)
+    labels = np.full(80, -1)
+    labels[:40] = rule[:40]
+    fitted = learner().fit(prior, x, labels)
+    assert fitted.mix_ == 1.0
+    assert np.mean(fitted.predict_proba(prior[40:], x[40:]).argmax(axis=1) == rule[40:]) >= 0.9
+    # noise: 30 random labels against a weak prior that is right
+    truth = rng.integers(0, 3, 80)
+    prior = np.eye(3)[truth]
+    labels = np.full(80, -1)
+    labels[:30] = rng.integers(0, 3, 30)
+    fitted = learner().fit(prior, x, labels)
+    assert fitted.mix_ <= 0.25
+    assert np.mean(fitted.predict_proba(prior[30:], x[30:]).argmax(axis=1) == truth[30:]) >= 0.9
+    unguarded = CorrectionLearner("offset", l2=0.05, bias_l2=1.0).fit(prior, x, labels)
+    assert np.mean(unguarded.predict_proba(prior[30:], x[30:]).argmax(axis=1) == truth[30:]) < 0.6
+    # under 10 corrections (two per fold) there is nothing to cross-validate: the head is used as fitted
+    labels[9:] = -1
+    assert learner().fit(prior, x, labels).mix_ == 1.0
+    from keymoments.exceptions import ConfigError
+
+    with pytest.raises(ConfigError, match=r"The 'select' parameter of CorrectionLearner must be one of \['none', 'l2', 'mix'\]"):
+        CorrectionLearner(select="cv").fit(prior, x, labels)
+    with pytest.raises(ConfigError, match="The 'bias_l2' parameter of CorrectionLearner must be > 0"):
+        CorrectionLearner(bias_l2=0.0).fit(prior, x, labels)

@@ -45,7 +45,7 @@ READ_ONLY = ("Corrections need a writable store: this store is open read-only (`
 
 def learner() -> CorrectionLearner:
     """The learner the store's tagger refits with (chosen on design splits: ``docs/experiments.md``)."""
-    return CorrectionLearner("offset", l2=0.05)
+    return CorrectionLearner("offset", l2=0.05, bias_l2=1.0, select="mix")
 
 
 def text_hash(text: str) -> str:
