@@ -320,9 +320,15 @@ def test_texts_tagged_without_a_vector_are_counted_then_backfilled_and_correctab
     assert f"{len(TEXTS)} more tagged texts ({len(TEXTS) + 1} events) are not listed" in out
     assert "keymoments texts backfill" in out
 
+    import yaml
+
+    journey = tmp_path / "journey.yaml"
+    journey.write_text(yaml.safe_dump(JOURNEY.model_dump(mode="json", exclude_defaults=True)))
+    with pytest.raises(SystemExit) as exit_:
+        main(["texts", "backfill", "--db", str(db), "--journey", str(journey)])
+    out = " ".join(capsys.readouterr().out.split())
+    assert exit_.value.code == 0 and out.startswith(f"{len(TEXTS)} texts listed now;"), out
     with Store(db) as store:
-        done = backfill_texts(store, JOURNEY)
-        assert done is not None and done.texts == len(TEXTS) and done.corrections == 0
         page = list_texts(store, limit=100)
         assert page["total"] == len(TEXTS) and page["unlisted"] == 0
         listed = {t["text"]: t for t in page["texts"]}
