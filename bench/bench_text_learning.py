@@ -6,7 +6,7 @@ Run ``.venv/bin/python bench/bench_text_learning.py`` with:
 - ``--design`` (trying methods; design rows only): each set's design rows are cut in two halves (by the parity of
   their position), the corrections come from one half in each method's active-learning order and the other half
   is tagged, then the halves swap; mean accuracy per method and number of corrections. Writes
-  ``bench/out/text_learning_design.json``.
+  ``bench/out/text_learning_design_round1.json`` (or ``--out``).
 - ``--heldout`` (the report run; log it in ``bench/data/README.md``): the corrections come from the design rows
   only, accuracy is measured on the held-out rows. Writes ``bench/out/text_learning.json``.
 
@@ -139,6 +139,9 @@ def zero_shot(s: dict, test: np.ndarray) -> tuple[float, float]:
     return tagger, cosine
 
 
+#: The few-corrections study (docs/experiments.md): round 1 by default (→ text_learning_design_round1.json), round
+#: 2 with KM_BENCH_VARIANTS="round 2". The first study's variants (centroid blend, logistic with the descriptions,
+#: the l2 grid) and its results: commit ac50bb404ffe, bench/out/text_learning_design.json.
 VARIANTS: dict[str, tuple[str, dict]] = {
     "offset, l2=0.05": ("offset", {"l2": 0.05}),
     "offset, l2=0.05, bias l2=1": ("offset", {"l2": 0.05, "bias_l2": 1.0}),
@@ -298,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     load = os.getloadavg()[0]
     if args.design:
         rows = design_run(sets)
-        path = write_out(args.out or "text_learning_design.json", {"split": splits.DESIGN, **provenance("bench/bench_text_learning.py --design"),
+        path = write_out(args.out or "text_learning_design_round1.json", {"split": splits.DESIGN, **provenance("bench/bench_text_learning.py --design"),
                                                         "load_average": round(load, 1), "rows": rows})  # fmt: skip
     else:
         figures = heldout_run(sets)
