@@ -107,8 +107,10 @@ class CorrectionLearner:
 
     ``method``: ``"offset"`` (default), ``"centroid"`` or ``"logistic"``; ``l2``: the offset head's ridge
     penalty; ``bias_l2``: its bias's (default: ``l2``); ``select``: ``"none"``, ``"mix"`` (the learnt logits'
-    weight against the prior by CV, in ``mix_``) or ``"l2"`` (the penalty by CV, in ``l2_``); ``examples_at_half``: the centroid method's weight; ``prototypes`` / ``prototype_owner``: the
-    descriptions' vectors and their class, the logistic method's prior examples.
+    weight against the prior by CV, in ``mix_``) or ``"l2"`` (the penalty by CV, in ``l2_``); ``folds``: the
+    CV's folds (from ``2 * folds`` corrections on); ``examples_at_half``: the centroid method's weight;
+    ``prototypes`` / ``prototype_owner``: the descriptions' vectors and their class, the logistic method's prior
+    examples.
 
     >>> import numpy as np
     >>> prior = np.array([[2.0, 0.0, 0.0], [2.0, 0.0, 0.0], [0.0, 0.0, 2.0]])
@@ -156,6 +158,8 @@ class CorrectionLearner:
             raise ConfigError(f"The 'l2' parameter of CorrectionLearner must be > 0. Got {self.l2!r} instead.")
         if self.bias_l2 is not None and self.bias_l2 <= 0:
             raise ConfigError(f"The 'bias_l2' parameter of CorrectionLearner must be > 0. Got {self.bias_l2!r} instead.")
+        if not (isinstance(self.folds, int) and self.folds >= 2):
+            raise ConfigError(f"The 'folds' parameter of CorrectionLearner must be an integer >= 2. Got {self.folds!r} instead.")
         if self.select not in SELECTS:
             from keymoments.events import did_you_mean  # noqa: PLC0415
 
