@@ -6,7 +6,7 @@ Run ``.venv/bin/python bench/bench_text_learning.py`` with:
 - ``--design`` (trying methods; design rows only): each set's design rows are cut in two halves (by the parity of
   their position), the corrections come from one half in each method's active-learning order and the other half
   is tagged, then the halves swap; mean accuracy per method and number of corrections. Writes
-  ``bench/out/text_learning_design.json``.
+  ``bench/out/text_learning_design_round1.json`` (or ``--out``).
 - ``--heldout`` (the report run; log it in ``bench/data/README.md``): the corrections come from the design rows
   only, accuracy is measured on the held-out rows. Writes ``bench/out/text_learning.json``.
 
@@ -38,7 +38,12 @@ os.environ.setdefault("KM_CACHE_DIR", str(ROOT / ".cache" / "models"))
 import splits  # noqa: E402
 from bench_text_eval import bootstrap_ci, provenance, tagging_sets, write_out  # noqa: E402
 
-from keymoments.score.learning import CorrectionLearner, prior_logits, uncertain_first  # noqa: E402
+from keymoments.score.learning import (  # noqa: E402
+    CorrectionLearner,
+    diverse_uncertain_first,
+    prior_logits,
+    uncertain_first,
+)
 from keymoments.score.semantic_tagging import SemanticTagger, prototypes  # noqa: E402
 from keymoments.score.tagging import OTHER  # noqa: E402
 
@@ -98,6 +103,8 @@ def active_learning(s: dict, pool: np.ndarray, test: np.ndarray, budgets: list[i
             left = pool[labels[pool] < 0]
             if order == "uncertain":
                 pick = left[uncertain_first(learner.predict_proba(prior[left], x[left]))]
+            elif order == "diverse":
+                pick = left[diverse_uncertain_first(learner.predict_proba(prior[left], x[left]), x[left], PAGE)]
             else:
                 pick = rng.permutation(left)
             take = pick[: min(PAGE, budget - done)]
@@ -132,17 +139,25 @@ def zero_shot(s: dict, test: np.ndarray) -> tuple[float, float]:
     return tagger, cosine
 
 
+#: The few-corrections study (docs/experiments.md): round 1 by default (→ text_learning_design_round1.json), round
+#: 2 with KM_BENCH_VARIANTS="round 2". The first study's variants (centroid blend, logistic with the descriptions,
+#: the l2 grid) and its results: commit ac50bb404ffe, bench/out/text_learning_design.json.
 VARIANTS: dict[str, tuple[str, dict]] = {
-    "centroid (journey.yaml examples' blend)": ("centroid", {}),
-    "logistic, descriptions as prior examples": ("logistic", {}),
-    "offset, l2=0.02": ("offset", {"l2": 0.02}),
     "offset, l2=0.05": ("offset", {"l2": 0.05}),
-    "offset, l2=0.1": ("offset", {"l2": 0.1}),
-    "offset, l2=0.2": ("offset", {"l2": 0.2}),
-    "offset, l2=0.5": ("offset", {"l2": 0.5}),
-    "offset, l2=1": ("offset", {"l2": 1.0}),
-    "offset, l2=3": ("offset", {"l2": 3.0}),
+    "offset, l2=0.05, bias l2=1": ("offset", {"l2": 0.05, "bias_l2": 1.0}),
+    "offset, l2 by CV, bias l2=1": ("offset", {"select": "l2", "bias_l2": 1.0}),
+    "offset, l2=0.05, bias l2=1, prior mix by CV": ("offset", {"l2": 0.05, "bias_l2": 1.0, "select": "mix"}),
+    "offset, l2=0.05, bias l2=1, diverse order": ("offset", {"l2": 0.05, "bias_l2": 1.0, "order": "diverse"}),
+    "offset, l2=0.05, bias l2=1, mix by CV, diverse order": ("offset", {"l2": 0.05, "bias_l2": 1.0, "select": "mix",
+                                                                       "order": "diverse"}),
+    # round 2 (KM_BENCH_VARIANTS="round 2", --out text_learning_design_round2.json): the bias penalty's size
+    "offset, l2=0.05, bias l2=0.3 (round 2)": ("offset", {"l2": 0.05, "bias_l2": 0.3}),
+    "offset, l2=0.05, bias l2=3 (round 2)": ("offset", {"l2": 0.05, "bias_l2": 3.0}),
+    "offset, l2=0.05, bias l2=20 (round 2)": ("offset", {"l2": 0.05, "bias_l2": 20.0}),
+    "offset, l2=0.05, bias l2=3, prior mix by CV (round 2)": ("offset", {"l2": 0.05, "bias_l2": 3.0, "select": "mix"}),
+    "offset, l2=0.1, bias l2=3, prior mix by CV (round 2)": ("offset", {"l2": 0.1, "bias_l2": 3.0, "select": "mix"}),
 }
+ONLY = os.environ.get("KM_BENCH_VARIANTS")  # a comma-separated subset of VARIANTS' labels (by substring)
 
 
 def design_run(sets: list[dict]) -> list[dict]:
@@ -158,13 +173,17 @@ def design_run(sets: list[dict]) -> list[dict]:
         rows.append({**base, "method": "logistic, random labels",
                      **{str(b): round(np.mean([random_logistic(s, a, t, b) for a, t in halves]), 3) for b in budgets}})
         for label, (method, kw) in VARIANTS.items():
-            accs = [active_learning(s, a, t, budgets, method, **kw) for a, t in halves]
+            if (ONLY and not any(o in label for o in ONLY.split(","))) or (not ONLY and "round 2" in label):
+                continue
+            kw = dict(kw)
+            order = kw.pop("order", "uncertain")
+            accs = [active_learning(s, a, t, budgets, method, order=order, **kw) for a, t in halves]
             rows.append({**base, "method": label, **{str(b): round(np.mean([a[b] for a in accs]), 3) for b in budgets}})
         print(pd.DataFrame([r for r in rows if r["set"] == s["key"]]).to_string(index=False), flush=True)
     return rows
 
 
-CHOSEN = ("offset", {"l2": 0.05})
+CHOSEN = ("offset", {"l2": 0.05, "bias_l2": 1.0, "select": "mix"})  # design runs of 2026-12-06 23:3x (docs/experiments.md)
 
 
 def heldout_run(sets: list[dict]) -> dict:
@@ -268,6 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     group.add_argument("--design", action="store_true", help="compare methods on design rows only")
     group.add_argument("--heldout", action="store_true", help="the report run (log it in bench/data/README.md)")
     group.add_argument("--speed", action="store_true", help="seconds per correction through a store of 5,000 texts")
+    ap.add_argument("--out", default=None, help="the results file's name under bench/out (default per mode)")
     args = ap.parse_args(argv)
     if args.speed:
         speed = store_refit_speed()
@@ -281,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     load = os.getloadavg()[0]
     if args.design:
         rows = design_run(sets)
-        path = write_out("text_learning_design.json", {"split": splits.DESIGN, **provenance("bench/bench_text_learning.py --design"),
+        path = write_out(args.out or "text_learning_design_round1.json", {"split": splits.DESIGN, **provenance("bench/bench_text_learning.py --design"),
                                                         "load_average": round(load, 1), "rows": rows})  # fmt: skip
     else:
         figures = heldout_run(sets)

@@ -45,7 +45,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = [
-    "TABLE_SUFFIXES", "ProgressTask", "csv_safe_frame", "flat_frame", "polled", "progress_task", "show_progress",
+    "TABLE_SUFFIXES", "ProgressTask", "correction_message", "csv_safe_frame", "flat_frame", "polled", "progress_task", "show_progress",
     "table_paths", "tables_of", "to_jsonable", "track", "write_tables",
 ]  # fmt: skip
 
@@ -306,3 +306,12 @@ def write_tables(tables: dict[str, pd.DataFrame], out: str | Path) -> dict[str, 
         else:
             flat.to_parquet(path, index=False)
     return paths
+
+
+def correction_message(touchpoint: str, refit: dict[str, Any]) -> str:
+    """What a correction did, in a sentence: "Tagged billing: 3 other texts now billing (5 changed tag in all;
+    the tagger learnt from 4 corrections)."."""
+    others = int(refit.get("others_now_this_tag", 0))
+    moved = f"{others} other text{'' if others == 1 else 's'} now {touchpoint}" if others else f"no other text became {touchpoint}"
+    return (f"Tagged {touchpoint}: {moved} ({refit['changed']} changed tag in all; the tagger learnt from "
+            f"{refit['corrections']} correction{'' if refit['corrections'] == 1 else 's'}).")

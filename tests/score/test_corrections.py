@@ -79,6 +79,15 @@ def test_a_correction_is_stored_refits_at_once_and_survives_a_reopen(tagged, tmp
     after = _by_text(store)
     # the planted near-duplicate follows the correction; texts about something else keep their tag
     assert after[NEAR]["touchpoint"] == "billing" and not after[NEAR]["corrected"]
+    moved_to_billing = sum(after[t]["touchpoint"] == "billing" != before[t]["touchpoint"] for t in after if t != PLANTED)
+    assert done["refit"]["others_now_this_tag"] == moved_to_billing >= 1  # "N other texts now billing"
+    # each uncorrected text shows the next likeliest tag: its probability is the confidence minus the margin
+    for t in after.values():
+        if t["corrected"]:
+            assert t["next_touchpoint"] is None and t["next_confidence"] is None
+        else:
+            assert t["next_touchpoint"] in {"flight", "baggage", "billing", "other"} - {t["touchpoint"]}
+            assert t["next_confidence"] == pytest.approx(t["confidence"] - t["margin"], abs=2e-4), t
     for text in ("lost luggage again", "my suitcase never showed up on the belt", "the flight was two hours late"):
         assert after[text]["touchpoint"] == before[text]["touchpoint"], text
     # both events with the corrected text, and the near-duplicate's event, moved; their journeys were re-derived
@@ -235,3 +244,148 @@ def test_texts_that_arrive_after_a_correction_are_tagged_by_the_refitted_tagger(
         got = store.query("SELECT text, touchpoint FROM events WHERE customer_id = 'c20' ORDER BY ts")
         assert got["touchpoint"].tolist() == ["billing", "billing", "baggage"]
         assert _by_text(store)["they charged me 70 dollars to check my suitcase"]["touchpoint"] == "billing"
+
+
+def test_a_read_only_store_refuses_a_correction_with_409_and_says_what_to_do(tagged, tmp_path):
+    """`serve --workers N` opens the DuckDB file read-only: the API answers 409 with the way out, the page hides
+    the re-tag forms and says why, and a posted form gets the same message, not a store error."""
+    import shutil
+
+    from fastapi.testclient import TestClient
+
+    from keymoments.serve.app import create_app
+    from keymoments.serve.auth import create_key
+
+    db = tmp_path / "km.duckdb"
+    shutil.copyfile(tagged, db)
+    with Store(db) as store:
+        key = create_key(store, "analyst")[1]
+    store = Store(db, read_only=True)
+    with TestClient(create_app(store), raise_server_exceptions=False) as client:
+        first = client.get("/api/v1/texts", headers={"X-API-Key": key}).json()["texts"][0]["id"]
+        r = client.post(f"/api/v1/texts/{first}/tag", json={"touchpoint": "billing"}, headers={"X-API-Key": key})
+        assert r.status_code == 409, r.text
+        body = r.json()
+        assert body["ok"] is False and body["error"].startswith("Corrections need a writable store")
+        assert "without --workers" in body["error"] and "not on PostgreSQL" in body["error"]
+        client.cookies.set("km_key", key)
+        page = client.get("/texts")
+        assert page.status_code == 200 and 'id="read-only"' in page.text and "Corrections need a writable store" in page.text
+        assert 'class="retag"' not in page.text  # no form that can only fail
+        r = client.post(f"/texts/{first}/tag", data={"touchpoint": "billing", "back": "/texts"}, follow_redirects=False)
+        assert r.status_code == 409 and "Corrections need a writable store" in r.text
+    store.close()
+    with Store(db) as store:
+        assert store.count("text_corrections") == 0
+
+
+def test_texts_tagged_without_a_vector_are_counted_then_backfilled_and_correctable(tmp_path, capsys):
+    """Texts the word-list tagger tagged (or tagged before the vectors were cached) have no vector: the page, the
+    API and the CLI say how many are not listed and which command adds them; `texts backfill` encodes them, and
+    they are listed and correctable. An event whose touchpoint came with the data is never re-tagged."""
+    from keymoments.cli import main
+    from keymoments.exceptions import ConfigError
+    from keymoments.score.store import backfill_texts
+    from keymoments.score.tagging import LexicalTagger
+
+    db = tmp_path / "km.duckdb"
+    store = Store(db)
+    rows = [{"customer_id": f"c{i % 5}", "ts": f"2024-01-01T10:{i:02d}:00Z", "text": t} for i, t in enumerate(TEXTS)]
+    rows.append({"customer_id": "c9", "ts": "2024-01-02T10:00:00Z", "text": PLANTED})
+    rows.append({"customer_id": "c9", "ts": "2024-01-02T11:00:00Z", "text": "lost luggage again", "touchpoint": "flight"})
+    ingest_events_frame(store, pd.DataFrame(rows))
+    with store.write() as con:  # scored texts, as a store's are: the inferred tag is recorded beside the emotions
+        con.execute("INSERT INTO text_scores SELECT event_id, 'test', 0.0, 0.5, 'neutral', NULL, now() FROM events")
+    assert tag_store(store, JOURNEY, tagger=LexicalTagger(JOURNEY).fit()) == len(TEXTS) + 1
+    page = list_texts(store, limit=100)
+    assert page["total"] == 0 and (page["unlisted"], page["unlisted_events"]) == (len(TEXTS), len(TEXTS) + 1)
+    from fastapi.testclient import TestClient
+
+    from keymoments.serve.app import create_app
+    from keymoments.serve.auth import create_key
+
+    key = create_key(store, "analyst")[1]
+    with TestClient(create_app(store), raise_server_exceptions=False) as client:
+        assert client.get("/api/v1/texts", headers={"X-API-Key": key}).json()["unlisted"] == len(TEXTS)
+        client.cookies.set("km_key", key)
+        notice = client.get("/texts").text
+        assert f'id="unlisted">{len(TEXTS)} tagged texts ({len(TEXTS) + 1} events) are not listed' in notice
+        assert "keymoments texts backfill" in notice
+    store.close()
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["texts", "--db", str(db)])
+    out = " ".join(capsys.readouterr().out.split())
+    assert exit_.value.code == 0
+    assert f"{len(TEXTS)} more tagged texts ({len(TEXTS) + 1} events) are not listed" in out
+    assert "keymoments texts backfill" in out
+
+    import yaml
+
+    journey = tmp_path / "journey.yaml"
+    journey.write_text(yaml.safe_dump(JOURNEY.model_dump(mode="json", exclude_defaults=True)))
+    with pytest.raises(SystemExit) as exit_:
+        main(["texts", "backfill", "--db", str(db), "--journey", str(journey)])
+    out = " ".join(capsys.readouterr().out.split())
+    assert exit_.value.code == 0 and out.startswith(f"{len(TEXTS)} texts listed now;"), out
+    with Store(db) as store:
+        page = list_texts(store, limit=100)
+        assert page["total"] == len(TEXTS) and page["unlisted"] == 0
+        listed = {t["text"]: t for t in page["texts"]}
+        assert listed[PLANTED]["events"] == 2 and listed[PLANTED]["touchpoint"] == "baggage"  # the semantic tag
+        # the events follow the tag in force; the event given 'flight' by the data keeps it
+        assert store.query("SELECT touchpoint FROM events WHERE text = 'lost luggage again' ORDER BY seq")[
+            "touchpoint"].tolist() == [listed["lost luggage again"]["touchpoint"], "flight"]  # fmt: skip
+        assert backfill_texts(store, JOURNEY) is None  # nothing left to add
+        correct(store, listed[PLANTED]["id"], "billing")
+        assert _tag_of_events(store, PLANTED) == ["billing", "billing"]
+        # a later word-list-tagged text, backfilled with another journey: refused, the cache is kept
+        ingest_events_frame(store, pd.DataFrame([{"customer_id": "c7", "ts": "2024-03-01T10:00:00Z", "text": "my bag is lost"}]))
+        with store.write() as con:
+            con.execute("INSERT INTO text_scores SELECT event_id, 'test', 0.0, 0.5, 'neutral', NULL, now() FROM events "
+                        "WHERE customer_id = 'c7'")  # fmt: skip
+        tag_store(store, JOURNEY, tagger=LexicalTagger(JOURNEY).fit())
+        other = JourneyModel(touchpoints=[Touchpoint(name="flight", description="The flight"),
+                                          Touchpoint(name="luggage", description="Bags")])  # fmt: skip
+        with pytest.raises(ConfigError, match=r"tagged over \['flight', 'baggage', 'billing', 'other'\]; .*--journey"):
+            backfill_texts(store, other)
+        assert list_texts(store, limit=100)["total"] == len(TEXTS) and store.count("text_corrections") == 1
+
+
+def test_the_prior_weight_chosen_on_the_corrections_follows_a_real_rule_and_ignores_noise():
+    """The store's learner weighs its learnt logits against the zero-shot prior by cross-validation on the
+    corrections themselves: corrections that follow a rule the prior does not know are followed (weight 1);
+    corrections that are noise leave the prior in charge, where the head alone would follow the noise."""
+    from keymoments.score.corrections import learner
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(80, 16))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    # a rule in the vectors that the prior (class 0 for every text) does not know
+    prior = np.zeros((80, 3))
+    prior[:, 0] = 2.0
+    rule = np.where(x[:, 0] > 0, 1, 2)
+    labels = np.full(80, -1)
+    labels[:40] = rule[:40]
+    fitted = learner().fit(prior, x, labels)
+    assert fitted.mix_ == 1.0
+    assert np.mean(fitted.predict_proba(prior[40:], x[40:]).argmax(axis=1) == rule[40:]) >= 0.9
+    # noise: 30 random labels against a weak prior that is right
+    truth = rng.integers(0, 3, 80)
+    prior = np.eye(3)[truth]
+    labels = np.full(80, -1)
+    labels[:30] = rng.integers(0, 3, 30)
+    fitted = learner().fit(prior, x, labels)
+    assert fitted.mix_ <= 0.25
+    assert np.mean(fitted.predict_proba(prior[30:], x[30:]).argmax(axis=1) == truth[30:]) >= 0.9
+    unguarded = CorrectionLearner("offset", l2=0.05, bias_l2=1.0).fit(prior, x, labels)
+    assert np.mean(unguarded.predict_proba(prior[30:], x[30:]).argmax(axis=1) == truth[30:]) < 0.6
+    # under 10 corrections (two per fold) there is nothing to cross-validate: the head is used as fitted
+    labels[9:] = -1
+    assert learner().fit(prior, x, labels).mix_ == 1.0
+    from keymoments.exceptions import ConfigError
+
+    with pytest.raises(ConfigError, match=r"The 'select' parameter of CorrectionLearner must be one of \['none', 'l2', 'mix'\]"):
+        CorrectionLearner(select="cv").fit(prior, x, labels)
+    with pytest.raises(ConfigError, match="The 'bias_l2' parameter of CorrectionLearner must be > 0"):
+        CorrectionLearner(bias_l2=0.0).fit(prior, x, labels)

@@ -9,7 +9,15 @@ from typing import Annotated
 import pandas as pd
 import typer
 
-from keymoments.cli.common import DbOption, JsonOption, console, echo_json, open_store, print_table
+from keymoments.cli.common import (
+    DbOption,
+    JsonOption,
+    TagJourneyOption,
+    console,
+    echo_json,
+    open_store,
+    print_table,
+)
 
 __all__ = ["register"]
 
@@ -60,8 +68,14 @@ def list_(
         echo_json(page)
         return
     console.print(f"{page['total']:,} tagged texts, {page['corrections']} corrected; tags: {', '.join(page['touchpoints']) or '-'}")
+    if page["unlisted"]:
+        from keymoments.score.corrections import UNLISTED_HINT
+
+        console.print(f"{page['unlisted']:,} more tagged texts ({page['unlisted_events']:,} events) are not listed: "
+                      f"tagged by the word-list tagger or before this version; {UNLISTED_HINT}.")  # fmt: skip
     if page["texts"]:
-        frame = pd.DataFrame(page["texts"])[["id", "touchpoint", "confidence", "margin", "corrected", "events", "text"]]
+        frame = pd.DataFrame(page["texts"])[["id", "touchpoint", "confidence", "next_touchpoint", "next_confidence",
+                                             "corrected", "events", "text"]]  # fmt: skip
         frame["text"] = frame["text"].str.slice(0, 70)
         print_table(frame)
 
@@ -85,7 +99,28 @@ def tag(
         return
     r = done["refit"]
     console.print(f"{text_id}: tagged {done['text']['touchpoint']}. Refitted on {r['corrections']} corrections in "
-                  f"{r['seconds']:.3f} s: {r['changed']} of {r['texts']:,} texts changed tag, {r['events_moved']} events moved.")  # fmt: skip
+                  f"{r['seconds']:.3f} s: {r['changed']} of {r['texts']:,} texts changed tag ({r['others_now_this_tag']} "
+                  f"others now {done['text']['touchpoint']}), {r['events_moved']} events moved.")  # fmt: skip
+
+
+@app.command("backfill")
+def backfill(db: DbOption = _DEFAULT_DB, journey: TagJourneyOption = None, json_out: JsonOption = False) -> None:
+    """Encode the tagged texts that are not listed (tagged by the word-list tagger or before this version), so
+    they can be corrected and learnt from; they take the semantic tagger's tag (with the corrections so far)."""
+    from keymoments.events import JourneyModel
+    from keymoments.score.store import backfill_texts
+
+    with open_store(db) as store:
+        done = backfill_texts(store, JourneyModel.from_yaml(journey) if journey is not None else None)
+    if json_out:
+        echo_json({"added": done is not None, "refit": None if done is None else {
+            "texts": done.texts, "changed": done.changed, "events_moved": done.events_moved, "corrections": done.corrections}})  # fmt: skip
+        return
+    if done is None:
+        console.print("Every tagged text is listed already.")
+        return
+    console.print(f"{done.texts:,} texts listed now; {done.changed:,} changed tag, {done.events_moved:,} events moved "
+                  f"(refitted on {done.corrections} corrections).")  # fmt: skip
 
 
 def register(main: typer.Typer) -> None:

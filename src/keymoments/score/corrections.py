@@ -12,6 +12,7 @@ commit in one transaction.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,20 +22,30 @@ import numpy as np
 import pandas as pd
 
 from keymoments.events import did_you_mean
-from keymoments.exceptions import InvalidParameterError, NotFoundError
+from keymoments.exceptions import ConflictError, InvalidParameterError, NotFoundError
 from keymoments.score.learning import CorrectionLearner, margin, prior_logits, softmax
 from keymoments.score.tagging import OTHER
 from keymoments.store import texts as sql
 from keymoments.store.store import Store
 
-__all__ = ["ORDERS", "Refit", "cache_tagged", "correct", "learner", "list_texts", "refit", "text_hash"]
+__all__ = ["ORDERS", "READ_ONLY", "UNLISTED_HINT", "Refit", "cache_tagged", "correct", "learner", "list_texts", "refit", "text_hash"]
 
 ORDERS = ("uncertain", "confident", "recent")
+
+#: What adds the texts a page cannot list (tagged by the word-list tagger, or before the vectors were cached).
+UNLISTED_HINT = "`keymoments texts backfill --db FILE [--journey FILE]` encodes them and lists them here"
+
+#: Why a read-only store takes no correction (``serve --workers N`` opens the DuckDB file read-only in every
+#: process; the texts, their vectors and the corrections live in that file, not on PostgreSQL).
+READ_ONLY = ("Corrections need a writable store: this store is open read-only (`keymoments serve --workers N` opens "
+             "the DuckDB file read-only in every process, and the texts and their corrections live in that file, not "
+             "on PostgreSQL). Run `keymoments serve` without --workers, or stop the server and use "
+             "`keymoments texts tag ID TOUCHPOINT`.")  # fmt: skip
 
 
 def learner() -> CorrectionLearner:
     """The learner the store's tagger refits with (chosen on design splits: ``docs/experiments.md``)."""
-    return CorrectionLearner("offset", l2=0.05)
+    return CorrectionLearner("offset", l2=0.05, bias_l2=1.0, select="mix")
 
 
 def text_hash(text: str) -> str:
@@ -50,6 +61,7 @@ class Refit:
     events_moved: int
     corrections: int
     seconds: float
+    changed_to: dict[str, int] = dataclasses.field(default_factory=dict)  # texts that changed tag, by their new tag
 
 
 def cache_tagged(con: Any, tagger: Any, texts: list[str], event_ids: list[str], emb: np.ndarray, tags: Any) -> None:
@@ -96,7 +108,10 @@ def _retag(con: Any) -> Refit:
     frame = pd.DataFrame({"text_hash": cache.hashes, "touchpoint": names, "confidence": confidence, "margin": gap,
                           "corrected": done})  # fmt: skip
     moved = sql.write_tags(con, frame)
-    return Refit(len(cache), int((names != cache.touchpoint).sum()), moved, int(done.sum()), time.perf_counter() - t0)
+    changed = names != cache.touchpoint
+    new, counts = np.unique(names[changed].astype(str), return_counts=True)
+    return Refit(len(cache), int(changed.sum()), moved, int(done.sum()), time.perf_counter() - t0,
+                 {str(t): int(c) for t, c in zip(new, counts, strict=True)})  # fmt: skip
 
 
 def refit(store: Store) -> Refit:
@@ -111,7 +126,9 @@ def correct(store: Store, text_id: str, touchpoint: str, *, actor: str | None = 
     :func:`list_texts` shows it and what the refit did.
 
     Raises NotFoundError for an event without a tagged text, InvalidParameterError for a touchpoint the tagger
-    does not know."""
+    does not know, ConflictError when the store is open read-only."""
+    if store.read_only:
+        raise ConflictError(READ_ONLY)
     found = sql.find_text(store, text_id)
     if found is None:
         raise NotFoundError(f"No tagged text with id {text_id!r}; `keymoments texts` lists them (the id is an event's).")
@@ -125,14 +142,19 @@ def correct(store: Store, text_id: str, touchpoint: str, *, actor: str | None = 
         sql.insert_correction(con, text_id, found["text_hash"], touchpoint, actor, datetime.now(UTC))
         done = _retag(con)
     after = sql.find_text(store, text_id) or found
+    # the other texts the correction carried along: those that changed tag to this one (not the corrected text)
+    others = done.changed_to.get(touchpoint, 0) - int(found["touchpoint"] != touchpoint)
     return {"text": _plain(after), "refit": {"texts": done.texts, "changed": done.changed, "events_moved": done.events_moved,
-                                             "corrections": done.corrections, "seconds": round(done.seconds, 3)}}  # fmt: skip
+                                             "corrections": done.corrections, "seconds": round(done.seconds, 3),
+                                             "others_now_this_tag": others}}  # fmt: skip
 
 
 def list_texts(store: Store, *, tag: str | None = None, order: str = "uncertain", limit: int = 50,
                offset: int = 0) -> dict[str, Any]:  # fmt: skip
     """A page of the store's tagged texts: ``texts`` (id, text, touchpoint, confidence, margin, corrected, events),
-    ``total``, ``touchpoints`` (what a text may be corrected to) and ``corrections`` (texts corrected so far)."""
+    ``total``, ``touchpoints`` (what a text may be corrected to), ``corrections`` (texts corrected so far) and
+    ``unlisted`` / ``unlisted_events``: texts (events) the tagger tagged without caching a vector, which cannot be
+    listed or learnt from until ``keymoments texts backfill`` encodes them (:data:`UNLISTED_HINT`)."""
     if order not in ORDERS:
         raise InvalidParameterError(f"The 'order' parameter must be one of {list(ORDERS)}. Got {order!r} instead."
                                     f"{did_you_mean(order, ORDERS)}")  # fmt: skip
@@ -146,8 +168,33 @@ def list_texts(store: Store, *, tag: str | None = None, order: str = "uncertain"
         raise InvalidParameterError(f"The 'tag' parameter must be one of the tagger's {classes}. Got {tag!r} instead."
                                     f"{did_you_mean(tag, classes)}")  # fmt: skip
     page, total = sql.list_texts(store, tag=tag, order=order, limit=limit, offset=offset)
+    unlisted, unlisted_events = sql.unlisted_count(store)
+    nxt = _runner_up(store, page["text_hash"].tolist()) if len(page) else {}
+    page["next_touchpoint"] = [nxt.get(h, (None, None))[0] for h in page["text_hash"]]
+    page["next_confidence"] = [nxt.get(h, (None, None))[1] for h in page["text_hash"]]
     return {"texts": [_plain(r) for r in page.to_dict("records")], "total": total, "limit": limit, "offset": offset,
-            "order": order, "touchpoints": classes, "corrections": corrections}  # fmt: skip
+            "order": order, "touchpoints": classes, "corrections": corrections, "unlisted": unlisted,
+            "unlisted_events": unlisted_events}  # fmt: skip
+
+
+def _runner_up(store: Store, hashes: list[str]) -> dict[str, tuple[str, float]]:
+    """The second likeliest tag of these (uncorrected) texts and its probability, under the tagger as the last
+    refit left it (the same corrections give the same fit)."""
+    cur = store.cursor()
+    try:
+        page = sql.load_cache(cur, only=hashes)
+        fixed = sql.load_cache(cur, corrected_only=True)
+    finally:
+        cur.close()
+    if page is None or fixed is None or len(page.classes) < 2:
+        return {}
+    index = {c: j for j, c in enumerate(fixed.classes)}
+    labels = np.array([index.get(c, -1) for c in fixed.corrected], dtype=int)
+    model = learner().fit(fixed.prior, fixed.vectors, labels)
+    proba = model.predict_proba(page.prior, page.vectors)
+    second = np.argsort(-proba, axis=1, kind="stable")[:, 1]
+    return {h: (page.classes[j], round(float(proba[i, j]), 4))
+            for i, (h, j, c) in enumerate(zip(page.hashes, second, page.corrected, strict=True)) if not isinstance(c, str)}
 
 
 def _plain(row: dict[str, Any]) -> dict[str, Any]:
@@ -155,6 +202,10 @@ def _plain(row: dict[str, Any]) -> dict[str, Any]:
     for k in ("confidence", "margin"):
         if k in out:
             out[k] = round(float(out[k]), 4)
+    if "next_touchpoint" in out:  # None for a corrected text (its tag is known)
+        p = out.get("next_confidence")
+        ok = isinstance(out["next_touchpoint"], str) and p is not None and p == p
+        out["next_touchpoint"], out["next_confidence"] = (out["next_touchpoint"], round(float(p), 4)) if ok else (None, None)
     if "corrected" in out:
         out["corrected"] = bool(out["corrected"])
     if "events" in out:

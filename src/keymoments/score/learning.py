@@ -18,6 +18,14 @@ what each scored: ``docs/experiments.md``): ``"centroid"`` (the per-touchpoint e
 weight ``n / (n + 10)``, as ``journey.yaml`` examples are) and ``"logistic"`` (a logistic regression on the
 vectors, with the descriptions' own vectors as labelled prior examples).
 
+*Few corrections* (``bias_l2``, ``select``): the corrections an analyst makes first are the texts the tagger is
+least sure of, so their labels are not a sample of the store, and a per-class bias fitted on them shifts every
+text. ``bias_l2`` penalises the bias apart from the weights (the store uses 1, the weights 0.05), and
+``select="mix"`` weighs the learnt logits against the prior, ``(1 - w) * prior + w * learnt``, with ``w`` from
+(0, 0.25, 0.5, 0.75, 1) chosen by 5-fold cross-validation of the log-loss on the corrections themselves (the only
+labels a store has; from 10 corrections on), so corrections that teach nothing leave the zero-shot tagger in
+charge. ``select="l2"`` chooses the weights' penalty the same way instead (kept for the benchmark).
+
 *Active learning*: :func:`margin` is the gap between the two most likely tags of each text; the texts offered
 for correction first are those with the smallest gap (:func:`uncertain_first`).
 """
@@ -32,9 +40,10 @@ import numpy as np
 
 from keymoments.exceptions import ConfigError
 
-__all__ = ["METHODS", "CorrectionLearner", "margin", "prior_logits", "softmax", "uncertain_first"]
+__all__ = ["METHODS", "CorrectionLearner", "diverse_uncertain_first", "margin", "prior_logits", "softmax", "uncertain_first"]
 
 METHODS = ("offset", "centroid", "logistic")
+SELECTS = ("none", "l2", "mix")
 
 
 def softmax(z: np.ndarray) -> np.ndarray:
@@ -69,6 +78,23 @@ def uncertain_first(probabilities: np.ndarray) -> np.ndarray:
     return np.argsort(margin(probabilities), kind="stable")
 
 
+def diverse_uncertain_first(probabilities: np.ndarray, vectors: np.ndarray, page: int = 10) -> np.ndarray:
+    """Row indices: a first page of the least certain text of each of ``page`` k-means clusters of the vectors
+    (least certain first), then the others least certain first: a page that does not spend its corrections on
+    near-duplicates."""
+    order = uncertain_first(probabilities)
+    if len(vectors) <= page:
+        return order
+    from sklearn.cluster import KMeans  # noqa: PLC0415
+
+    with _blas().limit(limits=1):
+        cluster = KMeans(n_clusters=page, n_init=1, random_state=0).fit_predict(vectors.astype(np.float64))
+    seen: set[int] = set()
+    first = [i for i in order if not (cluster[i] in seen or seen.add(cluster[i]))]
+    firsts = set(first)
+    return np.array(first + [i for i in order if i not in firsts], dtype=int)
+
+
 @dataclass(slots=True)
 class _Fit:
     weights: np.ndarray  # (d, c)
@@ -80,8 +106,11 @@ class CorrectionLearner:
     """Refit a zero-shot prior on corrected texts (see the module).
 
     ``method``: ``"offset"`` (default), ``"centroid"`` or ``"logistic"``; ``l2``: the offset head's ridge
-    penalty; ``examples_at_half``: the centroid method's weight; ``prototypes`` / ``prototype_owner``: the
-    descriptions' vectors and their class, the logistic method's prior examples.
+    penalty; ``bias_l2``: its bias's (default: ``l2``); ``select``: ``"none"``, ``"mix"`` (the learnt logits'
+    weight against the prior by CV, in ``mix_``) or ``"l2"`` (the penalty by CV, in ``l2_``); ``folds``: the
+    CV's folds (from ``2 * folds`` corrections on); ``examples_at_half``: the centroid method's weight;
+    ``prototypes`` / ``prototype_owner``: the descriptions' vectors and their class, the logistic method's prior
+    examples.
 
     >>> import numpy as np
     >>> prior = np.array([[2.0, 0.0, 0.0], [2.0, 0.0, 0.0], [0.0, 0.0, 2.0]])
@@ -100,9 +129,15 @@ class CorrectionLearner:
         prototypes: np.ndarray | None = None,
         prototype_owner: np.ndarray | None = None,
         logistic_c: float = 10.0,
+        bias_l2: float | None = None,
+        select: str = "none",
+        folds: int = 5,
     ) -> None:
         self.method = method
         self.l2 = l2
+        self.bias_l2 = bias_l2
+        self.select = select
+        self.folds = folds
         self.examples_at_half = examples_at_half
         self.prototypes = prototypes
         self.prototype_owner = prototype_owner
@@ -121,6 +156,15 @@ class CorrectionLearner:
                               f"Got {self.method!r} instead.{did_you_mean(self.method, METHODS)}")  # fmt: skip
         if self.l2 <= 0:
             raise ConfigError(f"The 'l2' parameter of CorrectionLearner must be > 0. Got {self.l2!r} instead.")
+        if self.bias_l2 is not None and self.bias_l2 <= 0:
+            raise ConfigError(f"The 'bias_l2' parameter of CorrectionLearner must be > 0. Got {self.bias_l2!r} instead.")
+        if not (isinstance(self.folds, int) and self.folds >= 2):
+            raise ConfigError(f"The 'folds' parameter of CorrectionLearner must be an integer >= 2. Got {self.folds!r} instead.")
+        if self.select not in SELECTS:
+            from keymoments.events import did_you_mean  # noqa: PLC0415
+
+            raise ConfigError(f"The 'select' parameter of CorrectionLearner must be one of {list(SELECTS)}. "
+                              f"Got {self.select!r} instead.{did_you_mean(self.select, SELECTS)}")  # fmt: skip
         labels = np.asarray(labels, dtype=int)
         if not (len(prior) == len(vectors) == len(labels)):
             raise ConfigError("CorrectionLearner.fit needs as many prior rows, vectors and labels.")
@@ -129,7 +173,9 @@ class CorrectionLearner:
         self.n_corrections_ = int(mine.sum())
         p, x, y = prior[mine].astype(np.float64), vectors[mine].astype(np.float64), labels[mine]
         if self.method == "offset":
-            self.fit_ = _fit_offset(p, x, y, self.l2) if len(y) else None
+            self.fit_, self.mix_, self.l2_ = None, 1.0, self.l2
+            if len(y):
+                self._fit_offset_selected(p, x, y)
         elif self.method == "centroid":
             self._fit_centroids(x, y)
         else:
@@ -142,13 +188,35 @@ class CorrectionLearner:
         if self.method == "offset":
             if self.fit_ is None:
                 return prior
-            return self.fit_.prior_scale * prior + vectors.astype(np.float64) @ self.fit_.weights + self.fit_.bias
+            learnt = self.fit_.prior_scale * prior + vectors.astype(np.float64) @ self.fit_.weights + self.fit_.bias
+            return learnt if self.mix_ == 1.0 else (1.0 - self.mix_) * prior + self.mix_ * learnt
         if self.method == "centroid":
             return self._centroid_logits(prior, vectors)
         return np.log(np.clip(self._logistic_proba(vectors), 1e-12, 1.0))
 
     def predict_proba(self, prior: np.ndarray, vectors: np.ndarray) -> np.ndarray:
         return softmax(self.predict_logits(prior, vectors))
+
+    # -- the offset head, its penalty or its weight against the prior chosen on the corrections ---------------
+    def _fit_offset_selected(self, p: np.ndarray, x: np.ndarray, y: np.ndarray) -> None:
+        bias_l2 = self.bias_l2  # None: the bias takes the weights' penalty
+        if self.select == "none" or len(y) < 2 * self.folds:
+            self.fit_ = _fit_offset(p, x, y, self.l2, bias_l2)
+            return
+        folds = _folds(len(y), self.folds)
+        if self.select == "l2":
+            grid = [*L2_GRID, np.inf]
+            losses = [_cv_loss(p, x, y, folds, l2, bias_l2) for l2 in grid]
+            self.l2_ = float(grid[int(np.argmin(losses))])
+            if np.isfinite(self.l2_):
+                self.fit_ = _fit_offset(p, x, y, self.l2_, bias_l2)
+            return
+        # select == "mix": one fit per fold, the weight of the learnt logits against the prior's chosen by CV
+        held = [_fold_logits(p, x, y, f, self.l2, bias_l2) for f in folds]
+        losses = [sum(_logloss((1 - w) * p[f] + w * z, y[f]) for f, z in zip(folds, held, strict=True)) for w in MIX_GRID]
+        self.mix_ = float(MIX_GRID[int(np.argmin(losses))])
+        if self.mix_ > 0:
+            self.fit_ = _fit_offset(p, x, y, self.l2, bias_l2)
 
     # -- the centroid blend (as journey.yaml examples) ------------------------------------------------------
     def _fit_centroids(self, x: np.ndarray, y: np.ndarray) -> None:
@@ -188,6 +256,36 @@ class CorrectionLearner:
         return out / out.sum(axis=1, keepdims=True)
 
 
+L2_GRID = (0.05, 0.5, 5.0)
+MIX_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+def _folds(m: int, k: int) -> list[np.ndarray]:
+    """k folds of m corrections, a fixed shuffle (the same corrections give the same choice)."""
+    order = np.random.default_rng(0).permutation(m)
+    return [order[i::k] for i in range(k)]
+
+
+def _logloss(z: np.ndarray, y: np.ndarray) -> float:
+    z = z - z.max(axis=1, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    return -float(logp[np.arange(len(y)), y].sum())
+
+
+def _fold_logits(p: np.ndarray, x: np.ndarray, y: np.ndarray, fold: np.ndarray, l2: float,
+                 bias_l2: float | None) -> np.ndarray:  # fmt: skip
+    train = np.setdiff1d(np.arange(len(y)), fold)
+    f = _fit_offset(p[train], x[train], y[train], l2, bias_l2)
+    return f.prior_scale * p[fold] + x[fold] @ f.weights + f.bias
+
+
+def _cv_loss(p: np.ndarray, x: np.ndarray, y: np.ndarray, folds: list[np.ndarray], l2: float,
+             bias_l2: float | None) -> float:  # fmt: skip
+    if not np.isfinite(l2):
+        return sum(_logloss(p[f], y[f]) for f in folds)
+    return sum(_logloss(_fold_logits(p, x, y, f, l2, bias_l2), y[f]) for f in folds)
+
+
 @functools.cache
 def _blas() -> Any:
     """The BLAS libraries loaded, found once (threadpoolctl looks them up; every lookup costs milliseconds)."""
@@ -196,7 +294,7 @@ def _blas() -> Any:
     return ThreadpoolController()
 
 
-def _fit_offset(prior: np.ndarray, x: np.ndarray, y: np.ndarray, l2: float) -> _Fit:
+def _fit_offset(prior: np.ndarray, x: np.ndarray, y: np.ndarray, l2: float, bias_l2: float | None = None) -> _Fit:
     """Multinomial logistic regression with the prior logits as an offset (see the module), by L-BFGS.
 
     Solved in its dual form: with a ridge penalty the weights are a combination of the corrected texts' vectors,
@@ -206,6 +304,7 @@ def _fit_offset(prior: np.ndarray, x: np.ndarray, y: np.ndarray, l2: float) -> _
 
     m = len(x)
     c = prior.shape[1]
+    bl2 = l2 if bias_l2 is None else bias_l2
     gram = x @ x.T
     onehot = np.zeros((m, c))
     onehot[np.arange(m), y] = 1.0
@@ -219,8 +318,8 @@ def _fit_offset(prior: np.ndarray, x: np.ndarray, y: np.ndarray, l2: float) -> _
         z = z - z.max(axis=1, keepdims=True)
         logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
         g = np.exp(logp) - onehot
-        value = -float((onehot * logp).sum()) + l2 * float((a_ * ka).sum() + (b * b).sum()) + (scale - 1.0) ** 2
-        grad = np.concatenate([(gram @ (g + 2 * l2 * a_)).ravel(), g.sum(axis=0) + 2 * l2 * b,
+        value = -float((onehot * logp).sum()) + l2 * float((a_ * ka).sum()) + bl2 * float((b * b).sum()) + (scale - 1.0) ** 2
+        grad = np.concatenate([(gram @ (g + 2 * l2 * a_)).ravel(), g.sum(axis=0) + 2 * bl2 * b,
                                [float((g * prior).sum()) + 2 * (scale - 1.0)]])  # fmt: skip
         return value, grad
 

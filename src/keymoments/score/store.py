@@ -23,12 +23,12 @@ from keymoments.events import RATING_CONFIDENCE, JourneyModel, Touchpoint
 from keymoments.exceptions import KeymomentsWarning
 from keymoments.present import progress_task
 from keymoments.score.base import TextScorer, TextScores
-from keymoments.score.corrections import cache_tagged, refit
+from keymoments.score.corrections import Refit, cache_tagged, refit
 from keymoments.score.emotions import EMOTIONS, emotions_of
 from keymoments.score.fusion import fuse
 from keymoments.score.registry import resolve_scorer
 from keymoments.score.semantic_tagging import SemanticTagger
-from keymoments.score.tagging import Tagger, make_tagger
+from keymoments.score.tagging import OTHER, Tagger, make_tagger
 from keymoments.store.scores import (
     touchpoint_examples,
     unscored_count,
@@ -41,7 +41,7 @@ from keymoments.store.scores import (
 from keymoments.store.store import Store
 
 __all__ = [
-    "EXAMPLES_PER_TOUCHPOINT", "learn_store_text", "learnt_model_path", "score_store", "store_journey", "tag_store",
+    "EXAMPLES_PER_TOUCHPOINT", "backfill_texts", "learn_store_text", "learnt_model_path", "score_store", "store_journey", "tag_store",
 ]
 
 #: how many of a touchpoint's own event texts :func:`store_journey` gives the tagger as labelled examples
@@ -145,6 +145,53 @@ def tag_store(
     if n and store.count("text_corrections"):  # what the analyst taught applies to the new texts too
         refit(store)
     return n
+
+
+def backfill_texts(store: Store, journey: JourneyModel | None = None, *, batch_size: int = 5_000) -> Refit | None:
+    """Make every text the tagger tagged correctable: encode the texts it tagged without caching a vector (the
+    word-list tagger's, or texts tagged before the cache existed), cache their vectors and zero-shot priors in
+    batches (with progress), then refit on the corrections so far, which re-tags them with the semantic tagger's
+    answer. ``journey``: the one the texts were tagged with (else :func:`store_journey`); its touchpoints must be
+    those of the texts already cached. Returns what the refit did, or None when there was nothing to add.
+
+    Raises ConfigError when the semantic encoder is not installed or the journey's touchpoints differ from the
+    cached texts' (a cache over other classes would be dropped)."""
+    from keymoments.exceptions import ConfigError  # noqa: PLC0415
+    from keymoments.store import texts as sql  # noqa: PLC0415
+
+    todo = sql.unlisted_count(store)[1]
+    if not todo:
+        return None
+    model = journey if journey is not None else store_journey(store)
+    if model is None:
+        raise ConfigError("No journey to tag with: pass the journey the texts were tagged with (--journey).")
+    first = sql.unlisted_events(store, limit=batch_size)
+    tagger = make_tagger(model, "auto", reference=first["text"].tolist())
+    if not isinstance(tagger, SemanticTagger):
+        raise ConfigError("Listing these texts needs the semantic encoder, which is not installed: "
+                          "pip install 'keymoments[text]'.")  # fmt: skip
+    cur = store.cursor()
+    try:
+        cached = sql.tagger_classes(cur)
+    finally:
+        cur.close()
+    classes = [*tagger.touchpoints_, OTHER]
+    if cached is not None and cached != classes:
+        raise ConfigError(f"The texts already listed were tagged over {cached}; this journey's are {classes}. "
+                          "Pass the journey they were tagged with (--journey).")  # fmt: skip
+    after = -1
+    with progress_task(f"encoding {todo:,} tagged texts for the texts page", total=todo) as task:
+        while True:
+            batch = first if after < 0 else sql.unlisted_events(store, limit=batch_size, after_seq=after)
+            if batch.empty:
+                break
+            texts = batch["text"].tolist()
+            emb = tagger.encode(texts)
+            with store.write() as con:
+                cache_tagged(con, tagger, texts, batch["event_id"].tolist(), emb, tagger.tag_encoded(texts, emb))
+            task.advance(len(batch))
+            after = int(batch["seq"].max())
+    return refit(store)  # the tag in force for them, and their events follow it
 
 
 def _tag_batches(store: Store, journey: JourneyModel | None, tagger: Tagger | None, task: Any, batch_size: int) -> int:

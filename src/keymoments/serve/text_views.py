@@ -10,7 +10,9 @@ from urllib.parse import quote, urlencode
 from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 
-from keymoments.exceptions import InvalidParameterError, KeymomentsError, NotFoundError
+from keymoments import present
+from keymoments.exceptions import ConflictError, InvalidParameterError, KeymomentsError, NotFoundError
+from keymoments.score.corrections import READ_ONLY, UNLISTED_HINT
 from keymoments.serve.auth import Principal
 from keymoments.serve.routes.texts import correct_text, text_page
 from keymoments.serve.views import _ctx, _error_page, _gate, form_data, templates
@@ -38,9 +40,11 @@ def install(app: FastAPI) -> None:
                                InvalidParameterError(f"The 'offset' parameter must be a whole number. Got {q.get('offset')!r}."))  # fmt: skip
         keep = {k: v for k, v in {"order": order, "tag": tag}.items() if v}
         here = "/texts" + (f"?{urlencode(keep)}" if keep else "")
+        read_only = bool(request.app.state.km.store.read_only)
         return templates.TemplateResponse(request, "texts.html", _ctx(
             request, p, "texts", title="Texts", data=data, order=order, orders=ORDERS, tag=tag, here=here,
-            can_correct=p.can("texts:correct"), flash=q.get("msg"), flash_error=q.get("err"),
+            can_correct=p.can("texts:correct") and not read_only, read_only=read_only,
+            read_only_msg=READ_ONLY, unlisted_hint=UNLISTED_HINT[0].upper() + UNLISTED_HINT[1:], flash=q.get("msg"), flash_error=q.get("err"),
             next_page=f"/texts?{urlencode({**keep, 'offset': offset + PAGE})}" if offset + PAGE < data["total"] else None,
         ))  # fmt: skip
 
@@ -57,10 +61,9 @@ def install(app: FastAPI) -> None:
         back = back if back.startswith("/texts") and not back.startswith("//") else "/texts"
         try:
             done: dict[str, Any] = await run_in_threadpool(correct_text, request, text_id, form.get("touchpoint", ""), p)
-        except (InvalidParameterError, NotFoundError) as exc:
+        except (ConflictError, InvalidParameterError, NotFoundError) as exc:
             return _error_page(request, p, "texts", exc, back=back)
         r = done["refit"]
-        msg = (f"Tagged {done['text']['touchpoint']}. The tagger refitted on {r['corrections']} corrections: "
-               f"{r['changed']} texts changed tag.")
+        msg = present.correction_message(done["text"]["touchpoint"], r)
         sep = "&" if "?" in back else "?"
         return RedirectResponse(f"{back}{sep}{urlencode({'msg': msg})}#t-{quote(text_id)}", status_code=303)

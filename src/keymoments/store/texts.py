@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "TEXTS_MIGRATION", "TextCache", "correction_count", "find_text", "insert_correction", "list_texts", "load_cache",
-    "tagger_classes", "write_cache", "write_tags",
+    "tagger_classes", "unlisted_count", "unlisted_events", "write_cache", "write_tags",
 ]  # fmt: skip
 
 #: The tables of tagged texts and corrections (one migration, appended to ``schema.MIGRATIONS``).
@@ -106,18 +106,25 @@ class TextCache:
         return len(self.hashes)
 
 
-def load_cache(con: duckdb.DuckDBPyConnection) -> TextCache | None:
-    """Every cached text with the correction in force (the latest per text); None before any tagging."""
+def load_cache(con: duckdb.DuckDBPyConnection, *, only: list[str] | None = None,
+               corrected_only: bool = False) -> TextCache | None:  # fmt: skip
+    """Every cached text with the correction in force (the latest per text); None before any tagging.
+    ``only``: just these text hashes; ``corrected_only``: just the corrected texts (what a fit needs)."""
     classes = tagger_classes(con)
     if classes is None:
         return None
-    frame = con.execute("""
+    if only is not None:
+        con.register("_km_only", pd.DataFrame({"text_hash": pd.Series(only, dtype=object)}))
+    frame = con.execute(f"""
         SELECT t.text_hash, v.vector, v.prior, t.touchpoint, t.confidence, c.touchpoint AS fixed
-        FROM text_tags t JOIN text_vectors v USING (text_hash) LEFT JOIN (
+        FROM text_tags t JOIN text_vectors v USING (text_hash) {"SEMI JOIN _km_only USING (text_hash)" if only is not None else ""}
+        {"" if corrected_only else "LEFT"} JOIN (
             SELECT text_hash, arg_max(touchpoint, corrected_at) AS touchpoint FROM text_corrections GROUP BY text_hash
         ) c USING (text_hash)
         ORDER BY t.text_hash
-    """).df()
+    """).df()  # noqa: S608 - the clauses are the code's
+    if only is not None:
+        con.unregister("_km_only")
     return TextCache(classes, frame)
 
 
@@ -184,6 +191,29 @@ def find_text(store: Store, text_id: str) -> dict[str, Any] | None:
     return None if rows.empty else rows.iloc[0].to_dict()
 
 
+#: Events whose touchpoint the tagger inferred from their text but whose text has no cached vector: tagged by the
+#: word-list tagger (no encoder installed then) or before the cache existed (schema version 5). Events whose
+#: touchpoint came with the data are never among them.
+_UNLISTED = """
+    FROM events e JOIN text_scores s USING (event_id)
+    WHERE e.text IS NOT NULL AND e.touchpoint IS NOT NULL
+      AND coalesce(json_extract(s.tags, '$.touchpoint_inferred')::BOOLEAN, false)
+      AND NOT EXISTS (SELECT 1 FROM text_tag_events x WHERE x.event_id = e.event_id)
+"""
+
+
+def unlisted_count(store: Store) -> tuple[int, int]:
+    """(distinct texts, events) the tagger tagged that the texts page cannot list (no cached vector)."""
+    row = store.query(f"SELECT count(DISTINCT e.text) AS texts, count(*) AS events {_UNLISTED}")  # noqa: S608
+    return int(row["texts"].iloc[0]), int(row["events"].iloc[0])
+
+
+def unlisted_events(store: Store, *, limit: int, after_seq: int = -1) -> pd.DataFrame:
+    """Up to ``limit`` of those events (``event_id``, ``seq``, ``text``), in seq order."""
+    return store.query(f"SELECT e.event_id, e.seq, e.text {_UNLISTED} AND e.seq > ? ORDER BY e.seq LIMIT ?",  # noqa: S608
+                       [after_seq, limit])  # fmt: skip
+
+
 _ORDERS = {
     "uncertain": "t.corrected, t.margin, t.text_hash",  # corrected texts last: their tag is known
     "confident": "t.corrected, t.margin DESC, t.text_hash",
@@ -199,7 +229,7 @@ def list_texts(store: Store, *, tag: str | None, order: str, limit: int, offset:
     params: list[Any] = [tag] if tag is not None else []
     total = store.query(f"SELECT count(*) AS n FROM text_tags t {where}", params)["n"].iloc[0]
     page = store.query(f"""
-        SELECT first(x.event_id ORDER BY e.seq) AS id, v.text, t.touchpoint, t.confidence, t.margin, t.corrected,
+        SELECT first(x.event_id ORDER BY e.seq) AS id, t.text_hash, v.text, t.touchpoint, t.confidence, t.margin, t.corrected,
                count(*) AS events, min(e.seq) AS first_seq
         FROM text_tags t JOIN text_vectors v USING (text_hash) JOIN text_tag_events x USING (text_hash)
         JOIN events e ON e.event_id = x.event_id

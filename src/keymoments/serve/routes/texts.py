@@ -27,6 +27,8 @@ class TaggedText(BaseModel):
     margin: float = Field(..., description="The tag's probability minus the next likeliest's: small is uncertain")
     corrected: bool = Field(..., description="An analyst set this tag")
     events: int = Field(..., description="How many events carry this text")
+    next_touchpoint: str | None = Field(None, description="The second likeliest tag (None when corrected)")
+    next_confidence: float | None = Field(None, description="Its probability")
 
 
 class TextPage(BaseModel):
@@ -37,6 +39,9 @@ class TextPage(BaseModel):
     order: str
     touchpoints: list[str] = Field(..., description="What a text may be tagged with")
     corrections: int = Field(..., description="Texts corrected so far")
+    unlisted: int = Field(0, description="Texts the tagger tagged that are not listed (no cached vector: tagged by the "
+                          "word-list tagger or before this version); `keymoments texts backfill` adds them")
+    unlisted_events: int = Field(0, description="Events carrying those texts")
 
 
 class Refit(BaseModel):
@@ -45,6 +50,7 @@ class Refit(BaseModel):
     events_moved: int = Field(..., description="Events whose touchpoint changed (their journeys were re-derived)")
     corrections: int = Field(..., description="Corrections the tagger learnt from")
     seconds: float
+    others_now_this_tag: int = Field(0, description="Other texts that changed tag to the corrected one's")
 
 
 class Corrected(BaseModel):
