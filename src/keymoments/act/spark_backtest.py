@@ -10,8 +10,9 @@ except for three things customers share, which the embedded back-test keeps in o
   everyone per day);
 * the **clock**: a proactive trigger (absence, quiet journey end) falls due when any later event arrives.
 
-So the back-test is split in two. ``groupBy(customer_id).applyInPandas`` runs the engine over each customer's
-events sorted by ``(ts, seq)`` (the embedded back-test's order, :func:`keymoments.store.act_tables.iter_events`)
+So the back-test is split in two. ``groupBy(bucket).applyInPandas``, customers hashed into buckets of about
+:data:`BUCKET_EVENTS` events, runs the engine over each customer's events sorted by ``(ts, seq)`` (the embedded
+back-test's order, :func:`keymoments.store.act_tables.iter_events`), one customer at a time from a fresh state,
 with budgets only tagged and the shared governance left out, then advances that customer's clock to the latest
 event of all (as the embedded back-test's final ``advance`` does). Each candidate decision leaves the executor
 with its place in the embedded back-test's global order: an event's decisions sort by ``(ts, 1, seq, n)``, a
@@ -34,7 +35,13 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from keymoments.act.engine import CUST, EMP, JOURNEY, LOC, Decision, Engine, period_id
-from keymoments.act.models import AbsenceTrigger, HistoryCondition, JourneyCondition, JourneyEndTrigger, PlaybookFile
+from keymoments.act.models import (
+    AbsenceTrigger,
+    HistoryCondition,
+    JourneyCondition,
+    JourneyEndTrigger,
+    PlaybookFile,
+)
 from keymoments.act.runner import file_hash
 from keymoments.exceptions import InvalidParameterError
 
@@ -48,6 +55,8 @@ __all__ = ["check_partitionable", "spark_backtest"]
 
 #: the columns that are never null (pandas hands every other null over as NaN)
 _INTS = ("seq", "ts_us")
+#: about how many events one bucket of customers holds (one pandas frame in an executor)
+BUCKET_EVENTS = 200_000
 _KEYS = ("k_ts", "k_phase", "k_a", "k_b", "k_c")
 _SCHEMA = "k_ts long, k_phase int, k_a long, k_b long, k_c long, decision binary"
 
@@ -137,8 +146,9 @@ def _engine(file: PlaybookFile, key: str, seed: int, shared: frozenset[int]) -> 
 
 
 def _tuples(pdf: pd.DataFrame) -> list[tuple]:
-    """A customer's events as engine tuples in (ts, seq) order, nulls as None (pandas reads them as NaN)."""
-    pdf = pdf.sort_values(["ts_us", "seq"], kind="stable")
+    """A bucket's events as engine tuples, each customer's together in (ts, seq) order; nulls as None (pandas
+    hands them over as NaN)."""
+    pdf = pdf.sort_values(["customer_id", "ts_us", "seq"], kind="stable")
     cols = []
     for name in pdf.columns:
         values = pdf[name].tolist()
@@ -148,26 +158,37 @@ def _tuples(pdf: pd.DataFrame) -> list[tuple]:
     return list(zip(*cols, strict=True))
 
 
-def decide_customer(file: PlaybookFile, key: str, seed: int, shared: frozenset[int], clock: int,
-                    pdf: pd.DataFrame) -> pd.DataFrame:  # fmt: skip
-    """One customer's candidate decisions, each with its key in the global order (run in an executor)."""
+def decide_bucket(file: PlaybookFile, key: str, seed: int, shared: frozenset[int], clock: int,
+                  pdf: pd.DataFrame) -> pd.DataFrame:  # fmt: skip
+    """The candidate decisions of the customers in one bucket, each customer on its own (a fresh engine
+    state), each decision with its key in the global order (run in an executor)."""
     import pandas as pd
 
-    eng = _engine(file, key, seed, shared)
+    rows: list[tuple] = []
+    events = _tuples(pdf)
+    start = 0
+    for i in range(1, len(events) + 1):
+        if i == len(events) or events[i][CUST] != events[start][CUST]:
+            _decide_customer(_engine(file, key, seed, shared), events[start:i], clock, rows)
+            start = i
+    return pd.DataFrame(rows, columns=[*_KEYS, "decision"])
+
+
+def _decide_customer(eng: Engine, events: list[tuple], clock: int, rows: list[tuple]) -> None:
+    """One customer's events through ``eng``, then its clock advanced to ``clock``: rows of (key, decision)."""
     tokens = eng.fired_tokens
     armed: dict[int, tuple[int, int]] = {}
-    rows: list[tuple] = []
 
     def keep(out: list[Decision], k0: int, ts: int, seq: int) -> None:
         timers = len(tokens) - k0
         for j, d in enumerate(out):
-            if j < timers:
+            if j < timers:  # a timer's decision: after the events before its deadline, in the order armed
                 tok = tokens[k0 + j]
                 rows.append((d.ts_us, 0, *armed[tok], tok, pickle.dumps(d)))
             else:
                 rows.append((ts, 1, seq, j - timers, 0, pickle.dumps(d)))
 
-    for e in _tuples(pdf):
+    for e in events:
         n0, k0 = eng._n, len(tokens)
         out = eng.evaluate(e)
         if out:
@@ -176,7 +197,6 @@ def decide_customer(file: PlaybookFile, key: str, seed: int, shared: frozenset[i
             armed[tok] = (e[1], e[0])
     k0 = len(tokens)
     keep(eng.advance(clock), k0, clock, 0)
-    return pd.DataFrame(rows, columns=[*_KEYS, "decision"])
 
 
 # -- the driver's side --------------------------------------------------------------------------------------
@@ -223,7 +243,11 @@ def spark_backtest(store: SparkStore, file: PlaybookFile, seed: int) -> tuple[in
     feature = _journey_feature(file)
     if feature is not None:
         both = (
-            ev.groupBy("journey_id").agg(F.countDistinct("customer_id").alias("n")).where("n > 1").limit(1).collect()
+            ev.groupBy("journey_id")
+            .agg(F.countDistinct("customer_id").alias("n"))
+            .where("n > 1")
+            .limit(1)
+            .collect()
         )
         if both:
             raise InvalidParameterError(
@@ -237,8 +261,12 @@ def spark_backtest(store: SparkStore, file: PlaybookFile, seed: int) -> tuple[in
     seed_, clock, key = int(seed), int(clock), f"{file_hash(file)}:{seed}"
 
     def decide(pdf: pd.DataFrame) -> pd.DataFrame:
-        return decide_customer(file, key, seed_, shared, clock, pdf)
+        return decide_bucket(file, key, seed_, shared, clock, pdf)
 
-    decided = ev.groupBy("customer_id").applyInPandas(decide, schema=_SCHEMA)
+    # customers in buckets (a pandas call per customer costs more than most customers' events), each bucket
+    # small enough for one executor's memory
+    buckets = max(2 * store.spark.sparkContext.defaultParallelism, -(-int(n) // BUCKET_EVENTS))
+    bucket = F.pmod(F.xxhash64("customer_id"), F.lit(buckets)).alias("bucket")
+    decided = ev.groupBy(bucket).applyInPandas(decide, schema=_SCHEMA)
     rows = decided.orderBy(*_KEYS).toLocalIterator(prefetchPartitions=True)
     return int(n), reconcile(engine, shared, (pickle.loads(r["decision"]) for r in rows))

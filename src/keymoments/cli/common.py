@@ -29,6 +29,7 @@ __all__ = [
     "OutcomeOption",
     "echo_json",
     "emit",
+    "engine_options",
     "filter_options",
     "fit_and_emit",
     "open_analysis_store",
@@ -116,17 +117,29 @@ def filter_options(command: Callable[..., Any]) -> Callable[..., Any]:
     ``filters`` parameter and receives them there as one dict, to pass on: ``Analysis(..., **filters)``.
     It also gets the engine options (``--engine``, ``--events``, ``--events-table``, ``--map``, ``--conf``),
     which :func:`fit_and_emit` and :func:`open_analysis_store` apply."""
+    return _with_options(command, filters=True)
+
+
+def engine_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Give a command the engine options alone (``--engine``, ``--events``…), which :func:`open_analysis_store`
+    applies (``playbooks backtest``: its events may be on Spark, its filters are its playbooks)."""
+    return _with_options(command, filters=False)
+
+
+def _with_options(command: Callable[..., Any], *, filters: bool) -> Callable[..., Any]:
     sig = inspect.signature(command, eval_str=True)
+    added = {**(FILTER_OPTIONS if filters else {}), **ENGINE_OPTIONS}
     params = [p for p in sig.parameters.values() if p.name != "filters"]
     params += [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=a)
-               for n, a in {**FILTER_OPTIONS, **ENGINE_OPTIONS}.items()]  # fmt: skip
+               for n, a in added.items()]  # fmt: skip
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        filters = {n: kwargs.pop(n, None) for n in FILTER_OPTIONS}
+        if filters:
+            kwargs["filters"] = {n: kwargs.pop(n, None) for n in FILTER_OPTIONS}
         token = _ENGINE.set({n: kwargs.pop(n, None) for n in ENGINE_OPTIONS})
         try:
-            return command(*args, filters=filters, **kwargs)
+            return command(*args, **kwargs)
         finally:
             _ENGINE.reset(token)
 
@@ -221,16 +234,17 @@ def emit(analysis: Any, as_json: bool, out: Path | None = None) -> None:
     analysis.print_summary()
 
 
-def open_analysis_store(db: Path) -> Store:
-    """The store an analysis command reads: the DuckDB store at ``db`` (read-only), or, with ``--engine spark``
-    (or ``KM_ENGINE=spark``), a :class:`~keymoments.store.spark.SparkStore` whose events are on Spark."""
+def open_analysis_store(db: Path, *, read_only: bool = True) -> Store:
+    """The store an analysis command reads: the DuckDB store at ``db`` (read-only unless the command records
+    something), or, with ``--engine spark`` (or ``KM_ENGINE=spark``), a
+    :class:`~keymoments.store.spark.SparkStore` whose events are on Spark."""
     from keymoments.config import Settings
     from keymoments.exceptions import InvalidParameterError
 
     opts = _ENGINE.get() or {}
     engine = opts.get("engine") or Settings().engine
     if engine == "duckdb":
-        return open_store(db, read_only=True)
+        return open_store(db, read_only=read_only)
     if engine != "spark":
         from keymoments.events import did_you_mean
 
@@ -245,7 +259,7 @@ def open_analysis_store(db: Path) -> Store:
         table=opts.get("events_table"),
         mapping=_pairs(opts.get("spark_map"), "--map", "event_time=ts"),
         conf=_pairs(opts.get("spark_conf"), "--conf", "spark.master=local[4]"),
-        read_only=True,
+        read_only=read_only,
     )
 
 
