@@ -24,6 +24,7 @@ no rated event left drops out.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Unpack
 
 import numpy as np
@@ -32,7 +33,8 @@ import pandas as pd
 from keymoments.analyze.base import Analysis, check_choice, no_outcomes, warn_small_sample
 from keymoments.analyze.filters import EventFilters, FilterParams
 from keymoments.analyze.order import events_table, journey_key, time_order
-from keymoments.exceptions import InvalidParameterError, NotEnoughDataError
+from keymoments.analyze.sample import fit_limit, stratified_sample
+from keymoments.exceptions import InvalidParameterError, KeymomentsWarning, NotEnoughDataError
 
 __all__ = ["MODELS", "PeakEnd", "auc", "journey_memory", "outcome_frame", "r2"]
 
@@ -120,7 +122,9 @@ def _metric(binary: bool):  # noqa: ANN202
 class PeakEnd(EventFilters, Analysis):
     """Which memory model predicts the outcome best: mean, end, peak, peak-end or a fitted weighting.
 
-    ``segment``, ``channel``, ``since``, ``until`` narrow the moments remembered (see the module docstring)."""
+    ``segment``, ``channel``, ``since``, ``until`` narrow the moments remembered (see the module docstring);
+    ``max_fit_customers``: above this many units with the outcome, fit on a stratified sample of this many
+    (default ``KM_MAX_FIT_CUSTOMERS``, 2M; :mod:`keymoments.analyze.sample`)."""
 
     title = "Peak-end memory"
 
@@ -132,9 +136,11 @@ class PeakEnd(EventFilters, Analysis):
         n_boot: int = 300,
         level: float = 0.95,
         seed: int = 0,
+        max_fit_customers: int | None = None,
         **filters: Unpack[FilterParams],
     ) -> None:
         self.outcome = outcome
+        self.max_fit_customers = max_fit_customers
         self.folds = folds
         self.n_boot = n_boot
         self.level = level
@@ -149,6 +155,13 @@ class PeakEnd(EventFilters, Analysis):
             raise InvalidParameterError(f"The 'folds' parameter of PeakEnd must be an int >= 2. Got {self.folds!r} instead.")
         events = self._events(data)
         out, key, binary = outcome_frame(data, self.outcome, outcomes, "PeakEnd")
+        self.warnings_: list[str] = []
+        sample = stratified_sample(out, key, self.outcome, fit_limit(self.max_fit_customers, "PeakEnd"), self.seed)
+        if sample is not None:  # only the sampled units' journeys are remembered and reach the driver
+            self.warnings_.append(sample.warning)
+            warnings.warn(sample.warning, KeymomentsWarning, stacklevel=2)
+            out = sample.take(out, key)
+            events = sample.restrict(events, journey_key(events) if key == "journey_id" else events.customer_id)
         j = journey_memory(events)
         if j.empty:
             raise NotEnoughDataError(
@@ -251,6 +264,7 @@ class PeakEnd(EventFilters, Analysis):
             "top": self.top_,
             "verdict": self.verdict_,
             "filters": self.filters,
+            **({"warnings": self.warnings_} if getattr(self, "warnings_", None) else {}),
         }
 
     def figure(self) -> Any:
