@@ -203,8 +203,8 @@ name: follow-up
 trigger: {type: journey_end, quiet_hours: 24}
 actions: [{type: notify, template: hi}]
 """)
-        with pytest.raises(InvalidParameterError, match=r"Journey 'j1' has events of 2 customers, and playbook "
-                           r"'follow-up': trigger journey_end reads journey state"):  # fmt: skip
+        with pytest.raises(InvalidParameterError, match=r"Journey 'j1' has events of several customers \('c1', "
+                           r"'c2'\), and playbook 'follow-up': trigger journey_end reads journey state"):  # fmt: skip
             PlaybookRunner(store, follow).backtest()
         per_customer = loads_playbooks("name: any-call\ntrigger: {type: event, touchpoint: [call]}\n"
                                        "actions: [{type: notify, template: hi}]")  # fmt: skip

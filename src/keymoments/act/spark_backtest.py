@@ -241,21 +241,22 @@ def spark_backtest(store: SparkStore, file: PlaybookFile, seed: int) -> tuple[in
     shared = _shared(engine)
     ev = _event_frame(store)
     feature = _journey_feature(file)
-    if feature is not None:
-        both = (
-            ev.groupBy("journey_id")
-            .agg(F.countDistinct("customer_id").alias("n"))
-            .where("n > 1")
-            .limit(1)
-            .collect()
-        )
-        if both:
+    if feature is None:
+        n, clock = ev.agg(F.count(F.lit(1)), F.max("ts_us")).collect()[0]
+    else:  # the same pass, per journey, finds a journey that two customers share
+        per = ev.groupBy("journey_id").agg(
+            F.count(F.lit(1)).alias("n"), F.max("ts_us").alias("last"),
+            F.min("customer_id").alias("c0"), F.max("customer_id").alias("c1"),
+        )  # fmt: skip
+        both = F.when(F.col("c0") != F.col("c1"), F.struct("journey_id", "c0", "c1"))
+        n, clock, shared_by = per.agg(F.sum("n"), F.max("last"), F.min(both)).collect()[0]
+        if shared_by is not None:
             raise InvalidParameterError(
-                f"Journey {both[0]['journey_id']!r} has events of {both[0]['n']} customers, and {feature} reads "
-                "journey state, which the Spark back-test keeps per customer. Back-test this file on DuckDB "
-                "(--engine duckdb), or give each customer's journeys their own ids."
+                f"Journey {shared_by['journey_id']!r} has events of several customers ({shared_by['c0']!r}, "
+                f"{shared_by['c1']!r}), and {feature} reads journey state, which the Spark back-test keeps per "
+                "customer. Back-test this file on DuckDB (--engine duckdb), or give each customer's journeys "
+                "their own ids."
             )
-    n, clock = ev.agg(F.count(F.lit(1)), F.max("ts_us")).collect()[0]
     if not n:
         return 0, []
     seed_, clock, key = int(seed), int(clock), f"{file_hash(file)}:{seed}"
