@@ -5,7 +5,9 @@ in-memory state (customer and journey aggregates, cooldowns, caps, a simulated b
 the timers of proactive triggers) and returns :class:`Decision` objects. Recording them (``fire``: decisions,
 cases, ledger, outbox in one transaction) and delivering them (``act``: webhooks) happen afterwards, in
 :mod:`keymoments.act.runner` and :mod:`keymoments.act.outbox`. Because the step only looks at one customer's
-state (plus per-playbook daily caps and budget pools), it can later run partitioned by customer.
+state (plus per-playbook daily caps, governance per employee or location and budget pools), it runs
+partitioned by customer on Spark, with what customers share replayed afterwards
+(:mod:`keymoments.act.spark_backtest`).
 
 The state is mutated in place for speed (no copies per event); ``Engine.snapshot()`` deep-copies it when a
 caller needs the before/after pair. Same events + same file + same seed => same decisions, bit for bit.

@@ -113,7 +113,8 @@ def _event_frame(store: SparkStore) -> DataFrame:
         return (F.col(name) if name in have else F.lit(None)).cast(kind)
 
     return df.select(
-        col("seq", "long").alias("seq"), F.unix_micros(F.col("ts")).alias("ts_us"), col("customer_id").alias("customer_id"),
+        F.coalesce(col("seq", "long"), F.lit(0)).alias("seq"), F.unix_micros(F.col("ts")).alias("ts_us"),
+        col("customer_id").alias("customer_id"),
         F.coalesce(col("journey_id"), col("customer_id")).alias("journey_id"), col("touchpoint").alias("touchpoint"),
         col("stage").alias("stage"), col("channel").alias("channel"), col("outcome").alias("outcome"),
         col("rating", "double").alias("rating"),
