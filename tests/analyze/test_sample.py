@@ -45,7 +45,7 @@ def test_strata_keep_their_proportions_within_one_and_the_draw_is_seeded():
     assert shares["sampled"].sum() == 50
     assert (abs(shares["sampled"] - 50 * shares["total"] / 980) < 1).all()
     drawn = frame.set_index("customer_id").loc[list(s.keys), "y"]
-    assert int(drawn.sum()) == shares.loc["1", "sampled"]  # the keys drawn are the strata's counts
+    assert int(drawn.sum()) == shares.loc["1.0", "sampled"]  # the keys drawn are the strata's counts
     assert list(
         stratified_sample(frame.sample(frac=1, random_state=2), "customer_id", "y", 50, seed=4).keys
     ) == list(s.keys)

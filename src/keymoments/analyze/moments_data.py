@@ -161,7 +161,12 @@ def _from_store(mot: MomentsOfTruth, store: Any, journey: JourneyModel | None) -
             "Outcome", mot.outcome, list(defs), " Load outcomes with `keymoments ingest-outcomes`."
         )
     key, dtype = defs[mot.outcome]
-    ydf = store.outcomes_wide([mot.outcome], key_kind=key)
+    owner = getattr(mot, "_owner", None) or type(mot).__name__
+    sample = stratified_sample(store, key, mot.outcome, fit_limit(getattr(mot, "max_fit_customers", None), owner),
+                               mot.seed)  # fmt: skip
+    if sample is not None:  # only the drawn units' outcomes and experiences reach the driver
+        warnings.warn(sample.warning, KeymomentsWarning, stacklevel=2)
+    ydf = store.outcomes_wide([mot.outcome], key_kind=key) if sample is None else sample.frame
     vpc = None
     if dtype == "bool" or set(pd.unique(ydf[mot.outcome].dropna())) <= {0.0, 1.0}:
         money = [
@@ -171,12 +176,6 @@ def _from_store(mot: MomentsOfTruth, store: Any, journey: JourneyModel | None) -
             both = store.outcomes_wide([mot.outcome, money[0]], key_kind=key)
             kept = both.loc[both[mot.outcome] == 1, money[0]].dropna()
             vpc = float(kept.mean()) if len(kept) else None
-    owner = getattr(mot, "_owner", None) or type(mot).__name__
-    sample = stratified_sample(ydf, key, mot.outcome, fit_limit(getattr(mot, "max_fit_customers", None), owner),
-                               mot.seed)  # fmt: skip
-    if sample is not None:  # only the sampled units' experiences are aggregated and reach the driver
-        warnings.warn(sample.warning, KeymomentsWarning, stacklevel=2)
-        ydf = sample.take(ydf, key)
     attrs = store.attributes_wide(key)
     if key == "journey_id" and len(attrs.columns) <= 1:  # journeys inherit their customer's attributes
         attrs = store.attributes_wide("customer_id")

@@ -33,10 +33,10 @@ import pandas as pd
 from keymoments.analyze.base import Analysis, check_choice, no_outcomes, warn_small_sample
 from keymoments.analyze.filters import EventFilters, FilterParams
 from keymoments.analyze.order import events_table, journey_key, time_order
-from keymoments.analyze.sample import fit_limit, stratified_sample
+from keymoments.analyze.sample import FitSample, fit_limit, stratified_sample
 from keymoments.exceptions import InvalidParameterError, KeymomentsWarning, NotEnoughDataError
 
-__all__ = ["MODELS", "PeakEnd", "auc", "journey_memory", "outcome_frame", "r2"]
+__all__ = ["MODELS", "PeakEnd", "auc", "fit_outcome_frame", "journey_memory", "outcome_frame", "r2"]
 
 #: memory models, simplest first, with the per-journey features each one uses
 MODELS: dict[str, list[str]] = {
@@ -75,6 +75,15 @@ def journey_memory(data: Any) -> pd.DataFrame:
 
 def outcome_frame(data: Any, outcome: str, outcomes: pd.DataFrame | None, owner: str) -> tuple[pd.DataFrame, str, bool]:
     """(the outcome table, its key column, whether it is yes/no) from the store or a given frame."""
+    out, key, binary, _ = fit_outcome_frame(data, outcome, outcomes, owner)
+    return out, key, binary
+
+
+def fit_outcome_frame(
+    data: Any, outcome: str, outcomes: pd.DataFrame | None, owner: str, limit: int | None = None, seed: int = 0
+) -> tuple[pd.DataFrame, str, bool, FitSample | None]:
+    """:func:`outcome_frame`, of a stratified sample of the units when more than ``limit`` have the outcome
+    (:mod:`keymoments.analyze.sample`), and the sample (None: every unit)."""
     from keymoments.store.store import Store
 
     if outcomes is None:
@@ -85,7 +94,9 @@ def outcome_frame(data: Any, outcome: str, outcomes: pd.DataFrame | None, owner:
             raise no_outcomes(owner, outcome)
         check_choice(owner, "outcome", outcome, list(defs))
         key, dtype = defs[outcome]
-        return data.outcomes_wide([outcome], key_kind=key), key, dtype == "bool"
+        sample = None if limit is None else stratified_sample(data, key, outcome, limit, seed)
+        out = data.outcomes_wide([outcome], key_kind=key) if sample is None else sample.frame
+        return out, key, dtype == "bool", sample
     key = "journey_id" if "journey_id" in outcomes.columns and "customer_id" not in outcomes.columns else "customer_id"
     check_choice(owner, "outcome", outcome, [c for c in outcomes.columns if c != key])
     col = outcomes[outcome]
@@ -93,7 +104,8 @@ def outcome_frame(data: Any, outcome: str, outcomes: pd.DataFrame | None, owner:
     out = outcomes[[key, outcome]].copy()
     out[outcome] = out[outcome].astype(float)
     out[key] = out[key].astype(str)
-    return out, key, binary
+    sample = None if limit is None else stratified_sample(out, key, outcome, limit, seed)
+    return (out if sample is None else sample.frame), key, binary, sample
 
 
 def auc(y: np.ndarray, p: np.ndarray) -> float:
@@ -154,13 +166,12 @@ class PeakEnd(EventFilters, Analysis):
         if not isinstance(self.folds, int) or self.folds < 2:
             raise InvalidParameterError(f"The 'folds' parameter of PeakEnd must be an int >= 2. Got {self.folds!r} instead.")
         events = self._events(data)
-        out, key, binary = outcome_frame(data, self.outcome, outcomes, "PeakEnd")
+        limit = fit_limit(self.max_fit_customers, "PeakEnd")
+        out, key, binary, sample = fit_outcome_frame(data, self.outcome, outcomes, "PeakEnd", limit, self.seed)
         self.warnings_: list[str] = []
-        sample = stratified_sample(out, key, self.outcome, fit_limit(self.max_fit_customers, "PeakEnd"), self.seed)
-        if sample is not None:  # only the sampled units' journeys are remembered and reach the driver
+        if sample is not None:  # only the drawn units' journeys are remembered and reach the driver
             self.warnings_.append(sample.warning)
             warnings.warn(sample.warning, KeymomentsWarning, stacklevel=2)
-            out = sample.take(out, key)
             events = sample.restrict(events, journey_key(events) if key == "journey_id" else events.customer_id)
         j = journey_memory(events)
         if j.empty:

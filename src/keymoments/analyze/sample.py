@@ -11,8 +11,9 @@ same way on every engine:
   proportional share and the sizes add up to the limit;
 * within a stratum, the units with the smallest seeded hash of their key are drawn (the analysis's ``seed``):
   the same data and seed draw the same units, whatever order the engine returns them in;
-* the engine then aggregates only the sampled units' events (a semi-join on the keys), so the experience frame
-  that reaches the driver has at most ``limit`` rows.
+* the draw runs where the outcomes are, in SQL (the store's DuckDB file, whichever engine holds the events),
+  and only the drawn units and their outcome reach the driver; the engine then aggregates only their events (a
+  semi-join on the keys), so the experience frame that reaches the driver has at most ``limit`` rows.
 
 The result says so in its ``warnings`` (:attr:`FitSample.warning`), and its intervals are the sample's.
 """
@@ -26,9 +27,12 @@ import numpy as np
 import pandas as pd
 
 from keymoments.exceptions import InvalidParameterError
+from keymoments.quoting import quote_ident, quote_literal
 
 if TYPE_CHECKING:
     import ibis.expr.types as ir
+
+    from keymoments.store.store import Store
 
 __all__ = ["DEFAULT_MAX_FIT_CUSTOMERS", "FitSample", "fit_limit", "stratified_sample"]
 
@@ -52,14 +56,19 @@ def fit_limit(value: int | None, owner: str = "the analysis") -> int:
 
 @dataclass(frozen=True)
 class FitSample:
-    """The units a fit is drawn on: ``keys`` (strings), ``n`` of ``total``, and the strata's sizes."""
+    """The units a fit is drawn on: ``frame`` (the key and the outcome of each), ``n`` of ``total``, and the
+    strata's sizes (``strata``: stratum, total, sampled)."""
 
-    keys: pd.Index
+    frame: pd.DataFrame
     n: int
     total: int
     unit: str
     by: str
-    strata: pd.DataFrame  # stratum, total, sampled
+    strata: pd.DataFrame
+
+    @property
+    def keys(self) -> pd.Index:
+        return pd.Index(self.frame.iloc[:, 0])
 
     @property
     def warning(self) -> str:
@@ -68,10 +77,6 @@ class FitSample:
             f"sample's (strata: {self.by}; the limit is max_fit_customers, or KM_MAX_FIT_CUSTOMERS)"
         )
 
-    def take(self, frame: pd.DataFrame, key: str) -> pd.DataFrame:
-        """The rows of ``frame`` whose ``key`` was drawn."""
-        return frame[frame[key].astype(str).isin(self.keys)]
-
     def restrict(self, t: ir.Table, key: Any) -> ir.Table:
         """The events ``t`` of the drawn units only (``key``: the unit's key expression on ``t``), a semi-join
         that runs in the engine holding the events."""
@@ -79,17 +84,6 @@ class FitSample:
 
         drawn = ibis.memtable(pd.DataFrame({"_km_unit": self.keys.to_numpy(dtype=object)}))
         return t.filter(key.cast("string").isin(drawn._km_unit))
-
-
-def _strata(y: pd.Series) -> tuple[pd.Series, str]:
-    """Each unit's stratum: the outcome's value (yes/no) or its decile by rank (numeric)."""
-    values = set(pd.unique(y))
-    if len(values) <= 2:
-        return y.astype(float).map(lambda v: f"{v:g}"), "the outcome's values"
-    ranks = y.rank(method="first").to_numpy()
-    return pd.Series((ranks - 1) * _DECILES // len(y), index=y.index).astype(int).map(
-        str
-    ), "the outcome's deciles"
 
 
 def _allocate(sizes: pd.Series, limit: int) -> pd.Series:
@@ -104,24 +98,53 @@ def _allocate(sizes: pd.Series, limit: int) -> pd.Series:
 
 
 def stratified_sample(
-    frame: pd.DataFrame, key: str, outcome: str, limit: int, seed: int = 0
+    source: Store | pd.DataFrame, key: str, outcome: str, limit: int, seed: int = 0
 ) -> FitSample | None:
-    """The units of ``frame`` (``key``, ``outcome``) to fit on, or None when those with the outcome are at most
-    ``limit`` (the fit takes them all, unchanged)."""
-    known = frame.loc[frame[outcome].notna(), [key, outcome]]
-    if len(known) <= limit:
+    """The units to fit on, drawn where the outcomes are (the store's DuckDB file, whichever engine holds the
+    events; or a frame of ``key`` and ``outcome``), or None when those with the outcome are at most ``limit``
+    (the fit takes them all, unchanged). Only the drawn units and their outcome reach the caller.
+
+    ``source`` a store: ``key`` is the outcome's key kind (``customer_id`` or ``journey_id``)."""
+    import duckdb
+
+    from keymoments.store.store import Store
+
+    if isinstance(source, Store):
+        rel = "SELECT key AS k, value AS y FROM outcomes WHERE key_kind = ? AND name = ?"
+        params: list[Any] = [key, outcome]
+
+        def run(sql: str) -> pd.DataFrame:
+            return source.query(sql, params)
+    else:
+        con = duckdb.connect()
+        con.register("km_units", source)
+        rel, params = f"SELECT {quote_ident(key)} AS k, {quote_ident(outcome)} AS y FROM km_units", []
+
+        def run(sql: str) -> pd.DataFrame:
+            return con.execute(sql, params).df()
+
+    units = f"(SELECT CAST(k AS VARCHAR) AS k, CAST(y AS DOUBLE) AS y FROM ({rel}) WHERE NOT isnan(CAST(y AS DOUBLE)))"
+    head = run(f"SELECT count(*) AS n, count(DISTINCT y) AS v FROM {units} u")
+    total, values = int(head["n"].iloc[0]), int(head["v"].iloc[0])
+    if total <= limit:
         return None
-    keys = known[key].astype(str).reset_index(drop=True)
-    stratum, by = _strata(known[outcome].reset_index(drop=True))
-    salt = f"km{int(seed) % 10**14:014d}"  # 16 bytes: siphash's key
-    h = pd.util.hash_pandas_object(keys, index=False, hash_key=salt).to_numpy()
-    order = np.lexsort((keys.to_numpy(), h, stratum.to_numpy()))  # by stratum, then hash (then key: no ties)
-    ranked = pd.DataFrame({"key": keys.to_numpy()[order], "stratum": stratum.to_numpy()[order]})
-    sizes = ranked.groupby("stratum", sort=True).size()
-    quota = _allocate(sizes, limit)
-    drawn = ranked[
-        ranked.groupby("stratum").cumcount().to_numpy() < quota.reindex(ranked["stratum"]).to_numpy()
-    ]
-    table = pd.DataFrame({"stratum": sizes.index, "total": sizes.to_numpy(), "sampled": quota.to_numpy()})
+    if values <= 2:
+        stratum, by = "CAST(y AS VARCHAR)", "the outcome's values"
+    else:
+        stratum, by = f"CAST((row_number() OVER (ORDER BY y, k) - 1) * {_DECILES} // {total} AS VARCHAR)", (
+            "the outcome's deciles"
+        )
+    strata = f"strata AS (SELECT k, y, {stratum} AS s FROM {units} u)"
+    sizes = run(f"WITH {strata} SELECT s AS stratum, count(*) AS total FROM strata GROUP BY s ORDER BY s")
+    quota = _allocate(sizes.set_index("stratum")["total"], limit)
+    quotas = ", ".join(f"({quote_literal(s)}, {int(q)})" for s, q in quota.items())
+    salt = quote_literal(f"km-sample:{int(seed)}:")
+    drawn = run(
+        f"WITH {strata}, quota(s, q) AS (VALUES {quotas}) "
+        f"SELECT k AS {quote_ident(key)}, y AS {quote_ident(outcome)} FROM ("
+        f"  SELECT k, y, s, row_number() OVER (PARTITION BY s ORDER BY hash({salt} || k), k) AS r FROM strata"
+        f") JOIN quota USING (s) WHERE r <= q ORDER BY k"
+    )
+    table = sizes.assign(sampled=quota.to_numpy())
     unit = "journey" if key == "journey_id" else "customer"
-    return FitSample(pd.Index(drawn["key"]), len(drawn), len(keys), unit, by, table)
+    return FitSample(drawn, len(drawn), total, unit, by, table)
