@@ -21,8 +21,11 @@ WARNING = "fitted on a stratified sample of 50 of 300 customers; the intervals a
 @pytest.fixture(scope="module")
 def demo_store(tmp_path_factory, demo_store_at):
     from keymoments.examples.airline import generate_airline
+    from keymoments.store.writer import ingest_outcomes_frame
 
-    s = demo_store_at(tmp_path_factory.mktemp("sample"), generate_airline(300, seed=3))
+    demo = generate_airline(300, seed=3)
+    s = demo_store_at(tmp_path_factory.mktemp("sample"), demo)
+    ingest_outcomes_frame(s, demo.customers[["customer_id", "segment", "tier"]])  # attributes: the controls
     yield s
     s.close()
 
@@ -90,3 +93,27 @@ def test_peak_end_fits_the_sample_and_says_so(demo_store):
     assert fitted(lambda: PeakEnd("retained", n_boot=100, max_fit_customers=1000), demo_store) == whole
     sampled = fitted(lambda: PeakEnd("retained", n_boot=100, max_fit_customers=50), demo_store)
     assert sampled["n"] == 50 and sampled["warnings"][0].startswith(WARNING)
+
+
+@pytest.mark.slow
+def test_only_the_drawn_customers_outcomes_and_attributes_are_read(demo_store, monkeypatch):
+    from keymoments.store.store import Store
+
+    make = lambda: MomentsOfTruth("retained", n_boot=200, max_fit_customers=50)  # noqa: E731
+    sampled = fitted(make, demo_store)
+    assert sampled["controls"] and sampled["value_per_customer"] is not None  # both read, for the sample
+    asked: dict[str, list] = {"attributes": [], "outcomes": []}
+    attributes, outcomes = Store.attributes_wide, Store.outcomes_wide
+
+    def every_customers_attributes(self, key_kind="customer_id", keys=None):
+        asked["attributes"].append(keys)
+        return attributes(self, key_kind)  # every customer's, as before there was a sample
+
+    def spied_outcomes(self, names=None, key_kind=None, keys=None):
+        asked["outcomes"].append(keys)
+        return outcomes(self, names, key_kind, keys)
+
+    monkeypatch.setattr(Store, "attributes_wide", every_customers_attributes)
+    monkeypatch.setattr(Store, "outcomes_wide", spied_outcomes)
+    assert fitted(make, demo_store) == sampled  # the drawn customers' attributes are all the fit uses
+    assert [len(k) for k in asked["attributes"]] == [50] and [len(k) for k in asked["outcomes"]] == [50]

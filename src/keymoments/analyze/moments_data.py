@@ -167,16 +167,17 @@ def _from_store(mot: MomentsOfTruth, store: Any, journey: JourneyModel | None) -
     if sample is not None:  # only the drawn units' outcomes and experiences reach the driver
         warnings.warn(sample.warning, KeymomentsWarning, stacklevel=2)
     ydf = store.outcomes_wide([mot.outcome], key_kind=key) if sample is None else sample.frame
+    drawn = None if sample is None else list(sample.keys)
     vpc = None
     if dtype == "bool" or set(pd.unique(ydf[mot.outcome].dropna())) <= {0.0, 1.0}:
         money = [
             n for n, (k, d) in defs.items() if k == key and d != "bool" and is_money(n) and n != mot.outcome
         ]
         if money:
-            both = store.outcomes_wide([mot.outcome, money[0]], key_kind=key)
+            both = store.outcomes_wide([mot.outcome, money[0]], key_kind=key, keys=drawn)
             kept = both.loc[both[mot.outcome] == 1, money[0]].dropna()
             vpc = float(kept.mean()) if len(kept) else None
-    attrs = store.attributes_wide(key)
+    attrs = store.attributes_wide(key, keys=drawn)
     if key == "journey_id" and len(attrs.columns) <= 1:  # journeys inherit their customer's attributes
         attrs = store.attributes_wide("customer_id")
         if len(attrs.columns) > 1:
