@@ -209,5 +209,7 @@ actions: [{type: notify, template: hi}]
         per_customer = loads_playbooks("name: any-call\ntrigger: {type: event, touchpoint: [call]}\n"
                                        "actions: [{type: notify, template: hi}]")  # fmt: skip
         assert len(PlaybookRunner(store, per_customer).backtest().decisions) == 2
+        nothing = loads_playbooks("name: never\ntrigger: {type: event, touchpoint: [web]}\nactions: [{type: notify, template: hi}]")
+        assert PlaybookRunner(store, nothing).backtest().decisions == []  # buckets with no decision at all
     finally:
         store.close()

@@ -172,7 +172,7 @@ def decide_bucket(file: PlaybookFile, key: str, seed: int, shared: frozenset[int
         if i == len(events) or events[i][CUST] != events[start][CUST]:
             _decide_customer(_engine(file, key, seed, shared), events[start:i], clock, rows)
             start = i
-    return pd.DataFrame(rows, columns=[*_KEYS, "decision"])
+    return pd.DataFrame(rows, columns=[*_KEYS, "decision"]).astype(dict.fromkeys(_KEYS, "int64"))
 
 
 def _decide_customer(eng: Engine, events: list[tuple], clock: int, rows: list[tuple]) -> None:
