@@ -35,6 +35,10 @@ class Settings(BaseSettings):
     memory_limit: str | None = Field(None, description="DuckDB memory limit, e.g. '2GB'.")
     seed: int = Field(0, description="Seed for bootstraps and randomised playbooks.")
     bootstrap: int = Field(500, description="Bootstrap resamples for confidence intervals.")
+    max_fit_customers: int = Field(
+        2_000_000, ge=1, description="Most customers (or journeys) a statistical fit takes whole; above it, the fit "
+        "is drawn on a stratified sample of this many (keymoments.analyze.sample).",
+    )
     host: str = Field("127.0.0.1", description="Address `keymoments serve` binds to.")
     port: int = Field(8000, description="Port `keymoments serve` listens on.")
     text_model: str = Field("auto", description="Text scorer: 'auto', 'lexicon' or 'semantic'.")

@@ -16,13 +16,8 @@ def demo():
 
 
 @pytest.fixture(scope="module")
-def demo_store(demo, tmp_path_factory):
-    from keymoments.store.store import Store
-    from keymoments.store.writer import ingest_events_frame, ingest_outcomes_frame
-
-    s = Store(tmp_path_factory.mktemp("rc") / "km.duckdb")
-    ingest_events_frame(s, demo.events)
-    ingest_outcomes_frame(s, demo.outcomes)
+def demo_store(demo, tmp_path_factory, demo_store_at):
+    s = demo_store_at(tmp_path_factory.mktemp("rc"), demo)
     yield s
     s.close()
 

@@ -5,7 +5,9 @@ in-memory state (customer and journey aggregates, cooldowns, caps, a simulated b
 the timers of proactive triggers) and returns :class:`Decision` objects. Recording them (``fire``: decisions,
 cases, ledger, outbox in one transaction) and delivering them (``act``: webhooks) happen afterwards, in
 :mod:`keymoments.act.runner` and :mod:`keymoments.act.outbox`. Because the step only looks at one customer's
-state (plus per-playbook daily caps and budget pools), it can later run partitioned by customer.
+state (plus per-playbook daily caps, governance per employee or location and budget pools), it runs
+partitioned by customer on Spark, with what customers share replayed afterwards
+(:mod:`keymoments.act.spark_backtest`).
 
 The state is mutated in place for speed (no copies per event); ``Engine.snapshot()`` deep-copies it when a
 caller needs the before/after pair. Same events + same file + same seed => same decisions, bit for bit.
@@ -380,6 +382,11 @@ class Engine:
         self.holdout_cache: dict[tuple[int, str], str] = {}
         self.daily: dict[int, list[int]] = {}  # playbook -> [day, fires that day] (max_per_day)
         self._draw_keys: dict[tuple[int, str], int] = {}
+        #: playbooks whose cooldown, cap and daily cap are left to the caller (a partitioned back-test applies
+        #: the ones shared across customers afterwards, in time order: keymoments.act.spark_backtest)
+        self.deferred: frozenset[int] = frozenset()
+        #: when a list: the token of each timer whose firing returned a decision, in order (see advance)
+        self.fired_tokens: list[int] | None = None
         self.clock = 0
         self._n = 0
         # compiled playbooks ---------------------------------------------------------------------------
@@ -651,6 +658,8 @@ class Engine:
                                  id_suffix=f"absence:{deadline}")
                 if d is not None:
                     out.append(d)
+                    if self.fired_tokens is not None:
+                        self.fired_tokens.append(token)
                 del js
             else:  # quiet journey end
                 js = self.journeys.get(key)
@@ -674,6 +683,8 @@ class Engine:
                     d = self._govern(p, e, cs, key, deadline, detail={"journey_events": last[0]}, id_suffix="end")
                     if d is not None:
                         out.append(d)
+                        if self.fired_tokens is not None:
+                            self.fired_tokens.append(token)
         if now_us > self.clock:
             self.clock = now_us
         return out
@@ -742,33 +753,16 @@ class Engine:
                 id_suffix: str = "") -> Decision | None:
         cid = e[CUST]
         eid = e[EID]
-        per_key = e[p.per] or cid
-        gkey = (p.idx, per_key)
-        g = self.gov.get(gkey)
-        pid = period_id(p.cap_period, ts) if p.cap else 0
-        if g is not None:
-            if p.cooldown_us and ts - g[0] < p.cooldown_us:
-                return None
-            if p.cap and g[1] == pid and g[2] >= p.cap:
+        deferred = p.idx in self.deferred
+        if not deferred:
+            per_key = e[p.per] or cid
+            pid = period_id(p.cap_period, ts) if p.cap else 0
+            if not self._admit(p, per_key, ts, pid):
                 return None
         if p.prob < 1.0 and self._draw(p, cid, ts, id_suffix) >= p.prob:
             return None
-        if p.max_per_day:
-            day = ts // _US_DAY
-            dc = self.daily.get(p.idx)
-            if dc is None or dc[0] != day:
-                dc = self.daily[p.idx] = [day, 0]
-            if dc[1] >= p.max_per_day:
-                return None
-            dc[1] += 1
-        if g is None:
-            self.gov[gkey] = [ts, pid, 1]
-        else:
-            g[0] = ts
-            if g[1] == pid:
-                g[2] += 1
-            else:
-                g[1], g[2] = pid, 1
+        if not deferred and not self._take(p, per_key, ts, pid):
+            return None
         self.fires[(p.idx, cid)] = self.fires.get((p.idx, cid), 0) + 1
         arm = self._arm(p, cid)
         d = Decision(
@@ -781,9 +775,51 @@ class Engine:
             d.status = "held_out"
             return d
         d.actions = p.actions
+        if p.costs:
+            self._charge(p, d)
+        if p.case is not None and d.status == "fired":
+            d.case_id = "case-" + d.decision_id
+            owner = e[EMP] if p.case[3] == "employee" else None
+            self.cases.setdefault(cid, []).append([d.case_id, p.idx, owner, 0, ts, eid])
+        return d
+
+    def _admit(self, p: _PB, per_key: str, ts: int, pid: int) -> bool:
+        """The playbook's cooldown and cap for its 'per' key allow a firing at ``ts`` (``pid``: the cap's period)."""
+        g = self.gov.get((p.idx, per_key))
+        if g is not None:
+            if p.cooldown_us and ts - g[0] < p.cooldown_us:
+                return False
+            if p.cap and g[1] == pid and g[2] >= p.cap:
+                return False
+        return True
+
+    def _take(self, p: _PB, per_key: str, ts: int, pid: int) -> bool:
+        """Count a firing against the playbook's daily cap (False: the day is full) and its 'per' key."""
+        if p.max_per_day:
+            day = ts // _US_DAY
+            dc = self.daily.get(p.idx)
+            if dc is None or dc[0] != day:
+                dc = self.daily[p.idx] = [day, 0]
+            if dc[1] >= p.max_per_day:
+                return False
+            dc[1] += 1
+        g = self.gov.get((p.idx, per_key))
+        if g is None:
+            self.gov[(p.idx, per_key)] = [ts, pid, 1]
+        else:
+            g[0] = ts
+            if g[1] == pid:
+                g[2] += 1
+            else:
+                g[1], g[2] = pid, 1
+        return True
+
+    def _charge(self, p: _PB, d: Decision) -> None:
+        """Draw a fired decision's compensations from their pools (simulated in event time, or only tagged)."""
+        ts, cid = d.ts_us, d.customer_id
         for pool_name, cents in p.costs:
             scope, period, amount, limit = self._pools[pool_name]
-            key = {"global": "*", "employee": e[EMP], "location": e[LOC], "team": _team_of(p)}.get(scope) or "*"
+            key = {"global": "*", "employee": d.employee_id, "location": d.location_id, "team": _team_of(p)}.get(scope) or "*"
             ppid = period_id(period, ts)
             bkey = (pool_name, key, ppid)
             spent = self.spent.get(bkey, 0)
@@ -805,11 +841,6 @@ class Engine:
                 d.needs_approval = True
         if d.budget_blocked and len(p.actions) == len(p.costs):
             d.status = "blocked"
-        if p.case is not None and d.status == "fired":
-            d.case_id = "case-" + d.decision_id
-            owner = e[EMP] if p.case[3] == "employee" else None
-            self.cases.setdefault(cid, []).append([d.case_id, p.idx, owner, 0, ts, eid])
-        return d
 
 
 def _team_of(p: _PB) -> str:

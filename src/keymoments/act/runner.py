@@ -162,11 +162,27 @@ class PlaybookRunner:
 
     # -- backtest ------------------------------------------------------------------------------------------
     def backtest(self, *, record: bool = False, run_id: str | None = None) -> BacktestResult:
-        import time
+        """Replay the store's history in event order; on a :class:`~keymoments.store.spark.SparkStore` the
+        engine runs per customer on Spark and the driver reconciles budgets (the same decisions, see
+        :mod:`keymoments.act.spark_backtest`)."""
+        t0 = time.perf_counter()
+        if getattr(self.store, "spark", None) is not None:
+            from keymoments.act.spark_backtest import spark_backtest
 
+            n, decisions = spark_backtest(self.store, self.file, self.seed)  # type: ignore[arg-type]
+        else:
+            n, decisions = self._embedded_backtest()
+        seconds = time.perf_counter() - t0
+        run_id = run_id or f"bt-{self.hash}-{self.seed}-{datetime.now(UTC):%Y%m%dT%H%M%S%f}"
+        result = BacktestResult(run_id, n, seconds, decisions, summarise(decisions, self.file), self.seed)
+        if record:
+            self._record_backtest(result)
+        return result
+
+    def _embedded_backtest(self) -> tuple[int, list[Decision]]:
+        """Every event of the DuckDB store through one engine, in (ts, seq) order."""
         engine = Engine(self.file, seed=self.seed)
         cur = self.store.cursor()
-        t0 = time.perf_counter()
         n = 0
         decisions: list[Decision] = []
         ev = engine.evaluate
@@ -180,12 +196,7 @@ class PlaybookRunner:
         finally:
             cur.close()
         decisions.extend(engine.advance(engine.clock))
-        seconds = time.perf_counter() - t0
-        run_id = run_id or f"bt-{self.hash}-{self.seed}-{datetime.now(UTC):%Y%m%dT%H%M%S%f}"
-        result = BacktestResult(run_id, n, seconds, decisions, summarise(decisions, self.file), self.seed)
-        if record:
-            self._record_backtest(result)
-        return result
+        return n, decisions
 
     def _record_backtest(self, result: BacktestResult) -> None:
         now = datetime.now(UTC)

@@ -83,8 +83,10 @@ class MomentsOfTruth(EventFilters, Analysis):
     non-numeric columns); ``touchpoints`` (a wide frame's touchpoint columns; default: its other numeric
     columns); ``scale`` (rating scale of a wide frame's cells when they are ratings, e.g. "csat5");
     ``target_valence`` (a default target, or a {touchpoint: target} dict); ``value_per_customer`` (money per
-    retained customer); ``n_boot``, ``level``, ``seed`` (the bootstrap); ``segment``, ``channel``, ``since``,
-    ``until`` (the events the experiences are measured on; see the module docstring).
+    retained customer); ``n_boot``, ``level``, ``seed`` (the bootstrap); ``max_fit_customers`` (above this many
+    customers with the outcome, fit on a stratified sample of this many; default ``KM_MAX_FIT_CUSTOMERS``, 2M; see
+    :mod:`keymoments.analyze.sample`); ``segment``, ``channel``, ``since``, ``until`` (the events the
+    experiences are measured on; see the module docstring).
     """
 
     title = "Moments of truth"
@@ -103,9 +105,11 @@ class MomentsOfTruth(EventFilters, Analysis):
         n_boot: int = 1000,
         level: float = 0.95,
         seed: int = 0,
+        max_fit_customers: int | None = None,
         **filters: Unpack[FilterParams],
     ) -> None:
         self.outcome = outcome
+        self.max_fit_customers = max_fit_customers
         self.journey = journey
         self.kind = kind
         self.controls = controls

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from keymoments.analyze.sample import FitSample, fit_limit, stratified_sample
 from keymoments.events import RATING_SCALES, JourneyModel, did_you_mean
 from keymoments.exceptions import InvalidParameterError, KeymomentsWarning, NotEnoughDataError, NotFoundError
 
@@ -160,17 +161,23 @@ def _from_store(mot: MomentsOfTruth, store: Any, journey: JourneyModel | None) -
             "Outcome", mot.outcome, list(defs), " Load outcomes with `keymoments ingest-outcomes`."
         )
     key, dtype = defs[mot.outcome]
-    ydf = store.outcomes_wide([mot.outcome], key_kind=key)
+    owner = getattr(mot, "_owner", None) or type(mot).__name__
+    sample = stratified_sample(store, key, mot.outcome, fit_limit(getattr(mot, "max_fit_customers", None), owner),
+                               mot.seed)  # fmt: skip
+    if sample is not None:  # only the drawn units' outcomes and experiences reach the driver
+        warnings.warn(sample.warning, KeymomentsWarning, stacklevel=2)
+    ydf = store.outcomes_wide([mot.outcome], key_kind=key) if sample is None else sample.frame
+    drawn = None if sample is None else list(sample.keys)
     vpc = None
     if dtype == "bool" or set(pd.unique(ydf[mot.outcome].dropna())) <= {0.0, 1.0}:
         money = [
             n for n, (k, d) in defs.items() if k == key and d != "bool" and is_money(n) and n != mot.outcome
         ]
         if money:
-            both = store.outcomes_wide([mot.outcome, money[0]], key_kind=key)
+            both = store.outcomes_wide([mot.outcome, money[0]], key_kind=key, keys=drawn)
             kept = both.loc[both[mot.outcome] == 1, money[0]].dropna()
             vpc = float(kept.mean()) if len(kept) else None
-    attrs = store.attributes_wide(key)
+    attrs = store.attributes_wide(key, keys=drawn)
     if key == "journey_id" and len(attrs.columns) <= 1:  # journeys inherit their customer's attributes
         attrs = store.attributes_wide("customer_id")
         if len(attrs.columns) > 1:
@@ -184,6 +191,7 @@ def _from_store(mot: MomentsOfTruth, store: Any, journey: JourneyModel | None) -
         _select_controls(mot, attrs, key),
         "bool" if dtype == "bool" else "numeric",
         vpc,
+        sample,
     )
 
 
@@ -196,8 +204,10 @@ def _from_events(
     controls: pd.DataFrame | None,
     dtype: str,
     vpc: float | None = None,
+    sample: FitSample | None = None,
 ) -> Prepared:
-    """Experiences per unit from an events table (Store or long frame with ts), aggregated by Ibis."""
+    """Experiences per unit from an events table (Store or long frame with ts), aggregated by Ibis (over the
+    units of ``sample`` only, when the fit is drawn on one)."""
     from keymoments.analyze.order import journey_key, journey_order, no_touchpoints, time_order
 
     t = mot._events(data)
@@ -208,22 +218,23 @@ def _from_events(
     tps = [tp for tp in order if tp in present]
     if not tps:
         raise no_touchpoints(data, f"relate to {mot.outcome!r}", filtered=bool(mot.filters))
+    units = t if sample is None else sample.restrict(t, journey_key(t) if key == "journey_id" else t.customer_id)
     if "valence" in t.columns and "rating_valence" in t.columns:
-        val = t.valence.fill_null(t.rating_valence)
+        val = units.valence.fill_null(units.rating_valence)
     else:
-        val = t.valence if "valence" in t.columns else t.rating_valence
-    kexpr = journey_key(t) if key == "journey_id" else t.customer_id
+        val = units.valence if "valence" in t.columns else units.rating_valence
+    kexpr = journey_key(units) if key == "journey_id" else units.customer_id
     aggs: dict[str, Any] = {}
     has_value = "value" in t.columns
     for i, tp in enumerate(tps):
-        aggs[f"v{i}"] = val.mean(where=t.touchpoint == tp)
-        aggs[f"c{i}"] = t.count(where=t.touchpoint == tp)
+        aggs[f"v{i}"] = val.mean(where=units.touchpoint == tp)
+        aggs[f"c{i}"] = units.count(where=units.touchpoint == tp)
         if has_value:
-            aggs[f"s{i}"] = t.value.sum(where=(t.touchpoint == tp) & (t.value > 0))
+            aggs[f"s{i}"] = units.value.sum(where=(units.touchpoint == tp) & (units.value > 0))
     by_customer = controls is not None and "_by_customer" in controls.columns
     if by_customer:
-        aggs["_cust"] = t.customer_id.cast("string").min()
-    raw = t.group_by(_k=kexpr.cast("string")).aggregate(**aggs).execute()
+        aggs["_cust"] = units.customer_id.cast("string").min()
+    raw = units.group_by(_k=kexpr.cast("string")).aggregate(**aggs).execute()
     wide = raw[["_k"]].rename(columns={"_k": key})
     if by_customer:  # controls keyed by customer -> keyed by each of the customer's journeys
         cust = controls.drop(columns="_by_customer").rename(columns={key: "_cust"})

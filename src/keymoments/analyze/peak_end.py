@@ -24,6 +24,7 @@ no rated event left drops out.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Unpack
 
 import numpy as np
@@ -32,9 +33,10 @@ import pandas as pd
 from keymoments.analyze.base import Analysis, check_choice, no_outcomes, warn_small_sample
 from keymoments.analyze.filters import EventFilters, FilterParams
 from keymoments.analyze.order import events_table, journey_key, time_order
-from keymoments.exceptions import InvalidParameterError, NotEnoughDataError
+from keymoments.analyze.sample import FitSample, fit_limit, stratified_sample
+from keymoments.exceptions import InvalidParameterError, KeymomentsWarning, NotEnoughDataError
 
-__all__ = ["MODELS", "PeakEnd", "auc", "journey_memory", "outcome_frame", "r2"]
+__all__ = ["MODELS", "PeakEnd", "auc", "fit_outcome_frame", "journey_memory", "outcome_frame", "r2"]
 
 #: memory models, simplest first, with the per-journey features each one uses
 MODELS: dict[str, list[str]] = {
@@ -73,6 +75,15 @@ def journey_memory(data: Any) -> pd.DataFrame:
 
 def outcome_frame(data: Any, outcome: str, outcomes: pd.DataFrame | None, owner: str) -> tuple[pd.DataFrame, str, bool]:
     """(the outcome table, its key column, whether it is yes/no) from the store or a given frame."""
+    out, key, binary, _ = fit_outcome_frame(data, outcome, outcomes, owner)
+    return out, key, binary
+
+
+def fit_outcome_frame(
+    data: Any, outcome: str, outcomes: pd.DataFrame | None, owner: str, limit: int | None = None, seed: int = 0
+) -> tuple[pd.DataFrame, str, bool, FitSample | None]:
+    """:func:`outcome_frame`, of a stratified sample of the units when more than ``limit`` have the outcome
+    (:mod:`keymoments.analyze.sample`), and the sample (None: every unit)."""
     from keymoments.store.store import Store
 
     if outcomes is None:
@@ -83,7 +94,9 @@ def outcome_frame(data: Any, outcome: str, outcomes: pd.DataFrame | None, owner:
             raise no_outcomes(owner, outcome)
         check_choice(owner, "outcome", outcome, list(defs))
         key, dtype = defs[outcome]
-        return data.outcomes_wide([outcome], key_kind=key), key, dtype == "bool"
+        sample = None if limit is None else stratified_sample(data, key, outcome, limit, seed)
+        out = data.outcomes_wide([outcome], key_kind=key) if sample is None else sample.frame
+        return out, key, dtype == "bool", sample
     key = "journey_id" if "journey_id" in outcomes.columns and "customer_id" not in outcomes.columns else "customer_id"
     check_choice(owner, "outcome", outcome, [c for c in outcomes.columns if c != key])
     col = outcomes[outcome]
@@ -91,7 +104,8 @@ def outcome_frame(data: Any, outcome: str, outcomes: pd.DataFrame | None, owner:
     out = outcomes[[key, outcome]].copy()
     out[outcome] = out[outcome].astype(float)
     out[key] = out[key].astype(str)
-    return out, key, binary
+    sample = None if limit is None else stratified_sample(out, key, outcome, limit, seed)
+    return (out if sample is None else sample.frame), key, binary, sample
 
 
 def auc(y: np.ndarray, p: np.ndarray) -> float:
@@ -120,7 +134,9 @@ def _metric(binary: bool):  # noqa: ANN202
 class PeakEnd(EventFilters, Analysis):
     """Which memory model predicts the outcome best: mean, end, peak, peak-end or a fitted weighting.
 
-    ``segment``, ``channel``, ``since``, ``until`` narrow the moments remembered (see the module docstring)."""
+    ``segment``, ``channel``, ``since``, ``until`` narrow the moments remembered (see the module docstring);
+    ``max_fit_customers``: above this many units with the outcome, fit on a stratified sample of this many
+    (default ``KM_MAX_FIT_CUSTOMERS``, 2M; :mod:`keymoments.analyze.sample`)."""
 
     title = "Peak-end memory"
 
@@ -132,9 +148,11 @@ class PeakEnd(EventFilters, Analysis):
         n_boot: int = 300,
         level: float = 0.95,
         seed: int = 0,
+        max_fit_customers: int | None = None,
         **filters: Unpack[FilterParams],
     ) -> None:
         self.outcome = outcome
+        self.max_fit_customers = max_fit_customers
         self.folds = folds
         self.n_boot = n_boot
         self.level = level
@@ -148,7 +166,13 @@ class PeakEnd(EventFilters, Analysis):
         if not isinstance(self.folds, int) or self.folds < 2:
             raise InvalidParameterError(f"The 'folds' parameter of PeakEnd must be an int >= 2. Got {self.folds!r} instead.")
         events = self._events(data)
-        out, key, binary = outcome_frame(data, self.outcome, outcomes, "PeakEnd")
+        limit = fit_limit(self.max_fit_customers, "PeakEnd")
+        out, key, binary, sample = fit_outcome_frame(data, self.outcome, outcomes, "PeakEnd", limit, self.seed)
+        self.warnings_: list[str] = []
+        if sample is not None:  # only the drawn units' journeys are remembered and reach the driver
+            self.warnings_.append(sample.warning)
+            warnings.warn(sample.warning, KeymomentsWarning, stacklevel=2)
+            events = sample.restrict(events, journey_key(events) if key == "journey_id" else events.customer_id)
         j = journey_memory(events)
         if j.empty:
             raise NotEnoughDataError(
@@ -251,6 +275,7 @@ class PeakEnd(EventFilters, Analysis):
             "top": self.top_,
             "verdict": self.verdict_,
             "filters": self.filters,
+            **({"warnings": self.warnings_} if getattr(self, "warnings_", None) else {}),
         }
 
     def figure(self) -> Any:

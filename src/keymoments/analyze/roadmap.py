@@ -67,9 +67,11 @@ class Roadmap(EventFilters, Analysis):
         value_per_customer: float | None = None,
         n_boot: int = 1000,
         seed: int = 0,
+        max_fit_customers: int | None = None,
         **filters: Unpack[FilterParams],
     ) -> None:
         self.outcome = outcome
+        self.max_fit_customers = max_fit_customers
         self.peak_target = peak_target
         self.journey = journey
         self.kind = kind
@@ -106,7 +108,7 @@ class Roadmap(EventFilters, Analysis):
         mot = MomentsOfTruth(
             self.outcome, journey=self.journey, kind=self.kind, controls=self.controls, touchpoints=self.touchpoints,
             scale=self.scale, target_valence=self.target_valence, value_per_customer=self.value_per_customer,
-            n_boot=self.n_boot, seed=self.seed, **filters_of(self),
+            n_boot=self.n_boot, seed=self.seed, max_fit_customers=self.max_fit_customers, **filters_of(self),
         )  # fmt: skip
         mot._owner = type(self).__name__  # a bad filter is the Roadmap's parameter
         mot.fit(data, outcomes=outcomes, attributes=attributes)

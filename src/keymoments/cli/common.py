@@ -252,8 +252,9 @@ def analysis_engine() -> str:
     return str(engine)
 
 
-def open_analysis_store(db: Path, *, serving: bool = False) -> Store:
-    """The store an analysis command reads: the DuckDB store at ``db`` (read-only), or, with ``--engine spark``
+def open_analysis_store(db: Path, *, serving: bool = False, read_only: bool = True) -> Store:
+    """The store an analysis command reads: the DuckDB store at ``db`` (read-only unless ``read_only=False``:
+    a command that records something, such as ``playbooks backtest --record``), or, with ``--engine spark``
     (or ``KM_ENGINE=spark``), a :class:`~keymoments.store.spark.SparkStore` whose events are on Spark.
 
     ``serving``: the store ``serve`` owns: created when missing, writable (keys, cases, posted batches), SQL on
@@ -261,7 +262,8 @@ def open_analysis_store(db: Path, *, serving: bool = False) -> Store:
     Spark, only the events are read from (and posted batches appended to) the Spark dataset."""
     engine = analysis_engine()
     if engine == "duckdb":
-        return open_store(db, must_exist=False, external_access=False) if serving else open_store(db, read_only=True)
+        return (open_store(db, must_exist=False, external_access=False) if serving
+                else open_store(db, read_only=read_only))
     from keymoments.config import Settings
     from keymoments.store.spark import SparkStore
 
@@ -273,7 +275,7 @@ def open_analysis_store(db: Path, *, serving: bool = False) -> Store:
         table=opts.get("events_table"),
         mapping=_pairs(opts.get("spark_map"), "--map", "event_time=ts"),
         conf=_pairs(opts.get("spark_conf"), "--conf", "spark.master=local[4]"),
-        read_only=not serving,
+        read_only=read_only and not serving,
         **({"external_access": False, "database_url": settings.database_url,
             "database_schema": settings.database_schema} if serving else {}),
     )  # fmt: skip

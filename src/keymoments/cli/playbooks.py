@@ -11,7 +11,16 @@ from typing import Annotated
 import pandas as pd
 import typer
 
-from keymoments.cli.common import DbOption, JsonOption, console, echo_json, open_store, print_table
+from keymoments.cli.common import (
+    DbOption,
+    JsonOption,
+    console,
+    echo_json,
+    engine_options,
+    open_analysis_store,
+    open_store,
+    print_table,
+)
 
 __all__ = ["register"]
 
@@ -88,6 +97,7 @@ def list_(
 
 
 @app.command("backtest")
+@engine_options
 def backtest(
     file: FileArg,
     db: DbOption = _DEFAULT_DB,
@@ -95,12 +105,14 @@ def backtest(
     seed: SeedOption = None,
     record: Annotated[bool, typer.Option("--record", help="Store the decisions (for `playbooks report`).")] = False,
 ) -> None:
-    """Replay the store's history through the playbooks, in event order; print what each would have done."""
+    """Replay the store's history through the playbooks, in event order; print what each would have done.
+    With --engine spark the events are read on Spark and the playbooks run there per customer (the same
+    decisions)."""
     from keymoments.act.runner import BACKTEST_BUDGET_PERIODS, PlaybookRunner
     from keymoments.exceptions import NotEnoughDataError
 
     pf = _load(file)
-    store = open_store(db, read_only=not record)
+    store = open_analysis_store(db, read_only=not record)
     try:
         if store.count("events") == 0:
             raise NotEnoughDataError("No events in the store to replay; ingest events first (`keymoments ingest FILE`).")

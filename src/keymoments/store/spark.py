@@ -24,6 +24,8 @@ the events in Spark's cache (memory, spilling to disk) for a session that runs s
 from __future__ import annotations
 
 import itertools
+import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -63,6 +65,12 @@ def spark_session(conf: dict[str, str] | None = None) -> SparkSession:
     session = builder.getOrCreate()
     session.conf.set("spark.sql.session.timeZone", "UTC")
     session.conf.set("spark.sql.execution.arrow.pyspark.enabled", "true")
+    context = session.sparkContext
+    if "PYSPARK_PYTHON" not in os.environ and context.master.startswith("local"):
+        # Python code on Spark (the back-test's per-customer engine) runs in worker processes started with
+        # PYSPARK_PYTHON, else `python3` from the PATH, which need not have keymoments: in local mode the workers
+        # run on this machine, so they use this interpreter
+        context.pythonExec = sys.executable
     return session
 
 

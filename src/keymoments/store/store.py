@@ -308,8 +308,11 @@ class Store:
         df = self.query("SELECT name, key_kind, dtype FROM outcome_defs ORDER BY name")
         return {r.name: (r.key_kind, r.dtype) for r in df.itertuples()}
 
-    def outcomes_wide(self, names: list[str] | None = None, key_kind: str | None = None) -> pd.DataFrame:
-        """Outcomes as one row per key and one column per outcome (bool outcomes as 0/1 floats)."""
+    def outcomes_wide(
+        self, names: list[str] | None = None, key_kind: str | None = None, keys: list[str] | None = None
+    ) -> pd.DataFrame:
+        """Outcomes as one row per key and one column per outcome (bool outcomes as 0/1 floats); ``keys``: only
+        these keys' (a fit's sample)."""
         defs = self.outcome_names()
         names = names or list(defs)
         for n in names:
@@ -320,24 +323,27 @@ class Store:
                 )
         kinds = {defs[n][0] for n in names}
         kind = key_kind or (kinds.pop() if len(kinds) == 1 else "customer_id")
-        return self._wide("outcomes", names, kind)
+        return self._wide("outcomes", names, kind, keys)
 
-    def attributes_wide(self, key_kind: str = "customer_id") -> pd.DataFrame:
-        """Customer (or journey) attributes as one row per key, one column per attribute."""
+    def attributes_wide(self, key_kind: str = "customer_id", keys: list[str] | None = None) -> pd.DataFrame:
+        """Customer (or journey) attributes as one row per key, one column per attribute; ``keys``: only these
+        keys' (a fit's sample)."""
         names = self.query("SELECT DISTINCT name FROM attributes WHERE key_kind = ? ORDER BY name", [key_kind])["name"]
-        return self._wide("attributes", [str(n) for n in names], key_kind)
+        return self._wide("attributes", [str(n) for n in names], key_kind, keys)
 
-    def _wide(self, table: str, names: list[str], key_kind: str) -> pd.DataFrame:
-        """One row per key of ``key_kind``, one column per name: the names (data, any text at all) reach SQL
-        only as bound parameters, and the columns are named in pandas, never in SQL."""
+    def _wide(self, table: str, names: list[str], key_kind: str, keys: list[str] | None = None) -> pd.DataFrame:
+        """One row per key of ``key_kind`` (of ``keys`` when given), one column per name: the names and keys
+        (data, any text at all) reach SQL only as bound parameters, and the columns are named in pandas, never
+        in SQL."""
         if table not in ("outcomes", "attributes"):
             raise ValueError(f"not a long table: {table!r}")
         if not names:
             return pd.DataFrame(columns=[key_kind])
         cols = ", ".join(f"max(value) FILTER (WHERE name = ?) AS _c{i}" for i in range(len(names)))
+        only = "" if keys is None else " AND key IN (SELECT unnest(CAST(? AS VARCHAR[])))"
         df = self.query(
-            f"SELECT key AS _key, {cols} FROM {table} WHERE key_kind = ? GROUP BY key ORDER BY key",
-            [*names, key_kind],
+            f"SELECT key AS _key, {cols} FROM {table} WHERE key_kind = ?{only} GROUP BY key ORDER BY key",
+            [*names, key_kind, *([list(keys)] if keys is not None else [])],
         )
         df.columns = _unique_columns([key_kind, *names])
         return df

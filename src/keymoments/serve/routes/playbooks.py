@@ -41,15 +41,16 @@ async def _file_from(request: Request, state: Any) -> Any:
 
 
 def _not_on_spark(state: Any, what: str) -> None:
-    """Refuse (422, saying why) a playbook pass on a server whose events are on Spark: the runner reads the
-    events of the store's DuckDB file, which holds none of them, so it would answer with nothing decided."""
+    """Refuse (422, saying why) a live playbook pass on a server whose events are on Spark: a live pass reads the
+    events that arrived since its last run from the store's DuckDB file, which holds none of them, so it would
+    answer with nothing decided. (A back-test runs on Spark: ``PlaybookRunner.backtest`` on a SparkStore.)"""
     if state.engine == "spark":
         from keymoments.exceptions import ConfigError
 
         raise ConfigError(
             f"{what} is not available on a server whose events are on Spark (--engine spark): the playbook runner "
             "reads the events of the DuckDB store. Run it with `keymoments playbooks` on the command line, or serve "
-            "the DuckDB store. Nothing was run."
+            "the DuckDB store (a back-test does run on Spark). Nothing was run."
         )
 
 
@@ -78,7 +79,6 @@ def build_router() -> APIRouter:
         from keymoments.act.runner import PlaybookRunner
 
         state = request.app.state.km
-        _not_on_spark(state, "A back-test through the API")
         f = await _file_from(request, state)
         res = await run_in_threadpool(lambda: PlaybookRunner(state.store, f, source="api").backtest(record=record))
         return to_jsonable(res.to_dict())

@@ -1,0 +1,119 @@
+"""Fits above the customer limit are drawn on a stratified sample: sized, proportional, seeded, and said so."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from keymoments.analyze.moments import MomentsOfTruth
+from keymoments.analyze.peak_end import PeakEnd
+from keymoments.analyze.roadmap import Roadmap
+from keymoments.analyze.sample import fit_limit, stratified_sample
+from keymoments.exceptions import InvalidParameterError
+
+WARNING = "fitted on a stratified sample of 50 of 300 customers; the intervals are the sample's"
+
+
+@pytest.fixture(scope="module")
+def demo_store(tmp_path_factory, demo_store_at):
+    from keymoments.examples.airline import generate_airline
+    from keymoments.store.writer import ingest_outcomes_frame
+
+    demo = generate_airline(300, seed=3)
+    s = demo_store_at(tmp_path_factory.mktemp("sample"), demo)
+    ingest_outcomes_frame(s, demo.customers[["customer_id", "segment", "tier"]])  # attributes: the controls
+    yield s
+    s.close()
+
+
+def fitted(make, store):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return json.loads(json.dumps(make().fit(store).to_dict(), default=str))
+
+
+def test_strata_keep_their_proportions_within_one_and_the_draw_is_seeded():
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame(
+        {"customer_id": [f"c{i}" for i in range(1000)], "y": (rng.random(1000) < 0.17) * 1.0}
+    )
+    frame.loc[::50, "y"] = None  # units without the outcome are not fitted, so not counted
+    s = stratified_sample(frame, "customer_id", "y", 50, seed=4)
+    assert (s.n, s.total) == (50, 980)
+    shares = s.strata.set_index("stratum")
+    assert shares["sampled"].sum() == 50
+    assert (abs(shares["sampled"] - 50 * shares["total"] / 980) < 1).all()
+    drawn = frame.set_index("customer_id").loc[list(s.keys), "y"]
+    assert int(drawn.sum()) == shares.loc["1.0", "sampled"]  # the keys drawn are the strata's counts
+    assert list(
+        stratified_sample(frame.sample(frac=1, random_state=2), "customer_id", "y", 50, seed=4).keys
+    ) == list(s.keys)
+    assert set(stratified_sample(frame, "customer_id", "y", 50, seed=5).keys) != set(s.keys)
+    assert stratified_sample(frame, "customer_id", "y", 980, seed=4) is None
+    numeric = stratified_sample(frame.assign(y=rng.normal(size=1000)), "customer_id", "y", 55)
+    assert len(numeric.strata) == 10 and set(numeric.strata["sampled"]) <= {5, 6}  # deciles, 5.5 each
+
+
+def test_the_limit_is_a_whole_number(monkeypatch):
+    assert fit_limit(None) == 2_000_000
+    monkeypatch.setenv("KM_MAX_FIT_CUSTOMERS", "50")
+    assert fit_limit(None) == 50
+    with pytest.raises(
+        InvalidParameterError, match="'max_fit_customers' parameter of PeakEnd must be a whole number"
+    ):
+        fit_limit(0, "PeakEnd")
+
+
+@pytest.mark.slow
+def test_moments_and_roadmap_fit_the_sample_and_say_so(demo_store, monkeypatch):
+    whole = fitted(lambda: MomentsOfTruth("retained", n_boot=200), demo_store)
+    assert fitted(lambda: MomentsOfTruth("retained", n_boot=200, max_fit_customers=300), demo_store) == whole
+    assert not any("stratified sample" in w for w in whole["warnings"])
+    mot = MomentsOfTruth("retained", n_boot=200, max_fit_customers=50)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mot.fit(demo_store)
+    assert mot.n_ == 50 and mot.warnings_[0].startswith(WARNING)
+    sampled = fitted(lambda: MomentsOfTruth("retained", n_boot=200, max_fit_customers=50), demo_store)
+    assert sampled != whole
+    monkeypatch.setenv("KM_MAX_FIT_CUSTOMERS", "50")  # the setting does what the parameter does
+    assert fitted(lambda: MomentsOfTruth("retained", n_boot=200), demo_store) == sampled
+    roadmap = fitted(lambda: Roadmap("retained", n_boot=200), demo_store)
+    assert roadmap["warnings"][0].startswith(WARNING)
+
+
+@pytest.mark.slow
+def test_peak_end_fits_the_sample_and_says_so(demo_store):
+    whole = fitted(lambda: PeakEnd("retained", n_boot=100), demo_store)
+    assert "warnings" not in whole
+    assert fitted(lambda: PeakEnd("retained", n_boot=100, max_fit_customers=1000), demo_store) == whole
+    sampled = fitted(lambda: PeakEnd("retained", n_boot=100, max_fit_customers=50), demo_store)
+    assert sampled["n"] == 50 and sampled["warnings"][0].startswith(WARNING)
+
+
+@pytest.mark.slow
+def test_only_the_drawn_customers_outcomes_and_attributes_are_read(demo_store, monkeypatch):
+    from keymoments.store.store import Store
+
+    make = lambda: MomentsOfTruth("retained", n_boot=200, max_fit_customers=50)  # noqa: E731
+    sampled = fitted(make, demo_store)
+    assert sampled["controls"] and sampled["value_per_customer"] is not None  # both read, for the sample
+    asked: dict[str, list] = {"attributes": [], "outcomes": []}
+    attributes, outcomes = Store.attributes_wide, Store.outcomes_wide
+
+    def every_customers_attributes(self, key_kind="customer_id", keys=None):
+        asked["attributes"].append(keys)
+        return attributes(self, key_kind)  # every customer's, as before there was a sample
+
+    def spied_outcomes(self, names=None, key_kind=None, keys=None):
+        asked["outcomes"].append(keys)
+        return outcomes(self, names, key_kind, keys)
+
+    monkeypatch.setattr(Store, "attributes_wide", every_customers_attributes)
+    monkeypatch.setattr(Store, "outcomes_wide", spied_outcomes)
+    assert fitted(make, demo_store) == sampled  # the drawn customers' attributes are all the fit uses
+    assert [len(k) for k in asked["attributes"]] == [50] and [len(k) for k in asked["outcomes"]] == [50]

@@ -1,0 +1,27 @@
+"""Fits above the customer limit on Spark: the same stratified sample, fit and warning as on DuckDB."""
+
+from __future__ import annotations
+
+import pytest
+from test_conformance import both, same
+
+from keymoments.analyze.moments import MomentsOfTruth
+from keymoments.analyze.peak_end import PeakEnd
+from keymoments.analyze.roadmap import Roadmap
+
+SAMPLED = {
+    "moments": lambda: MomentsOfTruth("retained", n_boot=200, max_fit_customers=50),
+    "roadmap": lambda: Roadmap(outcome="retained", n_boot=200, max_fit_customers=50),
+    "peak-end": lambda: PeakEnd(outcome="retained", n_boot=100, max_fit_customers=50),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(SAMPLED))
+def test_a_sampled_fit_is_the_same_on_spark(name, demo_stores):
+    duck, spark = both(SAMPLED[name], demo_stores)
+    same(duck, spark)
+    assert duck["warnings"][0].startswith(
+        "fitted on a stratified sample of 50 of 300 customers; the intervals are the sample's"
+    )
+    assert duck["n"] == 50  # only the sample was fitted
