@@ -44,6 +44,7 @@ import os
 import socket
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -88,6 +89,9 @@ class WorkerReport:
     skipped: int = 0
     rejected: int = 0
     restarts: int = 0
+    last_event_id: str | None = None
+    last_seq: int | None = None
+    timing: Counter = field(default_factory=Counter)  # seconds per step (fetch, engine, db, ack) and batches
 
     def to_dict(self) -> dict[str, Any]:
         return {"worker_id": self.worker_id, "partitions": self.partitions, "events": self.events,
@@ -186,17 +190,22 @@ class Worker:
                     try:
                         await asyncio.wait_for(self._stop.wait(), timeout=1.0)
                     except TimeoutError:
-                        with self.ops.write() as con:
-                            self.sql.heartbeat_worker(con, self.worker_id, datetime.now(UTC))
+                        await asyncio.to_thread(self._heartbeat)
                 if tasks:
                     await asyncio.gather(*tasks.values())
             finally:
                 for t in tasks.values():
                     t.cancel()
-                with self.ops.write() as con:
-                    self.sql.heartbeat_worker(con, self.worker_id, datetime.now(UTC), stopped=True)
+                self._heartbeat(stopped=True)
                 await nc.drain()
         return self.report
+
+    def _heartbeat(self, *, stopped: bool = False) -> None:
+        """Once a second: alive, and the events processed so far with the last one (for /health)."""
+        r = self.report
+        with self.ops.write() as con:
+            self.sql.heartbeat_worker(con, self.worker_id, datetime.now(UTC), stopped=stopped, events=r.events,
+                                      last_event_id=r.last_event_id, last_seq=r.last_seq)  # fmt: skip
 
     def _try_lock(self, con: Any, partition: int) -> bool:
         key = f"km-partition:{self.address.stream}:{partition}"
@@ -233,31 +242,46 @@ class Worker:
             config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL,
                                   ack_wait=self.ack_wait, max_ack_pending=max(1000, self.batch * 4), max_deliver=-1),
         )  # fmt: skip
+        nxt: asyncio.Future | None = None
         try:
             st = await self._open(js, p, sub)
-            while not self._stop.is_set():
-                msgs = await self._fetch(sub)
+            timing = self.report.timing
+            # the next fetch runs while a batch commits, so messages that arrive meanwhile wait for nothing more;
+            # after a stop request the fetch in flight is the last, and its messages are processed too
+            nxt = asyncio.ensure_future(self._fetch(sub))
+            while nxt is not None:
+                t0 = time.perf_counter()
+                msgs = await nxt
+                timing["fetch"] += time.perf_counter() - t0
+                nxt = None if self._stop.is_set() else asyncio.ensure_future(self._fetch(sub))
                 if not msgs:
                     continue
                 items = [(m.metadata.sequence.stream, m.data) for m in msgs]
                 await asyncio.to_thread(self._commit, st, items)
+                t2 = time.perf_counter()
                 for m in msgs:
                     await m.ack()
+                timing["ack"] += time.perf_counter() - t2
+                timing["batches"] += 1
         finally:
+            if nxt is not None and not nxt.done():
+                nxt.cancel()  # an error: what it fetched is redelivered after ack_wait
             await sub.unsubscribe()
 
     async def _fetch(self, sub: Any) -> list[Any]:
-        """The next messages: wait (at most half a second) for one, then take whatever else is already there.
+        """The next messages: wait (at most half a second) for one, then take those the stream already holds
+        for this consumer (the first message says how many: ``num_pending``), never waiting for more.
 
         A single ``fetch(batch)`` would hold a lingering pull until the batch is full or it expires, which at a
-        low rate delays every decision by the whole expiry."""
+        low rate delays every decision by the whole expiry; asking only for what is pending returns at once."""
         try:
             msgs = await sub.fetch(1, timeout=0.5)
         except TimeoutError:
             return []
-        if self.batch > 1:
+        pending = min(self.batch - 1, int(msgs[-1].metadata.num_pending or 0))
+        if pending > 0:
             try:
-                msgs += await sub.fetch(self.batch - 1, timeout=0.005)
+                msgs += await sub.fetch(pending, timeout=0.05)
             except TimeoutError:
                 pass
         return msgs
@@ -330,6 +354,7 @@ class Worker:
 
     def _commit(self, st: PartitionState, items: list[tuple[int, bytes]]) -> None:
         """Decide on a batch and commit its effects, its event ids and the cursor in one transaction."""
+        t0 = time.perf_counter()
         decisions: list = []
         processed: list[tuple] = []
         last_seq, last_ev = st.cursor, None
@@ -359,21 +384,26 @@ class Worker:
             last_ev = ev
         self.report.skipped += skipped
         self.report.rejected += rejected
+        t1 = time.perf_counter()
+        self.report.timing["engine"] += t1 - t0
         if last_seq == st.cursor:
             return
-        with self.ops.write() as con:
+        with self.ops.write(pipeline=True) as con:  # reads cost a round trip each, writes and commit one in all
             self.sql.insert_rows(con, "processed_events", self.sql.PROCESSED_COLS, processed, ignore=True)
             if decisions:
-                self.runner.fire(decisions, con=con)
+                self.runner.fire(decisions, con=con, blind=True)
             self.sql.advance_partition(
                 con, self.address.stream, st.partition, last_seq=last_seq,
                 last_event_id=last_ev["event_id"] if last_ev else None,
                 last_event_ts=datetime.fromisoformat(last_ev["ts"]) if last_ev else None, added=len(processed),
                 worker_id=self.worker_id, now=now,
             )  # fmt: skip
+        self.report.timing["db"] += time.perf_counter() - t1
         st.cursor = last_seq
         st.processed += len(processed)
         self.report.events += len(processed)
+        if last_ev is not None:
+            self.report.last_event_id, self.report.last_seq = last_ev["event_id"], last_seq
         self.report.decisions += len(decisions)
         if self.on_commit is not None:
             self.on_commit(st.partition, decisions)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -643,6 +644,26 @@ def pool_remaining(con: duckdb.DuckDBPyConnection, keys: Sequence[tuple]) -> dic
     ).fetchall()
     wanted = set(keys)
     return {(p, k, st): (int(rem), None if lim is None else int(lim)) for p, k, st, rem, lim in rows if (p, k, st) in wanted}
+
+
+@dataclass
+class FireReads:
+    """What ``PlaybookRunner.fire`` reads before it writes: decision ids already recorded, the pools'
+    (remaining_cents, empowerment_limit_cents), the customers' usage of pools, the touched cases and the last
+    number of each touched case's timeline."""
+
+    known: set[str]
+    remaining: dict[tuple, tuple[int, int | None]]
+    used: dict[tuple, int]
+    cases: dict[str, dict[str, Any]]
+    max_n: dict[str, int]
+
+
+def fire_reads(con: duckdb.DuckDBPyConnection, run_id: str, decision_ids: Sequence[str], pool_keys: Sequence[tuple],
+               customer_ids: Sequence[str], usage_keys: Sequence[tuple], case_ids: Sequence[str]) -> FireReads:  # fmt: skip
+    """Everything ``fire`` reads before it writes (the single writer holds the transaction, so no locks)."""
+    return FireReads(existing_decision_ids(con, run_id, decision_ids), pool_remaining(con, pool_keys),
+                     customer_usage(con, usage_keys), cases_by_id(con, case_ids), max_event_n(con, case_ids))  # fmt: skip
 
 
 def cases_by_id(con: duckdb.DuckDBPyConnection, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
