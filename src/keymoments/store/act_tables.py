@@ -724,17 +724,19 @@ def lock_customers(con: duckdb.DuckDBPyConnection, customer_ids: Sequence[str]) 
     """``lock_limits`` for many customers at once; the single writer already serialises them."""
 
 
+def set_case(con: duckdb.DuckDBPyConnection, case_id: str, expect: dict[str, Any], fields: dict[str, Any]) -> bool:
+    """Compare-and-set: update the case only if every column in ``expect`` still holds that value (NULL
+    matches NULL); False when another writer changed it first (or the case does not exist)."""
+    sets = ", ".join(f"{c} = ?" for c in fields)
+    conds = "".join(f" AND {c} IS NOT DISTINCT FROM ?" for c in expect)
+    row = con.execute(f"UPDATE cases SET {sets} WHERE case_id = ?{conds} RETURNING case_id",
+                      [*fields.values(), case_id, *expect.values()]).fetchone()  # fmt: skip
+    return row is not None
+
+
 def set_case_status(con: duckdb.DuckDBPyConnection, case_id: str, frm: str, fields: dict[str, Any]) -> bool:
     """Update a case only if its status is still ``frm``; False when another writer moved it first."""
-    cols = list(fields)
-    before = con.execute("SELECT status FROM cases WHERE case_id = ?", [case_id]).fetchone()
-    if before is None or before[0] != frm:
-        return False
-    con.execute(
-        f"UPDATE cases SET {', '.join(f'{c} = ?' for c in cols)} WHERE case_id = ? AND status = ?",
-        [fields[c] for c in cols] + [case_id, frm],
-    )
-    return True
+    return set_case(con, case_id, {"status": frm}, fields)
 
 
 def ledger_frame(

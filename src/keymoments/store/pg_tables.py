@@ -215,13 +215,19 @@ def update_case(con: Any, case_id: str, **fields: Any) -> None:
     )
 
 
+def set_case(con: Any, case_id: str, expect: dict[str, Any], fields: dict[str, Any]) -> bool:
+    """Compare-and-set: update the case only if every column in ``expect`` still holds that value (NULL
+    matches NULL); False when another writer changed it first (or the case does not exist)."""
+    sets = ", ".join(f"{c} = %s" for c in fields)
+    conds = "".join(f" AND {c} IS NOT DISTINCT FROM %s" for c in expect)
+    row = con.execute(f"UPDATE cases SET {sets} WHERE case_id = %s{conds} RETURNING case_id",
+                      [*fields.values(), case_id, *expect.values()]).fetchone()  # fmt: skip
+    return row is not None
+
+
 def set_case_status(con: Any, case_id: str, frm: str, fields: dict[str, Any]) -> bool:
-    cols = list(fields)
-    cur = con.execute(
-        f"UPDATE cases SET {', '.join(f'{c} = %s' for c in cols)} WHERE case_id = %s AND status = %s",
-        [fields[c] for c in cols] + [case_id, frm],
-    )
-    return cur.rowcount == 1
+    """Update a case only if its status is still ``frm``; False when another writer moved it first."""
+    return set_case(con, case_id, {"status": frm}, fields)
 
 
 def add_case_event(
