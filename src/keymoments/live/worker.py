@@ -57,7 +57,7 @@ from keymoments.act.models import PlaybookFile
 from keymoments.act.runner import PlaybookRunner
 from keymoments.events import rating_to_valence
 from keymoments.exceptions import ConfigError, InvalidEventError, KeymomentsError
-from keymoments.live.broker import BrokerAddress, ensure_stream
+from keymoments.live.broker import BrokerAddress, StreamConsumer
 
 __all__ = ["PartitionState", "Worker", "WorkerReport"]
 
@@ -111,7 +111,7 @@ def _tuple(ev: dict[str, Any], seq: int) -> tuple:
     return event_tuple({**ev, "valence": val}, seq=seq)
 
 
-class Worker:
+class Worker(StreamConsumer):
     """Consume partitions of an event stream and fire playbooks on PostgreSQL.
 
     ``ops``: the PostgreSQL operational store. ``partitions``: how many the stream has; ``claim``: the ones
@@ -144,33 +144,13 @@ class Worker:
         self.runner = PlaybookRunner(None, file, ops=ops, seed=seed, source=source or "worker")
         self.on_commit = on_commit
         self.report = WorkerReport(self.worker_id)
-        self._stop: asyncio.Event | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._owned: set[int] = set()
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
-    def request_stop(self) -> None:
-        """Finish the batch in flight, then stop (what SIGTERM does); safe to call from any thread."""
-        if self._stop is not None and self._loop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
-
     async def run(self, *, install_signals: bool = False) -> WorkerReport:
         """Work until :meth:`request_stop` (or SIGTERM/SIGINT with ``install_signals``)."""
-        import nats
-
-        self._stop = asyncio.Event()
-        loop = self._loop = asyncio.get_running_loop()
-        if install_signals:
-            import signal
-
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(sig, self.request_stop)
-        try:
-            nc = await nats.connect(self.address.servers, max_reconnect_attempts=-1, connect_timeout=10)
-        except Exception as exc:
-            raise ConfigError(f"Cannot reach NATS at {self.address.servers}: {exc}") from None
-        js = nc.jetstream()
-        await ensure_stream(js, self.address)
+        nc, js = await self._start(install_signals=install_signals)
+        assert self._stop is not None
         now = datetime.now(UTC)
         with self.ops.write() as con:
             self.sql.register_worker(con, self.worker_id, host=socket.gethostname(), pid=os.getpid(),
@@ -232,16 +212,9 @@ class Worker:
                 pass
 
     async def _work(self, js: Any, p: int) -> None:
-        from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-
         assert self._stop is not None
-        subject = self.address.partition_subject(p)
-        durable = self.address.durable(p)
-        sub = await js.pull_subscribe(
-            subject, durable=durable, stream=self.address.stream,
-            config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL,
-                                  ack_wait=self.ack_wait, max_ack_pending=max(1000, self.batch * 4), max_deliver=-1),
-        )  # fmt: skip
+        sub = await self._durable(js, self.address.partition_subject(p), self.address.durable(p), ack_wait=self.ack_wait,
+                                  max_ack_pending=max(1000, self.batch * 4))  # fmt: skip
         nxt: asyncio.Future | None = None
         try:
             st = await self._open(js, p, sub)

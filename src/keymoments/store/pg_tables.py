@@ -26,7 +26,15 @@ from typing import Any
 import pandas as pd
 
 # the column orders the act layer writes in, shared with the DuckDB twin
-from keymoments.store.act_tables import _CASE_COLS, _CASE_UPDATE_COLS, _DECISION_COLS, _OUTBOX_COLS, FireReads
+from keymoments.store.act_tables import (
+    _CASE_COLS,
+    _CASE_UPDATE_COLS,
+    _DECISION_COLS,
+    _OUTBOX_COLS,
+    FireReads,
+    ledger_query,
+    set_case_query,
+)
 
 __all__ = ["FireReads", "_DECISION_COLS", "_OUTBOX_COLS"]
 
@@ -216,13 +224,8 @@ def update_case(con: Any, case_id: str, **fields: Any) -> None:
 
 
 def set_case(con: Any, case_id: str, expect: dict[str, Any], fields: dict[str, Any]) -> bool:
-    """Compare-and-set: update the case only if every column in ``expect`` still holds that value (NULL
-    matches NULL); False when another writer changed it first (or the case does not exist)."""
-    sets = ", ".join(f"{c} = %s" for c in fields)
-    conds = "".join(f" AND {c} IS NOT DISTINCT FROM %s" for c in expect)
-    row = con.execute(f"UPDATE cases SET {sets} WHERE case_id = %s{conds} RETURNING case_id",
-                      [*fields.values(), case_id, *expect.values()]).fetchone()  # fmt: skip
-    return row is not None
+    """See ``act_tables.set_case``: a compare-and-set (the trigger still refuses a forbidden status change)."""
+    return con.execute(*set_case_query("%s", case_id, expect, fields)).fetchone() is not None
 
 
 def set_case_status(con: Any, case_id: str, frm: str, fields: dict[str, Any]) -> bool:
@@ -395,10 +398,7 @@ def take_from_pool(con: Any, pool: str, scope_key: str, period_start: datetime, 
 
 
 def give_back_to_pool(con: Any, pool: str, scope_key: str, period_start: datetime, cents: int) -> None:
-    con.execute(
-        "UPDATE budgets SET remaining_cents = remaining_cents + %s WHERE pool = %s AND scope_key = %s AND period_start = %s",
-        [cents, pool, scope_key, period_start],
-    )
+    take_from_pool(con, pool, scope_key, period_start, -cents)
 
 
 def limit_usage(con: Any, pool: str, period_start: datetime, *, case_id: str | None, customer_id: str | None) -> int:
@@ -488,20 +488,8 @@ def pending_approvals(con: Any) -> Any:
     return _frame(con.execute("SELECT * FROM ledger WHERE status = 'pending_approval' ORDER BY created_at"))
 
 
-def ledger_frame(
-    con: Any, *, pool: str | None = None, status: str | None = None, case_id: str | None = None,
-    entry_id: str | None = None, limit: int | None = None, newest_first: bool = True,
-) -> Any:  # fmt: skip
-    where, params = [], []
-    for col, val in (("pool", pool), ("status", status), ("case_id", case_id), ("entry_id", entry_id)):
-        if val is not None:
-            where.append(f"{col} = %s")
-            params.append(val)
-    sql = "SELECT * FROM ledger" + (" WHERE " + " AND ".join(where) if where else "")
-    sql += f" ORDER BY created_at {'DESC' if newest_first else 'ASC'}, entry_id"
-    if limit is not None:
-        sql += f" LIMIT {int(limit)}"
-    return _frame(con.execute(sql, params))
+def ledger_frame(con: Any, **filters: Any) -> Any:
+    return _frame(con.execute(*ledger_query("%s", **filters)))
 
 
 # -- outbox -----------------------------------------------------------------------------------------------

@@ -203,11 +203,15 @@ def chaos(ops: Any, pg_url: str, schema: str, nats_url: str, address: BrokerAddr
     )  # fmt: skip
     publisher.start()
     killed_at: list[float] = []
+    working = 0
     done = 0
     try:
         while len(killed_at) < kills:
             time.sleep(rng.uniform(*kill_gap))
             name = rng.choice(sorted(workers))
+            with ops.read() as con:  # did the victim own partitions (work in flight) or stand by?
+                row = con.execute("SELECT partitions FROM workers WHERE worker_id = %s", [name]).fetchone()
+            working += bool(row and row[0])
             workers[name].send_signal(signal.SIGKILL)
             workers[name].wait(timeout=10)
             killed_at.append(round(time.monotonic() - t0, 2))
@@ -290,7 +294,8 @@ def chaos(ops: Any, pg_url: str, schema: str, nats_url: str, address: BrokerAddr
     assert left == 0, f"{left} outbox messages still pending"
     return {
         "events": len(events), "customers": customers, "partitions": partitions, "workers": 2, "kills": kills,
-        "killed_at_s": killed_at, "published_s": round(published_s, 1), "processed_s": round(processed_s, 1),
+        "killed_at_s": killed_at, "kills_of_a_worker_owning_partitions": working,
+        "published_s": round(published_s, 1), "processed_s": round(processed_s, 1),
         "seconds": round(time.monotonic() - t0, 1), "deliveries": delivered, "stream_messages": messages,
         "redeliveries": delivered - messages, "decisions": len(rows), "cases": len(case_rows),
         "spends": int(entries), "spent_cents": int(spent), "remaining_cents": int(remaining),
