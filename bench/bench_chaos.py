@@ -3,7 +3,7 @@
     nice python bench/bench_chaos.py [--customers 5000] [--per-customer 10] [--kills 5]
 
 Two ``keymoments worker`` processes (4 partitions) on the real NATS JetStream and PostgreSQL; events are
-published in chunks of 1,000 every 0.1 s while a random worker is SIGKILLed and restarted at random moments
+published in chunks of 1,000 every 0.3 s once a worker works, while the worker that owns partitions is SIGKILLed and restarted at random moments
 (2-10 s apart), then :func:`keymoments.testing.live.chaos` waits for every event and checks the issue's four
 properties: one decision per (playbook, trigger event), the ones the pure engine makes, in each customer's
 order; every case once; no budget overspent or spend lost; every outbox action delivered at least once with one
@@ -52,7 +52,7 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             out = chaos(ops, PG_URL, schema, NATS_URL, address, Path(tmp), customers=args.customers,
-                        per_customer=args.per_customer, kills=args.kills, chunk=1_000, pause=0.1,
+                        per_customer=args.per_customer, kills=args.kills, chunk=1_000, pause=0.3,
                         kill_gap=(2.0, 10.0), drain_s=600, deliver_s=300)  # fmt: skip
     finally:
         ops.drop_schema()

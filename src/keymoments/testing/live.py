@@ -170,10 +170,10 @@ def chaos(ops: Any, pg_url: str, schema: str, nats_url: str, address: BrokerAddr
           customers: int, per_customer: int, partitions: int = 4, kills: int = 5, seed: int = 7,
           chunk: int = 500, pause: float = 0.15, kill_gap: tuple[float, float] = (0.5, 2.5),
           drain_s: float = 300.0, deliver_s: float = 60.0) -> dict[str, Any]:  # fmt: skip
-    """Publish ``customers * per_customer`` events (``PLAYBOOKS``) in chunks of ``chunk`` every ``pause`` s while
-    two workers run and one of them, at random, is SIGKILLed and restarted ``kills`` times (a gap drawn from
-    ``kill_gap`` seconds before each kill); wait until every event is processed; stop the workers with SIGTERM
-    (each must exit 0); deliver the outbox with two deliverers at once. Then check:
+    """Start two workers; once one owns partitions, publish ``customers * per_customer`` events (``PLAYBOOKS``) in
+    chunks of ``chunk`` every ``pause`` s while, ``kills`` times, a worker that owns partitions is SIGKILLed at a
+    random moment (a gap drawn from ``kill_gap`` seconds) and restarted; wait until every event is processed;
+    stop the workers with SIGTERM (each must exit 0); deliver the outbox with two deliverers at once. Check:
 
     1. each (playbook, trigger event) has exactly one decision, the ones the pure engine makes over each
        partition in stream order, made in each customer's event order across the restarts;
@@ -195,7 +195,28 @@ def chaos(ops: Any, pg_url: str, schema: str, nats_url: str, address: BrokerAddr
     env = {**os.environ, "KM_DATABASE_URL": pg_url, "KM_DATABASE_SCHEMA": schema}
     events = make_events(customers, per_customer, seed=seed)
     rng = random.Random(seed + 4)
-    workers = {n: _spawn(nats_url, address, env, str(pf_path), n, partitions, log) for n in ("w1", "w2")}
+    interrupted = 0
+    spawned: dict[str, datetime] = {}
+
+    def spawn(name: str) -> subprocess.Popen:
+        spawned[name] = datetime.now(UTC)
+        return _spawn(nats_url, address, env, str(pf_path), name, partitions, log)
+
+    def owner() -> list[str]:
+        """The workers (started since their last spawn: a killed one's row says what it owned) that own partitions,
+        waiting up to two minutes for one (a worker takes a few seconds to start on a busy box)."""
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            with ops.read() as con:
+                rows = con.execute("SELECT worker_id, partitions, started_at FROM workers").fetchall()
+            found = sorted(w for w, parts, started in rows if parts and w in spawned and started >= spawned[w])
+            if found:
+                return found
+            time.sleep(0.2)
+        raise AssertionError(f"no worker took a partition within 2 minutes: {log.read_text()[-2000:]}")
+
+    workers = {n: spawn(n) for n in ("w1", "w2")}
+    owner()  # events start flowing once a worker works, so that every kill interrupts work
     publisher = threading.Thread(
         target=lambda: [publish(nats_url, address, events[i : i + chunk], partitions) or time.sleep(pause)
                         for i in range(0, len(events), chunk)],
@@ -203,19 +224,18 @@ def chaos(ops: Any, pg_url: str, schema: str, nats_url: str, address: BrokerAddr
     )  # fmt: skip
     publisher.start()
     killed_at: list[float] = []
-    working = 0
     done = 0
     try:
-        while len(killed_at) < kills:
+        while len(killed_at) < kills:  # each kill: a worker that owns partitions, at a random moment
             time.sleep(rng.uniform(*kill_gap))
-            name = rng.choice(sorted(workers))
-            with ops.read() as con:  # did the victim own partitions (work in flight) or stand by?
-                row = con.execute("SELECT partitions FROM workers WHERE worker_id = %s", [name]).fetchone()
-            working += bool(row and row[0])
+            name = rng.choice(owner())
             workers[name].send_signal(signal.SIGKILL)
             workers[name].wait(timeout=10)
             killed_at.append(round(time.monotonic() - t0, 2))
-            workers[name] = _spawn(nats_url, address, env, str(pf_path), name, partitions, log)
+            with ops.read() as con:
+                in_flight = con.execute("SELECT count(*) FROM processed_events").fetchone()[0] < len(events)
+            interrupted += in_flight
+            workers[name] = spawn(name)
         publisher.join(timeout=drain_s)
         assert not publisher.is_alive(), "the publisher did not finish"
         published_s = time.monotonic() - t0
@@ -294,7 +314,7 @@ def chaos(ops: Any, pg_url: str, schema: str, nats_url: str, address: BrokerAddr
     assert left == 0, f"{left} outbox messages still pending"
     return {
         "events": len(events), "customers": customers, "partitions": partitions, "workers": 2, "kills": kills,
-        "killed_at_s": killed_at, "kills_of_a_worker_owning_partitions": working,
+        "killed_at_s": killed_at, "kills_with_events_left": interrupted,
         "published_s": round(published_s, 1), "processed_s": round(processed_s, 1),
         "seconds": round(time.monotonic() - t0, 1), "deliveries": delivered, "stream_messages": messages,
         "redeliveries": delivered - messages, "decisions": len(rows), "cases": len(case_rows),
