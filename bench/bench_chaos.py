@@ -2,16 +2,16 @@
 
     nice python bench/bench_chaos.py [--customers 5000] [--per-customer 10] [--kills 5]
 
-Two ``keymoments worker`` processes (4 partitions) on the real NATS JetStream and PostgreSQL; events are
-published in chunks of 1,000 every 0.3 s once a worker works, while the worker that owns partitions is SIGKILLed and restarted at random moments
-(2-10 s apart), then :func:`keymoments.testing.live.chaos` waits for every event and checks the issue's four
-properties: one decision per (playbook, trigger event), the ones the pure engine makes, in each customer's
-order; every case once; no budget overspent or spend lost; every outbox action delivered at least once with one
-content per key. It raises if any fails. Needs PostgreSQL (``KM_BENCH_DATABASE_URL``) and NATS
-(``KM_BENCH_NATS_URL``); makes its own schema and stream and drops them. Writes ``bench/out/chaos.json``: time
-taken, redeliveries (JetStream deliveries beyond one per message), decisions, cases, spends, outbox, and the
-load average. Takes a few minutes on the 2-core box (the default suite's ``tests/live/test_chaos.py`` runs
-the same at 12,000 events).
+Two ``keymoments worker`` processes (4 partitions) on the real NATS JetStream and PostgreSQL; once a worker
+works, events are published in chunks of 1,000 every 0.3 s while the worker that owns partitions is SIGKILLed
+and restarted at random moments (2-10 s apart), then :func:`keymoments.testing.live.chaos` waits for every
+event and checks the issue's four properties: one decision per (playbook, trigger event), the ones the pure
+engine makes, in each customer's order; every case once; no budget overspent or spend lost; every outbox action
+delivered at least once with one content per key. It raises if any fails. Needs PostgreSQL
+(``KM_BENCH_DATABASE_URL``) and NATS (``KM_BENCH_NATS_URL``); makes its own schema and stream and drops them.
+Writes ``bench/out/chaos.json``: time taken, redeliveries (JetStream deliveries beyond one per message), kills
+that left events to process, decisions, cases, spends, outbox, and the load average. Takes a few minutes on the
+2-core box (the default suite's ``tests/live/test_chaos.py`` runs the same at 12,000 events).
 """
 
 from __future__ import annotations
