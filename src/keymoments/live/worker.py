@@ -7,8 +7,15 @@ with a JetStream durable pull consumer (``km-worker-<p>``) and its own pure engi
 1. evaluates the events in stream order (one customer's events are in one partition, so in order);
 2. commits, in **one PostgreSQL transaction**, the decisions with their cases, ledger entries and outbox
    messages (:meth:`keymoments.act.runner.PlaybookRunner.fire`, the same rules as everywhere), the events'
-   ids (``processed_events``) and the partition's cursor (the last stream sequence done);
+   ids (``processed_events``) and the partition's cursor (the last stream sequence done). The transaction runs
+   in psycopg's pipeline mode: every read and lock of the batch (the pools' rows, the customers' limits, the
+   touched cases) travels in one round trip (``pg_tables.fire_reads``), every write and the commit in one more;
+   a batch that neither spends nor updates a case needs no read at all (its rows are idempotent inserts);
 3. only then acknowledges the messages.
+
+Fetching asks for one message (waiting at most half a second) and then for exactly as many as the stream says
+are pending for this consumer, so a lone event is never held for a batch to fill; the next fetch runs while a
+batch commits. ``report.timing`` sums the seconds per step (``bench/profile_worker.py`` prints them).
 
 So a crash before the commit loses nothing (the messages are redelivered), and a crash between the commit and
 the acknowledgements duplicates nothing: a redelivered message at or below the cursor is acknowledged and
