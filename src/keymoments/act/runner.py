@@ -290,7 +290,7 @@ class PlaybookRunner:
 
     # -- fire: record decisions and their effects ------------------------------------------------------------
     def fire(self, decisions: list[Decision], *, last_seq: int | None = None, con: Any = None,
-             blind: bool = False) -> Counter:  # fmt: skip
+             blind: bool = False, lock_pools: bool = True) -> Counter:  # fmt: skip
         """Record decisions with their cases, ledger entries and outbox messages in one transaction.
 
         Batched: a handful of statements per call, whatever the number of decisions. Budgets are checked
@@ -300,10 +300,15 @@ class PlaybookRunner:
         ``blind=True`` (the broker worker, whose reads each cost a round trip): when no decision spends money or
         updates a case, skip the read of the decisions already recorded and insert every row with ``ON
         CONFLICT DO NOTHING`` instead; every id derives from the decision's, so a decision recorded before
-        changes nothing. Money and case updates always read first: they must never apply twice."""
+        changes nothing. Money and case updates always read first: they must never apply twice.
+
+        ``lock_pools=False`` (the worker's first try): the pools are read without a lock and locked by the
+        ``UPDATE`` that takes the money, at the end of the transaction, so the row is held for the commit only;
+        if others took the money meanwhile, ``CHECK (remaining_cents >= 0)`` fails the transaction and the
+        caller tries again with the lock taken first."""
         if con is None:
             with self.ops.write() as c:
-                return self.fire(decisions, last_seq=last_seq, con=c, blind=blind)
+                return self.fire(decisions, last_seq=last_seq, con=c, blind=blind, lock_pools=lock_pools)
         sql = self.ops.sql
         written: Counter = Counter()
         now = datetime.now(UTC)
@@ -318,6 +323,7 @@ class PlaybookRunner:
         reads = sql.FireReads(set(), {}, {}, {}, {}) if blind else sql.fire_reads(
             con, run_id, [d.decision_id for d in decisions], list({r[4] for r in reqs}),
             [d.customer_id for d, *_ in reqs], list({(k[0], d.customer_id, k[2]) for d, _i, _a, _p, k in reqs}), touched,
+            lock_pools=lock_pools,
         )  # fmt: skip
         fresh = [d for d in decisions if d.decision_id not in reads.known]
         entries = self._fire_ledger(con, [r for r in reqs if r[0].decision_id not in reads.known], reads, now, written)
@@ -381,7 +387,7 @@ class PlaybookRunner:
         for d, *_ in reqs:
             if d.budget_blocked and all(a["type"] == "compensate" for a in d.actions) and d.decision_id not in out:
                 d.status = "blocked"  # nothing of it could be done
-        for (pool_name, key, start), cents in taken.items():
+        for (pool_name, key, start), cents in sorted(taken.items()):  # in key order, as the locks are taken
             sql.take_from_pool(con, pool_name, key, start, cents)  # CHECK (remaining_cents >= 0) guards this
         sql.insert_rows(con, "ledger", ("entry_id", "pool", "scope_key", "period_start", "amount_cents", "status",
                                         "case_id", "decision_id", "customer_id", "actor", "note", "created_at",

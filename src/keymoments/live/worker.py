@@ -151,6 +151,9 @@ class Worker(StreamConsumer):
         self.runner = PlaybookRunner(None, file, ops=ops, seed=seed, source=source or "worker")
         self.on_commit = on_commit
         self.report = WorkerReport(self.worker_id)
+        from psycopg import errors as pg  # what fails an optimistic batch: money taken meanwhile, a lock order crossed
+
+        self._retry_errors = (pg.CheckViolation, pg.DeadlockDetected, pg.SerializationFailure)
         self._owned: set[int] = set()
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
@@ -368,16 +371,23 @@ class Worker(StreamConsumer):
         self.report.timing["engine"] += t1 - t0
         if last_seq == st.cursor:
             return
-        with self.ops.write(pipeline=True) as con:  # reads cost a round trip each, writes and commit one in all
-            self.sql.insert_rows(con, "processed_events", self.sql.PROCESSED_COLS, processed, ignore=True)
-            if decisions:
-                self.runner.fire(decisions, con=con, blind=True)
-            self.sql.advance_partition(
-                con, self.address.stream, st.partition, last_seq=last_seq,
-                last_event_id=last_ev["event_id"] if last_ev else None,
-                last_event_ts=datetime.fromisoformat(last_ev["ts"]) if last_ev else None, added=len(processed),
-                worker_id=self.worker_id, now=now,
-            )  # fmt: skip
+        # first with the pools read optimistically (their rows locked only by the UPDATE, for the commit); if
+        # others took the money meanwhile (the CHECK fails) or a lock order crossed an agent's, once more with
+        # every lock taken first, the decisions as the engine made them
+        spending = [(d, d.budget_blocked, d.cost_cents, dict(d.detail), d.status, d.needs_approval) for d in decisions
+                    if any(a["type"] == "compensate" for a in d.actions)]  # fire() changes these  # fmt: skip
+        for optimistic in (True, False):
+            try:
+                self._record(st, decisions, processed, last_seq, last_ev, now, lock_pools=not optimistic)
+                break
+            except self._retry_errors as exc:
+                if not optimistic:
+                    raise
+                self.report.timing["retries"] += 1
+                log.info("partition %s: %s; the batch again with the pools locked first", st.partition, exc)
+                for d, blocked, cost, detail, status, approval in spending:
+                    d.budget_blocked, d.cost_cents, d.detail, d.status, d.needs_approval = (
+                        blocked, cost, detail, status, approval)  # fmt: skip
         self.report.timing["db"] += time.perf_counter() - t1
         st.cursor = last_seq
         st.processed += len(processed)
@@ -387,6 +397,20 @@ class Worker(StreamConsumer):
         self.report.decisions += len(decisions)
         if self.on_commit is not None:
             self.on_commit(st.partition, decisions)
+
+    def _record(self, st: PartitionState, decisions: list, processed: list[tuple], last_seq: int,
+                last_ev: dict[str, Any] | None, now: datetime, *, lock_pools: bool) -> None:  # fmt: skip
+        """One transaction: the batch's effects, its event ids and the partition's cursor."""
+        with self.ops.write(pipeline=True) as con:  # reads cost a round trip each, writes and commit one in all
+            self.sql.insert_rows(con, "processed_events", self.sql.PROCESSED_COLS, processed, ignore=True)
+            if decisions:
+                self.runner.fire(decisions, con=con, blind=True, lock_pools=lock_pools)
+            self.sql.advance_partition(
+                con, self.address.stream, st.partition, last_seq=last_seq,
+                last_event_id=last_ev["event_id"] if last_ev else None,
+                last_event_ts=datetime.fromisoformat(last_ev["ts"]) if last_ev else None, added=len(processed),
+                worker_id=self.worker_id, now=now,
+            )  # fmt: skip
 
 
 def run_worker(worker: Worker) -> WorkerReport:

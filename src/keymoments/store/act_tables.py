@@ -667,7 +667,8 @@ class FireReads:
 
 
 def fire_reads(con: duckdb.DuckDBPyConnection, run_id: str, decision_ids: Sequence[str], pool_keys: Sequence[tuple],
-               customer_ids: Sequence[str], usage_keys: Sequence[tuple], case_ids: Sequence[str]) -> FireReads:  # fmt: skip
+               customer_ids: Sequence[str], usage_keys: Sequence[tuple], case_ids: Sequence[str], *,
+               lock_pools: bool = True) -> FireReads:  # fmt: skip
     """Everything ``fire`` reads before it writes (the single writer holds the transaction, so no locks)."""
     return FireReads(existing_decision_ids(con, run_id, decision_ids), pool_remaining(con, pool_keys),
                      customer_usage(con, usage_keys), cases_by_id(con, case_ids), max_event_n(con, case_ids))  # fmt: skip

@@ -349,12 +349,16 @@ def pool_remaining(con: Any, keys: Sequence[tuple]) -> dict[tuple, tuple[int, in
 
 
 def fire_reads(con: Any, run_id: str, decision_ids: Sequence[str], pool_keys: Sequence[tuple],
-               customer_ids: Sequence[str], usage_keys: Sequence[tuple], case_ids: Sequence[str]) -> FireReads:  # fmt: skip
+               customer_ids: Sequence[str], usage_keys: Sequence[tuple], case_ids: Sequence[str], *,
+               lock_pools: bool = True) -> FireReads:  # fmt: skip
     """Everything :meth:`PlaybookRunner.fire` reads before it writes, and the locks it takes, in one round trip.
 
     The statements are all sent before any result is read, so on a connection in pipeline mode (the worker's)
     they travel together; the locks are taken in the order every writer takes them: the pools' rows (sorted),
-    the customers' advisory locks (sorted), the touched cases' rows (sorted). See ``act_tables.fire_reads``."""
+    the customers' advisory locks (sorted), the touched cases' rows (sorted). ``lock_pools=False`` reads the
+    pools without locking them (the worker's optimistic pass: the ``UPDATE`` that takes the money locks the row
+    at the end of the transaction, and ``CHECK (remaining_cents >= 0)`` fails it if others took the money
+    meanwhile). See ``act_tables.fire_reads``."""
     q_known = q_pools = q_used = q_cases = q_n = None
     if decision_ids:
         q_known = con.execute("SELECT decision_id FROM playbook_decisions WHERE run_id = %s AND decision_id = ANY(%s)",
@@ -364,7 +368,7 @@ def fire_reads(con: Any, run_id: str, decision_ids: Sequence[str], pool_keys: Se
         q_pools = con.execute(
             "SELECT pool, scope_key, period_start, remaining_cents, empowerment_limit_cents FROM budgets "
             "WHERE (pool, scope_key, period_start) IN (SELECT * FROM unnest(%s::text[], %s::text[], %s::timestamptz[])) "
-            "ORDER BY pool, scope_key, period_start FOR UPDATE",
+            "ORDER BY pool, scope_key, period_start" + (" FOR UPDATE" if lock_pools else ""),
             [[k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys]],
         )
     lock_customers(con, customer_ids)
