@@ -316,15 +316,19 @@ class PlaybookRunner:
         reqs = self._compensations(decisions, now)
         touched = [d.case_id for d in decisions if d.kind == "case_update" and d.case_id]
         blind = blind and not reqs and not touched
-        if reqs:
-            sql.ensure_pools(con, sorted({(p.name, k[1], p.period, k[2], p.amount_cents, p.currency, p.limit_cents)
-                                          for _d, _i, _a, p, k in reqs}))  # fmt: skip
         # every read and lock at once (one round trip on PostgreSQL): pools, customers' limits, touched cases
         reads = sql.FireReads(set(), {}, {}, {}, {}) if blind else sql.fire_reads(
             con, run_id, [d.decision_id for d in decisions], list({r[4] for r in reqs}),
             [d.customer_id for d, *_ in reqs], list({(k[0], d.customer_id, k[2]) for d, _i, _a, _p, k in reqs}), touched,
             lock_pools=lock_pools,
         )  # fmt: skip
+        new_pools = sorted({(p.name, k[1], p.period, k[2], p.amount_cents, p.currency, p.limit_cents)
+                            for _d, _i, _a, p, k in reqs if k not in reads.remaining})  # fmt: skip
+        if new_pools:  # a pool's first spend of its period (an insert into a row others update would wait on them)
+            sql.ensure_pools(con, new_pools)
+            more = sql.fire_reads(con, run_id, (), [(r[0], r[1], r[3]) for r in new_pools], (), (), (),
+                                  lock_pools=lock_pools)  # fmt: skip
+            reads.remaining.update(more.remaining)
         fresh = [d for d in decisions if d.decision_id not in reads.known]
         entries = self._fire_ledger(con, [r for r in reqs if r[0].decision_id not in reads.known], reads, now, written)
         outbox = self._fire_cases(con, fresh, entries, reads, now, written, ignore=blind)
