@@ -103,7 +103,9 @@ class WorkerReport:
     def to_dict(self) -> dict[str, Any]:
         return {"worker_id": self.worker_id, "partitions": self.partitions, "events": self.events,
                 "decisions": self.decisions, "skipped": self.skipped, "rejected": self.rejected,
-                "restarts": self.restarts}  # fmt: skip
+                "restarts": self.restarts, "batches": int(self.timing["batches"]),
+                "retries": int(self.timing["retries"]),
+                "seconds": {k: round(v, 3) for k, v in self.timing.items() if k not in ("batches", "retries")}}  # fmt: skip
 
 
 def _tuple(ev: dict[str, Any], seq: int) -> tuple:
@@ -151,8 +153,9 @@ class Worker(StreamConsumer):
         self.runner = PlaybookRunner(None, file, ops=ops, seed=seed, source=source or "worker")
         self.on_commit = on_commit
         self.report = WorkerReport(self.worker_id)
-        from psycopg import errors as pg  # what fails an optimistic batch: money taken meanwhile, a lock order crossed
+        from psycopg import errors as pg
 
+        # what fails an optimistic batch: money taken meanwhile, a lock order crossed
         self._retry_errors = (pg.CheckViolation, pg.DeadlockDetected, pg.SerializationFailure)
         self._owned: set[int] = set()
 
