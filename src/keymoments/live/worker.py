@@ -71,6 +71,7 @@ __all__ = ["PartitionState", "Worker", "WorkerReport"]
 log = logging.getLogger("keymoments.worker")
 
 _REPLAY_BATCH = 2_000
+_REPLAY_PATIENCE_S = 60.0  # how long a rebuild waits for the stream's messages up to its target
 
 
 @dataclass
@@ -291,11 +292,18 @@ class Worker(StreamConsumer):
         )  # fmt: skip
         try:
             done = False
+            deadline = time.monotonic() + _REPLAY_PATIENCE_S
             while not done:
                 try:
                     msgs = await replay.fetch(_REPLAY_BATCH, timeout=2.0)
                 except TimeoutError:
-                    break  # nothing more in the stream
+                    # the messages up to the target exist: a busy server can be slow to hand them over, and a
+                    # rebuild that stopped short would decide differently from then on; wait for them
+                    if time.monotonic() < deadline:
+                        continue
+                    log.warning("partition %s: the stream gave back nothing for %.0f s before sequence %s; going on "
+                                "from what was rebuilt", p, _REPLAY_PATIENCE_S, target)  # fmt: skip
+                    break
                 rebuild, fresh = [], []
                 for m in msgs:
                     seq = m.metadata.sequence.stream

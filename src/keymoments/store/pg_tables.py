@@ -597,12 +597,14 @@ def advance_partition(con: Any, stream: str, partition: int, *, last_seq: int, l
     """Move a partition's cursor forward, in the transaction that commits the events' effects.
 
     Only the partition's row: its one owner writes it, so no two transactions wait on each other here (the
-    worker's own row, which its partitions share, moves with its heartbeat; see ``heartbeat_worker``)."""
+    worker's own row, which its partitions share, moves with its heartbeat; see ``heartbeat_worker``). The
+    cursor never moves back: a killed owner's last pipeline (its commit already sent) can still commit after
+    the next owner has moved on."""
     con.execute(
         """INSERT INTO worker_partitions AS w (stream, partition, last_seq, last_event_id, last_event_ts, events,
                                                worker_id, updated_at)
            VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
-           ON CONFLICT (stream, partition) DO UPDATE SET last_seq = excluded.last_seq,
+           ON CONFLICT (stream, partition) DO UPDATE SET last_seq = GREATEST(w.last_seq, excluded.last_seq),
                last_event_id = coalesce(excluded.last_event_id, w.last_event_id),
                last_event_ts = coalesce(excluded.last_event_ts, w.last_event_ts), events = w.events + excluded.events,
                worker_id = excluded.worker_id, updated_at = excluded.updated_at""",
