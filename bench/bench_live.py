@@ -12,8 +12,9 @@ them. Writes ``bench/out/live.json``.
    events whose effects are committed (``processed_events``, per partition in cursor order). Latency is
    publish → committed and visible, so it includes the broker, the batch's transaction and up to 5 ms of
    polling. Reported: p50/p99/max, events processed per second while offered, the backlog when publishing
-   stops and how long it takes to drain (a rate is held when the backlog stays near zero). Goal: p99 ≤ 50 ms
-   at 1,000 events/s.
+   stops and how long it takes to drain (a rate is held when the backlog stays near zero), the workers' CPU
+   time per event, and the 1-minute load average when the rate started and ended. Goal: p99 ≤ 50 ms at 1,000
+   events/s.
 2. **Budget spends per second under contention**: processes (or threads) spending 1 cent at a time from one
    pool for ``--spend-seconds``: PostgreSQL with 1 and 4 processes (row lock + ledger entry per spend, one
    transaction each), against the embedded DuckDB store in one process (1 and 4 threads through its single
@@ -137,6 +138,8 @@ def latency_run(rate: int, seconds: float, drain_limit: float = 60.0) -> dict:
                 break
             time.sleep(0.2)
         time.sleep(1.0)  # their durable consumers exist and they are fetching
+        base_cpu = sum(_cpu_s(w.pid) for w in workers)  # start-up (imports, connections) is not the events'
+        load0 = round(os.getloadavg()[0], 2)
         poller = threading.Thread(target=_poll, args=(ops, stream, seen, stop), daemon=True)
         poller.start()
         t0 = time.time()
@@ -151,6 +154,7 @@ def latency_run(rate: int, seconds: float, drain_limit: float = 60.0) -> dict:
         stop.set()
         poller.join()
         lat = [(seen[e] - sent[e]) * 1000 for e in sent if e in seen]
+        cpu = sum(_cpu_s(w.pid) for w in workers) - base_cpu
         with ops.read() as con:
             decisions = con.execute("SELECT count(*) FROM playbook_decisions").fetchone()[0]
         return {
@@ -159,7 +163,8 @@ def latency_run(rate: int, seconds: float, drain_limit: float = 60.0) -> dict:
             "p99_ms": round(_pct(lat, 0.99), 1) if lat else None, "max_ms": round(max(lat), 1) if lat else None,
             "processed_per_s_while_offered": round(processed_in_window / offered_s),
             "backlog_when_publishing_stopped": backlog_at_stop, "drain_s": round(max(0.0, drained_s), 2),
-            "drained": len(lat) == len(sent),
+            "drained": len(lat) == len(sent), "load_average_1m": [load0, round(os.getloadavg()[0], 2)],
+            "worker_cpu_ms_per_event": round(cpu * 1000 / max(1, len(lat)), 3),
         }  # fmt: skip
     finally:
         stop.set()
@@ -173,6 +178,15 @@ def latency_run(rate: int, seconds: float, drain_limit: float = 60.0) -> dict:
                 w.kill()
         ops.drop_schema()
         asyncio.run(_delete_stream(stream))
+
+
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a process has used so far (Linux /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def _delete_stream(name: str) -> None:
@@ -298,7 +312,8 @@ def main() -> None:
                 print(f"{rate:>6} events/s offered for {r['seconds']} s: p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms, "
                       f"max {r['max_ms']} ms; {r['processed_per_s_while_offered']} events/s processed while offered, "
                       f"backlog {r['backlog_when_publishing_stopped']} when publishing stopped, drained in "
-                      f"{r['drain_s']} s; {r['decisions']} decisions", flush=True)  # fmt: skip
+                      f"{r['drain_s']} s; {r['decisions']} decisions; {r['worker_cpu_ms_per_event']} worker CPU ms/event; "
+                      f"load {r['load_average_1m']}", flush=True)  # fmt: skip
     if not args.skip_spends:
         res["spends_per_s"] = spend_run(args.spend_seconds)
         if not args.json:

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from keymoments.act.budgets import Ledger, locked_store
 from keymoments.act.models import BudgetPool, to_cents
-from keymoments.exceptions import BudgetError, ConfigError
+from keymoments.exceptions import BudgetError, ConflictError
 from keymoments.store import act_tables as sql
 from keymoments.store.store import Store
 
@@ -47,7 +47,7 @@ def test_within_limit_auto_approves_above_waits_for_a_manager(store):
     assert ledger.remaining("pret", "ann") == 8500
     c = ledger.spend("pret", 4000, scope_key="ann")
     assert ledger.approve(c.entry_id, by="manager").status == "approved"
-    with pytest.raises(ConfigError, match="not pending approval"):
+    with pytest.raises(ConflictError, match="is approved by manager, not pending approval"):
         ledger.approve(c.entry_id, by="manager")
     assert ledger.remaining("pret", "ann") == 4500
     _check_books(store)

@@ -51,7 +51,14 @@ def test_posted_events_reach_the_worker_and_health_reports_it(pg_store, pg_url, 
         while time.monotonic() < deadline and w.report.events < 100:
             time.sleep(0.1)
         assert w.report.events == 100
-        health = client.get("/health").json()
+        # the worker's row moves with its heartbeat (each second) and the acks follow each commit: wait for both
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            health = client.get("/health").json()
+            mine = [x for x in health["workers"] if x["worker_id"] == "w-health"]
+            if mine and mine[0]["events"] == 100 and health["broker"]["lag"] == 0:
+                break
+            time.sleep(0.2)
         w.request_stop()
         t.join(timeout=30)
     assert health["broker"]["lag"] == 0 and {p["partition"] for p in health["broker"]["partitions"]} == {0, 1}

@@ -64,3 +64,40 @@ def test_worker_decides_as_the_engine_does_and_only_once(pg_ops, nats_url, strea
     assert spent + remaining == 40_000 and remaining >= 0  # never overspent, nothing lost
     assert stopped is not None
     assert w.report.events == len(events) and w.report.skipped >= 40
+
+
+def test_an_optimistic_batch_that_would_overdraw_is_done_again_with_the_pools_locked(pg_ops, nats_url, stream_name,
+                                                                                       monkeypatch):  # fmt: skip
+    """The worker reads the pools without locking them and lets the UPDATE that takes the money lock the row;
+    here every optimistic read is told the pools hold far more than they do (as if others had spent since), so
+    once the pool runs dry the UPDATE breaks CHECK (remaining_cents >= 0), and the batch is done again with the
+    pools locked first: its decisions blocked as they should be, the books exact."""
+    from keymoments.store import pg_tables
+
+    real = pg_tables.fire_reads
+
+    def stale(*args, lock_pools=True, **kwargs):
+        reads = real(*args, lock_pools=lock_pools, **kwargs)
+        if not lock_pools:
+            reads.remaining = {k: (left + 1_000_000, limit) for k, (left, limit) in reads.remaining.items()}
+        return reads
+
+    monkeypatch.setattr(pg_tables, "fire_reads", stale)
+    pf = loads_playbooks(PLAYBOOKS)
+    address = BrokerAddress.parse(f"{nats_url}/{stream_name.lower()}", stream_name)
+    events = make_events(80, 8, seed=2)
+    publish(nats_url, address, events, 2)
+    w = Worker(pg_ops, pf, address, partitions=2, batch=40)
+    t = _start(w)
+    _wait_for(lambda: _processed(pg_ops) == len(events), what="every event")
+    w.request_stop()
+    t.join(timeout=30)
+    with pg_ops.read() as con:
+        spent, entries = con.execute(
+            "SELECT coalesce(sum(amount_cents), 0), count(*) FROM ledger WHERE status <> 'rejected'").fetchone()  # fmt: skip
+        remaining, = con.execute("SELECT remaining_cents FROM budgets WHERE pool = 'recovery'").fetchone()
+        blocked = con.execute("SELECT count(*) FROM playbook_decisions WHERE budget_blocked").fetchone()[0]
+        decided = con.execute("SELECT count(*), count(DISTINCT decision_id) FROM playbook_decisions").fetchone()
+    assert w.report.timing["retries"] >= 1 and w.report.restarts == 0  # retried in place, never rebuilt
+    assert spent + remaining == 40_000 and remaining >= 0 and blocked > 0  # the pool ran dry, never below zero
+    assert decided[0] == decided[1] == len(reference_decisions(pf, nats_url, address, 2))

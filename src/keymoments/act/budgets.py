@@ -46,7 +46,7 @@ from typing import Any
 from keymoments.act.engine import period_id, period_start
 from keymoments.act.models import BudgetPool, PlaybookFile
 from keymoments.events import did_you_mean
-from keymoments.exceptions import BudgetError, ConfigError, NotFoundError
+from keymoments.exceptions import BudgetError, ConfigError, ConflictError, NotFoundError
 from keymoments.money import MAX_CENTS
 from keymoments.store.ops import OperationalStore, ops_of
 from keymoments.store.store import Store
@@ -189,8 +189,11 @@ class Ledger:
             raise NotFoundError(f"Ledger entry {entry_id!r} does not exist.")
         sql.lock_pool(con, e["pool"], e["scope_key"], e["period_start"])  # the pool's row first, as spends do
         e = sql.get_ledger(con, entry_id)  # again under the lock: a racing manager may have settled it
-        if e["status"] != "pending_approval":
-            raise ConfigError(f"Ledger entry {entry_id!r} is {e['status']}, not pending approval; nothing to {status[:-1]}e.")
+        if e["status"] != "pending_approval":  # settled already, perhaps by a manager a moment ago: 409
+            raise ConflictError(
+                f"Ledger entry {entry_id!r} is {e['status']}{' by ' + str(e['settled_by']) if e.get('settled_by') else ''}, "
+                f"not pending approval; nothing to {status[:-1]}e."
+            )
         if status == "rejected":
             sql.give_back_to_pool(con, e["pool"], e["scope_key"], e["period_start"], e["amount_cents"])
         sql.settle_ledger(con, entry_id, status, by, datetime.now(UTC))

@@ -40,6 +40,14 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 }
 
 
+#: ``expected_owner`` not given: assign whoever owns the case now.
+_ANY: Any = object()
+
+
+def _owned(owner: str | None) -> str:
+    return f"owned by {owner}" if owner else "unassigned"
+
+
 class _Missing(dict):
     """A format map that leaves unknown fields as they were written."""
 
@@ -142,26 +150,39 @@ class CaseBook:
             raise ConflictError(f"Case {case_id!r} was moved by someone else while this move was checked; reload it.")
         sql.add_case_event(con, case_id, now, "status", actor, frm, to, {"note": note} if note else {})
 
-    def assign(self, case_id: str, owner: str, *, actor: str) -> dict[str, Any]:
-        """Give the case to ``owner``; a change of owner after the first one counts as a handoff."""
+    def assign(self, case_id: str, owner: str, *, actor: str, expected_owner: Any = _ANY) -> dict[str, Any]:
+        """Give the case to ``owner``; a change of owner after the first one counts as a handoff.
+
+        ``expected_owner``: the owner the caller saw (None: unassigned). If another writer changed the owner
+        since, :class:`ConflictError` (409) says so: of two agents taking one case at once, the second is told
+        instead of taking it from the first. The write is a compare-and-set on the owner (and status) read
+        under the case's lock, so the database refuses it too if anything moved in between."""
+        self.ops.transact(lambda con: self._assign(con, case_id, owner, actor, expected_owner))
+        return self.get(case_id)
+
+    def _assign(self, con: Any, case_id: str, owner: str, actor: str, expected_owner: Any) -> None:
         now = datetime.now(UTC)
         sql = self.ops.sql
-        with self.ops.write() as con:
-            case = sql.lock_case(con, case_id)
-            if case is None:
-                raise NotFoundError(f"Case {case_id!r} does not exist.")
-            if case["owner"] == owner:
-                return self.get(case_id)
-            fields: dict[str, Any] = {"owner": owner, "updated_at": now}
-            if case["owner"] is not None:
-                fields["handoffs"] = int(case["handoffs"] or 0) + 1
-            else:
-                fields["first_owner"] = owner
-            if case["status"] == "open":
-                fields["status"] = "in_progress"
-            sql.update_case(con, case_id, **fields)
-            sql.add_case_event(con, case_id, now, "assigned", actor, detail={"from": case["owner"], "to": owner})
-        return self.get(case_id)
+        case = sql.lock_case(con, case_id)
+        if case is None:
+            raise NotFoundError(f"Case {case_id!r} does not exist.")
+        if expected_owner is not _ANY and case["owner"] != expected_owner:
+            raise ConflictError(
+                f"Case {case_id!r} was {_owned(expected_owner)} but someone else just gave it to {case['owner'] or 'nobody'}; "
+                "reload it before taking it."
+            )
+        if case["owner"] == owner:
+            return
+        fields: dict[str, Any] = {"owner": owner, "updated_at": now}
+        if case["owner"] is not None:
+            fields["handoffs"] = int(case["handoffs"] or 0) + 1
+        else:
+            fields["first_owner"] = owner
+        if case["status"] == "open":
+            fields["status"] = "in_progress"
+        if not sql.set_case(con, case_id, {"owner": case["owner"], "status": case["status"]}, fields):
+            raise ConflictError(f"Case {case_id!r} was changed by someone else while it was assigned; reload it.")
+        sql.add_case_event(con, case_id, now, "assigned", actor, detail={"from": case["owner"], "to": owner})
 
     def continuity(self) -> pd.DataFrame:
         """Per playbook: cases, resolved, owner continuity (resolved by their first owner), mean handoffs, SLA breaches."""

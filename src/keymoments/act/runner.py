@@ -300,39 +300,63 @@ class PlaybookRunner:
                            last_seq=last_seq, added=added, now=datetime.now(UTC))  # fmt: skip
 
     # -- fire: record decisions and their effects ------------------------------------------------------------
-    def fire(self, decisions: list[Decision], *, last_seq: int | None = None, con: Any = None) -> Counter:
+    def fire(self, decisions: list[Decision], *, last_seq: int | None = None, con: Any = None,
+             blind: bool = False, lock_pools: bool = True) -> Counter:  # fmt: skip
         """Record decisions with their cases, ledger entries and outbox messages in one transaction.
 
         Batched: a handful of statements per call, whatever the number of decisions. Budgets are checked
-        against the pools' rows read inside the transaction (the single writer holds it), and taken with one
-        ``UPDATE`` per pool key, which the ``CHECK (remaining_cents >= 0)`` guards."""
+        against the pools' rows read (and, on PostgreSQL, locked) inside the transaction, and taken with one
+        ``UPDATE`` per pool key, which the ``CHECK (remaining_cents >= 0)`` guards.
+
+        ``blind=True`` (the broker worker, whose reads each cost a round trip): when no decision spends money or
+        updates a case, skip the read of the decisions already recorded and insert every row with ``ON
+        CONFLICT DO NOTHING`` instead; every id derives from the decision's, so a decision recorded before
+        changes nothing. Money and case updates always read first: they must never apply twice.
+
+        ``lock_pools=False`` (the worker's first try): the pools are read without a lock and locked by the
+        ``UPDATE`` that takes the money, at the end of the transaction, so the row is held for the commit only;
+        if others took the money meanwhile, ``CHECK (remaining_cents >= 0)`` fails the transaction and the
+        caller tries again with the lock taken first."""
         if con is None:
             with self.ops.write() as c:
-                return self.fire(decisions, last_seq=last_seq, con=c)
+                return self.fire(decisions, last_seq=last_seq, con=c, blind=blind, lock_pools=lock_pools)
         sql = self.ops.sql
         written: Counter = Counter()
         now = datetime.now(UTC)
         run_id = self.live_run_id
-        known = sql.existing_decision_ids(con, run_id, [d.decision_id for d in decisions])
-        fresh = [d for d in decisions if d.decision_id not in known]
-        entries = self._fire_ledger(con, fresh, now, written)
-        outbox = self._fire_cases(con, fresh, entries, now, written)
+        reqs = self._compensations(decisions, now)
+        touched = [d.case_id for d in decisions if d.kind == "case_update" and d.case_id]
+        blind = blind and not reqs and not touched
+        # every read and lock at once (one round trip on PostgreSQL): pools, customers' limits, touched cases
+        reads = sql.FireReads(set(), {}, {}, {}, {}) if blind else sql.fire_reads(
+            con, run_id, [d.decision_id for d in decisions], list({r[4] for r in reqs}),
+            [d.customer_id for d, *_ in reqs], list({(k[0], d.customer_id, k[2]) for d, _i, _a, _p, k in reqs}), touched,
+            lock_pools=lock_pools,
+        )  # fmt: skip
+        new_pools = sorted({(p.name, k[1], p.period, k[2], p.amount_cents, p.currency, p.limit_cents)
+                            for _d, _i, _a, p, k in reqs if k not in reads.remaining})  # fmt: skip
+        if new_pools:  # a pool's first spend of its period (an insert into a row others update would wait on them)
+            sql.ensure_pools(con, new_pools)
+            more = sql.fire_reads(con, run_id, (), [(r[0], r[1], r[3]) for r in new_pools], (), (), (),
+                                  lock_pools=lock_pools)  # fmt: skip
+            reads.remaining.update(more.remaining)
+        fresh = [d for d in decisions if d.decision_id not in reads.known]
+        entries = self._fire_ledger(con, [r for r in reqs if r[0].decision_id not in reads.known], reads, now, written)
+        outbox = self._fire_cases(con, fresh, entries, reads, now, written, ignore=blind)
         sql.insert_rows(con, "playbook_decisions", sql._DECISION_COLS,
-                        [_decision_row(d, run_id, "live", now) for d in fresh], ignore=False)  # fmt: skip
+                        [_decision_row(d, run_id, "live", now) for d in fresh], ignore=blind)  # fmt: skip
         sql.upsert_holdouts(con, self._holdout_rows(fresh))
-        sql.insert_rows(con, "outbox", sql._OUTBOX_COLS, outbox, ignore=False)  # ids derive from fresh decisions
+        sql.insert_rows(con, "outbox", sql._OUTBOX_COLS, outbox, ignore=blind)  # ids derive from fresh decisions
         written["decisions"] += len(fresh)
         written["outbox"] += sum(1 for o in outbox if o[6] == "pending")
         if last_seq is not None:
             self._touch_run(con, last_seq, len(fresh))
         return written
 
-    def _fire_ledger(self, con: Any, fresh: list[Decision], now: datetime,
-                     written: Counter) -> dict[str, list[tuple]]:  # fmt: skip
-        """Spend or reserve every compensation; returns {decision_id: [(entry_id, pool, cents, status)]}."""
-        sql = self.ops.sql
+    def _compensations(self, decisions: list[Decision], now: datetime) -> list[tuple]:
+        """Each compensation to spend: (decision, action index, action, pool, (pool, scope key, period start))."""
         reqs = []
-        for d in fresh:
+        for d in decisions:
             if d.kind == "fire" and d.status == "fired":
                 for i, a in enumerate(d.actions):
                     if a["type"] == "compensate":
@@ -341,14 +365,16 @@ class PlaybookRunner:
                         # the period of the wall clock now, never of the event's timestamp (an event dated
                         # 1900 or 9999 must not open a pool of its own); back-tests simulate event time
                         reqs.append((d, i, a, pool, (pool.name, key, self.ledger._period(pool, now))))
+        return reqs
+
+    def _fire_ledger(self, con: Any, reqs: list[tuple], reads: Any, now: datetime,
+                     written: Counter) -> dict[str, list[tuple]]:  # fmt: skip
+        """Spend or reserve every compensation (the pools' rows and the customers' limits are locked by
+        ``fire_reads``); returns {decision_id: [(entry_id, pool, cents, status, currency)]}."""
+        sql = self.ops.sql
         if not reqs:
             return {}
-        sql.ensure_pools(con, sorted({(p.name, k[1], p.period, k[2], p.amount_cents, p.currency, p.limit_cents)
-                                      for _d, _i, _a, p, k in reqs}))  # fmt: skip
-        remaining = sql.pool_remaining(con, list({r[4] for r in reqs}))
-        # the empowerment limit holds per customer per period (and per case: each decision's case is new)
-        sql.lock_customers(con, [d.customer_id for d, *_ in reqs])  # their sums hold still (agents spend too)
-        used = Counter(sql.customer_usage(con, list({(k[0], d.customer_id, k[2]) for d, _i, _a, _p, k in reqs})))
+        remaining, used = reads.remaining, Counter(reads.used)
         taken: Counter = Counter()
         rows, out = [], defaultdict(list)
         for d, i, a, pool, k in reqs:
@@ -376,7 +402,7 @@ class PlaybookRunner:
         for d, *_ in reqs:
             if d.budget_blocked and all(a["type"] == "compensate" for a in d.actions) and d.decision_id not in out:
                 d.status = "blocked"  # nothing of it could be done
-        for (pool_name, key, start), cents in taken.items():
+        for (pool_name, key, start), cents in sorted(taken.items()):  # in key order, as the locks are taken
             sql.take_from_pool(con, pool_name, key, start, cents)  # CHECK (remaining_cents >= 0) guards this
         sql.insert_rows(con, "ledger", ("entry_id", "pool", "scope_key", "period_start", "amount_cents", "status",
                                         "case_id", "decision_id", "customer_id", "actor", "note", "created_at",
@@ -384,15 +410,15 @@ class PlaybookRunner:
         written["ledger"] += len(rows)
         return out
 
-    def _fire_cases(self, con: Any, fresh: list[Decision], entries: dict[str, list[tuple]],
-                    now: datetime, written: Counter) -> list[tuple]:  # fmt: skip
+    def _fire_cases(self, con: Any, fresh: list[Decision], entries: dict[str, list[tuple]], reads: Any,
+                    now: datetime, written: Counter, *, ignore: bool = False) -> list[tuple]:  # fmt: skip
         """Open cases, apply case updates, and build the outbox rows; returns the outbox rows."""
         sql = self.ops.sql
         new_cases: dict[str, dict[str, Any]] = {}
         events: list[list[Any]] = []  # [case_id, ts, kind, actor, from, to, detail]
         outbox: list[tuple] = []
-        touched_ids = [d.case_id for d in fresh if d.kind == "case_update"]
-        stored = sql.cases_by_id(con, touched_ids)
+        touched_ids = {d.case_id for d in fresh if d.kind == "case_update"}
+        stored = {cid: c for cid, c in reads.cases.items() if cid in touched_ids}
         for d in fresh:
             at = d.ts
             if d.kind == "case_update":
@@ -459,17 +485,17 @@ class PlaybookRunner:
                 ))  # fmt: skip
         if new_cases:
             cols = list(next(iter(new_cases.values())))
-            sql.insert_rows(con, "cases", cols, [tuple(c[k] for k in cols) for c in new_cases.values()], ignore=False)
+            sql.insert_rows(con, "cases", cols, [tuple(c[k] for k in cols) for c in new_cases.values()], ignore=ignore)
             written["cases"] += len(new_cases)
         sql.update_cases(con, [c for cid, c in stored.items() if cid not in new_cases])
         if events:
-            base = sql.max_event_n(con, list({e[0] for e in events if e[0] not in new_cases}))
+            base = {cid: n for cid, n in reads.max_n.items() if cid not in new_cases}
             rows = []
             for e in events:
                 base[e[0]] = n = base.get(e[0], 0) + 1
                 rows.append((e[0], n, e[1], e[2], e[3], e[4], e[5], json.dumps(e[6], default=str)))
             sql.insert_rows(con, "case_events", ("case_id", "n", "ts", "kind", "actor", "from_status", "to_status",
-                                                 "detail"), rows, ignore=False)  # fmt: skip
+                                                 "detail"), rows, ignore=ignore)  # fmt: skip
         return outbox
 
 

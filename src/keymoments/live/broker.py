@@ -23,7 +23,8 @@ import orjson
 
 from keymoments.exceptions import ConfigError, InvalidEventError
 
-__all__ = ["BrokerAddress", "BrokerClient", "encode_event", "ensure_stream", "event_id_of", "partition_of"]
+__all__ = ["BrokerAddress", "BrokerClient", "StreamConsumer", "encode_event", "ensure_stream", "event_id_of",
+           "partition_of"]
 
 _FIELDS = ("event_id", "customer_id", "journey_id", "ts", "touchpoint", "stage", "channel", "outcome", "rating",
            "rating_scale", "text", "value", "employee_id", "location_id", "attrs")  # fmt: skip
@@ -113,6 +114,51 @@ async def ensure_stream(js: Any, address: BrokerAddress, *, duplicate_window: fl
     except NotFoundError:
         await js.add_stream(StreamConfig(name=address.stream, subjects=[f"{address.subject}.*"],
                                          duplicate_window=duplicate_window))  # fmt: skip
+
+
+class StreamConsumer:
+    """What the stream's consumers share (``keymoments worker``, ``keymoments ingest-stream``): a stop request
+    (SIGTERM/SIGINT, or :meth:`request_stop` from any thread) that lets the batch in flight finish, the
+    connection to NATS with the stream ensured, and durable pull consumers that acknowledge explicitly."""
+
+    address: BrokerAddress
+    _stop: asyncio.Event | None = None
+    _loop: asyncio.AbstractEventLoop | None = None
+
+    def request_stop(self) -> None:
+        """Finish the batch in flight, then stop (what SIGTERM does); safe to call from any thread."""
+        if self._stop is not None and self._loop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+
+    async def _start(self, *, install_signals: bool) -> tuple[Any, Any]:
+        """Set up the stop request (and the signals), connect, ensure the stream; return (connection, jetstream)."""
+        import nats
+
+        self._stop = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
+        if install_signals:
+            import signal
+
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                self._loop.add_signal_handler(sig, self.request_stop)
+        try:
+            nc = await nats.connect(self.address.servers, max_reconnect_attempts=-1, connect_timeout=10)
+        except Exception as exc:
+            raise ConfigError(f"Cannot reach NATS at {self.address.servers}: {exc}") from None
+        js = nc.jetstream()
+        await ensure_stream(js, self.address)
+        return nc, js
+
+    async def _durable(self, js: Any, subject: str, durable: str, *, ack_wait: float, **config: Any) -> Any:
+        """A durable pull consumer over ``subject`` from the stream's start; each message acknowledged explicitly,
+        redelivered after ``ack_wait`` seconds without an acknowledgement, as often as it takes."""
+        from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+        return await js.pull_subscribe(
+            subject, durable=durable, stream=self.address.stream,
+            config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL, ack_wait=ack_wait,
+                                  max_deliver=-1, **config),
+        )  # fmt: skip
 
 
 async def publish_events(js: Any, address: BrokerAddress, events: Iterable[dict[str, Any]], partitions: int,

@@ -16,8 +16,7 @@ from typing import Any
 
 import orjson
 
-from keymoments.exceptions import ConfigError
-from keymoments.live.broker import BrokerAddress, ensure_stream
+from keymoments.live.broker import BrokerAddress, StreamConsumer
 
 __all__ = ["StreamSink", "SinkReport"]
 
@@ -40,7 +39,7 @@ class SinkReport:
                 "rejected": self.rejected}  # fmt: skip
 
 
-class StreamSink:
+class StreamSink(StreamConsumer):
     """Consume the whole stream into a DuckDB store; ``request_stop()`` (or SIGTERM) ends it after its batch."""
 
     def __init__(self, store: Any, address: BrokerAddress, *, batch: int = 1000, ack_wait: float = 60.0) -> None:
@@ -49,35 +48,11 @@ class StreamSink:
         self.batch = batch
         self.ack_wait = ack_wait
         self.report = SinkReport()
-        self._stop: asyncio.Event | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-
-    def request_stop(self) -> None:
-        if self._stop is not None and self._loop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
 
     async def run(self, *, install_signals: bool = False) -> SinkReport:
-        import nats
-        from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-
-        self._stop = asyncio.Event()
-        self._loop = asyncio.get_running_loop()
-        if install_signals:
-            import signal
-
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                self._loop.add_signal_handler(sig, self.request_stop)
-        try:
-            nc = await nats.connect(self.address.servers, max_reconnect_attempts=-1, connect_timeout=10)
-        except Exception as exc:
-            raise ConfigError(f"Cannot reach NATS at {self.address.servers}: {exc}") from None
-        js = nc.jetstream()
-        await ensure_stream(js, self.address)
-        sub = await js.pull_subscribe(
-            f"{self.address.subject}.*", durable=DURABLE, stream=self.address.stream,
-            config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL,
-                                  ack_wait=self.ack_wait, max_deliver=-1),
-        )  # fmt: skip
+        nc, js = await self._start(install_signals=install_signals)
+        sub = await self._durable(js, f"{self.address.subject}.*", DURABLE, ack_wait=self.ack_wait)
+        assert self._stop is not None
         try:
             while not self._stop.is_set():
                 try:

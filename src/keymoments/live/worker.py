@@ -7,8 +7,15 @@ with a JetStream durable pull consumer (``km-worker-<p>``) and its own pure engi
 1. evaluates the events in stream order (one customer's events are in one partition, so in order);
 2. commits, in **one PostgreSQL transaction**, the decisions with their cases, ledger entries and outbox
    messages (:meth:`keymoments.act.runner.PlaybookRunner.fire`, the same rules as everywhere), the events'
-   ids (``processed_events``) and the partition's cursor (the last stream sequence done);
+   ids (``processed_events``) and the partition's cursor (the last stream sequence done). The transaction runs
+   in psycopg's pipeline mode: every read and lock of the batch (the pools' rows, the customers' limits, the
+   touched cases) travels in one round trip (``pg_tables.fire_reads``), every write and the commit in one more;
+   a batch that neither spends nor updates a case needs no read at all (its rows are idempotent inserts);
 3. only then acknowledges the messages.
+
+Fetching asks for one message (waiting at most half a second) and then for exactly as many as the stream says
+are pending for this consumer, so a lone event is never held for a batch to fill; the next fetch runs while a
+batch commits. ``report.timing`` sums the seconds per step (``bench/profile_worker.py`` prints them).
 
 So a crash before the commit loses nothing (the messages are redelivered), and a crash between the commit and
 the acknowledgements duplicates nothing: a redelivered message at or below the cursor is acknowledged and
@@ -44,6 +51,7 @@ import os
 import socket
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -56,13 +64,14 @@ from keymoments.act.models import PlaybookFile
 from keymoments.act.runner import PlaybookRunner
 from keymoments.events import rating_to_valence
 from keymoments.exceptions import ConfigError, InvalidEventError, KeymomentsError
-from keymoments.live.broker import BrokerAddress, ensure_stream
+from keymoments.live.broker import BrokerAddress, StreamConsumer
 
 __all__ = ["PartitionState", "Worker", "WorkerReport"]
 
 log = logging.getLogger("keymoments.worker")
 
 _REPLAY_BATCH = 2_000
+_REPLAY_PATIENCE_S = 60.0  # how long a rebuild waits for the stream's messages up to its target
 
 
 @dataclass
@@ -88,11 +97,16 @@ class WorkerReport:
     skipped: int = 0
     rejected: int = 0
     restarts: int = 0
+    last_event_id: str | None = None
+    last_seq: int | None = None
+    timing: Counter = field(default_factory=Counter)  # seconds per step (fetch, engine, db, ack) and batches
 
     def to_dict(self) -> dict[str, Any]:
         return {"worker_id": self.worker_id, "partitions": self.partitions, "events": self.events,
                 "decisions": self.decisions, "skipped": self.skipped, "rejected": self.rejected,
-                "restarts": self.restarts}  # fmt: skip
+                "restarts": self.restarts, "batches": int(self.timing["batches"]),
+                "retries": int(self.timing["retries"]),
+                "seconds": {k: round(v, 3) for k, v in self.timing.items() if k not in ("batches", "retries")}}  # fmt: skip
 
 
 def _tuple(ev: dict[str, Any], seq: int) -> tuple:
@@ -107,7 +121,7 @@ def _tuple(ev: dict[str, Any], seq: int) -> tuple:
     return event_tuple({**ev, "valence": val}, seq=seq)
 
 
-class Worker:
+class Worker(StreamConsumer):
     """Consume partitions of an event stream and fire playbooks on PostgreSQL.
 
     ``ops``: the PostgreSQL operational store. ``partitions``: how many the stream has; ``claim``: the ones
@@ -140,33 +154,17 @@ class Worker:
         self.runner = PlaybookRunner(None, file, ops=ops, seed=seed, source=source or "worker")
         self.on_commit = on_commit
         self.report = WorkerReport(self.worker_id)
-        self._stop: asyncio.Event | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        from psycopg import errors as pg
+
+        # what fails an optimistic batch: money taken meanwhile, a lock order crossed
+        self._retry_errors = (pg.CheckViolation, pg.DeadlockDetected, pg.SerializationFailure)
         self._owned: set[int] = set()
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
-    def request_stop(self) -> None:
-        """Finish the batch in flight, then stop (what SIGTERM does); safe to call from any thread."""
-        if self._stop is not None and self._loop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
-
     async def run(self, *, install_signals: bool = False) -> WorkerReport:
         """Work until :meth:`request_stop` (or SIGTERM/SIGINT with ``install_signals``)."""
-        import nats
-
-        self._stop = asyncio.Event()
-        loop = self._loop = asyncio.get_running_loop()
-        if install_signals:
-            import signal
-
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(sig, self.request_stop)
-        try:
-            nc = await nats.connect(self.address.servers, max_reconnect_attempts=-1, connect_timeout=10)
-        except Exception as exc:
-            raise ConfigError(f"Cannot reach NATS at {self.address.servers}: {exc}") from None
-        js = nc.jetstream()
-        await ensure_stream(js, self.address)
+        nc, js = await self._start(install_signals=install_signals)
+        assert self._stop is not None
         now = datetime.now(UTC)
         with self.ops.write() as con:
             self.sql.register_worker(con, self.worker_id, host=socket.gethostname(), pid=os.getpid(),
@@ -186,17 +184,22 @@ class Worker:
                     try:
                         await asyncio.wait_for(self._stop.wait(), timeout=1.0)
                     except TimeoutError:
-                        with self.ops.write() as con:
-                            self.sql.heartbeat_worker(con, self.worker_id, datetime.now(UTC))
+                        await asyncio.to_thread(self._heartbeat)
                 if tasks:
                     await asyncio.gather(*tasks.values())
             finally:
                 for t in tasks.values():
                     t.cancel()
-                with self.ops.write() as con:
-                    self.sql.heartbeat_worker(con, self.worker_id, datetime.now(UTC), stopped=True)
+                self._heartbeat(stopped=True)
                 await nc.drain()
         return self.report
+
+    def _heartbeat(self, *, stopped: bool = False) -> None:
+        """Once a second: alive, and the events processed so far with the last one (for /health)."""
+        r = self.report
+        with self.ops.write() as con:
+            self.sql.heartbeat_worker(con, self.worker_id, datetime.now(UTC), stopped=stopped, events=r.events,
+                                      last_event_id=r.last_event_id, last_seq=r.last_seq)  # fmt: skip
 
     def _try_lock(self, con: Any, partition: int) -> bool:
         key = f"km-partition:{self.address.stream}:{partition}"
@@ -223,41 +226,49 @@ class Worker:
                 pass
 
     async def _work(self, js: Any, p: int) -> None:
-        from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-
         assert self._stop is not None
-        subject = self.address.partition_subject(p)
-        durable = self.address.durable(p)
-        sub = await js.pull_subscribe(
-            subject, durable=durable, stream=self.address.stream,
-            config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL,
-                                  ack_wait=self.ack_wait, max_ack_pending=max(1000, self.batch * 4), max_deliver=-1),
-        )  # fmt: skip
+        sub = await self._durable(js, self.address.partition_subject(p), self.address.durable(p), ack_wait=self.ack_wait,
+                                  max_ack_pending=max(1000, self.batch * 4))  # fmt: skip
+        nxt: asyncio.Future | None = None
         try:
             st = await self._open(js, p, sub)
-            while not self._stop.is_set():
-                msgs = await self._fetch(sub)
+            timing = self.report.timing
+            # the next fetch runs while a batch commits, so messages that arrive meanwhile wait for nothing more;
+            # after a stop request the fetch in flight is the last, and its messages are processed too
+            nxt = asyncio.ensure_future(self._fetch(sub))
+            while nxt is not None:
+                t0 = time.perf_counter()
+                msgs = await nxt
+                timing["fetch"] += time.perf_counter() - t0
+                nxt = None if self._stop.is_set() else asyncio.ensure_future(self._fetch(sub))
                 if not msgs:
                     continue
                 items = [(m.metadata.sequence.stream, m.data) for m in msgs]
                 await asyncio.to_thread(self._commit, st, items)
+                t2 = time.perf_counter()
                 for m in msgs:
                     await m.ack()
+                timing["ack"] += time.perf_counter() - t2
+                timing["batches"] += 1
         finally:
+            if nxt is not None and not nxt.done():
+                nxt.cancel()  # an error: what it fetched is redelivered after ack_wait
             await sub.unsubscribe()
 
     async def _fetch(self, sub: Any) -> list[Any]:
-        """The next messages: wait (at most half a second) for one, then take whatever else is already there.
+        """The next messages: wait (at most half a second) for one, then take those the stream already holds
+        for this consumer (the first message says how many: ``num_pending``), never waiting for more.
 
         A single ``fetch(batch)`` would hold a lingering pull until the batch is full or it expires, which at a
-        low rate delays every decision by the whole expiry."""
+        low rate delays every decision by the whole expiry; asking only for what is pending returns at once."""
         try:
             msgs = await sub.fetch(1, timeout=0.5)
         except TimeoutError:
             return []
-        if self.batch > 1:
+        pending = min(self.batch - 1, int(msgs[-1].metadata.num_pending or 0))
+        if pending > 0:
             try:
-                msgs += await sub.fetch(self.batch - 1, timeout=0.005)
+                msgs += await sub.fetch(pending, timeout=0.05)
             except TimeoutError:
                 pass
         return msgs
@@ -281,11 +292,18 @@ class Worker:
         )  # fmt: skip
         try:
             done = False
+            deadline = time.monotonic() + _REPLAY_PATIENCE_S
             while not done:
                 try:
                     msgs = await replay.fetch(_REPLAY_BATCH, timeout=2.0)
                 except TimeoutError:
-                    break  # nothing more in the stream
+                    # the messages up to the target exist: a busy server can be slow to hand them over, and a
+                    # rebuild that stopped short would decide differently from then on; wait for them
+                    if time.monotonic() < deadline:
+                        continue
+                    log.warning("partition %s: the stream gave back nothing for %.0f s before sequence %s; going on "
+                                "from what was rebuilt", p, _REPLAY_PATIENCE_S, target)  # fmt: skip
+                    break
                 rebuild, fresh = [], []
                 for m in msgs:
                     seq = m.metadata.sequence.stream
@@ -330,6 +348,7 @@ class Worker:
 
     def _commit(self, st: PartitionState, items: list[tuple[int, bytes]]) -> None:
         """Decide on a batch and commit its effects, its event ids and the cursor in one transaction."""
+        t0 = time.perf_counter()
         decisions: list = []
         processed: list[tuple] = []
         last_seq, last_ev = st.cursor, None
@@ -359,24 +378,50 @@ class Worker:
             last_ev = ev
         self.report.skipped += skipped
         self.report.rejected += rejected
+        t1 = time.perf_counter()
+        self.report.timing["engine"] += t1 - t0
         if last_seq == st.cursor:
             return
-        with self.ops.write() as con:
+        # first with the pools read optimistically (their rows locked only by the UPDATE, for the commit); if
+        # others took the money meanwhile (the CHECK fails) or a lock order crossed an agent's, once more with
+        # every lock taken first, the decisions as the engine made them
+        spending = [(d, d.budget_blocked, d.cost_cents, dict(d.detail), d.status, d.needs_approval) for d in decisions
+                    if any(a["type"] == "compensate" for a in d.actions)]  # fire() changes these  # fmt: skip
+        for optimistic in (True, False):
+            try:
+                self._record(st, decisions, processed, last_seq, last_ev, now, lock_pools=not optimistic)
+                break
+            except self._retry_errors as exc:
+                if not optimistic:
+                    raise
+                self.report.timing["retries"] += 1
+                log.info("partition %s: %s; the batch again with the pools locked first", st.partition, exc)
+                for d, blocked, cost, detail, status, approval in spending:
+                    d.budget_blocked, d.cost_cents, d.detail, d.status, d.needs_approval = (
+                        blocked, cost, detail, status, approval)  # fmt: skip
+        self.report.timing["db"] += time.perf_counter() - t1
+        st.cursor = last_seq
+        st.processed += len(processed)
+        self.report.events += len(processed)
+        if last_ev is not None:
+            self.report.last_event_id, self.report.last_seq = last_ev["event_id"], last_seq
+        self.report.decisions += len(decisions)
+        if self.on_commit is not None:
+            self.on_commit(st.partition, decisions)
+
+    def _record(self, st: PartitionState, decisions: list, processed: list[tuple], last_seq: int,
+                last_ev: dict[str, Any] | None, now: datetime, *, lock_pools: bool) -> None:  # fmt: skip
+        """One transaction: the batch's effects, its event ids and the partition's cursor."""
+        with self.ops.write(pipeline=True) as con:  # reads cost a round trip each, writes and commit one in all
             self.sql.insert_rows(con, "processed_events", self.sql.PROCESSED_COLS, processed, ignore=True)
             if decisions:
-                self.runner.fire(decisions, con=con)
+                self.runner.fire(decisions, con=con, blind=True, lock_pools=lock_pools)
             self.sql.advance_partition(
                 con, self.address.stream, st.partition, last_seq=last_seq,
                 last_event_id=last_ev["event_id"] if last_ev else None,
                 last_event_ts=datetime.fromisoformat(last_ev["ts"]) if last_ev else None, added=len(processed),
                 worker_id=self.worker_id, now=now,
             )  # fmt: skip
-        st.cursor = last_seq
-        st.processed += len(processed)
-        self.report.events += len(processed)
-        self.report.decisions += len(decisions)
-        if self.on_commit is not None:
-            self.on_commit(st.partition, decisions)
 
 
 def run_worker(worker: Worker) -> WorkerReport:

@@ -17,7 +17,10 @@ from keymoments.present import to_jsonable
 from keymoments.serve.auth import Principal
 from keymoments.store.scores import text_tags
 
-__all__ = ["CaseDesk"]
+__all__ = ["UNSEEN", "CaseDesk"]
+
+#: The caller did not say which owner it saw (``CaseDesk.assign``'s ``expected_owner``).
+UNSEEN: Any = object()
 
 
 class CaseDesk:
@@ -105,16 +108,26 @@ class CaseDesk:
                     f"Case {case['case_id']!r} belongs to {case['owner']}; an agent works their own cases and unassigned ones."
                 )
 
-    def assign(self, case_id: str, owner: str | None) -> dict[str, Any]:
-        case = self._check_mine(case_id)
+    def assign(self, case_id: str, owner: str | None, expected_owner: Any = UNSEEN) -> dict[str, Any]:
+        """Assign the case (an agent takes it). ``expected_owner`` (a string or None), when the caller says
+        which owner it saw: if the case has another now, 409 before anything else is judged; the owner read
+        here is checked again in the writing transaction either way, so of two agents taking one case at once
+        the second gets 409."""
+        case = self.book.get(case_id)
+        if expected_owner is not UNSEEN and case["owner"] != expected_owner:
+            raise ConflictError(
+                f"Case {case_id!r} was {'owned by ' + expected_owner if expected_owner else 'unassigned'} but someone "
+                f"else just gave it to {case['owner'] or 'nobody'}; reload it."
+            )
+        self._check_owner(case)
         if self.p.role == "agent":
             if owner not in (None, self.p.employee_id):
                 raise PermissionDeniedError("An agent may take a case for themselves, not assign it to others.")
             owner = self.p.employee_id
         if not owner:
             raise ConfigError("Say who gets the case: {\"owner\": \"E123\"}.")
-        del case
-        self.book.assign(case_id, owner, actor=self.p.actor)
+        # checked again in the writing transaction: if the owner changed since this read, 409
+        self.book.assign(case_id, owner, actor=self.p.actor, expected_owner=case["owner"])
         return self.get(case_id)
 
     def transition(self, case_id: str, to: str, note: str | None = None, expected: str | None = None) -> dict[str, Any]:
@@ -126,7 +139,7 @@ class CaseDesk:
                 f"Case {case_id!r} was {expected} but someone else just moved it to {case['status']}; reload it."
             )
         if self.p.role == "agent" and case["owner"] is None:
-            self.book.assign(case_id, self.p.employee_id or self.p.actor, actor=self.p.actor)
+            self.book.assign(case_id, self.p.employee_id or self.p.actor, actor=self.p.actor, expected_owner=None)
             case = self.book.get(case_id)
         self.book.transition(case_id, to, actor=self.p.actor, note=note, expected=case["status"])
         return self.get(case_id)
@@ -159,9 +172,12 @@ class CaseDesk:
         now = datetime.now(UTC)
         entry = ledger.request(con, pool, cents, scope_key=scope_key, case_id=case_id, customer_id=case["customer_id"],
                                actor=self.p.actor, note=note or "compensation from the case queue")  # fmt: skip
+        seen = case
         case = sql.lock_case(con, case_id)  # after the pool's row: every writer locks in that order
         if case["status"] in ("resolved", "closed"):  # moved by someone else since the read above
             raise ConflictError(f"Case {case_id!r} was {case['status']} meanwhile; nothing was spent.")
+        if case["owner"] != seen["owner"]:
+            raise ConflictError(f"Case {case_id!r} was given to {case['owner']} meanwhile; nothing was spent.")
         fields: dict[str, Any] = {"updated_at": now}  # compensation_cents: set from the ledger by request()
         to = case["status"]
         if entry.needs_approval:

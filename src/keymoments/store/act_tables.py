@@ -10,7 +10,9 @@ it, whoever else is writing, so a pool can never go below zero.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -145,6 +147,14 @@ ACT_MIGRATION: list[str] = [
         delivered_at TIMESTAMPTZ
     )""",
 ]
+
+def postgres_ddl(statement: str) -> str:
+    """A ``CREATE TABLE`` of these migrations in PostgreSQL's types (TEXT, JSONB, DOUBLE PRECISION): the
+    operational store on PostgreSQL (``pg_migrations/versions/0001``) creates the same tables from them."""
+    s = re.sub(r"\bVARCHAR\b", "TEXT", statement)
+    s = re.sub(r"\bJSON\b", "JSONB", s)
+    return re.sub(r"\bDOUBLE\b(?! PRECISION)", "DOUBLE PRECISION", s)
+
 
 _DECISION_COLS = (
     "run_id", "decision_id", "mode", "playbook", "kind", "status", "trigger", "customer_id", "journey_id",
@@ -418,10 +428,8 @@ def take_from_pool(
 def give_back_to_pool(
     con: duckdb.DuckDBPyConnection, pool: str, scope_key: str, period_start: datetime, cents: int
 ) -> None:
-    con.execute(
-        "UPDATE budgets SET remaining_cents = remaining_cents + ? WHERE pool = ? AND scope_key = ? AND period_start = ?",
-        [cents, pool, scope_key, period_start],
-    )
+    """Put money back into a pool (a rejected reservation)."""
+    take_from_pool(con, pool, scope_key, period_start, -cents)
 
 
 def pool_row(con: duckdb.DuckDBPyConnection, pool: str, scope_key: str, period_start: datetime) -> tuple | None:
@@ -645,6 +653,27 @@ def pool_remaining(con: duckdb.DuckDBPyConnection, keys: Sequence[tuple]) -> dic
     return {(p, k, st): (int(rem), None if lim is None else int(lim)) for p, k, st, rem, lim in rows if (p, k, st) in wanted}
 
 
+@dataclass
+class FireReads:
+    """What ``PlaybookRunner.fire`` reads before it writes: decision ids already recorded, the pools'
+    (remaining_cents, empowerment_limit_cents), the customers' usage of pools, the touched cases and the last
+    number of each touched case's timeline."""
+
+    known: set[str]
+    remaining: dict[tuple, tuple[int, int | None]]
+    used: dict[tuple, int]
+    cases: dict[str, dict[str, Any]]
+    max_n: dict[str, int]
+
+
+def fire_reads(con: duckdb.DuckDBPyConnection, run_id: str, decision_ids: Sequence[str], pool_keys: Sequence[tuple],
+               customer_ids: Sequence[str], usage_keys: Sequence[tuple], case_ids: Sequence[str], *,
+               lock_pools: bool = True) -> FireReads:  # fmt: skip
+    """Everything ``fire`` reads before it writes (the single writer holds the transaction, so no locks)."""
+    return FireReads(existing_decision_ids(con, run_id, decision_ids), pool_remaining(con, pool_keys),
+                     customer_usage(con, usage_keys), cases_by_id(con, case_ids), max_event_n(con, case_ids))  # fmt: skip
+
+
 def cases_by_id(con: duckdb.DuckDBPyConnection, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
     if not ids:
         return {}
@@ -703,34 +732,44 @@ def lock_customers(con: duckdb.DuckDBPyConnection, customer_ids: Sequence[str]) 
     """``lock_limits`` for many customers at once; the single writer already serialises them."""
 
 
+def set_case_query(ph: str, case_id: str, expect: dict[str, Any], fields: dict[str, Any]) -> tuple[str, list]:
+    """The compare-and-set of :func:`set_case` with the placeholder ``ph`` (``?`` here, ``%s`` on PostgreSQL)."""
+    sets = ", ".join(f"{c} = {ph}" for c in fields)
+    conds = "".join(f" AND {c} IS NOT DISTINCT FROM {ph}" for c in expect)
+    return (f"UPDATE cases SET {sets} WHERE case_id = {ph}{conds} RETURNING case_id",
+            [*fields.values(), case_id, *expect.values()])  # fmt: skip
+
+
+def set_case(con: duckdb.DuckDBPyConnection, case_id: str, expect: dict[str, Any], fields: dict[str, Any]) -> bool:
+    """Compare-and-set: update the case only if every column in ``expect`` still holds that value (NULL
+    matches NULL); False when another writer changed it first (or the case does not exist)."""
+    return con.execute(*set_case_query("?", case_id, expect, fields)).fetchone() is not None
+
+
 def set_case_status(con: duckdb.DuckDBPyConnection, case_id: str, frm: str, fields: dict[str, Any]) -> bool:
     """Update a case only if its status is still ``frm``; False when another writer moved it first."""
-    cols = list(fields)
-    before = con.execute("SELECT status FROM cases WHERE case_id = ?", [case_id]).fetchone()
-    if before is None or before[0] != frm:
-        return False
-    con.execute(
-        f"UPDATE cases SET {', '.join(f'{c} = ?' for c in cols)} WHERE case_id = ? AND status = ?",
-        [fields[c] for c in cols] + [case_id, frm],
-    )
-    return True
+    return set_case(con, case_id, {"status": frm}, fields)
 
 
-def ledger_frame(
-    con: duckdb.DuckDBPyConnection, *, pool: str | None = None, status: str | None = None,
-    case_id: str | None = None, entry_id: str | None = None, limit: int | None = None, newest_first: bool = True,
-) -> Any:  # fmt: skip
-    """Ledger entries (a DataFrame), filtered, newest first (or oldest first)."""
+def ledger_query(ph: str, *, pool: str | None = None, status: str | None = None, case_id: str | None = None,
+                 entry_id: str | None = None, limit: int | None = None, newest_first: bool = True) -> tuple[str, list]:  # fmt: skip
+    """The SQL and parameters of :func:`ledger_frame` with the placeholder ``ph`` (``?`` here, ``%s`` on PostgreSQL)."""
     where, params = [], []
     for col, val in (("pool", pool), ("status", status), ("case_id", case_id), ("entry_id", entry_id)):
         if val is not None:
-            where.append(f"{col} = ?")
+            where.append(f"{col} = {ph}")
             params.append(val)
     sql = "SELECT * FROM ledger" + (" WHERE " + " AND ".join(where) if where else "")
     sql += f" ORDER BY created_at {'DESC' if newest_first else 'ASC'}, entry_id"
     if limit is not None:
         sql += f" LIMIT {int(limit)}"
-    return con.execute(sql, params).df()
+    return sql, params
+
+
+def ledger_frame(con: duckdb.DuckDBPyConnection, **filters: Any) -> Any:
+    """Ledger entries (a DataFrame), filtered by pool, status, case_id or entry_id, newest first (or oldest
+    first with ``newest_first=False``), at most ``limit``."""
+    return con.execute(*ledger_query("?", **filters)).df()
 
 
 def fire_arms(con: duckdb.DuckDBPyConnection, playbook: str, run_id: str) -> list[tuple[str, str, datetime]]:

@@ -26,9 +26,17 @@ from typing import Any
 import pandas as pd
 
 # the column orders the act layer writes in, shared with the DuckDB twin
-from keymoments.store.act_tables import _CASE_COLS, _CASE_UPDATE_COLS, _DECISION_COLS, _OUTBOX_COLS
+from keymoments.store.act_tables import (
+    _CASE_COLS,
+    _CASE_UPDATE_COLS,
+    _DECISION_COLS,
+    _OUTBOX_COLS,
+    FireReads,
+    ledger_query,
+    set_case_query,
+)
 
-__all__ = ["_DECISION_COLS", "_OUTBOX_COLS"]
+__all__ = ["FireReads", "_DECISION_COLS", "_OUTBOX_COLS"]
 
 
 def _frame(cur: Any) -> pd.DataFrame:
@@ -54,15 +62,24 @@ def _ph(n: int) -> str:
 def insert_rows(con: Any, table: str, cols: Sequence[str], rows: Sequence[tuple], *, ignore: bool = True) -> None:
     """Insert many rows; ``ignore=True`` skips rows whose key exists.
 
-    One single-row statement through ``executemany`` (psycopg pipelines it and prepares it once), which costs
-    far less than one statement with thousands of placeholders that would have to be parsed every time."""
+    Up to ``_VALUES_ROWS`` rows go as one multi-row ``VALUES`` statement (the worker's batches: one statement,
+    which costs a pipeline less client time than ``executemany``); more go through ``executemany`` of a
+    single-row statement (psycopg pipelines it and prepares it once), far cheaper than one statement with
+    thousands of placeholders that would have to be parsed every time."""
     if not rows:
         return
-    sql = f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({_ph(len(cols))})"
-    if ignore:
-        sql += " ON CONFLICT DO NOTHING"
+    head = f"INSERT INTO {table} ({', '.join(cols)}) VALUES "
+    tail = " ON CONFLICT DO NOTHING" if ignore else ""
+    one = f"({_ph(len(cols))})"
+    if len(rows) <= _VALUES_ROWS:
+        con.execute(head + ", ".join([one] * len(rows)) + tail, [v for r in rows for v in r])
+        return
     with con.cursor() as cur:
-        cur.executemany(sql, list(rows))
+        cur.executemany(head + one + tail, list(rows))
+
+
+#: Up to this many rows, :func:`insert_rows` sends one multi-row ``VALUES`` statement.
+_VALUES_ROWS = 32
 
 
 # -- runs and decisions -----------------------------------------------------------------------------------
@@ -206,13 +223,14 @@ def update_case(con: Any, case_id: str, **fields: Any) -> None:
     )
 
 
+def set_case(con: Any, case_id: str, expect: dict[str, Any], fields: dict[str, Any]) -> bool:
+    """See ``act_tables.set_case``: a compare-and-set (the trigger still refuses a forbidden status change)."""
+    return con.execute(*set_case_query("%s", case_id, expect, fields)).fetchone() is not None
+
+
 def set_case_status(con: Any, case_id: str, frm: str, fields: dict[str, Any]) -> bool:
-    cols = list(fields)
-    cur = con.execute(
-        f"UPDATE cases SET {', '.join(f'{c} = %s' for c in cols)} WHERE case_id = %s AND status = %s",
-        [fields[c] for c in cols] + [case_id, frm],
-    )
-    return cur.rowcount == 1
+    """Update a case only if its status is still ``frm``; False when another writer moved it first."""
+    return set_case(con, case_id, {"status": frm}, fields)
 
 
 def add_case_event(
@@ -327,14 +345,52 @@ def lock_customers(con: Any, customer_ids: Sequence[str]) -> None:
 
 def pool_remaining(con: Any, keys: Sequence[tuple]) -> dict[tuple, tuple[int, int | None]]:
     """Locks the rows (in key order, so two writers never wait on each other in a circle) and reads them."""
-    if not keys:
-        return {}
-    out: dict[tuple, tuple[int, int | None]] = {}
-    for p, k, st in sorted(set(keys)):
-        row = lock_pool(con, p, k, st)
-        if row is not None:
-            out[(p, k, st)] = (int(row[1]), None if row[3] is None else int(row[3]))
-    return out
+    return fire_reads(con, "", (), keys, (), (), ()).remaining
+
+
+def fire_reads(con: Any, run_id: str, decision_ids: Sequence[str], pool_keys: Sequence[tuple],
+               customer_ids: Sequence[str], usage_keys: Sequence[tuple], case_ids: Sequence[str], *,
+               lock_pools: bool = True) -> FireReads:  # fmt: skip
+    """Everything :meth:`PlaybookRunner.fire` reads before it writes, and the locks it takes, in one round trip.
+
+    The statements are all sent before any result is read, so on a connection in pipeline mode (the worker's)
+    they travel together; the locks are taken in the order every writer takes them: the pools' rows (sorted),
+    the customers' advisory locks (sorted), the touched cases' rows (sorted). ``lock_pools=False`` reads the
+    pools without locking them (the worker's optimistic pass: the ``UPDATE`` that takes the money locks the row
+    at the end of the transaction, and ``CHECK (remaining_cents >= 0)`` fails it if others took the money
+    meanwhile). See ``act_tables.fire_reads``."""
+    q_known = q_pools = q_used = q_cases = q_n = None
+    if decision_ids:
+        q_known = con.execute("SELECT decision_id FROM playbook_decisions WHERE run_id = %s AND decision_id = ANY(%s)",
+                              [run_id, list(decision_ids)])  # fmt: skip
+    keys = sorted(set(pool_keys))
+    if keys:
+        q_pools = con.execute(
+            "SELECT pool, scope_key, period_start, remaining_cents, empowerment_limit_cents FROM budgets "
+            "WHERE (pool, scope_key, period_start) IN (SELECT * FROM unnest(%s::text[], %s::text[], %s::timestamptz[])) "
+            "ORDER BY pool, scope_key, period_start" + (" FOR UPDATE" if lock_pools else ""),
+            [[k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys]],
+        )
+    lock_customers(con, customer_ids)
+    if usage_keys:
+        q_used = con.execute(
+            "SELECT pool, customer_id, period_start, sum(amount_cents) FROM ledger WHERE status <> 'rejected' "
+            "AND pool = ANY(%s) AND customer_id = ANY(%s) GROUP BY pool, customer_id, period_start",
+            [sorted({k[0] for k in usage_keys}), sorted({k[1] for k in usage_keys})],
+        )
+    if case_ids:
+        ids = sorted(set(case_ids))
+        q_cases = con.execute("SELECT * FROM cases WHERE case_id = ANY(%s) ORDER BY case_id FOR UPDATE", [ids])
+        q_n = con.execute("SELECT case_id, max(n) FROM case_events WHERE case_id = ANY(%s) GROUP BY case_id", [ids])
+    wanted = set(usage_keys)
+    return FireReads(
+        known={r[0] for r in q_known.fetchall()} if q_known else set(),
+        remaining={(p, k, st): (int(rem), None if lim is None else int(lim))
+                   for p, k, st, rem, lim in (q_pools.fetchall() if q_pools else [])},
+        used={(p, c, st): int(n) for p, c, st, n in (q_used.fetchall() if q_used else []) if (p, c, st) in wanted},
+        cases={r["case_id"]: r for r in _dicts(q_cases)} if q_cases else {},
+        max_n={r[0]: int(r[1]) for r in q_n.fetchall()} if q_n else {},
+    )  # fmt: skip
 
 
 def take_from_pool(con: Any, pool: str, scope_key: str, period_start: datetime, cents: int) -> None:
@@ -346,10 +402,7 @@ def take_from_pool(con: Any, pool: str, scope_key: str, period_start: datetime, 
 
 
 def give_back_to_pool(con: Any, pool: str, scope_key: str, period_start: datetime, cents: int) -> None:
-    con.execute(
-        "UPDATE budgets SET remaining_cents = remaining_cents + %s WHERE pool = %s AND scope_key = %s AND period_start = %s",
-        [cents, pool, scope_key, period_start],
-    )
+    take_from_pool(con, pool, scope_key, period_start, -cents)
 
 
 def limit_usage(con: Any, pool: str, period_start: datetime, *, case_id: str | None, customer_id: str | None) -> int:
@@ -439,20 +492,8 @@ def pending_approvals(con: Any) -> Any:
     return _frame(con.execute("SELECT * FROM ledger WHERE status = 'pending_approval' ORDER BY created_at"))
 
 
-def ledger_frame(
-    con: Any, *, pool: str | None = None, status: str | None = None, case_id: str | None = None,
-    entry_id: str | None = None, limit: int | None = None, newest_first: bool = True,
-) -> Any:  # fmt: skip
-    where, params = [], []
-    for col, val in (("pool", pool), ("status", status), ("case_id", case_id), ("entry_id", entry_id)):
-        if val is not None:
-            where.append(f"{col} = %s")
-            params.append(val)
-    sql = "SELECT * FROM ledger" + (" WHERE " + " AND ".join(where) if where else "")
-    sql += f" ORDER BY created_at {'DESC' if newest_first else 'ASC'}, entry_id"
-    if limit is not None:
-        sql += f" LIMIT {int(limit)}"
-    return _frame(con.execute(sql, params))
+def ledger_frame(con: Any, **filters: Any) -> Any:
+    return _frame(con.execute(*ledger_query("%s", **filters)))
 
 
 # -- outbox -----------------------------------------------------------------------------------------------
@@ -553,21 +594,21 @@ def partition_cursor(con: Any, stream: str, partition: int) -> int:
 
 def advance_partition(con: Any, stream: str, partition: int, *, last_seq: int, last_event_id: str | None,
                       last_event_ts: datetime | None, added: int, worker_id: str, now: datetime) -> None:  # fmt: skip
-    """Move a partition's cursor forward, in the transaction that commits the events' effects."""
+    """Move a partition's cursor forward, in the transaction that commits the events' effects.
+
+    Only the partition's row: its one owner writes it, so no two transactions wait on each other here (the
+    worker's own row, which its partitions share, moves with its heartbeat; see ``heartbeat_worker``). The
+    cursor never moves back: a killed owner's last pipeline (its commit already sent) can still commit after
+    the next owner has moved on."""
     con.execute(
         """INSERT INTO worker_partitions AS w (stream, partition, last_seq, last_event_id, last_event_ts, events,
                                                worker_id, updated_at)
            VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
-           ON CONFLICT (stream, partition) DO UPDATE SET last_seq = excluded.last_seq,
+           ON CONFLICT (stream, partition) DO UPDATE SET last_seq = GREATEST(w.last_seq, excluded.last_seq),
                last_event_id = coalesce(excluded.last_event_id, w.last_event_id),
                last_event_ts = coalesce(excluded.last_event_ts, w.last_event_ts), events = w.events + excluded.events,
                worker_id = excluded.worker_id, updated_at = excluded.updated_at""",
         [stream, partition, last_seq, last_event_id, last_event_ts, added, worker_id, now],
-    )
-    con.execute(
-        "UPDATE workers SET heartbeat_at = %s, last_event_id = coalesce(%s, last_event_id), last_seq = %s, "
-        "events = events + %s WHERE worker_id = %s",
-        [now, last_event_id, last_seq, added, worker_id],
     )
 
 
@@ -583,11 +624,14 @@ def register_worker(con: Any, worker_id: str, *, host: str, pid: int, stream: st
 
 
 def heartbeat_worker(con: Any, worker_id: str, now: datetime, *, partitions: str | None = None,
-                     stopped: bool = False) -> None:  # fmt: skip
+                     stopped: bool = False, events: int | None = None, last_event_id: str | None = None,
+                     last_seq: int | None = None) -> None:  # fmt: skip
+    """The worker is alive (each second): its partitions, and the events it processed and the last one so far."""
     con.execute(
         "UPDATE workers SET heartbeat_at = %s, partitions = coalesce(%s, partitions), "
-        "stopped_at = CASE WHEN %s THEN %s ELSE stopped_at END WHERE worker_id = %s",
-        [now, partitions, stopped, now, worker_id],
+        "stopped_at = CASE WHEN %s THEN %s ELSE stopped_at END, events = coalesce(%s, events), "
+        "last_event_id = coalesce(%s, last_event_id), last_seq = coalesce(%s, last_seq) WHERE worker_id = %s",
+        [now, partitions, stopped, now, events, last_event_id, last_seq, worker_id],
     )
 
 

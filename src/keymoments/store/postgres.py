@@ -139,10 +139,17 @@ class PostgresOps(OperationalStore):
 
     # -- connections -------------------------------------------------------------------------------------
     @contextmanager
-    def write(self) -> Iterator[Any]:
+    def write(self, *, pipeline: bool = False) -> Iterator[Any]:
+        """One transaction. ``pipeline=True`` runs it in psycopg's pipeline mode: statements whose results are
+        not read are sent without waiting for each other (the commit too), so a transaction of many writes
+        and a few reads costs a round trip per read, plus one (the worker's batches)."""
         with self._pool.connection() as conn:
-            with conn.transaction():
-                yield conn
+            if pipeline:
+                with conn.pipeline(), conn.transaction():
+                    yield conn
+            else:
+                with conn.transaction():
+                    yield conn
 
     @contextmanager
     def read(self) -> Iterator[Any]:

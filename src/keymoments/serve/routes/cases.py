@@ -16,6 +16,10 @@ STATUS_PATTERN = "^(open|in_progress|awaiting_approval|resolved|closed)$"
 
 class Assign(BaseModel):
     owner: str | None = Field(None, min_length=1, max_length=200, description="Employee id (agents: omit to take it)")
+    expected_owner: str | None = Field(
+        None, min_length=1, max_length=200,
+        description="The owner the caller saw (null: unassigned); if someone else changed it since, the answer is 409",
+    )
 
 
 class Transition(BaseModel):
@@ -71,7 +75,10 @@ def build_router() -> APIRouter:
 
     @router.post("/{case_id}/assign", summary="Assign a case (agents take it for themselves)")
     def assign(request: Request, case_id: str, body: Assign, p: Principal = require(CASE_ACTIONS["assign"])) -> dict[str, Any]:
-        return _desk(request, p).assign(case_id, body.owner)
+        from keymoments.serve.act import UNSEEN
+
+        seen = body.expected_owner if "expected_owner" in body.model_fields_set else UNSEEN
+        return _desk(request, p).assign(case_id, body.owner, expected_owner=seen)
 
     @router.post("/{case_id}/transition", summary="Move a case through its lifecycle")
     def transition(request: Request, case_id: str, body: Transition, p: Principal = require(CASE_ACTIONS["transition"])) -> dict[str, Any]:

@@ -1,10 +1,10 @@
 """The operational store: runs and decisions, holdouts, cases and their timeline, budgets and the ledger, the
 outbox, API keys, and the live workers' partitions and processed events.
 
-The tables mirror the embedded store's (``store/act_tables.py``, ``store/keys.py``) column for column, so one
-set of rules runs on both; PostgreSQL adds what many concurrent writers need: the ``CHECK`` on a pool's
-remaining money, a trigger that refuses case transitions the lifecycle forbids (``act/cases.py``'s
-``TRANSITIONS``), and indexes for the queues.
+The tables are the embedded store's (``store/act_tables.py``, ``store/keys.py``), the same definitions written
+in PostgreSQL's types (``postgres_ddl``), so one set of rules runs on both; PostgreSQL adds what many concurrent
+writers need: ``CHECK`` on the statuses, a trigger that refuses case transitions the lifecycle forbids
+(``act/cases.py``'s ``TRANSITIONS``), indexes for the queues, and the live workers' tables.
 
 Revision ID: 0001
 """
@@ -13,154 +13,31 @@ from __future__ import annotations
 
 from alembic import op
 
+from keymoments.store.act_tables import ACT_MIGRATION, postgres_ddl
+from keymoments.store.keys import KEYS_MIGRATION
+
 revision = "0001"
 down_revision = None
 branch_labels = None
 depends_on = None
 
+#: The tables of the embedded store's migrations 2 and 3 (``act_tables.ACT_MIGRATION``, ``keys.KEYS_MIGRATION``),
+#: one definition in two dialects (``postgres_ddl``); like them, frozen: later changes are new revisions.
+_SHARED = [postgres_ddl(statement) for statement in ACT_MIGRATION + KEYS_MIGRATION]
+
 _TABLES = [
-    """CREATE TABLE playbook_runs (
-        run_id TEXT PRIMARY KEY,
-        mode TEXT NOT NULL,
-        source TEXT,
-        file_hash TEXT,
-        seed BIGINT,
-        started_at TIMESTAMPTZ,
-        finished_at TIMESTAMPTZ,
-        events BIGINT,
-        decisions BIGINT,
-        last_seq BIGINT
-    )""",
-    """CREATE TABLE playbook_decisions (
-        run_id TEXT NOT NULL,
-        decision_id TEXT NOT NULL,
-        mode TEXT NOT NULL,
-        playbook TEXT NOT NULL,
-        kind TEXT NOT NULL,
-        status TEXT NOT NULL,
-        trigger TEXT,
-        customer_id TEXT,
-        journey_id TEXT,
-        event_id TEXT,
-        ts TIMESTAMPTZ,
-        seq BIGINT,
-        arm TEXT,
-        cost_cents BIGINT,
-        budget TEXT,
-        budget_key TEXT,
-        needs_approval BOOLEAN,
-        budget_blocked BOOLEAN,
-        employee_id TEXT,
-        location_id TEXT,
-        case_id TEXT,
-        actions JSONB,
-        detail JSONB,
-        decided_at TIMESTAMPTZ,
-        PRIMARY KEY (run_id, decision_id)
-    )""",
+    *_SHARED,
+    # what many concurrent writers need besides: the statuses checked, indexes for the queues
+    "ALTER TABLE cases ADD CHECK (status IN ('open', 'in_progress', 'awaiting_approval', 'resolved', 'closed'))",
+    "ALTER TABLE ledger ADD CHECK (status IN ('approved', 'pending_approval', 'rejected'))",
     "CREATE INDEX playbook_decisions_playbook ON playbook_decisions (playbook, kind, customer_id)",
-    """CREATE TABLE holdout_assignments (
-        playbook TEXT NOT NULL,
-        customer_id TEXT NOT NULL,
-        arm TEXT NOT NULL,
-        share DOUBLE PRECISION,
-        global_share DOUBLE PRECISION,
-        first_seen TIMESTAMPTZ,
-        PRIMARY KEY (playbook, customer_id)
-    )""",
-    """CREATE TABLE cases (
-        case_id TEXT PRIMARY KEY,
-        playbook TEXT,
-        customer_id TEXT,
-        journey_id TEXT,
-        status TEXT NOT NULL CHECK (status IN ('open', 'in_progress', 'awaiting_approval', 'resolved', 'closed')),
-        owner TEXT,
-        first_owner TEXT,
-        team TEXT,
-        priority TEXT,
-        reason TEXT,
-        trigger_event_ids JSONB,
-        compensation_cents BIGINT DEFAULT 0,
-        currency TEXT,
-        approval_entry_id TEXT,
-        opened_at TIMESTAMPTZ,
-        sla_due_at TIMESTAMPTZ,
-        updated_at TIMESTAMPTZ,
-        resolved_at TIMESTAMPTZ,
-        closed_at TIMESTAMPTZ,
-        handoffs INTEGER DEFAULT 0,
-        decision_id TEXT
-    )""",
     "CREATE INDEX cases_status ON cases (status, opened_at)",
     "CREATE INDEX cases_customer ON cases (customer_id)",
-    """CREATE TABLE case_events (
-        case_id TEXT NOT NULL,
-        n INTEGER NOT NULL,
-        ts TIMESTAMPTZ,
-        kind TEXT,
-        actor TEXT,
-        from_status TEXT,
-        to_status TEXT,
-        detail JSONB,
-        PRIMARY KEY (case_id, n)
-    )""",
-    """CREATE TABLE budgets (
-        pool TEXT NOT NULL,
-        scope_key TEXT NOT NULL,
-        period TEXT NOT NULL,
-        period_start TIMESTAMPTZ NOT NULL,
-        amount_cents BIGINT NOT NULL,
-        remaining_cents BIGINT NOT NULL CHECK (remaining_cents >= 0),
-        currency TEXT,
-        empowerment_limit_cents BIGINT,
-        PRIMARY KEY (pool, scope_key, period_start)
-    )""",
-    """CREATE TABLE ledger (
-        entry_id TEXT PRIMARY KEY,
-        pool TEXT NOT NULL,
-        scope_key TEXT NOT NULL,
-        period_start TIMESTAMPTZ NOT NULL,
-        amount_cents BIGINT NOT NULL CHECK (amount_cents > 0),
-        status TEXT NOT NULL CHECK (status IN ('approved', 'pending_approval', 'rejected')),
-        case_id TEXT,
-        decision_id TEXT,
-        customer_id TEXT,
-        actor TEXT,
-        note TEXT,
-        created_at TIMESTAMPTZ,
-        settled_at TIMESTAMPTZ,
-        settled_by TEXT
-    )""",
     "CREATE INDEX ledger_pool ON ledger (pool, scope_key, period_start)",
     "CREATE INDEX ledger_case ON ledger (case_id)",
     "CREATE INDEX ledger_customer ON ledger (customer_id, created_at)",
     "CREATE INDEX ledger_actor ON ledger (actor, created_at)",
-    """CREATE TABLE outbox (
-        message_id TEXT PRIMARY KEY,
-        decision_id TEXT,
-        playbook TEXT,
-        action_type TEXT,
-        url TEXT,
-        payload JSONB,
-        status TEXT NOT NULL,
-        attempts INTEGER DEFAULT 0,
-        next_attempt_at TIMESTAMPTZ,
-        last_error TEXT,
-        last_status INTEGER,
-        created_at TIMESTAMPTZ,
-        delivered_at TIMESTAMPTZ
-    )""",
     "CREATE INDEX outbox_due ON outbox (next_attempt_at, message_id) WHERE status = 'pending'",
-    """CREATE TABLE api_keys (
-        key_id TEXT PRIMARY KEY,
-        key_hash TEXT NOT NULL UNIQUE,
-        role TEXT NOT NULL,
-        name TEXT,
-        employee_id TEXT,
-        created_at TIMESTAMPTZ NOT NULL,
-        last_used_at TIMESTAMPTZ,
-        revoked_at TIMESTAMPTZ
-    )""",
     # live workers: each partition's cursor (the last stream sequence whose effects are committed)
     """CREATE TABLE worker_partitions (
         stream TEXT NOT NULL,
