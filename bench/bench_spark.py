@@ -105,7 +105,9 @@ def _summary(name: str, fitted) -> dict:  # noqa: ANN001
             if isinstance(v, int | list) and not isinstance(v, bool)}  # fmt: skip
 
 
-def _run_all(store, analyses: list[str], rss: _PeakRSS) -> dict:  # noqa: ANN001
+def _run_all(store, analyses: list[str], rss: _PeakRSS, out: dict) -> dict:  # noqa: ANN001
+    """Fit each analysis into ``out``, printing ``out`` as one JSON line after each (a child killed later, e.g.
+    for memory, still leaves the analyses it finished)."""
     from keymoments.act.library import load_library
     from keymoments.act.runner import PlaybookRunner
     from keymoments.analyze.journey import JourneyMap
@@ -118,7 +120,7 @@ def _run_all(store, analyses: list[str], rss: _PeakRSS) -> dict:  # noqa: ANN001
         "roadmap": lambda: Roadmap(outcome="retained").fit(store),
         "backtest": lambda: PlaybookRunner(store, load_library(seed=1)).backtest(),
     }
-    out: dict = {"seconds": {}, "cpu_seconds": {}, "peak_rss_mib": {}, "summary": {}}
+    out.update(seconds={}, cpu_seconds={}, peak_rss_mib={}, summary={})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for name in analyses:
@@ -129,6 +131,8 @@ def _run_all(store, analyses: list[str], rss: _PeakRSS) -> dict:  # noqa: ANN001
             out["cpu_seconds"][name] = _cpu() - c0
             out["peak_rss_mib"][name] = rss.peak
             out["summary"][name] = _summary(name, fitted)
+            del fitted
+            print(json.dumps(out), flush=True)
     return out
 
 
@@ -197,7 +201,7 @@ def child(engine: str, folder: Path, master: str, analyses: list[str]) -> dict:
         out = {"start_s": time.perf_counter() - t0,
                "spark_conf": {k: store.spark.conf.get(k) for k in
                               ("spark.sql.shuffle.partitions", "spark.sql.adaptive.enabled", "spark.driver.memory")}}  # fmt: skip
-    out.update(_run_all(store, analyses, rss))
+    _run_all(store, analyses, rss, out)
     store.close()
     out["peak_rss_all_mib"] = rss.stop()
     return out
@@ -254,22 +258,42 @@ def main(argv: list[str] | None = None) -> int:
                    "--child", engine, str(folder)]  # fmt: skip
             before = _load()
             done = subprocess.run(cmd, capture_output=True, text=True, check=False)
-            if done.returncode != 0:
+            lines = [ln for ln in done.stdout.splitlines() if ln.startswith("{")]
+            row[engine] = json.loads(lines[-1]) if lines else {}
+            if done.returncode != 0:  # keep what it finished, say why it stopped, go on
                 sys.stderr.write(done.stderr[-4000:])
-                raise SystemExit(f"the {engine} child failed at {n} events (exit {done.returncode})")
-            row[engine] = json.loads(done.stdout.strip().splitlines()[-1])
+                tail = (done.stderr.strip().splitlines() or [""])[-1][:300]
+                row[engine]["error"] = (
+                    f"exit {done.returncode} after {list(row[engine].get('seconds', {}))}: {tail}"
+                )
             row[engine]["load_average"] = {"before": before, "after": _load()}
         if "spark" in row:
-            row["spark"]["driver_peak_rss_mib"] = row["spark"]["peak_rss_all_mib"]
+            peaks = row["spark"].get("peak_rss_mib", {}).values()
+            row["spark"]["driver_peak_rss_mib"] = row["spark"].get(
+                "peak_rss_all_mib", max(peaks, default=0.0)
+            )
         if "duckdb" in row and "spark" in row:
+            both = [
+                a
+                for a in analyses
+                if a in row["spark"].get("seconds", {}) and a in row["duckdb"].get("seconds", {})
+            ]
             row["spark_over_duckdb"] = {
-                a: row["spark"]["seconds"][a] / row["duckdb"]["seconds"][a] for a in analyses
+                a: row["spark"]["seconds"][a] / row["duckdb"]["seconds"][a] for a in both
             }
             row["engines_agree"] = {
-                a: row["spark"]["summary"][a] == row["duckdb"]["summary"][a] for a in analyses
+                a: row["spark"]["summary"][a] == row["duckdb"]["summary"][a] for a in both
             }
         results.append(row)
         print(json.dumps(row), file=sys.stderr, flush=True)
+        _write(args, sizes, analyses, engines, results)
+    _write(args, sizes, analyses, engines, results, final=True)
+    return 0
+
+
+def _write(args: argparse.Namespace, sizes: list[int], analyses: list[str], engines: list[str], results: list[dict],
+           final: bool = False) -> None:  # fmt: skip
+    """Write the results so far to ``--out`` (after each size, so a later size's failure keeps them)."""
     report = {
         "command": f"python bench/bench_spark.py --sizes {','.join(map(str, sizes))} --master {args.master}"
         + (f" --analyses {args.analyses}" if set(analyses) != set(ANALYSES) else "")
@@ -277,13 +301,15 @@ def main(argv: list[str] | None = None) -> int:
         "machine": f"{os.cpu_count()}-core {platform.machine()} dev box (shared with other sessions)",
         "master": args.master, "sizes": results,
     }  # fmt: skip
-    with_spark = [r for r in results if "spark" in r]
+    with_spark = [r for r in results if r.get("spark", {}).get("driver_peak_rss_mib")]
     if len(with_spark) > 1:
         lo, hi = with_spark[0], with_spark[-1]
         growth = hi["spark"]["driver_peak_rss_mib"] / lo["spark"]["driver_peak_rss_mib"]
         report["driver_rss_growth"] = growth
         report["driver_rss_growth_by_analysis"] = {
-            a: hi["spark"]["peak_rss_mib"][a] / lo["spark"]["peak_rss_mib"][a] for a in analyses
+            a: hi["spark"]["peak_rss_mib"][a] / lo["spark"]["peak_rss_mib"][a]
+            for a in analyses
+            if a in hi["spark"]["peak_rss_mib"] and a in lo["spark"]["peak_rss_mib"]
         }
         report["check"] = (
             f"driver RSS {_label(hi['events'])} / {_label(lo['events'])} = {growth:.2f} (goal <= 1.2): "
@@ -291,10 +317,10 @@ def main(argv: list[str] | None = None) -> int:
         )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps(report, indent=2))
-    if "check" in report:
-        print(report["check"])
-    return 0
+    if final:
+        print(json.dumps(report, indent=2))
+        if "check" in report:
+            print(report["check"])
 
 
 if __name__ == "__main__":
