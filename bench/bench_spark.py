@@ -184,7 +184,9 @@ class _PeakRSS:
         return self.overall
 
 
-def child(engine: str, folder: Path, master: str, analyses: list[str]) -> dict:
+def child(
+    engine: str, folder: Path, master: str, analyses: list[str], extra: list[str] | None = None
+) -> dict:
     rss = _PeakRSS()
     t0 = time.perf_counter()
     if engine == "duckdb":
@@ -196,6 +198,7 @@ def child(engine: str, folder: Path, master: str, analyses: list[str]) -> dict:
         from keymoments.store.spark import SparkStore
 
         conf = {"spark.master": master, "spark.ui.enabled": "false", "spark.driver.memory": "2g"}
+        conf.update(kv.split("=", 1) for kv in extra or [])
         store = SparkStore(folder / "spark" / "km.duckdb", read_only=True, conf=conf)
         store.spark.sparkContext.setLogLevel("ERROR")
         out = {"start_s": time.perf_counter() - t0,
@@ -223,6 +226,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="where the generated data go (reused by the next run of the same size)")  # fmt: skip
     ap.add_argument("--rebuild", action="store_true", help="generate the data even when --data has them")
     ap.add_argument("--out", type=Path, default=HERE / "out" / "spark.json")
+    ap.add_argument(
+        "--conf", action="append", default=[], metavar="KEY=VALUE", help="a Spark setting (repeatable)"
+    )
     ap.add_argument("--child", nargs=2, metavar=("ENGINE", "FOLDER"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     analyses = [a for a in args.analyses.split(",") if a]
@@ -231,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         ap.error(f"unknown analyses or engines {unknown}; choose from {ANALYSES} and {ENGINES}")
     if args.child:
-        print(json.dumps(child(args.child[0], Path(args.child[1]), args.master, analyses)))
+        print(json.dumps(child(args.child[0], Path(args.child[1]), args.master, analyses, args.conf)))
         return 0
     sizes = [int(s) for s in (QUICK if args.quick else args.sizes).split(",")]
     results = []
@@ -255,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
         }
         for engine in engines:
             cmd = [sys.executable, __file__, "--master", args.master, "--analyses", ",".join(analyses),
-                   "--child", engine, str(folder)]  # fmt: skip
+                   *(f"--conf={kv}" for kv in args.conf), "--child", engine, str(folder)]  # fmt: skip
             before = _load()
             done = subprocess.run(cmd, capture_output=True, text=True, check=False)
             lines = [ln for ln in done.stdout.splitlines() if ln.startswith("{")]
@@ -297,7 +303,8 @@ def _write(args: argparse.Namespace, sizes: list[int], analyses: list[str], engi
     report = {
         "command": f"python bench/bench_spark.py --sizes {','.join(map(str, sizes))} --master {args.master}"
         + (f" --analyses {args.analyses}" if set(analyses) != set(ANALYSES) else "")
-        + (f" --engines {args.engines}" if set(engines) != set(ENGINES) else ""),
+        + (f" --engines {args.engines}" if set(engines) != set(ENGINES) else "")
+        + "".join(f" --conf {kv}" for kv in args.conf),
         "machine": f"{os.cpu_count()}-core {platform.machine()} dev box (shared with other sessions)",
         "master": args.master, "sizes": results,
     }  # fmt: skip
