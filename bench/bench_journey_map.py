@@ -27,14 +27,15 @@ from pathlib import Path
 N_TOUCHPOINTS = 12
 
 
-def generate(store, n_events: int) -> int:  # noqa: ANN001
-    """Insert about ``n_events`` synthetic airline-like events (journeys of 5-11 touchpoints)."""
+def generate(store, n_events: int, first_journey: int = 0) -> int:  # noqa: ANN001
+    """Insert about ``n_events`` synthetic airline-like events (journeys of 5-11 touchpoints), journeys numbered
+    from ``first_journey`` (so a large set can be generated in chunks, each a new range of journeys)."""
     avg_len = 8
     n_journeys = max(1, n_events // avg_len)
     sql = f"""
     INSERT INTO events BY NAME
     WITH j AS (
-        SELECT j, 5 + (hash(j) % 7)::INT AS len FROM range({n_journeys}) t(j)
+        SELECT j, 5 + (hash(j) % 7)::INT AS len FROM range({first_journey}, {first_journey + n_journeys}) t(j)
     ), e AS (
         SELECT j, len, unnest(range(len)) AS k FROM j
     ), f AS (

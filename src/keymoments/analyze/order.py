@@ -181,17 +181,15 @@ class TimeOrder:
 
 
 #: per store: (its state when computed, the answer); the answer changes only when a batch is written
-_TIME_ORDER: weakref.WeakKeyDictionary[Any, tuple[tuple[int, ...], TimeOrder]] = weakref.WeakKeyDictionary()
+_TIME_ORDER: weakref.WeakKeyDictionary[Any, tuple[tuple, TimeOrder]] = weakref.WeakKeyDictionary()
 
 
 def time_order(data: Any) -> TimeOrder:
     """Whether the journeys of ``data`` (a Store, an Ibis events table or a DataFrame) are time-ordered: see
-    :class:`TimeOrder`. For a Store it is computed once per store state (the ingest batches written)."""
-    from keymoments.store.store import Store
-
-    if type(data) is Store:  # events in its own file: they change only with a batch (a Spark store's may not)
-        state = tuple(int(x) for x in data.query(
-            "SELECT coalesce(max(batch_id), 0), count(*) FROM batches").iloc[0])  # fmt: skip
+    :class:`TimeOrder`. For a Store it is computed once per store state (the ingest batches written; for a
+    Spark store, the view its events are read through)."""
+    state = _events_state(data)
+    if state is not None:
         hit = _TIME_ORDER.get(data)
         if hit is not None and hit[0] == state:
             return hit[1]
@@ -199,6 +197,19 @@ def time_order(data: Any) -> TimeOrder:
         _TIME_ORDER[data] = (state, answer)
         return answer
     return _time_order(events_table(data))
+
+
+def _events_state(data: Any) -> tuple | None:
+    """What identifies the events a store's analyses read, or None where it cannot be known cheaply: a DuckDB
+    store's events change only with a batch; a Spark store's own Parquet dataset is read through one view,
+    whose file listing Spark fixes until the store is refreshed (a table another writer may change is None)."""
+    from keymoments.store.store import Store
+
+    if type(data) is Store:
+        return ("batches", *(int(x) for x in data.query(
+            "SELECT coalesce(max(batch_id), 0), count(*) FROM batches").iloc[0]))  # fmt: skip
+    state = getattr(data, "events_state", None)
+    return state() if isinstance(data, Store) and callable(state) else None
 
 
 def _time_order(t: ir.Table) -> TimeOrder:

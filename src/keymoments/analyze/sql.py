@@ -13,12 +13,20 @@ Ibis expression. On DuckDB the SQL runs as written. On Spark (the Ibis PySpark b
 SQLGlot from DuckDB SQL to Spark SQL, with the few DuckDB functions SQLGlot leaves alone rewritten to their
 Spark equivalents (:data:`_SPARK_FUNCTIONS`), and runs on the cluster: only the (small) result reaches the
 driver. No analysis branches on the engine; events never leave it.
+
+Every query sent from here (and, on Spark, every Ibis expression the store's backend runs: see
+:func:`timed_backend`) is logged to the ``keymoments.sql`` logger at DEBUG with its engine, wall time and rows,
+and collected by :func:`recorded_queries` (what ``bench/profile_spark.py`` reads to say where a fit's time goes).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import ibis
 import sqlglot
@@ -31,12 +39,74 @@ if TYPE_CHECKING:
     import ibis.expr.types as ir
     import pandas as pd
 
-__all__ = ["ENGINES", "EventsSQL", "engine_of", "sql_list", "sql_str", "to_spark_sql"]
+__all__ = [
+    "ENGINES", "EventsSQL", "Query", "engine_of", "recorded_queries", "sql_list", "sql_str", "timed",
+    "timed_backend", "to_spark_sql",
+]  # fmt: skip
 
 #: the engines analyses run on, by Ibis backend name
 ENGINES = {"duckdb": "duckdb", "pyspark": "spark"}
 
 _EV_SOURCE = "__km_ev_source__"  # placeholder table the compiled events replace in a transpiled query
+
+log = logging.getLogger("keymoments.sql")
+_R = TypeVar("_R")
+
+
+@dataclass(frozen=True)
+class Query:
+    """One query an engine ran: its engine, SQL, wall time (seconds, result fetched) and result rows."""
+
+    engine: str
+    sql: str
+    seconds: float
+    rows: int
+
+
+_recorders: list[list[Query]] = []
+
+
+@contextmanager
+def recorded_queries() -> Iterator[list[Query]]:
+    """The queries sent to an engine while the block runs, in order, with their wall times."""
+    out: list[Query] = []
+    _recorders.append(out)
+    try:
+        yield out
+    finally:
+        _recorders.remove(out)
+
+
+def timed(engine: str, sql: str | Callable[[], str], run: Callable[[], _R]) -> _R:
+    """``run()`` (which sends ``sql`` to ``engine`` and fetches the result), logged and recorded with its wall
+    time. ``sql`` may be a callable, called only when someone listens."""
+    t0 = time.perf_counter()
+    result = run()
+    seconds = time.perf_counter() - t0
+    if _recorders or log.isEnabledFor(logging.DEBUG):
+        text = sql() if callable(sql) else sql
+        rows = len(result) if hasattr(result, "__len__") else -1
+        query = Query(engine, text, seconds, rows)
+        log.debug("%s: %.3f s, %d rows: %s", engine, seconds, rows, " ".join(text.split())[:300])
+        for r in _recorders:
+            r.append(query)
+    return result
+
+
+def timed_backend(backend: Any) -> Any:
+    """``backend`` (an Ibis backend) with its ``execute`` and ``to_pyarrow`` logged and recorded by
+    :func:`timed` (the instance's methods are wrapped; the class is untouched)."""
+    engine = ENGINES.get(backend.name, backend.name)
+    for name in ("execute", "to_pyarrow"):
+        method = getattr(backend, name)
+
+        def run(expr: Any, /, *args: Any, _method: Any = method, **kwargs: Any) -> Any:
+            return timed(
+                engine, lambda: str(backend.compile(expr.as_table())), lambda: _method(expr, *args, **kwargs)
+            )
+
+        setattr(backend, name, run)
+    return backend
 
 
 def sql_str(value: str) -> str:
@@ -78,9 +148,28 @@ _SPARK_FUNCTIONS: dict[str, Callable[[exp.Expression], exp.Expression]] = {
 }
 
 
+_HALF_AWAY = sqlglot.parse_one(
+    "SIGN(_x) * (FLOOR(ABS(_x)) + CAST(ABS(_x) - FLOOR(ABS(_x)) >= 0.5 AS INT))", read="spark"
+)
+
+
+def _round(node: exp.Round) -> exp.Expression:
+    """``round(x)`` (no decimals) as floor arithmetic, half away from zero as DuckDB's round: Spark's ROUND of
+    a double goes through ``java.math.BigDecimal.valueOf`` (a decimal string) for every row, several times the
+    cost of the rest of a histogram query. ``x - floor(x)`` is exact, so the result is DuckDB's for every
+    finite ``x`` below 2**63 in magnitude (FLOOR is a BIGINT); it is a double, as DuckDB's round of a double."""
+    digits = node.args.get("decimals")
+    if digits is not None and not (isinstance(digits, exp.Literal) and digits.name == "0"):
+        return node
+    x = node.this.transform(_to_spark)  # the replacement's inside is not visited again
+    return _HALF_AWAY.transform(lambda n: x.copy() if isinstance(n, exp.Column) and n.name == "_x" else n)
+
+
 def _to_spark(node: exp.Expression) -> exp.Expression:
     if isinstance(node, exp.Anonymous) and str(node.this).upper() in _SPARK_FUNCTIONS:
         return _SPARK_FUNCTIONS[str(node.this).upper()](node)
+    if isinstance(node, exp.Round):
+        return _round(node)
     return node
 
 
@@ -129,5 +218,7 @@ class EventsSQL:
     def df(self, sql: str) -> pd.DataFrame:
         """The result of ``sql`` (which reads ``ev``, and may start with its own ``WITH``) as a DataFrame."""
         if self.engine == "duckdb":
-            return self._con.execute(self._sql(sql)).df()
-        return self._session.sql(self.spark_sql(sql)).toPandas()
+            text = self._sql(sql)
+            return timed("duckdb", text, lambda: self._con.execute(text).df())
+        text = self.spark_sql(sql)
+        return timed("spark", text, lambda: self._session.sql(text).toPandas())
