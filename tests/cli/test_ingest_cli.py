@@ -119,6 +119,17 @@ def test_outcomes_carry_the_time_they_were_observed(run_cli, tmp_path):
     assert code != 0 and "unreadable time in 'seen' (row 1: 'yesterday')" in err
 
 
+def _tables_created_after(version: int) -> list[str]:
+    """The tables the store's migrations after ``version`` create, last first (so dependants drop first)."""
+    import re
+
+    from keymoments.store.schema import MIGRATIONS
+
+    made = [m.group(1) for statements in MIGRATIONS[version:] for sql in statements
+            for m in re.finditer(r"CREATE TABLE (?:IF NOT EXISTS )?(\w+)", sql)]  # fmt: skip
+    return made[::-1]
+
+
 def test_outcomes_stored_before_the_migration_have_no_observed_time(tmp_path):
     import pandas as pd
 
@@ -131,6 +142,8 @@ def test_outcomes_stored_before_the_migration_have_no_observed_time(tmp_path):
         with s.write() as con:
             con.execute("ALTER TABLE outcomes DROP COLUMN observed_at")
             con.execute("DELETE FROM schema_version WHERE version >= 4")
+            for table in _tables_created_after(4):  # later migrations' tables go too: they run again on reopen
+                con.execute(f"DROP TABLE {table}")
     with Store(path) as s:
         assert s.schema_version >= 4
         row = s.query("SELECT value, observed_at FROM outcomes").iloc[0]
