@@ -57,6 +57,8 @@ __all__ = ["check_partitionable", "spark_backtest"]
 _INTS = ("seq", "ts_us")
 #: about how many events one bucket of customers holds (one pandas frame in an executor)
 BUCKET_EVENTS = 200_000
+#: events per partition of the sorted decisions the driver reads back (see spark_backtest)
+SORTED_EVENTS = 100_000
 _KEYS = ("k_ts", "k_phase", "k_a", "k_b", "k_c")
 _SCHEMA = "k_ts long, k_phase int, k_a long, k_b long, k_c long, decision binary"
 
@@ -270,5 +272,10 @@ def spark_backtest(store: SparkStore, file: PlaybookFile, seed: int) -> tuple[in
     buckets = max(2 * store.spark.sparkContext.defaultParallelism, -(-int(n) // BUCKET_EVENTS))
     bucket = F.pmod(F.xxhash64("customer_id"), F.lit(buckets)).alias("bucket")
     decided = ev.groupBy(bucket).applyInPandas(decide, schema=_SCHEMA)
-    rows = decided.orderBy(*_KEYS).toLocalIterator(prefetchPartitions=True)
+    # sorted by range into partitions of about SORTED_EVENTS events' decisions: the driver fetches one partition
+    # (and prefetches the next) at a time, so the partitions must stay small whatever the events (orderBy's
+    # spark.sql.shuffle.partitions made 10M events' 1.9M decisions a few 200 MB task results: out of heap)
+    parts = max(int(store.spark.conf.get("spark.sql.shuffle.partitions", "8")), -(-int(n) // SORTED_EVENTS))
+    ordered = decided.repartitionByRange(parts, *_KEYS).sortWithinPartitions(*_KEYS)
+    rows = ordered.toLocalIterator(prefetchPartitions=True)
     return int(n), reconcile(engine, shared, (pickle.loads(r["decision"]) for r in rows))
