@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
+
+from keymoments.testing.servers import free_port, wait_healthy
 
 HERE = Path(__file__).parent
 SHOTS = HERE / "screenshots"
@@ -19,32 +18,14 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--d
         "--disable-sync"]  # fmt: skip
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _serve(db: Path, *extra: str):  # noqa: ANN202
     """Start ``_server.py`` on ``db`` on a free loopback port; return (process, base URL) once it answers."""
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen([sys.executable, str(HERE / "_server.py"), str(db), str(port), *extra], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            out = proc.stdout.read().decode() if proc.stdout else ""
-            pytest.fail(f"the server exited: {out}")
-        try:
-            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    else:
-        proc.kill()
-        pytest.fail("the server did not answer /health within 60 s")
+    wait_healthy(proc, base)
     return proc, base
 
 
@@ -246,7 +227,6 @@ def browse(browser):
     yield make
     for s in made:
         s.close()
-
 
 
 @pytest.fixture(scope="module")

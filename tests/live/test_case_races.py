@@ -10,15 +10,15 @@ timeline records the one change once. Each race is run several times, so an unch
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import httpx
 import pytest
+
+from keymoments.testing.servers import free_port, wait_healthy
 
 HERE = Path(__file__).parent
 RACES = 4
@@ -34,31 +34,12 @@ playbooks:
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _start(url: str, schema: str, db: Path, yaml: Path) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([sys.executable, str(HERE / "_api_server.py"), url, schema, str(db), str(port), str(yaml)],
                             env={**os.environ, "PYTHONUNBUFFERED": "1"}, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT)  # fmt: skip
     return proc, f"http://127.0.0.1:{port}"
-
-
-def _wait(proc: subprocess.Popen, base: str) -> None:
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"the API process exited: {proc.stdout.read().decode() if proc.stdout else ''}")
-        try:
-            if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    pytest.fail("the API process did not answer /health within 90 s")
 
 
 @pytest.fixture(scope="module", params=["embedded", "postgresql"])
@@ -97,7 +78,7 @@ def servers(request, tmp_path_factory):
         procs.append(_start(url, schema, dbs[1], yaml))
     try:
         for proc, base in procs:
-            _wait(proc, base)
+            wait_healthy(proc, base, 90)
         yield procs[0][1], procs[-1][1], keys
     finally:
         for proc, _ in procs:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import random
-import socket
 import subprocess
 import sys
 import threading
@@ -20,6 +19,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from keymoments.testing.servers import free_port, wait_healthy
 
 HERE = Path(__file__).parent
 SECONDS = 30
@@ -34,12 +35,6 @@ playbooks:
     actions:
       - {type: open_case, team: recovery, owner: team}
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -60,23 +55,12 @@ def server(small_demo_db, tmp_path_factory):
         PlaybookRunner(store, loads_playbooks(PLAYBOOKS)).run_live()
         keys = {role: create_key(store, role, name=role, employee_id="E001" if role == "agent" else None)[1]
                 for role in ("admin", "analyst", "agent")}  # fmt: skip
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([sys.executable, str(HERE / "_server.py"), str(db), str(port), str(yaml)],
                             env={**os.environ, "PYTHONUNBUFFERED": "1"}, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT)  # fmt: skip
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"the server exited: {proc.stdout.read().decode() if proc.stdout else ''}")
-        try:
-            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    else:
-        proc.kill()
-        pytest.fail("the server did not answer /health within 60 s")
+    wait_healthy(proc, base)
     yield base, keys, db
     proc.terminate()
     try:
