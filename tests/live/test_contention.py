@@ -9,7 +9,6 @@ the pool has nothing left, and every refusal was an answer, not an error.
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ import httpx
 from keymoments.act.budgets import Ledger
 from keymoments.act.models import BudgetPool
 from keymoments.serve.auth import create_key
+from keymoments.testing.servers import free_port, wait_healthy
 
 HERE = Path(__file__).parent
 PLAYBOOKS = """
@@ -31,26 +31,6 @@ playbooks:
     trigger: {type: crisis}
     actions: [{type: open_case, team: recovery}]
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_up(port: int, proc: subprocess.Popen, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"the API process exited: {proc.stderr.read().decode() if proc.stderr else ''}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"the API process on port {port} did not come up")
 
 
 def test_2000_concurrent_spends_admit_exactly_500(pg_url, pg_schema, pg_ops, tmp_path):
@@ -65,7 +45,7 @@ def test_2000_concurrent_spends_admit_exactly_500(pg_url, pg_schema, pg_ops, tmp
                                       "opened_at": now, "updated_at": now})  # fmt: skip
     _, key = create_key(ops, "admin", name="contention test")
 
-    ports = [_free_port(), _free_port()]
+    ports = [free_port(), free_port()]
     apis = [
         subprocess.Popen([sys.executable, str(HERE / "_api_server.py"), pg_url, pg_schema, str(tmp_path / f"api{i}.duckdb"),
                           str(port), str(pb)], stderr=subprocess.PIPE)  # fmt: skip
@@ -74,7 +54,7 @@ def test_2000_concurrent_spends_admit_exactly_500(pg_url, pg_schema, pg_ops, tmp
     spenders: list[subprocess.Popen] = []
     try:
         for port, proc in zip(ports, apis, strict=True):
-            _wait_up(port, proc)
+            wait_healthy(proc, f"http://127.0.0.1:{port}")
         start_at = time.time() + 3.0  # the spenders' imports and connections are done by then
         outs = [tmp_path / f"spender{i}.json" for i in range(4)]
         spenders = [

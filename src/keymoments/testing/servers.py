@@ -24,7 +24,7 @@ def wait_healthy(proc: subprocess.Popen, base: str, seconds: float = 60.0) -> No
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            out = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
+            out = "".join(p.read().decode(errors="replace") for p in (proc.stdout, proc.stderr) if p)
             raise RuntimeError(f"the server exited: {out}")
         try:
             if httpx.get(f"{base}/health", timeout=2).status_code == 200:
