@@ -16,6 +16,8 @@ import httpx
 import psutil
 import pytest
 
+from keymoments.testing.servers import free_port, wait_healthy
+
 pytestmark = pytest.mark.slow
 
 SERVER = textwrap.dedent("""
@@ -27,12 +29,6 @@ SERVER = textwrap.dedent("""
     store = Store(sys.argv[1])
     uvicorn.run(create_app(store, close_store=True), host="127.0.0.1", port=int(sys.argv[2]), log_level="warning")
 """)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -51,24 +47,12 @@ def live(tmp_path_factory):
         ingest_events_frame(store, events)
         key = create_key(store, "admin")[1]
     (folder / "server.py").write_text(SERVER)
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "KM_SCORE_API_TEXT": "false", "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen([sys.executable, str(folder / "server.py"), str(db), str(port)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        if proc.poll() is not None:
-            pytest.fail(f"the server exited: {proc.stdout.read().decode() if proc.stdout else ''}")
-        try:
-            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail("the server did not answer /health within 60 s")
-        time.sleep(0.2)
+    wait_healthy(proc, base)
     yield base, key, proc
     proc.terminate()
     try:
