@@ -7,14 +7,17 @@ JetStream (``KM_BENCH_NATS_URL``, default nats://127.0.0.1:4222); it makes its o
 them. Writes ``bench/out/live.json``.
 
 1. **Event → decision latency through NATS with 2 workers.** Two ``keymoments worker`` processes (partitions
-   0,1 and 2,3 of 4) run the 10 built-in playbooks; this process publishes events of 5,000 customers at
-   ``--rates`` events/s for ``--seconds`` each (in ticks of 10 ms) and polls PostgreSQL every 5 ms for the
-   events whose effects are committed (``processed_events``, per partition in cursor order). Latency is
-   publish → committed and visible, so it includes the broker, the batch's transaction and up to 5 ms of
-   polling. Reported: p50/p99/max, events processed per second while offered, the backlog when publishing
-   stops and how long it takes to drain (a rate is held when the backlog stays near zero), the workers' CPU
-   time per event, and the 1-minute load average when the rate started and ended. Goal: p99 ≤ 50 ms at 1,000
-   events/s.
+   0,2 and 1,3 of 4) run the 10 built-in playbooks; this process publishes events of 5,000 customers at
+   ``--rates`` events/s for ``--seconds`` each (in ticks of 10 ms) and listens on PostgreSQL's ``km_commits``
+   channel, on which each worker transaction announces at its commit the partition cursors it moved
+   (``NOTIFY``; see ``pg_tables.notify_commit``). An event's latency is from its publication to the first
+   announcement of its partition's cursor at or past its stream sequence: the broker, the worker, the
+   batch's transaction with its commit (fsync included) and the notification's trip. (Until 2026-12-07 the
+   benchmark polled ``processed_events`` every 5 ms instead, which added up to 5 ms and the polling's load.)
+   Reported: p50/p90/p99/max, events processed per second while offered, the backlog when publishing stops
+   and how long it takes to drain (a rate is held when the backlog stays near zero), the workers' CPU time
+   per event, events per transaction, and the 1-minute load average when the rate started and ended. Goal:
+   p99 ≤ 50 ms at 1,000 events/s.
 2. **Budget spends per second under contention**: processes (or threads) spending 1 cent at a time from one
    pool for ``--spend-seconds``: PostgreSQL with 1 and 4 processes (row lock + ledger entry per spend, one
    transaction each), against the embedded DuckDB store in one process (1 and 4 threads through its single
@@ -46,6 +49,7 @@ PG_URL = os.environ.get("KM_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.
 NATS_URL = os.environ.get("KM_BENCH_NATS_URL", "nats://127.0.0.1:4222")
 OUT = Path(__file__).resolve().parent / "out" / "live.json"
 PARTITIONS = 4
+WORKERS = 2
 CUSTOMERS = 5_000
 
 
@@ -68,7 +72,9 @@ def _event(r: random.Random, n: int) -> dict:
     }  # fmt: skip
 
 
-async def _publish(address, rate: int, seconds: float, sent: dict[str, float]) -> None:
+async def _publish(address, rate: int, seconds: float, sent: dict[str, float], placed: dict[str, tuple]) -> None:
+    """Publish ``rate`` events/s for ``seconds`` (in ticks of 10 ms); ``sent[event_id]`` is when each was
+    published and ``placed[event_id]`` its (partition, stream sequence), from the broker's acknowledgement."""
     import nats
 
     from keymoments.live.broker import encode_event, ensure_stream, partition_of
@@ -78,37 +84,69 @@ async def _publish(address, rate: int, seconds: float, sent: dict[str, float]) -
     await ensure_stream(js, address)
     r = random.Random(rate)
     n = 0
-    futures = []
+    futures: list[tuple[str, int, asyncio.Future]] = []
+
+    async def settle() -> None:
+        for (eid, part, _), ack in zip(futures, await asyncio.gather(*(f for *_, f in futures)), strict=True):
+            placed[eid] = (part, ack.seq)
+        futures.clear()
+
     t0 = time.perf_counter()
     while (elapsed := time.perf_counter() - t0) < seconds:
         due = int(rate * elapsed)
         while n < due:
             ev = _event(r, n)
             eid, body = encode_event(ev)
-            subject = address.partition_subject(partition_of(ev["customer_id"], PARTITIONS))
+            part = partition_of(ev["customer_id"], PARTITIONS)
             sent[eid] = time.time()
-            futures.append(await js.publish_async(subject, body, headers={"Nats-Msg-Id": eid}))
+            futures.append((eid, part, await js.publish_async(address.partition_subject(part), body,
+                                                              headers={"Nats-Msg-Id": eid})))  # fmt: skip
             n += 1
         if len(futures) > 2_000:
-            await asyncio.gather(*futures)
-            futures = []
+            await settle()
         await asyncio.sleep(0.01)
-    await asyncio.gather(*futures)
+    await settle()
     await nc.close()
 
 
-def _poll(ops, stream: str, seen: dict[str, float], stop: threading.Event) -> None:
-    cursors = dict.fromkeys(range(PARTITIONS), 0)
-    while not stop.is_set():
-        with ops.read() as con:
-            where = " OR ".join(f"(partition = {p} AND seq > {s})" for p, s in cursors.items())
-            rows = con.execute(f"SELECT partition, seq, event_id FROM processed_events WHERE stream = %s AND ({where})",
-                               [stream]).fetchall()  # fmt: skip
-        now = time.time()
-        for p, s, eid in rows:
-            seen.setdefault(eid, now)
-            cursors[p] = max(cursors[p], s)
-        time.sleep(0.005)
+def _listen(schema: str, stream: str, heard: list, stop: threading.Event, ready: threading.Event) -> None:
+    """Record ``(time, partition, cursor)`` for every commit the workers announce (``NOTIFY km_commits``, sent
+    by PostgreSQL when a batch's transaction commits): no polling, so nothing is added to the latency but the
+    notification's own trip, and no load on the database."""
+    import psycopg
+
+    from keymoments.store.pg_tables import COMMITS_CHANNEL
+
+    with psycopg.connect(PG_URL, autocommit=True) as con:
+        con.execute(f"LISTEN {COMMITS_CHANNEL}")
+        ready.set()
+        while not stop.is_set():
+            for note in con.notifies(timeout=0.2):
+                now = time.time()
+                body = json.loads(note.payload)
+                if body.get("schema") == schema and body.get("stream") == stream:
+                    heard.extend((now, int(p), int(s)) for p, s in body["cursors"].items())
+
+
+def _seen(placed: dict[str, tuple], heard: list) -> dict[str, float]:
+    """When each event's effects were committed: the first announcement of its partition's cursor at or past
+    the event's stream sequence."""
+    by_part: dict[int, list] = {}
+    for t, p, s in sorted(heard):
+        by_part.setdefault(p, []).append((t, s))
+    events: dict[int, list] = {}
+    for eid, (p, s) in placed.items():
+        events.setdefault(p, []).append((s, eid))
+    seen: dict[str, float] = {}
+    for p, evs in events.items():
+        notes, i, best = by_part.get(p, []), 0, 0
+        evs.sort()
+        for t, cursor in notes:  # time order; a cursor only moves forward
+            best = max(best, cursor)
+            while i < len(evs) and evs[i][0] <= best:
+                seen[evs[i][1]] = t
+                i += 1
+    return seen
 
 
 def latency_run(rate: int, seconds: float, drain_limit: float = 60.0) -> dict:
@@ -120,51 +158,59 @@ def latency_run(rate: int, seconds: float, drain_limit: float = 60.0) -> dict:
     address = BrokerAddress.parse(f"{NATS_URL}/{stream.lower()}", stream)
     ops = PostgresOps(PG_URL, schema=schema)
     env = {**os.environ, "KM_DATABASE_URL": PG_URL, "KM_DATABASE_SCHEMA": schema}
+    claims = [",".join(str(p) for p in range(PARTITIONS) if p % WORKERS == i) for i in range(WORKERS)]
     workers = [
         subprocess.Popen([sys.executable, "-m", "keymoments", "worker", "--from", f"{NATS_URL}/{address.subject}",
                           "--stream", stream, "--partitions", str(PARTITIONS), "--partition", part, "--batch", "256",
                           "--id", f"bench-{i}"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for i, part in enumerate(("0,1", "2,3"))
+        for i, part in enumerate(claims)
     ]  # fmt: skip
     sent: dict[str, float] = {}
-    seen: dict[str, float] = {}
-    stop = threading.Event()
+    placed: dict[str, tuple] = {}
+    heard: list = []
+    stop, ready = threading.Event(), threading.Event()
     try:
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:  # both workers own their partitions
+        while time.monotonic() < deadline:  # every worker owns its partitions
             with ops.read() as con:
                 owned = con.execute("SELECT count(*) FROM workers WHERE partitions <> '' AND stopped_at IS NULL").fetchone()[0]
-            if owned == 2:
+            if owned == WORKERS:
                 break
             time.sleep(0.2)
         time.sleep(1.0)  # their durable consumers exist and they are fetching
         base_cpu = sum(_cpu_s(w.pid) for w in workers)  # start-up (imports, connections) is not the events'
         load0 = round(os.getloadavg()[0], 2)
-        poller = threading.Thread(target=_poll, args=(ops, stream, seen, stop), daemon=True)
-        poller.start()
+        listener = threading.Thread(target=_listen, args=(schema, stream, heard, stop, ready), daemon=True)
+        listener.start()
+        ready.wait(10)
         t0 = time.time()
-        asyncio.run(_publish(address, rate, seconds, sent))
+        asyncio.run(_publish(address, rate, seconds, sent, placed))
         offered_s = time.time() - t0
-        backlog_at_stop = len(sent) - sum(1 for e in sent if e in seen)
-        processed_in_window = sum(1 for t in list(seen.values()) if t <= t0 + offered_s)
+        stopped_at = t0 + offered_s
+        backlog_at_stop = len(sent) - sum(1 for t in _seen(placed, list(heard)).values() if t <= stopped_at)
         drain_deadline = time.time() + drain_limit
-        while time.time() < drain_deadline and len(seen) < len(sent):
-            time.sleep(0.05)
-        drained_s = time.time() - (t0 + offered_s)
+        while time.time() < drain_deadline and len(_seen(placed, list(heard))) < len(sent):
+            time.sleep(0.1)
         stop.set()
-        poller.join()
+        listener.join()
+        seen = _seen(placed, heard)
+        drained_s = (max(seen.values()) - stopped_at) if len(seen) == len(sent) else time.time() - stopped_at
+        processed_in_window = sum(1 for t in seen.values() if t <= stopped_at)
         lat = [(seen[e] - sent[e]) * 1000 for e in sent if e in seen]
         cpu = sum(_cpu_s(w.pid) for w in workers) - base_cpu
         with ops.read() as con:
             decisions = con.execute("SELECT count(*) FROM playbook_decisions").fetchone()[0]
+            txns = con.execute("SELECT count(DISTINCT processed_at) FROM processed_events").fetchone()[0]
         return {
             "rate_offered": rate, "seconds": round(offered_s, 1), "events": len(sent), "processed": len(lat),
             "decisions": int(decisions), "p50_ms": round(statistics.median(lat), 1) if lat else None,
+            "p90_ms": round(_pct(lat, 0.90), 1) if lat else None,
             "p99_ms": round(_pct(lat, 0.99), 1) if lat else None, "max_ms": round(max(lat), 1) if lat else None,
             "processed_per_s_while_offered": round(processed_in_window / offered_s),
             "backlog_when_publishing_stopped": backlog_at_stop, "drain_s": round(max(0.0, drained_s), 2),
             "drained": len(lat) == len(sent), "load_average_1m": [load0, round(os.getloadavg()[0], 2)],
             "worker_cpu_ms_per_event": round(cpu * 1000 / max(1, len(lat)), 3),
+            "events_per_transaction": round(len(lat) / max(1, txns), 1),
         }  # fmt: skip
     finally:
         stop.set()
@@ -303,7 +349,7 @@ def main() -> None:
     args = ap.parse_args()
     res: dict = {"box": f"{os.cpu_count()} cores, shared with other work (figures are indicative)",
                  "load_average_before": os.getloadavg()[0], "seconds_per_rate": args.seconds,
-                 "partitions": PARTITIONS, "workers": 2, "customers": CUSTOMERS, "latency": [], "spends_per_s": {}}  # fmt: skip
+                 "partitions": PARTITIONS, "workers": WORKERS, "customers": CUSTOMERS, "latency": [], "spends_per_s": {}}  # fmt: skip
     if not args.skip_latency:
         for rate in (int(x) for x in args.rates.split(",")):
             r = latency_run(rate, args.seconds, args.drain_limit)

@@ -34,6 +34,21 @@ def _start(worker: Worker) -> threading.Thread:
     return t
 
 
+def _work_through(pg_ops, nats_url, address, pf, events, partitions: int, batch: int, prepare=None) -> Worker:
+    """Publish ``events`` over ``partitions``, run one worker (``prepare(worker)`` first) until every event is
+    processed, stop it; return it."""
+    publish(nats_url, address, events, partitions)
+    w = Worker(pg_ops, pf, address, partitions=partitions, batch=batch)
+    if prepare is not None:
+        prepare(w)
+    t = _start(w)
+    _wait_for(lambda: _processed(pg_ops) == len(events), what="every event")
+    w.request_stop()
+    t.join(timeout=30)
+    assert not t.is_alive()
+    return w
+
+
 def test_worker_decides_as_the_engine_does_and_only_once(pg_ops, nats_url, stream_name):
     pf = loads_playbooks(PLAYBOOKS)
     address = BrokerAddress.parse(f"{nats_url}/{stream_name.lower()}", stream_name)
@@ -85,13 +100,7 @@ def test_an_optimistic_batch_that_would_overdraw_is_done_again_with_the_pools_lo
     monkeypatch.setattr(pg_tables, "fire_reads", stale)
     pf = loads_playbooks(PLAYBOOKS)
     address = BrokerAddress.parse(f"{nats_url}/{stream_name.lower()}", stream_name)
-    events = make_events(80, 8, seed=2)
-    publish(nats_url, address, events, 2)
-    w = Worker(pg_ops, pf, address, partitions=2, batch=40)
-    t = _start(w)
-    _wait_for(lambda: _processed(pg_ops) == len(events), what="every event")
-    w.request_stop()
-    t.join(timeout=30)
+    w = _work_through(pg_ops, nats_url, address, pf, make_events(80, 8, seed=2), 2, 40)
     with pg_ops.read() as con:
         spent, entries = con.execute(
             "SELECT coalesce(sum(amount_cents), 0), count(*) FROM ledger WHERE status <> 'rejected'").fetchone()  # fmt: skip
@@ -100,4 +109,86 @@ def test_an_optimistic_batch_that_would_overdraw_is_done_again_with_the_pools_lo
         decided = con.execute("SELECT count(*), count(DISTINCT decision_id) FROM playbook_decisions").fetchone()
     assert w.report.timing["retries"] >= 1 and w.report.restarts == 0  # retried in place, never rebuilt
     assert spent + remaining == 40_000 and remaining >= 0 and blocked > 0  # the pool ran dry, never below zero
+    assert decided[0] == decided[1] == len(reference_decisions(pf, nats_url, address, 2))
+
+
+def _listen(pg_url, heard: list, stop: threading.Event, ready: threading.Event) -> None:
+    import json
+
+    import psycopg
+
+    from keymoments.store.pg_tables import COMMITS_CHANNEL
+
+    with psycopg.connect(pg_url, autocommit=True) as con:
+        con.execute(f"LISTEN {COMMITS_CHANNEL}")
+        ready.set()
+        while not stop.is_set():
+            heard.extend(json.loads(n.payload) for n in con.notifies(timeout=0.1))
+
+
+def test_a_commit_is_announced_when_it_commits_and_never_when_it_rolls_back(pg_url, pg_ops, pg_schema):
+    from keymoments.store import pg_tables
+
+    heard: list = []
+    stop, ready = threading.Event(), threading.Event()
+    t = threading.Thread(target=_listen, args=(pg_url, heard, stop, ready), daemon=True)
+    t.start()
+    assert ready.wait(10)
+    try:
+        with pg_ops.write() as con:
+            pg_tables.notify_commit(con, "S", {0: 7, 3: 12})
+            time.sleep(0.3)
+            assert heard == []  # not before the commit
+        try:
+            with pg_ops.write() as con:
+                pg_tables.notify_commit(con, "S", {0: 99})
+                raise RuntimeError("roll back")
+        except RuntimeError:
+            pass
+        _wait_for(lambda: len(heard) >= 1, timeout=10, what="the announcement")
+        time.sleep(0.3)
+    finally:
+        stop.set()
+        t.join(5)
+    assert heard == [{"schema": pg_schema, "stream": "S", "cursors": {"0": 7, "3": 12}}]
+
+
+def test_the_partitions_of_a_worker_commit_together(pg_ops, nats_url, stream_name):
+    """Group commit: batches of several partitions that wait while a transaction runs go in the next one
+    together (one processed_at, the batch's clock, for rows of several partitions), and the decisions are
+    still exactly the engine's."""
+    pf = loads_playbooks(PLAYBOOKS)
+    address = BrokerAddress.parse(f"{nats_url}/{stream_name.lower()}", stream_name)
+    w = _work_through(pg_ops, nats_url, address, pf, make_events(120, 8, seed=4), 4, 20)
+    with pg_ops.read() as con:
+        spans = [r[0] for r in con.execute(
+            "SELECT count(DISTINCT partition) FROM processed_events GROUP BY processed_at").fetchall()]  # fmt: skip
+        decided = {r[0] for r in con.execute("SELECT decision_id FROM playbook_decisions").fetchall()}
+    assert max(spans) >= 2 and w.report.timing["transactions"] < w.report.timing["batches"]
+    assert decided == set(reference_decisions(pf, nats_url, address, 4))
+
+
+def test_a_failed_group_commit_rebuilds_every_partition_in_it(pg_ops, nats_url, stream_name, monkeypatch):
+    """A transaction that fails (here the first two, by a fault injected at the write) fails every partition
+    whose batch was in it: each rebuilds from the stream, nothing is acknowledged before it commits, and the
+    decisions come out exactly once, as the engine makes them."""
+    pf = loads_playbooks(PLAYBOOKS)
+    address = BrokerAddress.parse(f"{nats_url}/{stream_name.lower()}", stream_name)
+    fails = [2]
+
+    def prepare(w: Worker) -> None:
+        real = w._record
+
+        def flaky(*args, **kwargs):
+            if fails[0] > 0:
+                fails[0] -= 1
+                raise OSError("injected: the connection dropped")
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(w, "_record", flaky)
+
+    w = _work_through(pg_ops, nats_url, address, pf, make_events(60, 8, seed=5), 2, 30, prepare)
+    with pg_ops.read() as con:
+        decided = con.execute("SELECT count(*), count(DISTINCT decision_id) FROM playbook_decisions").fetchone()
+    assert w.report.restarts >= 1
     assert decided[0] == decided[1] == len(reference_decisions(pf, nats_url, address, 2))

@@ -19,10 +19,13 @@ Connections return ``json``/``jsonb`` columns as text (as DuckDB does) and times
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
+import orjson
 import pandas as pd
 
 # the column orders the act layer writes in, shared with the DuckDB twin
@@ -59,27 +62,55 @@ def _ph(n: int) -> str:
 
 
 # -- bulk -------------------------------------------------------------------------------------------------
+def _json_columns() -> dict[str, frozenset[str]]:
+    """The JSON columns of each table the act layer writes (their values arrive as JSON text)."""
+    from keymoments.store.act_tables import ACT_MIGRATION
+    from keymoments.store.keys import KEYS_MIGRATION
+
+    out: dict[str, frozenset[str]] = {}
+    for ddl in ACT_MIGRATION + KEYS_MIGRATION:
+        m = re.match(r"\s*CREATE TABLE (\w+)", ddl)
+        if m:
+            out[m.group(1)] = frozenset(re.findall(r"(\w+)\s+JSON\b", ddl))
+    return out
+
+
+_JSON_COLUMNS = _json_columns()
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(f"cannot store a {type(value).__name__} in the operational store")
+
+
 def insert_rows(con: Any, table: str, cols: Sequence[str], rows: Sequence[tuple], *, ignore: bool = True) -> None:
     """Insert many rows; ``ignore=True`` skips rows whose key exists.
 
-    Up to ``_VALUES_ROWS`` rows go as one multi-row ``VALUES`` statement (the worker's batches: one statement,
-    which costs a pipeline less client time than ``executemany``); more go through ``executemany`` of a
-    single-row statement (psycopg pipelines it and prepares it once), far cheaper than one statement with
-    thousands of placeholders that would have to be parsed every time."""
+    The rows travel as one JSON array, read by ``jsonb_populate_recordset`` into the table's own row type, so
+    the statement's text is the same whatever the number of rows: psycopg parses it once and PostgreSQL
+    prepares it once, where a multi-row ``VALUES`` of a new length each batch was parsed on both sides every
+    time (the worker writes a few rows to each of several tables per batch; this is most of its client
+    time). Values of JSON columns arrive as JSON text and are embedded as they are."""
     if not rows:
         return
-    head = f"INSERT INTO {table} ({', '.join(cols)}) VALUES "
-    tail = " ON CONFLICT DO NOTHING" if ignore else ""
-    one = f"({_ph(len(cols))})"
-    if len(rows) <= _VALUES_ROWS:
-        con.execute(head + ", ".join([one] * len(rows)) + tail, [v for r in rows for v in r])
-        return
-    with con.cursor() as cur:
-        cur.executemany(head + one + tail, list(rows))
+    names = ", ".join(cols)
+    sql = (f"INSERT INTO {table} ({names}) SELECT {names} FROM jsonb_populate_recordset(NULL::{table}, %s::jsonb)"
+           + (" ON CONFLICT DO NOTHING" if ignore else ""))  # fmt: skip
+    as_json = _JSON_COLUMNS.get(table, frozenset())
+    keep = [i for i, c in enumerate(cols) if c in as_json]
+    for start in range(0, len(rows), _JSON_ROWS):
+        part = rows[start : start + _JSON_ROWS]
+        if keep:
+            part = [tuple(orjson.Fragment(v) if i in keep and isinstance(v, str) else v for i, v in enumerate(r))
+                    for r in part]  # fmt: skip
+        body = orjson.dumps([dict(zip(cols, r, strict=True)) for r in part], default=_json_default,
+                            option=orjson.OPT_SERIALIZE_NUMPY)  # fmt: skip
+        con.execute(sql, [body.decode()])
 
 
-#: Up to this many rows, :func:`insert_rows` sends one multi-row ``VALUES`` statement.
-_VALUES_ROWS = 32
+#: Rows per statement of :func:`insert_rows` (a few MB of JSON at most).
+_JSON_ROWS = 10_000
 
 
 # -- runs and decisions -----------------------------------------------------------------------------------
@@ -610,6 +641,21 @@ def advance_partition(con: Any, stream: str, partition: int, *, last_seq: int, l
                worker_id = excluded.worker_id, updated_at = excluded.updated_at""",
         [stream, partition, last_seq, last_event_id, last_event_ts, added, worker_id, now],
     )
+
+
+#: The channel on which a worker's transaction announces, at its commit, the partition cursors it moved.
+COMMITS_CHANNEL = "km_commits"
+
+
+def notify_commit(con: Any, stream: str, cursors: dict[int, int]) -> None:
+    """Announce on :data:`COMMITS_CHANNEL` (``NOTIFY``, delivered when the transaction commits, never if it
+    rolls back) that the effects of ``stream``'s messages up to ``cursors[partition]`` are committed. A
+    listener (a dashboard, ``bench/bench_live.py``) learns of each commit as it happens, without polling. The
+    payload is JSON: ``{"schema": …, "stream": …, "cursors": {"<partition>": <last sequence>}}``; its schema
+    is the one the transaction writes to (channels are shared by the whole database)."""
+    body = orjson.dumps({"stream": stream, "cursors": {str(p): int(s) for p, s in cursors.items()}})
+    con.execute("SELECT pg_notify(%s, (jsonb_build_object('schema', current_schema()) || %s::jsonb)::text)",
+                [COMMITS_CHANNEL, body.decode()])
 
 
 def register_worker(con: Any, worker_id: str, *, host: str, pid: int, stream: str, partitions: str, now: datetime) -> None:
