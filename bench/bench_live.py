@@ -83,6 +83,12 @@ async def _publish(address, rate: int, seconds: float, sent: dict[str, float], p
     js = nc.jetstream(publish_async_max_pending=20_000)
     await ensure_stream(js, address)
     r = random.Random(rate)
+    planned = []  # made before the clock starts: the load generator's own work is not the system's
+    for i in range(int(rate * seconds) + rate):
+        ev = _event(r, i)
+        eid, body = encode_event(ev)
+        part = partition_of(ev["customer_id"], PARTITIONS)
+        planned.append((eid, part, address.partition_subject(part), body))
     n = 0
     futures: list[tuple[str, int, asyncio.Future]] = []
 
@@ -94,13 +100,10 @@ async def _publish(address, rate: int, seconds: float, sent: dict[str, float], p
     t0 = time.perf_counter()
     while (elapsed := time.perf_counter() - t0) < seconds:
         due = int(rate * elapsed)
-        while n < due:
-            ev = _event(r, n)
-            eid, body = encode_event(ev)
-            part = partition_of(ev["customer_id"], PARTITIONS)
+        while n < min(due, len(planned)):
+            eid, part, subject, body = planned[n]
             sent[eid] = time.time()
-            futures.append((eid, part, await js.publish_async(address.partition_subject(part), body,
-                                                              headers={"Nats-Msg-Id": eid})))  # fmt: skip
+            futures.append((eid, part, await js.publish_async(subject, body, headers={"Nats-Msg-Id": eid})))
             n += 1
         if len(futures) > 2_000:
             await settle()
@@ -333,6 +336,27 @@ def spend_run(seconds: float) -> dict:
     return out
 
 
+def _figures(res: dict) -> dict:
+    """The README's figures (``command`` + ``figures``): per rate offered, the median of the runs' p50 and p99
+    and of the events/s processed while offered, each with the range of the runs; the spends per second."""
+    figures: dict = {}
+    for rate in sorted({r["rate_offered"] for r in res["latency"]}):
+        runs = [r for r in res["latency"] if r["rate_offered"] == rate]
+        for field, what in (("p50_ms", "p50"), ("p99_ms", "p99"), ("processed_per_s_while_offered", "events/s processed")):
+            vals = [r[field] for r in runs if r[field] is not None]
+            if vals:
+                figures[f"latency_{rate}_{field}"] = {
+                    "what": f"event -> committed decision through NATS, 2 workers, {rate} events/s offered for "
+                            f"{res['seconds_per_rate']:.0f} s: {what} (median of {len(vals)} runs)",
+                    "value": statistics.median(vals), "runs": vals,
+                }  # fmt: skip
+    for k, v in res["spends_per_s"].items():
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            figures[f"spends_{k}"] = {"what": f"1-cent spends per second from one pool, {k.replace('_', ' ')}",
+                                      "value": v, "runs": [v]}  # fmt: skip
+    return figures
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--_spender":
         kind, target, schema, seconds, start_at, out = sys.argv[2:8]
@@ -341,31 +365,37 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=60.0, help="Seconds each rate is offered.")
     ap.add_argument("--rates", default="1000,5000", help="Offered rates, events/s.")
+    ap.add_argument("--repeat", type=int, default=1, help="Runs of each rate (the figures are their medians).")
     ap.add_argument("--spend-seconds", type=float, default=10.0, help="Seconds of each spend loop.")
     ap.add_argument("--drain-limit", type=float, default=60.0, help="Most seconds to wait for a backlog to drain.")
     ap.add_argument("--skip-latency", action="store_true")
     ap.add_argument("--skip-spends", action="store_true")
     ap.add_argument("--json", action="store_true", help="Print the results as JSON.")
     args = ap.parse_args()
-    res: dict = {"box": f"{os.cpu_count()} cores, shared with other work (figures are indicative)",
+    res: dict = {"command": " ".join(["bench/bench_live.py", *sys.argv[1:]]),
+                 "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                 "box": f"{os.cpu_count()} cores, shared with other work (figures are indicative)",
                  "load_average_before": os.getloadavg()[0], "seconds_per_rate": args.seconds,
                  "partitions": PARTITIONS, "workers": WORKERS, "customers": CUSTOMERS, "latency": [], "spends_per_s": {}}  # fmt: skip
     if not args.skip_latency:
         for rate in (int(x) for x in args.rates.split(",")):
-            r = latency_run(rate, args.seconds, args.drain_limit)
-            res["latency"].append(r)
-            if not args.json:
-                print(f"{rate:>6} events/s offered for {r['seconds']} s: p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms, "
-                      f"max {r['max_ms']} ms; {r['processed_per_s_while_offered']} events/s processed while offered, "
-                      f"backlog {r['backlog_when_publishing_stopped']} when publishing stopped, drained in "
-                      f"{r['drain_s']} s; {r['decisions']} decisions; {r['worker_cpu_ms_per_event']} worker CPU ms/event; "
-                      f"load {r['load_average_1m']}", flush=True)  # fmt: skip
+            for _ in range(args.repeat):
+                r = latency_run(rate, args.seconds, args.drain_limit)
+                res["latency"].append(r)
+                if not args.json:
+                    print(f"{rate:>6} events/s offered for {r['seconds']} s: p50 {r['p50_ms']} ms, p90 {r['p90_ms']} ms, "
+                          f"p99 {r['p99_ms']} ms, max {r['max_ms']} ms; {r['processed_per_s_while_offered']} events/s "
+                          f"processed while offered, backlog {r['backlog_when_publishing_stopped']} when publishing "
+                          f"stopped, drained in {r['drain_s']} s; {r['decisions']} decisions; "
+                          f"{r['events_per_transaction']} events per transaction; {r['worker_cpu_ms_per_event']} worker "
+                          f"CPU ms/event; load {r['load_average_1m']}", flush=True)  # fmt: skip
     if not args.skip_spends:
         res["spends_per_s"] = spend_run(args.spend_seconds)
         if not args.json:
             for k, v in res["spends_per_s"].items():
                 print(f"spends/s {k}: {v}")
     res["load_average_after"] = os.getloadavg()[0]
+    res["figures"] = _figures(res)
     OUT.parent.mkdir(exist_ok=True)
     OUT.write_text(json.dumps(res, indent=2) + "\n")
     if args.json:

@@ -160,3 +160,39 @@ def test_going_live_acts_only_on_what_arrives_after_on_postgresql(pg_store):
     later = [d for d in runner.run_live().decisions if d.kind == "fire"]
     assert later and all(d.seq > cursor for d in later)
     assert runner.go_live() == runner.run_live().last_seq  # going live again changes nothing
+
+
+def test_deferred_inserts_write_the_same_rows_in_one_statement_and_fail_the_same(pg_ops):
+    """The worker's inserts into the append-only tables go as one statement at the flush: the same rows as one
+    insert each (JSON columns kept as JSON, timestamps exact), and a duplicate ledger entry still fails."""
+    from datetime import UTC, datetime
+
+    from keymoments.store import pg_tables
+
+    at = datetime(2026, 3, 1, 12, 30, 15, 123456, tzinfo=UTC)
+    events = [("c1", 1, at, "opened", "engine", None, "open", json.dumps({"a": [1, "x'y"], "b": None}))]
+    ledger = [("le-1", "recovery", "*", at, 500, "approved", "case-1", "d1", "c1", "engine", "voucher", at, at, "auto")]
+    cols_e = ("case_id", "n", "ts", "kind", "actor", "from_status", "to_status", "detail")
+    cols_l = ("entry_id", "pool", "scope_key", "period_start", "amount_cents", "status", "case_id", "decision_id",
+              "customer_id", "actor", "note", "created_at", "settled_at", "settled_by")  # fmt: skip
+    sent: list[str] = []
+    with pg_ops.write() as raw:
+        real = raw.execute
+        con = pg_tables.DeferredInserts(raw)
+        raw.execute = lambda sql, *a, **k: (sent.append(sql), real(sql, *a, **k))[1]  # type: ignore[method-assign]
+        pg_tables.insert_rows(con, "case_events", cols_e, events)
+        pg_tables.insert_rows(con, "ledger", cols_l, ledger, ignore=False)
+        assert sent == []  # nothing sent before the flush
+        con.flush()
+        raw.execute = real  # type: ignore[method-assign]
+    assert len(sent) == 1 and sent[0].startswith("WITH ")
+    with pg_ops.read() as con:
+        row = con.execute("SELECT case_id, n, ts, kind, detail FROM case_events").fetchone()
+        entry = con.execute("SELECT entry_id, amount_cents, period_start FROM ledger").fetchone()
+    assert row[:4] == ("c1", 1, at, "opened") and json.loads(row[4]) == {"a": [1, "x'y"], "b": None}
+    assert entry == ("le-1", 500, at)
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        with pg_ops.write() as raw:
+            con = pg_tables.DeferredInserts(raw)
+            pg_tables.insert_rows(con, "ledger", cols_l, ledger, ignore=False)
+            con.flush()

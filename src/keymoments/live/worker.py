@@ -485,7 +485,8 @@ class Worker(StreamConsumer):
     def _record(self, todo: list[_Batch], decisions: list, now: datetime, *, lock_pools: bool) -> None:
         """One transaction: the batches' effects, their event ids and their partitions' cursors; at its commit,
         PostgreSQL tells listeners of ``km_commits`` which cursors moved (``pg_tables.notify_commit``)."""
-        with self.ops.write(pipeline=True) as con:  # reads cost a round trip each, writes and commit one in all
+        with self.ops.write(pipeline=True) as raw:  # reads cost a round trip each, writes and commit one in all
+            con = self.sql.DeferredInserts(raw)  # and the inserts of the seven append-only tables one statement
             self.sql.insert_rows(con, "processed_events", self.sql.PROCESSED_COLS,
                                  [r for b in todo for r in b.processed], ignore=True)  # fmt: skip
             if decisions:
@@ -498,6 +499,7 @@ class Worker(StreamConsumer):
                     last_event_ts=datetime.fromisoformat(ev["ts"]) if ev else None, added=len(b.processed),
                     worker_id=self.worker_id, now=now,
                 )  # fmt: skip
+            con.flush()
             self.sql.notify_commit(con, self.address.stream, {b.st.partition: b.last_seq for b in todo})
 
 
