@@ -192,3 +192,27 @@ def test_a_failed_group_commit_rebuilds_every_partition_in_it(pg_ops, nats_url, 
         decided = con.execute("SELECT count(*), count(DISTINCT decision_id) FROM playbook_decisions").fetchone()
     assert w.report.restarts >= 1
     assert decided[0] == decided[1] == len(reference_decisions(pf, nats_url, address, 2))
+
+
+def test_an_acknowledgement_that_fails_after_the_commit_rebuilds_and_does_nothing_twice(pg_ops, nats_url,
+                                                                                        stream_name, monkeypatch):  # fmt: skip
+    """The commit went through but acknowledging failed (the broker connection dropped): the partition rebuilds
+    from the stream, the redelivered messages are at or below its cursor, and nothing is decided twice."""
+    from nats.aio.msg import Msg
+
+    pf = loads_playbooks(PLAYBOOKS)
+    address = BrokerAddress.parse(f"{nats_url}/{stream_name.lower()}", stream_name)
+    real, fails = Msg.ack, [1]
+
+    async def flaky_ack(self):
+        if fails[0] > 0:
+            fails[0] -= 1
+            raise OSError("injected: the broker connection dropped")
+        return await real(self)
+
+    monkeypatch.setattr(Msg, "ack", flaky_ack)
+    w = _work_through(pg_ops, nats_url, address, pf, make_events(40, 8, seed=6), 2, 25)
+    with pg_ops.read() as con:
+        decided = con.execute("SELECT count(*), count(DISTINCT decision_id) FROM playbook_decisions").fetchone()
+    assert fails == [0] and w.report.restarts >= 1
+    assert decided[0] == decided[1] == len(reference_decisions(pf, nats_url, address, 2))

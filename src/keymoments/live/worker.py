@@ -389,21 +389,30 @@ class Worker(StreamConsumer):
                 await asyncio.to_thread(self._commit_group, [(e.st, e.items) for e in group])
             except BaseException as exc:  # noqa: BLE001 - handed to every batch's partition, which recovers
                 for e in group:
-                    e.st.failed = exc if isinstance(exc, Exception) else RuntimeError("the commit was cancelled")
-                    if not e.done.done():
-                        e.done.set_exception(e.st.failed)
-                        e.done.exception()  # retrieved: the partition's loop raises st.failed itself
+                    self._fail(e, exc)
                 if isinstance(exc, asyncio.CancelledError):
                     raise
                 continue
             t2 = time.perf_counter()
             for e in group:
-                for m in e.msgs:
-                    await m.ack()
+                try:
+                    for m in e.msgs:
+                        await m.ack()
+                except Exception as exc:  # noqa: BLE001 - committed: JetStream's redelivery is only acknowledged
+                    self._fail(e, exc)
+                    continue
                 if not e.done.done():
                     e.done.set_result(None)
                 timing["batches"] += 1
             timing["ack"] += time.perf_counter() - t2
+
+    @staticmethod
+    def _fail(e: _Entry, exc: BaseException) -> None:
+        """The batch's partition failed: its loop raises ``exc`` and rebuilds from the stream."""
+        e.st.failed = exc if isinstance(exc, Exception) else RuntimeError("the commit was cancelled")
+        if not e.done.done():
+            e.done.set_exception(e.st.failed)
+            e.done.exception()  # retrieved: the partition's loop raises st.failed itself
 
     def _commit(self, st: PartitionState, items: list[tuple[int, bytes]]) -> None:
         """Decide on one partition's batch and commit it (a rebuild's unacknowledged messages)."""
