@@ -60,27 +60,30 @@ def recovery_groups(data: Any, journey: JourneyModel | None = None, key: str = "
     after = t.join(per_j.select("_jid", "last_crisis"), "_jid")
     after = after.filter(after.step > after.last_crisis)
     v_after = after.group_by("_jid").aggregate(valence_after=after._v.mean())
-    j = per_j.left_join(v_after, "_jid").drop("_jid_right").execute()
-    j = j.sort_values("_jid", kind="stable").reset_index(drop=True)  # one order for everything seeded downstream
-    j = j.rename(columns={"_jid": "journey_id"})
-    j["crises"] = pd.to_numeric(j["crises"]).fillna(0).astype("int64")
-    j["compensation"] = pd.to_numeric(j["compensation"]).astype(float).fillna(0.0)
-    has_crisis = j["crises"] > 0
-    resolved_after = j["last_resolution"].notna() & (j["last_resolution"] > j["last_crisis"])
-    positive = j["valence_after"].isna() | (j["valence_after"] > 0)
-    j["journey_group"] = np.select(
-        [~has_crisis, resolved_after & positive], ["none", "recovered"], "unrecovered"
-    )
-    if key == "journey_id":
-        return j.rename(columns={"journey_group": "group"})[["journey_id", "customer_id", "group", "crises", "compensation"]]
-    c = j.groupby("customer_id").agg(
-        crises=("crises", "sum"),
-        compensation=("compensation", "sum"),
-        any_unrec=("journey_group", lambda s: (s == "unrecovered").any()),
-        any_rec=("journey_group", lambda s: (s == "recovered").any()),
-    )
-    c["group"] = np.select([c["any_unrec"], c["any_rec"]], ["unrecovered", "recovered"], "none")
-    return c.reset_index()[["customer_id", "group", "crises", "compensation"]]
+    j = per_j.left_join(v_after, "_jid").drop("_jid_right")
+    has_crisis = j.crises.fill_null(0) > 0
+    resolved_after = j.last_resolution.notnull() & (j.last_resolution > j.last_crisis).fill_null(False)
+    positive = j.valence_after.isnull() | (j.valence_after > 0).fill_null(False)
+    j = j.mutate(
+        crises=j.crises.fill_null(0).cast("int64"), compensation=j.compensation.cast("float64").fill_null(0.0),
+        journey_group=ibis.cases((~has_crisis, "none"), (resolved_after & positive, "recovered"), else_="unrecovered"),
+    )  # fmt: skip
+    if key == "journey_id":  # the units are journeys: their frame is what the fit needs
+        out = j.execute().sort_values("_jid", kind="stable").reset_index(drop=True)
+        out = out.rename(columns={"_jid": "journey_id", "journey_group": "group"})
+        out["crises"] = pd.to_numeric(out["crises"]).astype("int64")
+        out["compensation"] = pd.to_numeric(out["compensation"]).astype(float)
+        return out[["journey_id", "customer_id", "group", "crises", "compensation"]]
+    # per customer, in the engine: only the customers' frame reaches this process, never the journeys'
+    c = j.group_by("customer_id").aggregate(
+        crises=j.crises.sum(), compensation=j.compensation.sum(),
+        any_unrec=(j.journey_group == "unrecovered").any(), any_rec=(j.journey_group == "recovered").any(),
+    ).execute()  # fmt: skip
+    c = c.sort_values("customer_id", kind="stable").reset_index(drop=True)
+    c["crises"] = pd.to_numeric(c["crises"]).fillna(0).astype("int64")
+    c["compensation"] = pd.to_numeric(c["compensation"]).astype(float).fillna(0.0)
+    c["group"] = np.select([c["any_unrec"].astype(bool), c["any_rec"].astype(bool)], ["unrecovered", "recovered"], "none")
+    return c[["customer_id", "group", "crises", "compensation"]]
 
 
 def _diff_ci(a: np.ndarray, b: np.ndarray, level: float) -> tuple[float, float, float]:
