@@ -377,3 +377,18 @@ def test_the_journey_page_shows_the_same_figures_on_spark(served, chromium):
     assert any("overall valence" in f and "events" in f for f in shown["duckdb"]["facts"])
     assert len(shown["duckdb"]["channels"]) > 2 and "All channels" in shown["duckdb"]["channels"]
     assert shown["spark"] == shown["duckdb"]
+
+
+@pytest.mark.slow
+def test_concurrent_requests_on_a_spark_server_get_the_answers_one_at_a_time_gets(apps):
+    """Several requests at once on one Spark session (uvicorn runs sync routes in a thread pool): every answer is
+    the one the DuckDB server gives, none fails."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    names = ["journey", "segments", "recovery", "peak-end"] * 2
+    want = {n: get(apps, "duckdb", f"/api/v1/analyses/{n}", **ROUTES[n]).json() for n in set(names)}
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        got = list(pool.map(lambda n: (n, get(apps, "spark", f"/api/v1/analyses/{n}", **ROUTES[n])), names))
+    for n, r in got:
+        assert r.status_code == 200, f"{n}: {r.text[:300]}"
+        same(want[n], r.json())

@@ -28,6 +28,7 @@ from __future__ import annotations
 import itertools
 import os
 import sys
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -136,6 +137,7 @@ class SparkStore(Store):
         self._events_seen: tuple[Any, ...] | None = None
         self.batch_base = 0  # set by append_events: the dataset's last batch id before the batch it appended
         self.cache = cache
+        self._lock = threading.RLock()
 
     def __repr__(self) -> str:
         where = self.events_table or str(self.events_path)
@@ -144,13 +146,14 @@ class SparkStore(Store):
     @property
     def spark_ibis(self) -> Any:
         """The Ibis PySpark backend over this store's Spark session."""
-        if self._spark_ibis is None:
-            import ibis
+        with self._lock:
+            if self._spark_ibis is None:
+                import ibis
 
-            from keymoments.analyze.sql import timed_backend
+                from keymoments.analyze.sql import timed_backend
 
-            self._spark_ibis = timed_backend(ibis.pyspark.connect(self.spark))
-        return self._spark_ibis
+                self._spark_ibis = timed_backend(ibis.pyspark.connect(self.spark))
+            return self._spark_ibis
 
     def events_frame(self) -> DataFrame:
         """The events as a Spark DataFrame, columns renamed onto the event contract."""
@@ -173,12 +176,14 @@ class SparkStore(Store):
 
     def events(self) -> ir.Table:
         """The events as an Ibis table on the PySpark backend (registered once per store as a temp view)."""
-        if self._events_view is None:
-            name = f"km_events_{next(_views)}"
-            frame = self.events_frame()
-            (frame.cache() if self.cache else frame).createOrReplaceTempView(name)
-            self._events_view = name
-        return self.spark_ibis.table(self._events_view)
+        with self._lock:  # a server's threads: one view (and, with ``cache``, one cached copy), not one each
+            if self._events_view is None:
+                name = f"km_events_{next(_views)}"
+                frame = self.events_frame()
+                (frame.cache() if self.cache else frame).createOrReplaceTempView(name)
+                self._events_view = name
+            view = self._events_view
+        return self.spark_ibis.table(view)
 
     def events_state(self) -> tuple | None:
         """What identifies the events the analyses read: the view over the store's own Parquet dataset (Spark
@@ -202,9 +207,10 @@ class SparkStore(Store):
 
     def refresh(self) -> None:
         """Read the events afresh on the next :meth:`events` (after an append)."""
-        if self._events_view is not None and self.cache:
-            self.spark.catalog.uncacheTable(self._events_view)
-        self._events_view = None
+        with self._lock:
+            if self._events_view is not None and self.cache:
+                self.spark.catalog.uncacheTable(self._events_view)
+            self._events_view = None
 
     def events_version(self) -> tuple[Any, ...]:
         """A fingerprint of the events' files (their names, sizes and times; for a table or a remote dataset,
