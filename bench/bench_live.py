@@ -8,8 +8,9 @@ them. Writes ``bench/out/live.json``.
 
 1. **Event → decision latency through NATS with 2 workers.** Two ``keymoments worker`` processes (partitions
    0,2 and 1,3 of 4) run the 10 built-in playbooks; this process publishes events of 5,000 customers at
-   ``--rates`` events/s for ``--seconds`` each (in ticks of 10 ms) and listens on PostgreSQL's ``km_commits``
-   channel, on which each worker transaction announces at its commit the partition cursors it moved
+   ``--rates`` events/s for ``--seconds`` each (in ticks of 10 ms) while a process of its own listens on
+   PostgreSQL's ``km_commits`` channel, on which each worker transaction announces at its commit the
+   partition cursors it moved
    (``NOTIFY``; see ``pg_tables.notify_commit``). An event's latency is from its publication to the first
    announcement of its partition's cursor at or past its stream sequence: the broker, the worker, the
    batch's transaction with its commit (fsync included) and the notification's trip. (Until 2026-12-07 the
@@ -112,23 +113,32 @@ async def _publish(address, rate: int, seconds: float, sent: dict[str, float], p
     await nc.close()
 
 
-def _listen(schema: str, stream: str, heard: list, stop: threading.Event, ready: threading.Event) -> None:
-    """Record ``(time, partition, cursor)`` for every commit the workers announce (``NOTIFY km_commits``, sent
-    by PostgreSQL when a batch's transaction commits): no polling, so nothing is added to the latency but the
-    notification's own trip, and no load on the database."""
+def _listen(schema: str, stream: str, out: str) -> None:
+    """(A process of its own: ``--_listener``.) Append ``time partition cursor`` to ``out`` for every commit the
+    workers announce (``NOTIFY km_commits``, sent by PostgreSQL when a batch's transaction commits): no polling,
+    so nothing is added to the latency but the notification's own trip, and no load on the database. In its own
+    process, so that the publisher's work never delays the moment a notification is read (the GIL)."""
     import psycopg
 
     from keymoments.store.pg_tables import COMMITS_CHANNEL
 
-    with psycopg.connect(PG_URL, autocommit=True) as con:
+    with psycopg.connect(PG_URL, autocommit=True) as con, open(out, "a", encoding="utf-8") as f:
         con.execute(f"LISTEN {COMMITS_CHANNEL}")
-        ready.set()
-        while not stop.is_set():
-            for note in con.notifies(timeout=0.2):
-                now = time.time()
-                body = json.loads(note.payload)
-                if body.get("schema") == schema and body.get("stream") == stream:
-                    heard.extend((now, int(p), int(s)) for p, s in body["cursors"].items())
+        print("ready", flush=True)
+        for note in con.notifies():
+            now = time.time()
+            body = json.loads(note.payload)
+            if body.get("schema") == schema and body.get("stream") == stream:
+                f.write("".join(f"{now} {p} {s}\n" for p, s in body["cursors"].items()))
+                f.flush()
+
+
+def _heard(path: Path) -> list[tuple[float, int, int]]:
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        t, p, s = line.split()
+        rows.append((float(t), int(p), int(s)))
+    return rows
 
 
 def _seen(placed: dict[str, tuple], heard: list) -> dict[str, float]:
@@ -170,8 +180,8 @@ def latency_run(rate: int, seconds: float, drain_limit: float = 60.0) -> dict:
     ]  # fmt: skip
     sent: dict[str, float] = {}
     placed: dict[str, tuple] = {}
-    heard: list = []
-    stop, ready = threading.Event(), threading.Event()
+    heard_path = Path(tempfile.mkstemp(prefix="km_heard_", suffix=".txt")[1])
+    listener = None
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:  # every worker owns its partitions
@@ -183,20 +193,18 @@ def latency_run(rate: int, seconds: float, drain_limit: float = 60.0) -> dict:
         time.sleep(1.0)  # their durable consumers exist and they are fetching
         base_cpu = sum(_cpu_s(w.pid) for w in workers)  # start-up (imports, connections) is not the events'
         load0 = round(os.getloadavg()[0], 2)
-        listener = threading.Thread(target=_listen, args=(schema, stream, heard, stop, ready), daemon=True)
-        listener.start()
-        ready.wait(10)
+        listener = subprocess.Popen([sys.executable, __file__, "--_listener", schema, stream, str(heard_path)],
+                                    stdout=subprocess.PIPE, text=True)  # fmt: skip
+        assert listener.stdout is not None and listener.stdout.readline().strip() == "ready"
         t0 = time.time()
         asyncio.run(_publish(address, rate, seconds, sent, placed))
         offered_s = time.time() - t0
         stopped_at = t0 + offered_s
-        backlog_at_stop = len(sent) - sum(1 for t in _seen(placed, list(heard)).values() if t <= stopped_at)
+        backlog_at_stop = len(sent) - sum(1 for t in _seen(placed, _heard(heard_path)).values() if t <= stopped_at)
         drain_deadline = time.time() + drain_limit
-        while time.time() < drain_deadline and len(_seen(placed, list(heard))) < len(sent):
+        while time.time() < drain_deadline and len(_seen(placed, _heard(heard_path))) < len(sent):
             time.sleep(0.1)
-        stop.set()
-        listener.join()
-        seen = _seen(placed, heard)
+        seen = _seen(placed, _heard(heard_path))
         drained_s = (max(seen.values()) - stopped_at) if len(seen) == len(sent) else time.time() - stopped_at
         processed_in_window = sum(1 for t in seen.values() if t <= stopped_at)
         lat = [(seen[e] - sent[e]) * 1000 for e in sent if e in seen]
@@ -216,7 +224,10 @@ def latency_run(rate: int, seconds: float, drain_limit: float = 60.0) -> dict:
             "events_per_transaction": round(len(lat) / max(1, txns), 1),
         }  # fmt: skip
     finally:
-        stop.set()
+        if listener is not None:
+            listener.kill()
+            listener.wait()
+        heard_path.unlink(missing_ok=True)
         for w in workers:
             if w.poll() is None:
                 w.send_signal(signal.SIGTERM)
@@ -358,6 +369,9 @@ def _figures(res: dict) -> dict:
 
 
 def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--_listener":
+        _listen(*sys.argv[2:5])
+        return
     if len(sys.argv) > 1 and sys.argv[1] == "--_spender":
         kind, target, schema, seconds, start_at, out = sys.argv[2:8]
         _spender(kind, target, schema, float(seconds), float(start_at), out)
