@@ -11,6 +11,7 @@ import pytest
 
 from keymoments.analyze.moments import MomentsOfTruth
 from keymoments.analyze.peak_end import PeakEnd
+from keymoments.analyze.recovery import Recovery
 from keymoments.analyze.roadmap import Roadmap
 from keymoments.analyze.sample import fit_limit, stratified_sample
 from keymoments.exceptions import InvalidParameterError
@@ -93,6 +94,15 @@ def test_peak_end_fits_the_sample_and_says_so(demo_store):
     assert fitted(lambda: PeakEnd("retained", n_boot=100, max_fit_customers=1000), demo_store) == whole
     sampled = fitted(lambda: PeakEnd("retained", n_boot=100, max_fit_customers=50), demo_store)
     assert sampled["n"] == 50 and sampled["warnings"][0].startswith(WARNING)
+
+
+def test_recovery_groups_the_sample_and_says_so(demo_store):
+    whole = fitted(lambda: Recovery("retained"), demo_store)
+    assert "warnings" not in whole
+    assert fitted(lambda: Recovery("retained", max_fit_customers=300), demo_store) == whole
+    sampled = fitted(lambda: Recovery("retained", max_fit_customers=50), demo_store)
+    assert sum(g["n"] for g in sampled["groups"]) == 50 and sampled["warnings"][0].startswith(WARNING)
+    assert sum(g["n"] for g in whole["groups"]) == 300
 
 
 @pytest.mark.slow

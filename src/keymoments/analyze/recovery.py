@@ -21,6 +21,7 @@ delayed at the airport, a call to support), so one channel's events cannot tell 
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Unpack
 
 import ibis
@@ -30,9 +31,10 @@ import pandas as pd
 from keymoments.analyze.base import Analysis, mean_ci, proportion_ci, warn_small_sample
 from keymoments.analyze.filters import EventFilters, FilterParams
 from keymoments.analyze.order import events_table, journey_key
-from keymoments.analyze.peak_end import outcome_frame
+from keymoments.analyze.peak_end import fit_outcome_frame
+from keymoments.analyze.sample import fit_limit
 from keymoments.events import CRISIS_OUTCOMES, RESOLVED_OUTCOMES, JourneyModel
-from keymoments.exceptions import NotEnoughDataError
+from keymoments.exceptions import KeymomentsWarning, NotEnoughDataError
 
 __all__ = ["GROUPS", "Recovery", "recovery_groups"]
 
@@ -100,7 +102,10 @@ def _diff_ci(a: np.ndarray, b: np.ndarray, level: float) -> tuple[float, float, 
 class Recovery(EventFilters, Analysis):
     """Outcome after a recovered crisis, an unrecovered crisis and no crisis, with CIs and the cost.
 
-    ``segment``, ``since``, ``until`` narrow the events; ``channel`` is refused (see the module docstring)."""
+    ``segment``, ``since``, ``until`` narrow the events; ``channel`` is refused (see the module docstring).
+    ``max_fit_customers``: above this many units with the outcome, the groups and their intervals are of a
+    stratified sample of this many (default ``KM_MAX_FIT_CUSTOMERS``, 2M; :mod:`keymoments.analyze.sample`),
+    and ``warnings`` says so."""
 
     title = "Service recovery paradox"
     channel_unsupported = (
@@ -115,16 +120,24 @@ class Recovery(EventFilters, Analysis):
         *,
         journey: JourneyModel | None = None,
         level: float = 0.95,
+        max_fit_customers: int | None = None,
         **filters: Unpack[FilterParams],
     ) -> None:
         self.outcome = outcome
         self.journey = journey
         self.level = level
+        self.max_fit_customers = max_fit_customers
         self._set_filters(filters)
 
     def fit(self, data: Any, outcomes: pd.DataFrame | None = None) -> Recovery:
         events = self._events(data)
-        out, key, binary = outcome_frame(data, self.outcome, outcomes, "Recovery")
+        limit = fit_limit(self.max_fit_customers, "Recovery")
+        out, key, binary, sample = fit_outcome_frame(data, self.outcome, outcomes, "Recovery", limit)
+        self.warnings_: list[str] = []
+        if sample is not None:  # only the drawn units' events are grouped, and only their frame reaches the driver
+            self.warnings_.append(sample.warning)
+            warnings.warn(sample.warning, KeymomentsWarning, stacklevel=2)
+            events = sample.restrict(events, journey_key(events) if key == "journey_id" else events.customer_id)
         g = recovery_groups(events, self.journey, key)
         if not (g["crises"] > 0).any():
             raise self._no_crises(events)
@@ -225,6 +238,7 @@ class Recovery(EventFilters, Analysis):
             "verdict": self.verdict_,
             "cost": self.cost_,
             "filters": self.filters,
+            **({"warnings": self.warnings_} if getattr(self, "warnings_", None) else {}),
         }
 
     def figure(self) -> Any:
