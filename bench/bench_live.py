@@ -385,6 +385,7 @@ def main() -> None:
     ap.add_argument("--skip-latency", action="store_true")
     ap.add_argument("--skip-spends", action="store_true")
     ap.add_argument("--json", action="store_true", help="Print the results as JSON.")
+    ap.add_argument("--out", type=Path, default=OUT, help="The results file (default bench/out/live.json).")
     args = ap.parse_args()
     res: dict = {"command": " ".join(["bench/bench_live.py", *sys.argv[1:]]),
                  "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
@@ -410,8 +411,8 @@ def main() -> None:
                 print(f"spends/s {k}: {v}")
     res["load_average_after"] = os.getloadavg()[0]
     res["figures"] = _figures(res)
-    OUT.parent.mkdir(exist_ok=True)
-    OUT.write_text(json.dumps(res, indent=2) + "\n")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(res, indent=2) + "\n")
     if args.json:
         print(json.dumps(res, indent=2))
 
