@@ -148,7 +148,9 @@ def main() -> None:
             "events": rep.events, "decisions": rep.decisions, "batch": args.batch, "wall_s": round(wall, 2),
             "events_per_s": round(rep.events / wall), "load_average": load0,
             "batches": int(batches), "mean_events_per_batch": round(rep.events / batches, 1),
-            "ms_per_batch": {k: round(v * 1000 / batches, 3) for k, v in rep.timing.items() if k != "batches"},
+            "ms_per_batch": {k: round(v * 1000 / batches, 3) for k, v in rep.timing.items()
+                             if k not in ("batches", "transactions", "retries")},
+            "transactions": int(rep.timing["transactions"]), "retries": int(rep.timing["retries"]),
             "statements_ms_per_batch": [{"sql": k, "ms": ms, "calls": n} for k, ms, n in statements],
             "round_trips_per_batch": round(sum(counts.values()) / batches, 1),
         }  # fmt: skip
