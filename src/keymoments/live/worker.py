@@ -109,14 +109,17 @@ class WorkerReport:
     restarts: int = 0
     last_event_id: str | None = None
     last_seq: int | None = None
-    timing: Counter = field(default_factory=Counter)  # seconds per step (fetch, engine, db, ack) and batches
+    timing: Counter = field(default_factory=Counter)  # seconds per step (fetch, engine, db, ack); counts of
+    # batches (a partition's messages committed together), transactions (a worker's, each of one or more
+    # batches) and retries
 
     def to_dict(self) -> dict[str, Any]:
         return {"worker_id": self.worker_id, "partitions": self.partitions, "events": self.events,
                 "decisions": self.decisions, "skipped": self.skipped, "rejected": self.rejected,
                 "restarts": self.restarts, "batches": int(self.timing["batches"]),
-                "retries": int(self.timing["retries"]),
-                "seconds": {k: round(v, 3) for k, v in self.timing.items() if k not in ("batches", "retries")}}  # fmt: skip
+                "retries": int(self.timing["retries"]), "transactions": int(self.timing["transactions"]),
+                "seconds": {k: round(v, 3) for k, v in self.timing.items()
+                            if k not in ("batches", "retries", "transactions")}}  # fmt: skip
 
 
 def _tuple(ev: dict[str, Any], seq: int) -> tuple:
