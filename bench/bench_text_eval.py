@@ -10,7 +10,9 @@ Every hand-labelled set of ``bench/data`` has a design and a held-out split (``b
   ``score-text --journey`` does, the lexical tagger), each figure with its bootstrap 95% interval; writes
   ``bench/out/text_eval_heldout.json``, which the README's accuracy figures come from
   (``tests/test_readme_figures.py``). Log each run in ``bench/data/README.md``;
-- ``--speed``: section 5 alone; writes ``bench/out/text_speed.json``, the source of the README's texts/s.
+- ``--speed``: section 5 alone, each figure with its runs; writes ``bench/out/text_speed.json``, the source of
+  the README's texts/s: the ``auto`` scorer, the default tagger, and both on the same tweets through
+  :func:`keymoments.score.one_pass.score_and_tag` (``score-text --journey``'s path).
 
 Embeddings of the evaluation sets are cached under ``.cache/embeddings``. The sections of a full run:
 
@@ -40,7 +42,8 @@ Embeddings of the evaluation sets are cached under ``.cache/embeddings``. The se
    100 or all labelled examples from part 1 (mean of 3 draws; parts 3-4 are held out).
 5. **Throughput** on 2,000 inbound tweets (emotions included): texts/s of wall time, and texts per CPU-second
    of this process (steadier when other processes share the cores), with the load average. Best of 3 runs.
-   Last row: the default semantic tagger (calibrated on the other inbound tweets) tagging the same 2,000.
+   Last row: the default semantic tagger (calibrated on the other inbound tweets) tagging the same 2,000
+   (with ``--speed``: also scoring and tagging them together, ``score_and_tag``).
 """
 
 from __future__ import annotations

@@ -2,24 +2,21 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from keymoments.events import JourneyModel, Touchpoint
+import keymoments.examples
+from keymoments.events import JourneyModel
 from keymoments.score.embed import MiniLMEncoder, default_encoder, tagging_encoder
 from keymoments.score.lexicon import LexiconScorer
 from keymoments.score.one_pass import score_and_tag, shares_pass
 from keymoments.score.registry import get_scorer
 from keymoments.score.semantic_tagging import SemanticTagger, readable
 
-JOURNEY = JourneyModel(
-    touchpoints=[
-        Touchpoint(name="reservation", description="Booking and paying for the ticket, choosing seats, the confirmation."),
-        Touchpoint(name="flight", description="The flight itself, cabin crew, seats, food, delays and cancellations."),
-        Touchpoint(name="baggage", description="Collecting checked luggage at the carousel, damaged or lost bags."),
-        Touchpoint(name="support", description="Contacting customer service by phone, email or chat about a refund or claim."),
-    ]
-)
+#: the demo's airline journey, as shipped with the package
+JOURNEY = JourneyModel.from_yaml(Path(keymoments.examples.__file__).parent / "airline_journey.yaml")
 
 
 class Counting:

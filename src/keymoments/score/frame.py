@@ -183,7 +183,8 @@ def score_text_file(
     ``journey`` (a :class:`JourneyModel` or the path of a ``journey.yaml``) adds touchpoint tags, made by
     ``tagger`` or, when it is None, by :func:`~keymoments.score.tagging.make_tagger`. ``examples`` (a table or
     its path, with the text in ``text_col`` or ``text`` and the label in ``touchpoint``) teaches that tagger the
-    business's own labelled texts (:func:`~keymoments.score.tagging.add_examples`). Everything is checked
+    business's own labelled texts (:func:`~keymoments.score.tagging.add_examples`); the scores and the tags come
+    from one encoder pass where they can (:func:`~keymoments.score.one_pass.score_and_tag`). Everything is checked
     (formats, output path, scorer, journey, the text column) before anything is written.
     """
     path = Path(path)
