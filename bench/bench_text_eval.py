@@ -10,7 +10,9 @@ Every hand-labelled set of ``bench/data`` has a design and a held-out split (``b
   ``score-text --journey`` does, the lexical tagger), each figure with its bootstrap 95% interval; writes
   ``bench/out/text_eval_heldout.json``, which the README's accuracy figures come from
   (``tests/test_readme_figures.py``). Log each run in ``bench/data/README.md``;
-- ``--speed``: section 5 alone; writes ``bench/out/text_speed.json``, the source of the README's texts/s.
+- ``--speed``: section 5 alone, each figure with its runs; writes ``bench/out/text_speed.json``, the source of
+  the README's texts/s: the ``auto`` scorer, the default tagger, and both on the same tweets through
+  :func:`keymoments.score.one_pass.score_and_tag` (``score-text --journey``'s path).
 
 Embeddings of the evaluation sets are cached under ``.cache/embeddings``. The sections of a full run:
 
@@ -40,7 +42,8 @@ Embeddings of the evaluation sets are cached under ``.cache/embeddings``. The se
    100 or all labelled examples from part 1 (mean of 3 draws; parts 3-4 are held out).
 5. **Throughput** on 2,000 inbound tweets (emotions included): texts/s of wall time, and texts per CPU-second
    of this process (steadier when other processes share the cores), with the load average. Best of 3 runs.
-   Last row: the default semantic tagger (calibrated on the other inbound tweets) tagging the same 2,000.
+   Last row: the default semantic tagger (calibrated on the other inbound tweets) tagging the same 2,000
+   (with ``--speed``: also scoring and tagging them together, ``score_and_tag``).
 """
 
 from __future__ import annotations
@@ -235,26 +238,39 @@ def supervised_ceiling(set_name: str, texts: list[str], truth: np.ndarray) -> di
             "accuracy": round(float(np.mean(pred == truth)), 3), "accuracy_95ci": "", "n": len(truth)}  # fmt: skip
 
 
-def tagging_speed(runs: int) -> dict:
-    """Texts/s of the default semantic tagger, calibrated on the other inbound tweets, tagging 2,000 tweets."""
+def timed(call, n: int, runs: int) -> tuple[list[float], list[float]]:
+    """``runs`` timings of ``call()`` on ``n`` texts: (texts/s of wall time, texts per CPU-second of the process)."""
+    walls, cpus = [], []
+    for _ in range(runs):
+        t0, c0 = time.perf_counter(), time.process_time()
+        call()
+        walls.append(n / (time.perf_counter() - t0))
+        cpus.append(n / max(time.process_time() - c0, 1e-9))
+    return walls, cpus
+
+
+def speed_tagger():
+    """The default semantic tagger of the support journey, calibrated on the inbound tweets after the first 2,000."""
     from keymoments.events import JourneyModel  # noqa: PLC0415
     from keymoments.score.semantic_tagging import SemanticTagger  # noqa: PLC0415
 
     texts = corpora.twcs_inbound()["text"].astype(str).tolist()
-    tagger = SemanticTagger(
-        JourneyModel.from_yaml(ROOT / "bench" / "data" / "support_journey.yaml"), reference=texts[2000:]
-    )
+    tagger = SemanticTagger(JourneyModel.from_yaml(ROOT / "bench" / "data" / "support_journey.yaml"), reference=texts[2000:])
     tagger.tag(texts[:64])
-    best_wall, best_cpu = 0.0, 0.0
-    for _ in range(runs):
-        t0, c0 = time.perf_counter(), time.process_time()
-        tagger.tag(texts[:2000])
-        best_wall = max(best_wall, 2000 / (time.perf_counter() - t0))
-        best_cpu = max(best_cpu, 2000 / max(time.process_time() - c0, 1e-9))
+    return tagger
+
+
+def tagging_speed(runs: int) -> dict:
+    """Texts/s of the default semantic tagger, calibrated on the other inbound tweets, tagging 2,000 tweets."""
+    texts = corpora.twcs_inbound()["text"].astype(str).tolist()[:2000]
+    tagger = speed_tagger()
+    walls, cpus = timed(lambda: tagger.tag(texts), len(texts), runs)
     return {
-        "model": f"{tagger.name} tagger (calibrated; tagging only)",
-        "texts_per_s": round(best_wall),
-        "texts_per_cpu_s": round(best_cpu),
+        "model": f"{tagger.name} tagger (calibrated; tagging only, encoder {tagger.encoder_.name})",
+        "texts_per_s": round(max(walls)),
+        "texts_per_cpu_s": round(max(cpus)),
+        "runs": [round(w) for w in walls],
+        "cpu_runs": [round(c) for c in cpus],
     }
 
 
@@ -332,21 +348,31 @@ def speed_report(runs: int) -> dict:
 
     tweets = corpora.twcs_inbound()["text"].astype(str).tolist()[:2000]
     load_before = os.getloadavg()[0]
+    from keymoments.score.one_pass import score_and_tag, shares_pass  # noqa: PLC0415
+
     scorer = get_scorer("auto")
     scorer.score(tweets[:64])
-    walls, cpus = [], []
-    for _ in range(runs):
-        t0, c0 = time.perf_counter(), time.process_time()
-        scorer.score(tweets)
-        walls.append(len(tweets) / (time.perf_counter() - t0))
-        cpus.append(len(tweets) / max(time.process_time() - c0, 1e-9))
+    walls, cpus = timed(lambda: scorer.score(tweets), len(tweets), runs)
     tagger = tagging_speed(runs)
+    tagger_model = speed_tagger()
+    both_walls, both_cpus = timed(lambda: score_and_tag(scorer, tagger_model, tweets), len(tweets), runs)
+    one_pass = "one encoder pass" if shares_pass(scorer, tagger_model) else "two encoder passes"
     figures = {
         "scoring_texts_per_s": {"what": f"{scorer.name}, emotions included, best of {runs} runs on 2,000 tweets",
                                 "value": round(max(walls)), "runs": [round(w) for w in walls]},
         "scoring_texts_per_cpu_s": {"what": f"{scorer.name}, texts per CPU-second of the process (all threads)",
                                     "value": round(max(cpus)), "runs": [round(c) for c in cpus]},
-        "tagging_texts_per_s": {"what": tagger["model"], "value": tagger["texts_per_s"]},
+        "tagging_texts_per_s": {"what": f"{tagger['model']}, best of {runs} runs on 2,000 tweets",
+                                "value": tagger["texts_per_s"], "runs": tagger["runs"]},
+        "tagging_texts_per_cpu_s": {"what": f"{tagger['model']}, texts per CPU-second of the process (all threads)",
+                                    "value": tagger["texts_per_cpu_s"], "runs": tagger["cpu_runs"]},
+        "score_and_tag_texts_per_s": {
+            "what": f"{scorer.name} sentiment and emotions plus the tagger's tags of the same 2,000 tweets "
+                    f"(score_and_tag: {one_pass}; tweets whose named handles the two read differently get the "
+                    f"scorer's own pass), best of {runs} runs",
+            "value": round(max(both_walls)), "runs": [round(w) for w in both_walls]},
+        "score_and_tag_texts_per_cpu_s": {"what": "the same, texts per CPU-second of the process (all threads)",
+                                          "value": round(max(both_cpus)), "runs": [round(c) for c in both_cpus]},
     }  # fmt: skip
     return {**provenance("bench/bench_text_eval.py --speed"), "load_before": round(load_before, 2),
             "load_after": round(os.getloadavg()[0], 2), "figures": figures}  # fmt: skip

@@ -38,6 +38,7 @@ os.environ.setdefault("KM_CACHE_DIR", str(ROOT / ".cache" / "models"))
 import splits  # noqa: E402
 from bench_text_eval import bootstrap_ci, provenance, tagging_sets, write_out  # noqa: E402
 
+from keymoments.score.embed import MiniLMEncoder  # noqa: E402
 from keymoments.score.learning import (  # noqa: E402
     CorrectionLearner,
     diverse_uncertain_first,
@@ -53,8 +54,10 @@ PAGE = 10
 RANDOM_DRAWS = 5
 
 
-def prepared_sets() -> list[dict]:
-    """Per labelled set: texts, labels (class index), split, prior logits, vectors, description vectors."""
+def prepared_sets(layers: int = 6) -> list[dict]:
+    """Per labelled set: texts, labels (class index), split, prior logits, vectors, description vectors.
+
+    ``layers``: the depth of the tagger's encoder (6, the default tagger's; fewer for trying faster taggers)."""
     design = {k: (name, rows, journey) for k, name, rows, journey, _ in tagging_sets(splits.DESIGN)}
     held = {k: rows for k, _, rows, _, _ in tagging_sets(splits.HELDOUT)}
     out = []
@@ -63,18 +66,19 @@ def prepared_sets() -> list[dict]:
         texts = rows["text"].astype(str).tolist()
         classes = [tp.name for tp in journey.touchpoints] + [OTHER]
         y = np.array([classes.index(t) for t in rows["topic"]])
-        digest = hashlib.sha256(json.dumps([texts, journey.model_dump(mode="json")]).encode()).hexdigest()[:16]
+        digest = hashlib.sha256(json.dumps([texts, journey.model_dump(mode="json"), layers]).encode()).hexdigest()[:16]
         path = CACHE / f"{key}-{digest}.npz"
         if path.is_file():
             z = np.load(path)
             prior, vectors, descriptions = z["prior"], z["vectors"], z["descriptions"]
         else:
-            tagger = SemanticTagger(journey, reference=texts)
+            encoder = None if layers == 6 else MiniLMEncoder(n_layers=layers, quantize=True)
+            tagger = SemanticTagger(journey, reference=texts, encoder=encoder)
             vectors = tagger.encode(texts)
             tags = tagger.tag_encoded(texts, vectors)
             forced = (tags.touchpoint == OTHER) & (tags.scores.max(axis=1) >= tagger.threshold)
             prior = prior_logits(tags.scores, forced, threshold=tagger.threshold, temperature=tagger.temperature)
-            descriptions = tagger.encoder_.encode([prototypes(tp.name, tp.description)[0] for tp in journey.touchpoints])
+            descriptions = tagger.encode([prototypes(tp.name, tp.description)[0] for tp in journey.touchpoints])
             CACHE.mkdir(parents=True, exist_ok=True)
             np.savez(path, prior=prior, vectors=vectors, descriptions=descriptions)
         out.append({"key": key, "name": name, "texts": texts, "y": y, "split": rows["split"].to_numpy(),
@@ -288,6 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     group.add_argument("--heldout", action="store_true", help="the report run (log it in bench/data/README.md)")
     group.add_argument("--speed", action="store_true", help="seconds per correction through a store of 5,000 texts")
     ap.add_argument("--out", default=None, help="the results file's name under bench/out (default per mode)")
+    ap.add_argument("--layers", type=int, default=6, help="the tagger encoder's depth (design runs; default 6)")
     args = ap.parse_args(argv)
     if args.speed:
         speed = store_refit_speed()
@@ -297,7 +302,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     pd.set_option("display.width", 200)
     t0 = time.perf_counter()
-    sets = prepared_sets()
+    if args.heldout and args.layers != 6:
+        ap.error("--heldout reports the shipped tagger: leave --layers at 6")
+    sets = prepared_sets(args.layers)
     load = os.getloadavg()[0]
     if args.design:
         rows = design_run(sets)

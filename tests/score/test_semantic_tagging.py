@@ -116,7 +116,7 @@ def test_calibration_evens_out_touchpoints_on_the_reference_texts(twcs_texts):
     reference = [t for t in twcs_texts[:400] if t.strip()]
     tagger = SemanticTagger(JOURNEY, lexical_weight=0.0, refine=0.0, reference=reference)
     assert "calibrated on" in repr(tagger) and tagger.centroids_ is None
-    raw = tagger.semantic_scores(tagger.encoder_.encode([readable(t) for t in reference]))
+    raw = tagger.semantic_scores(tagger.encode(reference))
     np.testing.assert_allclose(raw.mean(axis=0), tagger.reference_mean_, atol=1e-6)
     scores = tagger.tag(reference).scores
     # standardised per touchpoint: the same mean and spread for every touchpoint on the reference texts

@@ -44,7 +44,9 @@ import numpy as np
 from keymoments.exceptions import ConfigError
 from keymoments.present import ProgressTask, progress_task
 
-__all__ = ["EMBEDDING_DIM", "MiniLMEncoder", "cache_dir", "default_encoder", "model_dir", "normalize_text"]
+__all__ = [
+    "EMBEDDING_DIM", "MiniLMEncoder", "cache_dir", "default_encoder", "model_dir", "normalize_text", "tagging_encoder",
+]
 
 EMBEDDING_DIM = 384
 _N_LAYERS = 6
@@ -154,6 +156,8 @@ class MiniLMEncoder:
                 backend = "onnx"
             except ImportError:
                 backend = "numpy"
+        if every_layer and backend == "numpy":  # "auto" without onnxruntime
+            raise ConfigError("MiniLMEncoder(every_layer=True) needs the 'onnx' or 'torch' backend.")
         self.backend = backend
         if backend == "onnx":
             self._session = self._onnx_session()
@@ -313,6 +317,17 @@ def default_encoder() -> MiniLMEncoder:
     same as fp32's on the support benchmark, ~1.4x the texts/s); loading costs ~0.5 s, building the ONNX cache
     ~10 s the first time."""
     return MiniLMEncoder(quantize=True)
+
+
+@cache
+def tagging_encoder() -> MiniLMEncoder:
+    """The touchpoint tagger's encoder, one per process: :func:`default_encoder`'s 6 int8 layers, keeping each
+    layer's vector ((n, 6, 384)), so that the sentiment scorer's shallower head reads the same pass
+    (:func:`keymoments.score.one_pass.score_and_tag`). Its last layer is :func:`default_encoder`'s vector."""
+    try:
+        return MiniLMEncoder(quantize=True, every_layer=True)
+    except ConfigError:  # the numpy backend keeps one layer: tags the same, in two passes with the sentiment
+        return default_encoder()
 
 
 def _text_device() -> str:

@@ -63,6 +63,7 @@ from keymoments.present import csv_safe_frame, progress_task
 from keymoments.score.base import TextScorer, TextScores, sentiment_from_valence
 from keymoments.score.emotions import EMOTIONS, emotions_of
 from keymoments.score.fusion import fuse
+from keymoments.score.one_pass import score_and_tag
 from keymoments.score.ratings import ratings_to_valence
 from keymoments.score.registry import resolve_scorer
 from keymoments.score.semantic_tagging import SemanticTouchpointTags
@@ -182,7 +183,8 @@ def score_text_file(
     ``journey`` (a :class:`JourneyModel` or the path of a ``journey.yaml``) adds touchpoint tags, made by
     ``tagger`` or, when it is None, by :func:`~keymoments.score.tagging.make_tagger`. ``examples`` (a table or
     its path, with the text in ``text_col`` or ``text`` and the label in ``touchpoint``) teaches that tagger the
-    business's own labelled texts (:func:`~keymoments.score.tagging.add_examples`). Everything is checked
+    business's own labelled texts (:func:`~keymoments.score.tagging.add_examples`); the scores and the tags come
+    from one encoder pass where they can (:func:`~keymoments.score.one_pass.score_and_tag`). Everything is checked
     (formats, output path, scorer, journey, the text column) before anything is written.
     """
     path = Path(path)
@@ -217,8 +219,13 @@ def score_text_file(
     if journey_model is not None:  # the file's own texts calibrate the semantic tagger (no labels used)
         with progress_task("calibrating the touchpoint tagger on the file's texts"):
             tagger = make_tagger(journey_model, reference=texts)
-    with progress_task(f"scoring {len(texts):,} texts"):
-        scores = model.score(texts)
+    tags = None
+    if tagger is not None:  # one encoder pass for both where it can (keymoments.score.one_pass)
+        with progress_task(f"scoring and tagging {len(texts):,} texts"):
+            scores, tags = score_and_tag(model, tagger, texts)
+    else:
+        with progress_task(f"scoring {len(texts):,} texts"):
+            scores = model.score(texts)
     valence = np.full(len(df), np.nan)
     valence[has_text] = np.clip(scores.valence, -1.0, 1.0)
     confidence = np.zeros(len(df))
@@ -240,9 +247,7 @@ def score_text_file(
             strength = np.zeros(len(df))
             strength[has_text] = emotions[name]
             result[name] = strength
-    if tagger is not None:
-        with progress_task(f"tagging {len(texts):,} texts with touchpoints"):
-            tags = tagger.tag(texts)
+    if tagger is not None and tags is not None:
         touchpoint = np.full(len(df), None, dtype=object)
         touchpoint[has_text] = tags.touchpoint
         tp_conf = np.zeros(len(df))

@@ -196,15 +196,23 @@ class SemanticScorer:
             self._long = SemanticScorer("balanced", head="general", emotions=False, batch_size=self.batch_size, threads=self.threads, long_text=False)
         return self._long
 
-    def _proba(self, texts: list[str | None]) -> tuple[np.ndarray, np.ndarray]:
-        """(n, 3) probabilities, long texts pooled from their segments; and each text's segments (or None)."""
+    def _proba(self, texts: list[str | None], embedded: dict[int, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(n, 3) probabilities, long texts pooled from their segments; and each text's segments (or None).
+
+        ``embedded``: {position: vector} of short texts whose vector this scorer's encoder gave already."""
         segments = np.full(len(texts), None, dtype=object)
         long = [i for i, t in enumerate(texts) if self.long_text and isinstance(t, str) and len(t.split()) > LONG_TEXT_WORDS]
         short = np.ones(len(texts), dtype=bool)
         short[long] = False
         proba = np.zeros((len(texts), 3))
-        if short.any():
-            proba[short] = self.head_.predict_proba(self.embed([t for t, s in zip(texts, short, strict=True) if s]))
+        given = {i: v for i, v in (embedded or {}).items() if short[i]}
+        todo = short.copy()
+        todo[list(given)] = False
+        if given:
+            at = list(given)
+            proba[at] = self.head_.predict_proba(np.stack([given[i] for i in at]))
+        if todo.any():
+            proba[todo] = self.head_.predict_proba(self.embed([t for t, s in zip(texts, todo, strict=True) if s]))
         if long:
             pieces = [segment_text(str(texts[i])) for i in long]
             flat = [p for ps in pieces for p in ps]
@@ -224,13 +232,15 @@ class SemanticScorer:
                 ]
         return proba, segments
 
-    def score(self, texts: list[str | None]) -> TextScores:
+    def score(self, texts: list[str | None], *, embedded: dict[int, np.ndarray] | None = None) -> TextScores:
+        """Score texts (see the module). ``embedded``: {position: vector} of texts whose vector by this scorer's
+        encoder is known already (:func:`keymoments.score.one_pass.score_and_tag`); those skip the encoder."""
         texts = list(texts)
         blank = _blank(texts)
         out = scores_from_proba(np.zeros((0, 3)), blank[:0]) if not texts else None
         if out is not None:
             return out
-        proba, segments = self._proba(texts)
+        proba, segments = self._proba(texts, embedded)
         out = scores_from_proba(proba, blank)
         if any(s is not None for s in segments):
             out.extra["segments"] = segments

@@ -1,7 +1,9 @@
 """Zero-shot touchpoint tagging by meaning: texts go to the touchpoints whose descriptions they are closest to.
 
 :class:`SemanticTagger` implements the :class:`~keymoments.score.tagging.Tagger` interface with the full
-6-layer all-MiniLM-L6-v2 (trained for semantic similarity; int8, :func:`~keymoments.score.embed.default_encoder`).
+6-layer all-MiniLM-L6-v2 (trained for semantic similarity; int8, :func:`~keymoments.score.embed.tagging_encoder`,
+which keeps every layer's vector so that a sentiment head of fewer layers can read the same pass:
+:func:`keymoments.score.one_pass.score_and_tag`). Fewer layers tag faster but worse (``docs/experiments.md``).
 How it decides:
 
 0. Texts are made :func:`readable` first: links and anonymised handles (``@115911``) go, a named handle is read
@@ -217,9 +219,9 @@ class SemanticTagger:
         self.margin = margin
         self.temperature = temperature
         if encoder is None:
-            from keymoments.score.embed import default_encoder  # noqa: PLC0415
+            from keymoments.score.embed import tagging_encoder  # noqa: PLC0415
 
-            encoder = default_encoder()
+            encoder = tagging_encoder()
         self.encoder_ = encoder
         self._lock = threading.Lock()
         self.reference_mean_: np.ndarray | None = None
@@ -243,7 +245,8 @@ class SemanticTagger:
                 "Pass more of your customer texts, or tag without calibration."
             )
         with self._lock:
-            emb = self.encoder_.encode(items)
+            every = self.encoder_.encode(items)
+        emb = _last(every)
         raw = self.semantic_scores(emb)
         self.homogeneity_ = homogeneity(emb)
         if self.lexical_weight is None and getattr(self.encoder_, "n_layers", 6) == 6:
@@ -252,7 +255,7 @@ class SemanticTagger:
         self.reference_mean_ = raw.mean(axis=0)
         self.reference_std_ = np.maximum(raw.std(axis=0), 1e-6)
         self.n_reference_ = len(items)
-        self._reference_texts, self._reference_emb = items, emb  # tagging the same texts next reuses them
+        self._reference_texts, self._reference_emb = items, every  # tagging the same texts next reuses them
         self.centroids_ = None
         if self.refine > 0:
             self._fit_centroids(emb, self._blend(self._calibrated(raw), self._lexical(items)))
@@ -297,9 +300,9 @@ class SemanticTagger:
         examples = [(j, readable(e)) for j, tp in enumerate(self.journey.touchpoints) for e in tp.examples
                     if isinstance(e, str) and e.strip()]  # fmt: skip
         with self._lock:
-            self.prototypes_ = self.encoder_.encode(texts).astype(np.float32)
-            self.generic_ = self.encoder_.encode(list(GENERIC_TEXTS)).astype(np.float32)
-            example_emb = self.encoder_.encode([e for _, e in examples]) if examples else None
+            self.prototypes_ = _last(self.encoder_.encode(texts)).astype(np.float32)
+            self.generic_ = _last(self.encoder_.encode(list(GENERIC_TEXTS))).astype(np.float32)
+            example_emb = _last(self.encoder_.encode([e for _, e in examples])) if examples else None
         k = len(self.journey.touchpoints)
         self.example_counts_ = np.bincount([j for j, _ in examples], minlength=k).astype(float)
         self.example_centroids_ = np.zeros((k, self.prototypes_.shape[1]), dtype=np.float32)
@@ -359,11 +362,18 @@ class SemanticTagger:
 
     def encode(self, texts: Iterable[Any]) -> np.ndarray:
         """(n, d) the unit vectors :meth:`tag` compares (of the :func:`readable` texts; blank: the empty text's)."""
+        return _last(self.encode_layers(texts))
+
+    def encode_layers(self, texts: Iterable[Any]) -> np.ndarray:
+        """What the encoder gives for the :func:`readable` texts: (n, layers, d) from an encoder that keeps every
+        layer (the default), whose last layer is :meth:`encode`'s; (n, d) from one that does not."""
         items = [readable(t) if isinstance(t, str) else "" for t in texts]
         with self._lock:
             if items and items == self._reference_texts:  # the texts it was calibrated on: encoded already
                 return self._reference_emb
-            return self.encoder_.encode(items) if items else np.zeros((0, self.prototypes_.shape[1]), dtype=np.float32)
+            if items:
+                return self.encoder_.encode(items)
+        return np.zeros((0, self.prototypes_.shape[1]), dtype=np.float32)
 
     def tag_encoded(self, texts: list[Any], emb: np.ndarray) -> SemanticTouchpointTags:
         """:meth:`tag` of texts whose vectors :meth:`encode` gave already (``emb``)."""
@@ -402,6 +412,11 @@ class SemanticTagger:
             close = np.where((scores[i] >= self.threshold) & (scores[i] >= best[i] - self.margin))[0]
             labels.append(tuple(names[j] for j in close[np.argsort(-scores[i, close], kind="stable")]))
         return SemanticTouchpointTags(touchpoint, confidence, scores, self.touchpoints_, labels)
+
+
+def _last(emb: np.ndarray) -> np.ndarray:
+    """The last layer's vectors of an every-layer encoder's (n, layers, d) output; (n, d) as it is."""
+    return emb[:, -1] if emb.ndim == 3 else emb
 
 
 def _standardise(scores: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
