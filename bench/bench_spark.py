@@ -50,9 +50,23 @@ def _label(n: int) -> str:
     return f"{n // 1_000_000}M" if n % 1_000_000 == 0 else f"{n // 1000}k" if n % 1000 == 0 else str(n)
 
 
-def build(folder: Path, n: int, chunk: int) -> dict:
+def natural_customers(n: int) -> int:
+    """The customers the generator makes for ``n`` events when their ids do not wrap (two journeys each)."""
+    return (max(1, n // JOURNEYS_PER_EVENT) + 1) // 2
+
+
+def data_folder(root: Path, n: int, customers: int | None) -> Path:
+    """Where the data of ``n`` events go: ``10M``, or ``40M-c625k`` when ``customers`` wraps the ids (a size
+    whose natural customers are at most ``customers`` is the same data, and the same folder)."""
+    if customers is None or customers >= natural_customers(n):
+        return root / _label(n)
+    return root / f"{_label(n)}-c{_label(customers)}"
+
+
+def build(folder: Path, n: int, chunk: int, customers: int | None = None) -> dict:
     """Generate about ``n`` events in chunks into folder/duck/km.duckdb and the Parquet dataset
-    folder/spark/km.events, with an outcome per customer in both stores; return what was built."""
+    folder/spark/km.events, with an outcome per customer in both stores; return what was built.
+    ``customers``: customer ids wrap at that number (longer histories instead of more customers)."""
     sys.path.insert(0, str(HERE))
     from bench_journey_map import generate
 
@@ -70,7 +84,7 @@ def build(folder: Path, n: int, chunk: int) -> dict:
     total = max(1, n // JOURNEYS_PER_EVENT)
     for i, first in enumerate(range(0, total, per_chunk)):
         size = min(per_chunk, total - first)
-        generate(store, size * JOURNEYS_PER_EVENT, first_journey=first)
+        generate(store, size * JOURNEYS_PER_EVENT, first_journey=first, customers=customers)
         with store.session() as con:  # this chunk's journeys only: seq is (journey << 8) + step
             con.execute(
                 f"COPY (SELECT *, CAST(ts AT TIME ZONE 'UTC' AS DATE) AS {PARTITION} FROM events "
@@ -224,6 +238,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--chunk", type=int, default=2_000_000, help="events generated and written at a time")
     ap.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "km-bench-spark",
                     help="where the generated data go (reused by the next run of the same size)")  # fmt: skip
+    ap.add_argument("--customers", type=int, default=None,
+                    help="customers at every size (ids wrap: more events make longer histories); default: they "
+                    "grow with the events, one per 16")  # fmt: skip
+    ap.add_argument("--build-only", action="store_true", help="generate the data of each size and stop")
     ap.add_argument("--rebuild", action="store_true", help="generate the data even when --data has them")
     ap.add_argument("--out", type=Path, default=HERE / "out" / "spark.json")
     ap.add_argument(
@@ -242,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [int(s) for s in (QUICK if args.quick else args.sizes).split(",")]
     results = []
     for n in sizes:
-        folder = args.data / _label(n)
+        folder = data_folder(args.data, n, args.customers)
         marker = folder / "built.json"
         if marker.exists() and not args.rebuild:
             built = json.loads(marker.read_text())
@@ -251,9 +269,12 @@ def main(argv: list[str] | None = None) -> int:
 
             shutil.rmtree(folder, ignore_errors=True)
             t0 = time.perf_counter()
-            built = build(folder, n, args.chunk)
+            built = build(folder, n, args.chunk, args.customers)
             built["build_s"] = time.perf_counter() - t0
             marker.write_text(json.dumps(built))
+        if args.build_only:
+            print(json.dumps({"folder": str(folder), **built}), flush=True)
+            continue
         row: dict = {
             "events": n,
             **{k: v for k, v in built.items() if k != "events"},
@@ -293,7 +314,8 @@ def main(argv: list[str] | None = None) -> int:
         results.append(row)
         print(json.dumps(row), file=sys.stderr, flush=True)
         _write(args, sizes, analyses, engines, results)
-    _write(args, sizes, analyses, engines, results, final=True)
+    if not args.build_only:
+        _write(args, sizes, analyses, engines, results, final=True)
     return 0
 
 
@@ -304,9 +326,13 @@ def _write(args: argparse.Namespace, sizes: list[int], analyses: list[str], engi
         "command": f"python bench/bench_spark.py --sizes {','.join(map(str, sizes))} --master {args.master}"
         + (f" --analyses {args.analyses}" if set(analyses) != set(ANALYSES) else "")
         + (f" --engines {args.engines}" if set(engines) != set(ENGINES) else "")
+        + (f" --customers {args.customers}" if args.customers else "")
         + "".join(f" --conf {kv}" for kv in args.conf),
         "machine": f"{os.cpu_count()}-core {platform.machine()} dev box (shared with other sessions)",
-        "master": args.master, "sizes": results,
+        "master": args.master,
+        "customers": "fixed at %d (ids wrap: longer histories)" % args.customers if args.customers
+        else "grow with the events (one per 16)",
+        "sizes": results,
     }  # fmt: skip
     with_spark = [r for r in results if r.get("spark", {}).get("driver_peak_rss_mib")]
     if len(with_spark) > 1:
