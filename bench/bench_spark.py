@@ -19,7 +19,8 @@ temporary folder; git ignores ``bench/out/data``) and are reused by the next run
 bootstrap draws), the roadmap and a back-test of the 10 built-in playbooks (``PlaybookRunner(store,
 load_library()).backtest()``), each timed end to end, in wall seconds and in CPU seconds of the child and its
 JVM (on a shared machine the CPU seconds are the steadier figure: per-core rates come from them). Both children sample their resident memory every 50 ms
-(the Python process and all its children: the Spark child's JVM) and report the peak, overall and per analysis.
+(the Python process and all its children: the Spark child's JVM) and report the peak, overall and per analysis,
+and per analysis the peaks of the Python process alone and of its children (the JVM) alone.
 The figures print as one JSON document (and go to ``--out``): seconds per analysis per engine, the Spark ÷
 DuckDB ratio, the peak RSS per size, a few counts per analysis that must agree between the engines, the load
 average before and after each child, and the check line ``driver RSS 40M / 10M = X (goal <= 1.2)``.
@@ -134,7 +135,7 @@ def _run_all(store, analyses: list[str], rss: _PeakRSS, out: dict) -> dict:  # n
         "roadmap": lambda: Roadmap(outcome="retained").fit(store),
         "backtest": lambda: PlaybookRunner(store, load_library(seed=1)).backtest(),
     }
-    out.update(seconds={}, cpu_seconds={}, peak_rss_mib={}, summary={})
+    out.update(seconds={}, cpu_seconds={}, peak_rss_mib={}, peak_rss_python_mib={}, peak_rss_jvm_mib={}, summary={})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for name in analyses:
@@ -144,6 +145,8 @@ def _run_all(store, analyses: list[str], rss: _PeakRSS, out: dict) -> dict:  # n
             out["seconds"][name] = time.perf_counter() - t0
             out["cpu_seconds"][name] = _cpu() - c0
             out["peak_rss_mib"][name] = rss.peak
+            out["peak_rss_python_mib"][name] = rss.peak_self  # each part's own peak: they need not coincide
+            out["peak_rss_jvm_mib"][name] = rss.peak_children
             out["summary"][name] = _summary(name, fitted)
             del fitted
             print(json.dumps(out), flush=True)
@@ -172,6 +175,7 @@ class _PeakRSS:
         import psutil
 
         self.proc, self.peak, self.overall, self._stop = psutil.Process(), 0.0, 0.0, threading.Event()
+        self.peak_self = self.peak_children = 0.0  # the Python process alone; its children (the JVM) alone
         self._t = threading.Thread(target=self._run, daemon=True)
         self._t.start()
 
@@ -179,18 +183,22 @@ class _PeakRSS:
         import psutil
 
         while not self._stop.is_set():
-            total = 0
-            for p in [self.proc, *self.proc.children(recursive=True)]:
+            own = self.proc.memory_info().rss
+            children = 0
+            for p in self.proc.children(recursive=True):
                 try:
-                    total += p.memory_info().rss
+                    children += p.memory_info().rss
                 except psutil.Error:
                     pass
+            total = own + children
             self.peak = max(self.peak, total / 2**20)
+            self.peak_self = max(self.peak_self, own / 2**20)
+            self.peak_children = max(self.peak_children, children / 2**20)
             self.overall = max(self.overall, self.peak)
             time.sleep(0.05)
 
     def reset(self) -> None:
-        self.peak = 0.0
+        self.peak = self.peak_self = self.peak_children = 0.0
 
     def stop(self) -> float:
         self._stop.set()
@@ -344,9 +352,16 @@ def _write(args: argparse.Namespace, sizes: list[int], analyses: list[str], engi
             for a in analyses
             if a in hi["spark"]["peak_rss_mib"] and a in lo["spark"]["peak_rss_mib"]
         }
+        # the figures the README may quote (tests/test_readme_figures.py): one run each, so its range is itself
+        report["figures"] = {
+            "driver_rss_growth": {"value": growth, "runs": [growth]},
+            **{f"driver_rss_growth_{a}": {"value": g, "runs": [g]}
+               for a, g in report["driver_rss_growth_by_analysis"].items()},
+        }  # fmt: skip
         report["check"] = (
             f"driver RSS {_label(hi['events'])} / {_label(lo['events'])} = {growth:.2f} (goal <= 1.2): "
             + ("met" if growth <= 1.2 else "NOT met")
+            + f" (customers {lo['customers']:,} -> {hi['customers']:,})"
         )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
