@@ -135,7 +135,9 @@ def _run_all(store, analyses: list[str], rss: _PeakRSS, out: dict) -> dict:  # n
         "roadmap": lambda: Roadmap(outcome="retained").fit(store),
         "backtest": lambda: PlaybookRunner(store, load_library(seed=1)).backtest(),
     }
-    out.update(seconds={}, cpu_seconds={}, peak_rss_mib={}, peak_rss_python_mib={}, peak_rss_jvm_mib={}, summary={})
+    out.update(
+        seconds={}, cpu_seconds={}, peak_rss_mib={}, peak_rss_python_mib={}, peak_rss_jvm_mib={}, summary={}
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for name in analyses:
@@ -338,7 +340,7 @@ def _write(args: argparse.Namespace, sizes: list[int], analyses: list[str], engi
         + "".join(f" --conf {kv}" for kv in args.conf),
         "machine": f"{os.cpu_count()}-core {platform.machine()} dev box (shared with other sessions)",
         "master": args.master,
-        "customers": "fixed at %d (ids wrap: longer histories)" % args.customers if args.customers
+        "customers": f"fixed at {args.customers} (ids wrap: longer histories)" if args.customers
         else "grow with the events (one per 16)",
         "sizes": results,
     }  # fmt: skip

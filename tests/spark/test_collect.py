@@ -48,7 +48,8 @@ def test_each_partition_is_its_own_job(spark):
         spark_to_pandas(spark.sql(ROWS))
     finally:
         sc.setJobGroup("", "")
-    assert len(sc.statusTracker().getJobIdsForGroup("km-collect-test")) >= 7  # not one job over all partitions
+    jobs = sc.statusTracker().getJobIdsForGroup("km-collect-test")
+    assert len(jobs) >= 7  # not one job over all partitions
 
 
 @pytest.mark.filterwarnings("ignore::keymoments.exceptions.SmallSampleWarning")

@@ -138,7 +138,10 @@ def spark_to_pandas(sdf: Any) -> pd.DataFrame:
     computed while this one is read), so the JVM holds at most two partitions' results; pandas conversion is
     ``toPandas``'s own, with Arrow's self-destruct (columns freed as they convert)."""
     collect = _arrow_partitions(sdf)
-    if collect is not None and sdf.sparkSession.conf.get("spark.sql.execution.arrow.pyspark.enabled") == "true":
+    if (
+        collect is not None
+        and sdf.sparkSession.conf.get("spark.sql.execution.arrow.pyspark.enabled") == "true"
+    ):
         sdf._collect_as_arrow = collect  # toPandas's conversion, fed by the streamed batches
     return sdf.toPandas()
 
