@@ -4,12 +4,16 @@ generated events, and the Spark driver's memory as the events grow.
     .venv/bin/python bench/bench_spark.py                      # 10M and 40M events (issue 18)
     .venv/bin/python bench/bench_spark.py --quick              # 1M and 4M, to try it
     .venv/bin/python bench/bench_spark.py --sizes 10000000 --engines duckdb --analyses journey_map
+    .venv/bin/python bench/bench_spark.py --customers 625000   # the same customers at 10M and 40M events
 
 **Data.** For each size, events are generated (bench_journey_map's generator: journeys of 5-11 of 12
 touchpoints, a third of them rated, with the derived columns) in chunks of ``--chunk`` events, each a new range
 of journeys: a chunk is inserted into the DuckDB store and written to the Parquet dataset (partitioned by event
 date, one file per chunk and date), so neither the generator nor the writer holds more than a chunk. Every
-customer gets an outcome (``retained``, leaning on their mean valence). The DuckDB engine reads
+customer gets an outcome (``retained``, leaning on their mean valence). Customers grow with the events (two
+journeys each, one customer per 16 events), or, with ``--customers N``, their ids wrap at N, so a larger size has
+the same customers with longer histories: the check of the driver's memory against the events alone (a size whose
+natural customers are at most N is the same data, in the same folder). The DuckDB engine reads
 ``DATA/N/duck/km.duckdb`` (events and outcomes); the Spark engine reads the Parquet dataset
 ``DATA/N/spark/km.events`` through a store whose DuckDB file holds the outcomes only, so nothing it computes
 can come from DuckDB's copy of the events. The data stay in ``--data`` (default: a folder under the system's
