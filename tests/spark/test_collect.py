@@ -64,3 +64,21 @@ def test_analyses_never_collect_the_whole_result(demo_stores, no_whole_collect):
     assert got["n"].tolist() == want["n"].tolist()
     fitted = MomentsOfTruth("retained", n_boot=50, seed=1).fit(sp)  # its customer frame: an Ibis expression
     assert fitted.to_dict()["n"] == MomentsOfTruth("retained", n_boot=50, seed=1).fit(duck).to_dict()["n"]
+
+
+def test_a_spark_without_arrow_partitions_falls_back_to_its_own_collect(spark):
+    from py4j.protocol import Py4JError
+
+    class WithoutArrowRdd:  # a Dataset whose JVM class lacks toArrowBatchRdd
+        def __init__(self, jdf):  # noqa: ANN001
+            self._jdf = jdf
+
+        def toArrowBatchRdd(self):  # noqa: N802 - the JVM method's name
+            raise Py4JError("no such method")
+
+        def __getattr__(self, name: str):  # noqa: ANN204
+            return getattr(self._jdf, name)
+
+    sdf = spark.sql(ROWS)
+    sdf._jdf = WithoutArrowRdd(sdf._jdf)
+    pd.testing.assert_frame_equal(spark_to_pandas(sdf), spark.sql(ROWS).toPandas())

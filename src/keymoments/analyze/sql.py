@@ -112,10 +112,16 @@ def _arrow_partitions(sdf: Any) -> Callable[..., list[Any]] | None:
         return None
 
     def collect(split_batches: bool = False, empty_list_if_zero_records: bool = True) -> list[Any]:
+        from py4j.protocol import Py4JError
+
         schema = to_arrow_schema(sdf.schema, timestamp_utc=True, prefers_large_types=large)
-        # the plan's shuffle stages run here; each partition of the last stage is then one job whose result
-        # (Arrow IPC messages) is served to this process, as RDD.toLocalIterator serves rows
-        sock = jvm.PythonRDD.toLocalIteratorAndServe(sdf._jdf.toArrowBatchRdd(), True)
+        try:  # the plan's shuffle stages run here
+            rdd = sdf._jdf.toArrowBatchRdd()
+        except Py4JError:  # a Spark whose Dataset lacks it: Spark's own collect
+            return type(sdf)._collect_as_arrow(sdf, split_batches, empty_list_if_zero_records)
+        # each partition of the last stage is one job whose result (Arrow IPC messages) is served to this
+        # process, as RDD.toLocalIterator serves rows
+        sock = jvm.PythonRDD.toLocalIteratorAndServe(rdd, True)
         batches = []
         for message in _local_iterator_from_socket(sock, NoOpSerializer()):
             batch = pa.ipc.read_record_batch(pa.py_buffer(message), schema)
