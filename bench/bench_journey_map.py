@@ -27,9 +27,13 @@ from pathlib import Path
 N_TOUCHPOINTS = 12
 
 
-def generate(store, n_events: int, first_journey: int = 0) -> int:  # noqa: ANN001
+def generate(store, n_events: int, first_journey: int = 0, customers: int | None = None) -> int:  # noqa: ANN001
     """Insert about ``n_events`` synthetic airline-like events (journeys of 5-11 touchpoints), journeys numbered
-    from ``first_journey`` (so a large set can be generated in chunks, each a new range of journeys)."""
+    from ``first_journey`` (so a large set can be generated in chunks, each a new range of journeys).
+
+    Customer ``c`` has journeys ``2c`` and ``2c + 1``; with ``customers``, customer ids wrap at that number
+    (journey ``j`` belongs to customer ``(j // 2) % customers``), so more events make longer histories, not more
+    customers."""
     avg_len = 8
     n_journeys = max(1, n_events // avg_len)
     sql = f"""
@@ -47,7 +51,7 @@ def generate(store, n_events: int, first_journey: int = 0) -> int:  # noqa: ANN0
     )
     SELECT
         'e' || j || '-' || k AS event_id,
-        'c' || (j // 2) AS customer_id,
+        'c' || {"(j // 2)" if customers is None else f"((j // 2) % {int(customers)})"} AS customer_id,
         'j' || j AS journey_id,
         TIMESTAMPTZ '2024-01-01 00:00:00+00' + to_seconds(j * 30 + k * 3600 + (h % 600)::BIGINT) AS ts,
         'tp' || lpad(tp::VARCHAR, 2, '0') AS touchpoint,

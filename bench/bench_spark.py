@@ -4,12 +4,16 @@ generated events, and the Spark driver's memory as the events grow.
     .venv/bin/python bench/bench_spark.py                      # 10M and 40M events (issue 18)
     .venv/bin/python bench/bench_spark.py --quick              # 1M and 4M, to try it
     .venv/bin/python bench/bench_spark.py --sizes 10000000 --engines duckdb --analyses journey_map
+    .venv/bin/python bench/bench_spark.py --customers 625000   # the same customers at 10M and 40M events
 
 **Data.** For each size, events are generated (bench_journey_map's generator: journeys of 5-11 of 12
 touchpoints, a third of them rated, with the derived columns) in chunks of ``--chunk`` events, each a new range
 of journeys: a chunk is inserted into the DuckDB store and written to the Parquet dataset (partitioned by event
 date, one file per chunk and date), so neither the generator nor the writer holds more than a chunk. Every
-customer gets an outcome (``retained``, leaning on their mean valence). The DuckDB engine reads
+customer gets an outcome (``retained``, leaning on their mean valence). Customers grow with the events (two
+journeys each, one customer per 16 events), or, with ``--customers N``, their ids wrap at N, so a larger size has
+the same customers with longer histories: the check of the driver's memory against the events alone (a size whose
+natural customers are at most N is the same data, in the same folder). The DuckDB engine reads
 ``DATA/N/duck/km.duckdb`` (events and outcomes); the Spark engine reads the Parquet dataset
 ``DATA/N/spark/km.events`` through a store whose DuckDB file holds the outcomes only, so nothing it computes
 can come from DuckDB's copy of the events. The data stay in ``--data`` (default: a folder under the system's
@@ -19,7 +23,8 @@ temporary folder; git ignores ``bench/out/data``) and are reused by the next run
 bootstrap draws), the roadmap and a back-test of the 10 built-in playbooks (``PlaybookRunner(store,
 load_library()).backtest()``), each timed end to end, in wall seconds and in CPU seconds of the child and its
 JVM (on a shared machine the CPU seconds are the steadier figure: per-core rates come from them). Both children sample their resident memory every 50 ms
-(the Python process and all its children: the Spark child's JVM) and report the peak, overall and per analysis.
+(the Python process and all its children: the Spark child's JVM) and report the peak, overall and per analysis,
+and per analysis the peaks of the Python process alone and of its children (the JVM) alone.
 The figures print as one JSON document (and go to ``--out``): seconds per analysis per engine, the Spark ÷
 DuckDB ratio, the peak RSS per size, a few counts per analysis that must agree between the engines, the load
 average before and after each child, and the check line ``driver RSS 40M / 10M = X (goal <= 1.2)``.
@@ -50,9 +55,23 @@ def _label(n: int) -> str:
     return f"{n // 1_000_000}M" if n % 1_000_000 == 0 else f"{n // 1000}k" if n % 1000 == 0 else str(n)
 
 
-def build(folder: Path, n: int, chunk: int) -> dict:
+def natural_customers(n: int) -> int:
+    """The customers the generator makes for ``n`` events when their ids do not wrap (two journeys each)."""
+    return (max(1, n // JOURNEYS_PER_EVENT) + 1) // 2
+
+
+def data_folder(root: Path, n: int, customers: int | None) -> Path:
+    """Where the data of ``n`` events go: ``10M``, or ``40M-c625k`` when ``customers`` wraps the ids (a size
+    whose natural customers are at most ``customers`` is the same data, and the same folder)."""
+    if customers is None or customers >= natural_customers(n):
+        return root / _label(n)
+    return root / f"{_label(n)}-c{_label(customers)}"
+
+
+def build(folder: Path, n: int, chunk: int, customers: int | None = None) -> dict:
     """Generate about ``n`` events in chunks into folder/duck/km.duckdb and the Parquet dataset
-    folder/spark/km.events, with an outcome per customer in both stores; return what was built."""
+    folder/spark/km.events, with an outcome per customer in both stores; return what was built.
+    ``customers``: customer ids wrap at that number (longer histories instead of more customers)."""
     sys.path.insert(0, str(HERE))
     from bench_journey_map import generate
 
@@ -70,7 +89,7 @@ def build(folder: Path, n: int, chunk: int) -> dict:
     total = max(1, n // JOURNEYS_PER_EVENT)
     for i, first in enumerate(range(0, total, per_chunk)):
         size = min(per_chunk, total - first)
-        generate(store, size * JOURNEYS_PER_EVENT, first_journey=first)
+        generate(store, size * JOURNEYS_PER_EVENT, first_journey=first, customers=customers)
         with store.session() as con:  # this chunk's journeys only: seq is (journey << 8) + step
             con.execute(
                 f"COPY (SELECT *, CAST(ts AT TIME ZONE 'UTC' AS DATE) AS {PARTITION} FROM events "
@@ -120,7 +139,9 @@ def _run_all(store, analyses: list[str], rss: _PeakRSS, out: dict) -> dict:  # n
         "roadmap": lambda: Roadmap(outcome="retained").fit(store),
         "backtest": lambda: PlaybookRunner(store, load_library(seed=1)).backtest(),
     }
-    out.update(seconds={}, cpu_seconds={}, peak_rss_mib={}, summary={})
+    out.update(
+        seconds={}, cpu_seconds={}, peak_rss_mib={}, peak_rss_python_mib={}, peak_rss_jvm_mib={}, summary={}
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for name in analyses:
@@ -130,6 +151,8 @@ def _run_all(store, analyses: list[str], rss: _PeakRSS, out: dict) -> dict:  # n
             out["seconds"][name] = time.perf_counter() - t0
             out["cpu_seconds"][name] = _cpu() - c0
             out["peak_rss_mib"][name] = rss.peak
+            out["peak_rss_python_mib"][name] = rss.peak_self  # each part's own peak: they need not coincide
+            out["peak_rss_jvm_mib"][name] = rss.peak_children
             out["summary"][name] = _summary(name, fitted)
             del fitted
             print(json.dumps(out), flush=True)
@@ -158,6 +181,7 @@ class _PeakRSS:
         import psutil
 
         self.proc, self.peak, self.overall, self._stop = psutil.Process(), 0.0, 0.0, threading.Event()
+        self.peak_self = self.peak_children = 0.0  # the Python process alone; its children (the JVM) alone
         self._t = threading.Thread(target=self._run, daemon=True)
         self._t.start()
 
@@ -165,18 +189,22 @@ class _PeakRSS:
         import psutil
 
         while not self._stop.is_set():
-            total = 0
-            for p in [self.proc, *self.proc.children(recursive=True)]:
+            own = self.proc.memory_info().rss
+            children = 0
+            for p in self.proc.children(recursive=True):
                 try:
-                    total += p.memory_info().rss
+                    children += p.memory_info().rss
                 except psutil.Error:
                     pass
+            total = own + children
             self.peak = max(self.peak, total / 2**20)
+            self.peak_self = max(self.peak_self, own / 2**20)
+            self.peak_children = max(self.peak_children, children / 2**20)
             self.overall = max(self.overall, self.peak)
             time.sleep(0.05)
 
     def reset(self) -> None:
-        self.peak = 0.0
+        self.peak = self.peak_self = self.peak_children = 0.0
 
     def stop(self) -> float:
         self._stop.set()
@@ -224,6 +252,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--chunk", type=int, default=2_000_000, help="events generated and written at a time")
     ap.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "km-bench-spark",
                     help="where the generated data go (reused by the next run of the same size)")  # fmt: skip
+    ap.add_argument("--customers", type=int, default=None,
+                    help="customers at every size (ids wrap: more events make longer histories); default: they "
+                    "grow with the events, one per 16")  # fmt: skip
+    ap.add_argument("--build-only", action="store_true", help="generate the data of each size and stop")
     ap.add_argument("--rebuild", action="store_true", help="generate the data even when --data has them")
     ap.add_argument("--out", type=Path, default=HERE / "out" / "spark.json")
     ap.add_argument(
@@ -242,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [int(s) for s in (QUICK if args.quick else args.sizes).split(",")]
     results = []
     for n in sizes:
-        folder = args.data / _label(n)
+        folder = data_folder(args.data, n, args.customers)
         marker = folder / "built.json"
         if marker.exists() and not args.rebuild:
             built = json.loads(marker.read_text())
@@ -251,9 +283,12 @@ def main(argv: list[str] | None = None) -> int:
 
             shutil.rmtree(folder, ignore_errors=True)
             t0 = time.perf_counter()
-            built = build(folder, n, args.chunk)
+            built = build(folder, n, args.chunk, args.customers)
             built["build_s"] = time.perf_counter() - t0
             marker.write_text(json.dumps(built))
+        if args.build_only:
+            print(json.dumps({"folder": str(folder), **built}), flush=True)
+            continue
         row: dict = {
             "events": n,
             **{k: v for k, v in built.items() if k != "events"},
@@ -293,7 +328,8 @@ def main(argv: list[str] | None = None) -> int:
         results.append(row)
         print(json.dumps(row), file=sys.stderr, flush=True)
         _write(args, sizes, analyses, engines, results)
-    _write(args, sizes, analyses, engines, results, final=True)
+    if not args.build_only:
+        _write(args, sizes, analyses, engines, results, final=True)
     return 0
 
 
@@ -304,9 +340,13 @@ def _write(args: argparse.Namespace, sizes: list[int], analyses: list[str], engi
         "command": f"python bench/bench_spark.py --sizes {','.join(map(str, sizes))} --master {args.master}"
         + (f" --analyses {args.analyses}" if set(analyses) != set(ANALYSES) else "")
         + (f" --engines {args.engines}" if set(engines) != set(ENGINES) else "")
+        + (f" --customers {args.customers}" if args.customers else "")
         + "".join(f" --conf {kv}" for kv in args.conf),
         "machine": f"{os.cpu_count()}-core {platform.machine()} dev box (shared with other sessions)",
-        "master": args.master, "sizes": results,
+        "master": args.master,
+        "customers": f"fixed at {args.customers} (ids wrap: longer histories)" if args.customers
+        else "grow with the events (one per 16)",
+        "sizes": results,
     }  # fmt: skip
     with_spark = [r for r in results if r.get("spark", {}).get("driver_peak_rss_mib")]
     if len(with_spark) > 1:
@@ -318,9 +358,16 @@ def _write(args: argparse.Namespace, sizes: list[int], analyses: list[str], engi
             for a in analyses
             if a in hi["spark"]["peak_rss_mib"] and a in lo["spark"]["peak_rss_mib"]
         }
+        # the figures the README may quote (tests/test_readme_figures.py): one run each, so its range is itself
+        report["figures"] = {
+            "driver_rss_growth": {"value": growth, "runs": [growth]},
+            **{f"driver_rss_growth_{a}": {"value": g, "runs": [g]}
+               for a, g in report["driver_rss_growth_by_analysis"].items()},
+        }  # fmt: skip
         report["check"] = (
             f"driver RSS {_label(hi['events'])} / {_label(lo['events'])} = {growth:.2f} (goal <= 1.2): "
             + ("met" if growth <= 1.2 else "NOT met")
+            + f" (customers {lo['customers']:,} -> {hi['customers']:,})"
         )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")

@@ -245,12 +245,14 @@ def _from_events(
             .drop(columns="_cust")
         )
     wide[tps] = raw[[f"v{i}" for i in range(len(tps))]].to_numpy(dtype=float)
-    counts = pd.DataFrame(raw[[f"c{i}" for i in range(len(tps))]].to_numpy(), columns=tps)
+    # only whether a unit met each touchpoint is used (``> 0``), so it is kept as such: an eighth of the counts
+    counts = pd.DataFrame(raw[[f"c{i}" for i in range(len(tps))]].to_numpy() > 0, columns=tps)
+    spent = (pd.DataFrame(raw[[f"s{i}" for i in range(len(tps))]].to_numpy(dtype=float), columns=tps).fillna(0.0)
+             if has_value and wide[tps].isna().all().all() else None)  # fmt: skip
+    del raw  # the engine's frame (a row per unit, three columns per touchpoint): not held through the fit
     ydf = ydf.assign(**{key: ydf[key].astype(str)})
     stats = _event_stats(t, journey, journey_key(t))
     if wide[tps].isna().all().all():  # no valence anywhere: what presence, money and milestones say instead
-        spent = (pd.DataFrame(raw[[f"s{i}" for i in range(len(tps))]].to_numpy(dtype=float), columns=tps).fillna(0.0)
-                 if has_value else None)  # fmt: skip
         features = presence_features(wide[[key]], counts, spent, _milestone_features(data, t, key, wide[key]))
         prep = _finish(mot, features, key, list(features.columns[1:]), None, ydf, controls, stats, order, dtype, vpc)
         prep.mode = "presence"

@@ -14,6 +14,10 @@ SQLGlot from DuckDB SQL to Spark SQL, with the few DuckDB functions SQLGlot leav
 Spark equivalents (:data:`_SPARK_FUNCTIONS`), and runs on the cluster: only the (small) result reaches the
 driver. No analysis branches on the engine; events never leave it.
 
+A result reaches the driver from Spark through :func:`spark_to_pandas`: one partition at a time, in Arrow
+batches, so the driver's JVM holds a partition of a customer-level frame, never the whole frame (Spark's own
+``toPandas`` gathers every partition's result in the JVM as the tasks finish).
+
 Every query sent from here (and, on Spark, every Ibis expression the store's backend runs: see
 :func:`timed_backend`) is logged to the ``keymoments.sql`` logger at DEBUG with its engine, wall time and rows,
 and collected by :func:`recorded_queries` (what ``bench/profile_spark.py`` reads to say where a fit's time goes).
@@ -40,8 +44,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = [
-    "ENGINES", "EventsSQL", "Query", "engine_of", "recorded_queries", "sql_list", "sql_str", "timed",
-    "timed_backend", "to_spark_sql",
+    "ENGINES", "EventsSQL", "Query", "engine_of", "recorded_queries", "spark_to_pandas", "sql_list", "sql_str",
+    "timed", "timed_backend", "to_spark_sql",
 ]  # fmt: skip
 
 #: the engines analyses run on, by Ibis backend name
@@ -93,10 +97,68 @@ def timed(engine: str, sql: str | Callable[[], str], run: Callable[[], _R]) -> _
     return result
 
 
+def _arrow_partitions(sdf: Any) -> Callable[..., list[Any]] | None:
+    """A stand-in for ``sdf._collect_as_arrow`` that fetches the result one partition at a time (the next one
+    computed while this one is read), or None where this Spark cannot (Spark Connect has no JVM to ask)."""
+    try:
+        import pyarrow as pa
+        from pyspark.serializers import NoOpSerializer
+        from pyspark.sql.pandas.types import to_arrow_schema
+        from pyspark.util import _local_iterator_from_socket
+
+        jvm, jconf = sdf.sparkSession._jvm, sdf.sparkSession._jconf
+        large = bool(jconf.arrowUseLargeVarTypes())
+    except (ImportError, AttributeError):
+        return None
+
+    def collect(split_batches: bool = False, empty_list_if_zero_records: bool = True) -> list[Any]:
+        from py4j.protocol import Py4JError
+
+        schema = to_arrow_schema(sdf.schema, timestamp_utc=True, prefers_large_types=large)
+        try:  # the plan's shuffle stages run here
+            rdd = sdf._jdf.toArrowBatchRdd()
+        except Py4JError:  # a Spark whose Dataset lacks it: Spark's own collect
+            return type(sdf)._collect_as_arrow(sdf, split_batches, empty_list_if_zero_records)
+        # each partition of the last stage is one job whose result (Arrow IPC messages) is served to this
+        # process, as RDD.toLocalIterator serves rows
+        sock = jvm.PythonRDD.toLocalIteratorAndServe(rdd, True)
+        batches = []
+        for message in _local_iterator_from_socket(sock, NoOpSerializer()):
+            batch = pa.ipc.read_record_batch(pa.py_buffer(message), schema)
+            if split_batches:  # one allocation per column, so toPandas's self_destruct frees as it converts
+                batch = pa.RecordBatch.from_arrays([pa.concat_arrays([a]) for a in batch], schema=schema)
+            batches.append(batch)
+        if batches or empty_list_if_zero_records:
+            return batches
+        return [pa.RecordBatch.from_arrays([pa.array([], type=f.type) for f in schema], schema=schema)]
+
+    return collect
+
+
+def spark_to_pandas(sdf: Any) -> pd.DataFrame:
+    """A Spark DataFrame's rows as pandas, equal to ``sdf.toPandas()``, fetched one partition at a time.
+
+    Spark's ``toPandas`` runs one job over all partitions and gathers their Arrow results in the driver's JVM as
+    the tasks finish; for a customer-level frame of millions of rows that is hundreds of MB of heap at once (in
+    local mode, beside the executor's own work). Here the last stage runs partition by partition (the next one
+    computed while this one is read), so the JVM holds at most two partitions' results; pandas conversion is
+    ``toPandas``'s own, with Arrow's self-destruct (columns freed as they convert)."""
+    collect = _arrow_partitions(sdf)
+    if (
+        collect is not None
+        and sdf.sparkSession.conf.get("spark.sql.execution.arrow.pyspark.enabled") == "true"
+    ):
+        sdf._collect_as_arrow = collect  # toPandas's conversion, fed by the streamed batches
+    return sdf.toPandas()
+
+
 def timed_backend(backend: Any) -> Any:
     """``backend`` (an Ibis backend) with its ``execute`` and ``to_pyarrow`` logged and recorded by
-    :func:`timed` (the instance's methods are wrapped; the class is untouched)."""
+    :func:`timed` (the instance's methods are wrapped; the class is untouched). On Spark, ``execute`` fetches
+    its result with :func:`spark_to_pandas`."""
     engine = ENGINES.get(backend.name, backend.name)
+    if engine == "spark":
+        backend.execute = _spark_execute(backend)
     for name in ("execute", "to_pyarrow"):
         method = getattr(backend, name)
 
@@ -107,6 +169,20 @@ def timed_backend(backend: Any) -> Any:
 
         setattr(backend, name, run)
     return backend
+
+
+def _spark_execute(backend: Any) -> Callable[..., Any]:
+    """The Ibis PySpark backend's ``execute``, with the result fetched by :func:`spark_to_pandas`."""
+    from ibis.backends.pyspark.converter import PySparkPandasData
+
+    def execute(expr: Any, /, *, params: Any = None, limit: Any = None, **kwargs: Any) -> Any:
+        backend._run_pre_execute_hooks(expr)
+        table = expr.as_table()
+        sql = backend.compile(table, params=params, limit=limit, **kwargs)
+        df = spark_to_pandas(backend._session.sql(sql))
+        return expr.__pandas_result__(PySparkPandasData.convert_table(df, table.schema()))
+
+    return execute
 
 
 def sql_str(value: str) -> str:
@@ -221,4 +297,4 @@ class EventsSQL:
             text = self._sql(sql)
             return timed("duckdb", text, lambda: self._con.execute(text).df())
         text = self.spark_sql(sql)
-        return timed("spark", text, lambda: self._session.sql(text).toPandas())
+        return timed("spark", text, lambda: spark_to_pandas(self._session.sql(text)))

@@ -48,6 +48,7 @@ __all__ = [
 #: the partition column of the store's Parquet dataset: the event's date in UTC
 PARTITION = "event_date"
 _views = itertools.count()
+_SELF_DESTRUCT = "spark.sql.execution.arrow.pyspark.selfDestruct.enabled"
 
 
 def default_events_path(db: str | Path) -> Path:
@@ -71,6 +72,10 @@ def spark_session(conf: dict[str, str] | None = None) -> SparkSession:
     session = builder.getOrCreate()
     session.conf.set("spark.sql.session.timeZone", "UTC")
     session.conf.set("spark.sql.execution.arrow.pyspark.enabled", "true")
+    if not session.sparkContext.getConf().contains(_SELF_DESTRUCT):
+        # results reach pandas column by column, each Arrow column freed once converted: a customer-level
+        # frame is held about once on the driver, not twice (Arrow and pandas)
+        session.conf.set(_SELF_DESTRUCT, "true")
     context = session.sparkContext
     if "PYSPARK_PYTHON" not in os.environ and context.master.startswith("local"):
         # Python code on Spark (the back-test's per-customer engine) runs in worker processes started with
