@@ -108,6 +108,10 @@ class PostgresOps(OperationalStore):
         quoted = quote_ident(self.schema)
         conn.execute(f"SET search_path TO {quoted}")
         conn.execute("SET TimeZone TO 'UTC'")
+        # psycopg prepares a statement run 5 times; PostgreSQL then keeps a generic plan made while the tables
+        # were small (a new store's), which scanned case_events whole on every batch of a worker: its
+        # latency grew minute by minute. Statements stay prepared (parsed once) but are planned for each run.
+        conn.execute("SET plan_cache_mode TO force_custom_plan")
         conn.commit()
 
     # -- schema ------------------------------------------------------------------------------------------
