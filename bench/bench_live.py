@@ -198,8 +198,9 @@ def latency_run(rate: int, seconds: float, drain_limit: float = 60.0) -> dict:
         assert listener.stdout is not None and listener.stdout.readline().strip() == "ready"
         t0 = time.time()
         asyncio.run(_publish(address, rate, seconds, sent, placed))
-        offered_s = time.time() - t0
-        stopped_at = t0 + offered_s
+        stopped_at = time.time()
+        t0 = min(sent.values(), default=t0)  # the first publication: making the events beforehand is not offering
+        offered_s = stopped_at - t0
         backlog_at_stop = len(sent) - sum(1 for t in _seen(placed, _heard(heard_path)).values() if t <= stopped_at)
         drain_deadline = time.time() + drain_limit
         while time.time() < drain_deadline and len(_seen(placed, _heard(heard_path))) < len(sent):
