@@ -34,10 +34,6 @@ def worker(
     stream: Annotated[str | None, typer.Option("--stream", help="The JetStream stream (default: from the subject).")] = None,
     batch: Annotated[int, typer.Option("--batch", help="Messages committed per transaction at most.", min=1)] = 256,
     ack_wait: Annotated[float, typer.Option("--ack-wait", help="Seconds before JetStream redelivers.", min=1)] = 30.0,
-    commit_interval: Annotated[float, typer.Option(
-        "--commit-interval-ms", min=0, max=1000, envvar="KM_COMMIT_INTERVAL_MS",
-        help="Start a transaction at most this often (ms) under load, so that more of this worker's partitions' "
-             "batches share it (fewer, fuller transactions; more latency); 0: as soon as the one in flight is done.")] = 0.0,
     worker_id: Annotated[str | None, typer.Option("--id", help="This worker's name (default: host-pid-random).")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the final report as JSON.")] = False,
 ) -> None:
@@ -71,8 +67,7 @@ def worker(
     ops = PostgresOps(settings.database_url, schema=settings.database_schema)
     try:
         w = Worker(ops, pf, address, partitions=partitions, claim=claim, batch=batch, ack_wait=ack_wait,
-                   worker_id=worker_id, seed=settings.seed, source=playbooks,
-                   commit_interval=commit_interval / 1000)  # fmt: skip
+                   worker_id=worker_id, seed=settings.seed, source=playbooks)  # fmt: skip
         typer.echo(f"worker {w.worker_id}: {address.servers} stream {address.stream} ({address.subject}.*), "
                    f"partitions {w.claim} of {partitions}, recording on {ops.describe()}", err=True)  # fmt: skip
         report = run_worker(w)

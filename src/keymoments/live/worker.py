@@ -20,7 +20,7 @@ are pending for this consumer, so a lone event is never held for a batch to fill
 
 **Group commit.** Fetching never waits for a commit. Each partition adds what it fetches to its next batch;
 one committer per worker takes every partition's waiting batch into one transaction whenever the previous
-one is done (at most every ``commit_interval`` seconds, default 0), then acknowledges their messages. So an
+one is done, then acknowledges their messages. So an
 event waits for at most the transaction in flight and its own, and under load the worker writes fuller,
 fewer transactions instead of one per partition at a time (the commits, and the client and server time per
 statement, were what held the latency's tail at 1,000 events/s on 2 cores: ``bench/bench_live.py``).
@@ -147,7 +147,7 @@ class Worker(StreamConsumer):
     def __init__(self, ops: Any, file: PlaybookFile, address: BrokerAddress, *, partitions: int,
                  claim: Sequence[int] | None = None, batch: int = 256, ack_wait: float = 30.0,
                  worker_id: str | None = None, seed: int | None = None, source: str | None = None,
-                 on_commit: Callable[[int, list], None] | None = None, commit_interval: float = 0.0) -> None:  # fmt: skip
+                 on_commit: Callable[[int, list], None] | None = None) -> None:  # fmt: skip
         if getattr(ops, "kind", None) != "postgresql":
             raise ConfigError(
                 "keymoments worker needs the PostgreSQL operational store that all workers and API processes "
@@ -170,8 +170,6 @@ class Worker(StreamConsumer):
         self.report = WorkerReport(self.worker_id)
         self._pending: list[_Entry] = []
         self._committer: asyncio.Future | None = None
-        self.commit_interval = commit_interval
-        self._last_commit = 0.0
         from psycopg import errors as pg
 
         # what fails an optimistic batch: money taken meanwhile, a lock order crossed
@@ -250,7 +248,6 @@ class Worker(StreamConsumer):
         entry: _Entry | None = None
         try:
             st = await self._open(js, p, sub)
-            gc.freeze()  # what start-up and the rebuild made lives on: no full collection walks it again
             timing = self.report.timing
             # fetching never waits for a commit: what arrives while the worker's transaction runs joins the
             # partition's next batch, which the committer takes when that transaction is done; after a stop
@@ -265,11 +262,10 @@ class Worker(StreamConsumer):
                     if entry is None or entry.taken:
                         entry = _Entry(st, asyncio.get_running_loop().create_future())
                         self._pending.append(entry)
-                    entry.items += [(m.metadata.sequence.stream, m.data) for m in msgs]
                     entry.msgs += msgs
                     if self._committer is None or self._committer.done():
                         self._committer = asyncio.ensure_future(self._drain())
-                    if len(entry.items) >= self.batch:
+                    if len(entry.msgs) >= self.batch:
                         await asyncio.shield(entry.done)  # a full batch: fetch more once it is committed
                 if self._stop.is_set():
                     break
@@ -374,24 +370,18 @@ class Worker(StreamConsumer):
         their messages.
 
         A worker's partitions share one transaction at a time: a batch that arrives while one commits waits for
-        it and goes with the others that arrived meanwhile; under load a transaction starts at most every
-        ``commit_interval`` seconds (unless ``batch`` messages wait), so the same rows go in fewer, fuller
-        transactions (each costs a commit, and client and server time per statement whatever its rows: at
+        it and goes with the others that arrived meanwhile, so the same rows go in fewer, fuller transactions (each costs a commit, and client and server time per statement whatever its rows: at
         1,000 events/s on 2 cores that was what held the latency's tail). A batch that finds the worker idle
         commits at once. Should a transaction fail, every partition in it fails (and rebuilds its state from
         the stream); their messages are not acknowledged, so JetStream delivers them again."""
         timing = self.report.timing
         while self._pending:
-            wait = self._last_commit + self.commit_interval - time.monotonic()
-            if wait > 0 and sum(len(e.items) for e in self._pending) < self.batch:
-                await asyncio.sleep(wait)
-            self._last_commit = time.monotonic()
             group = [e for e in self._pending if e.st.failed is None]
             self._pending = []
             for e in group:
                 e.taken = True
             try:
-                await asyncio.to_thread(self._commit_group, [(e.st, e.items) for e in group])
+                await asyncio.to_thread(self._commit_group, [(e.st, [(m.metadata.sequence.stream, m.data) for m in e.msgs]) for e in group])
             except BaseException as exc:  # noqa: BLE001 - handed to every batch's partition, which recovers
                 for e in group:
                     self._fail(e, exc)
@@ -523,7 +513,6 @@ class _Entry:
 
     st: PartitionState
     done: asyncio.Future
-    items: list[tuple[int, bytes]] = field(default_factory=list)
     msgs: list[Any] = field(default_factory=list)
     taken: bool = False
 
