@@ -120,6 +120,20 @@ def test_library_backtest_is_the_same_on_spark_and_records_the_same_rows(demo_st
 
 
 @pytest.mark.slow
+def test_a_spark_backtest_that_spills_its_decisions_to_disk_is_the_same(demo_stores, monkeypatch):
+    """The driver keeps a chunk of the reconciled decisions in memory and spills the rest (DecisionLog): the
+    decisions, in order, are the embedded back-test's all the same."""
+    from keymoments.act import decision_log
+
+    pf = loads_playbooks(TIGHT)
+    duck = PlaybookRunner(demo_stores[0], pf).backtest()
+    monkeypatch.setattr(decision_log, "CHUNK", 97)
+    spark = PlaybookRunner(demo_stores[1], pf).backtest()
+    assert spark.decisions.spilled >= 97 * 3
+    assert_same_backtest(duck, spark)
+
+
+@pytest.mark.slow
 def test_tight_budgets_and_shared_caps_are_reconciled_in_time_order(demo_stores):
     s = backtest_both(demo_stores, TIGHT).summary.set_index("playbook")
     # the pools and limits bind: spends blocked, approvals needed, gifts with nothing else to do blocked

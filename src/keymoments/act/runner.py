@@ -19,6 +19,7 @@ import json
 import threading
 import time
 from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -27,6 +28,8 @@ import pandas as pd
 
 from keymoments.act.budgets import Ledger
 from keymoments.act.cases import _fill
+from keymoments.act import decision_log
+from keymoments.act.decision_log import DecisionLog
 from keymoments.act.engine import Decision, Engine
 from keymoments.act.models import PlaybookFile
 from keymoments.money import to_cents
@@ -54,7 +57,7 @@ def file_hash(file: PlaybookFile) -> str:
     return hashlib.sha256(dump.encode()).hexdigest()[:16]
 
 
-def summarise(decisions: list[Decision], file: PlaybookFile) -> pd.DataFrame:
+def summarise(decisions: Iterable[Decision], file: PlaybookFile) -> pd.DataFrame:
     """Per playbook: triggered, fired, held out, blocked, budget blocks, approvals needed, cases, cost."""
     rows: dict[str, Counter] = {p.name: Counter() for p in file.playbooks if p.enabled}
     custs: dict[str, set] = defaultdict(set)
@@ -86,12 +89,13 @@ def summarise(decisions: list[Decision], file: PlaybookFile) -> pd.DataFrame:
 
 @dataclass
 class BacktestResult:
-    """What a backtest decided: the decisions, a per-playbook ``summary`` and the run's figures."""
+    """What a backtest decided: the decisions (a :class:`~keymoments.act.decision_log.DecisionLog`, read as a
+    list), a per-playbook ``summary`` and the run's figures."""
 
     run_id: str
     events: int
     seconds: float
-    decisions: list[Decision]
+    decisions: Sequence[Decision]
     summary: pd.DataFrame
     seed: int
     recorded: bool = False
@@ -179,12 +183,12 @@ class PlaybookRunner:
             self._record_backtest(result)
         return result
 
-    def _embedded_backtest(self) -> tuple[int, list[Decision]]:
+    def _embedded_backtest(self) -> tuple[int, DecisionLog]:
         """Every event of the DuckDB store through one engine, in (ts, seq) order."""
         engine = Engine(self.file, seed=self.seed)
         cur = self.store.cursor()
         n = 0
-        decisions: list[Decision] = []
+        decisions = DecisionLog()
         ev = engine.evaluate
         try:
             for chunk in act_tables.iter_events(cur, order="ts"):
@@ -199,10 +203,10 @@ class PlaybookRunner:
         return n, decisions
 
     def _record_backtest(self, result: BacktestResult) -> None:
+        """The run, its decisions and its holdout assignments in one transaction; the decisions go in blocks of
+        :data:`~keymoments.act.decision_log.CHUNK`, so memory does not grow with them."""
         now = datetime.now(UTC)
-        rows = [_decision_row(d, result.run_id, "backtest", now) for d in result.decisions]
         sql = self.ops.sql
-        df = pd.DataFrame(rows, columns=list(sql._DECISION_COLS))
         holdouts = self._holdout_rows(result.decisions)
         with self.ops.write() as con:
             sql.insert_run(con, {
@@ -210,12 +214,18 @@ class PlaybookRunner:
                 "seed": self.seed, "started_at": now, "finished_at": now, "events": result.events,
                 "decisions": len(result.decisions), "last_seq": None,
             })  # fmt: skip
-            if len(df):
-                sql.insert_decisions_frame(con, df)
+            block: list[tuple] = []
+            for d in result.decisions:
+                block.append(_decision_row(d, result.run_id, "backtest", now))
+                if len(block) >= decision_log.CHUNK:
+                    sql.insert_decisions_frame(con, pd.DataFrame(block, columns=list(sql._DECISION_COLS)))
+                    block = []
+            if block:
+                sql.insert_decisions_frame(con, pd.DataFrame(block, columns=list(sql._DECISION_COLS)))
             sql.upsert_holdouts(con, holdouts)
         result.recorded = True
 
-    def _holdout_rows(self, decisions: list[Decision]) -> list[tuple]:
+    def _holdout_rows(self, decisions: Iterable[Decision]) -> list[tuple]:
         shares = {p.name: p.holdout.share for p in self.file.playbooks}
         seen: dict[tuple[str, str], tuple] = {}
         for d in decisions:

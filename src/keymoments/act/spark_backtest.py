@@ -34,6 +34,7 @@ import pickle
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from keymoments.act.decision_log import DecisionLog
 from keymoments.act.engine import CUST, EMP, JOURNEY, LOC, Decision, Engine, period_id
 from keymoments.act.models import (
     AbsenceTrigger,
@@ -208,16 +209,16 @@ def _per_key(p: Any, d: Decision) -> str:
     return value or d.customer_id
 
 
-def reconcile(engine: Engine, shared: frozenset[int], candidates: Iterator[Decision]) -> list[Decision]:
+def reconcile(engine: Engine, shared: frozenset[int], candidates: Iterator[Decision]) -> Iterator[Decision]:
     """Replay candidate decisions, in global time order, against what customers share: the shared cooldowns,
-    caps and daily caps, then the budget pools (``engine`` simulates them in event time)."""
+    caps and daily caps, then the budget pools (``engine`` simulates them in event time). Yields the kept
+    decisions as it goes: the driver holds one partition of candidates at a time."""
     by_name = {p.name: p for p in engine.playbooks}
     dropped: set[str] = set()
-    out: list[Decision] = []
     for d in candidates:
         if d.kind != "fire":
             if d.case_id not in dropped:
-                out.append(d)
+                yield d
             continue
         p = by_name[d.playbook]
         if p.idx in shared:
@@ -230,13 +231,13 @@ def reconcile(engine: Engine, shared: frozenset[int], candidates: Iterator[Decis
         if d.arm == "treatment" and p.costs:
             d.cost_cents, d.needs_approval, d.budget_blocked = 0, False, False
             engine._charge(p, d)
-        out.append(d)
-    return out
+        yield d
 
 
-def spark_backtest(store: SparkStore, file: PlaybookFile, seed: int) -> tuple[int, list[Decision]]:
+def spark_backtest(store: SparkStore, file: PlaybookFile, seed: int) -> tuple[int, DecisionLog]:
     """Back-test ``file`` over the events of a :class:`~keymoments.store.spark.SparkStore`; returns the number
-    of events and the decisions, identical to the embedded back-test's."""
+    of events and the decisions, identical to the embedded back-test's (in a :class:`DecisionLog`: the driver's
+    memory does not grow with them)."""
     from pyspark.sql import functions as F
 
     check_partitionable(file)
@@ -261,7 +262,7 @@ def spark_backtest(store: SparkStore, file: PlaybookFile, seed: int) -> tuple[in
                 "their own ids."
             )
     if not n:
-        return 0, []
+        return 0, DecisionLog()
     seed_, clock, key = int(seed), int(clock), f"{file_hash(file)}:{seed}"
 
     def decide(pdf: pd.DataFrame) -> pd.DataFrame:
@@ -278,4 +279,4 @@ def spark_backtest(store: SparkStore, file: PlaybookFile, seed: int) -> tuple[in
     parts = max(int(store.spark.conf.get("spark.sql.shuffle.partitions", "8")), -(-int(n) // SORTED_EVENTS))
     ordered = decided.repartitionByRange(parts, *_KEYS).sortWithinPartitions(*_KEYS)
     rows = ordered.toLocalIterator(prefetchPartitions=True)
-    return int(n), reconcile(engine, shared, (pickle.loads(r["decision"]) for r in rows))
+    return int(n), DecisionLog(reconcile(engine, shared, (pickle.loads(r["decision"]) for r in rows)))
