@@ -76,7 +76,9 @@ def test_memory_does_not_grow_with_the_decisions():
 
 
 def test_a_backtest_that_spills_decides_and_records_the_same(store, monkeypatch):
-    load_events(store, [*HISTORY, *(ev(f"x{i}", 5 + i, outcome="delayed", location_id="OSL") for i in range(30))])
+    load_events(
+        store, [*HISTORY, *(ev(f"x{i}", 5 + i, outcome="delayed", location_id="OSL") for i in range(30))]
+    )
     runner = PlaybookRunner(store, loads_playbooks(PB))
     whole = runner.backtest(record=True, run_id="bt-whole")
     monkeypatch.setattr(decision_log, "CHUNK", 4)
@@ -92,4 +94,6 @@ def test_a_backtest_that_spills_decides_and_records_the_same(store, monkeypatch)
                 [run_id],
             ).fetchall()
 
-    assert recorded("bt-spilled") == recorded("bt-whole") and len(recorded("bt-whole")) == len(whole.decisions)
+    assert recorded("bt-spilled") == recorded("bt-whole") and len(recorded("bt-whole")) == len(
+        whole.decisions
+    )

@@ -34,7 +34,9 @@ class DecisionLog(Sequence[Decision]):
             raise ValueError(f"chunk must be at least 1, got {chunk}")
         self._chunk = chunk
         self._tail: list[Decision] = []
-        self._blocks: list[tuple[int, int]] = []  # (offset, length) of each spilled block of `chunk` decisions
+        self._blocks: list[
+            tuple[int, int]
+        ] = []  # (offset, length) of each spilled block of `chunk` decisions
         self._file: IO[bytes] | None = None
         self._lock = threading.Lock()
         self._cached: tuple[int, list[Decision]] | None = None  # the last block read back

@@ -26,9 +26,9 @@ from typing import Any
 
 import pandas as pd
 
+from keymoments.act import decision_log
 from keymoments.act.budgets import Ledger
 from keymoments.act.cases import _fill
-from keymoments.act import decision_log
 from keymoments.act.decision_log import DecisionLog
 from keymoments.act.engine import Decision, Engine
 from keymoments.act.models import PlaybookFile
