@@ -198,26 +198,50 @@ def relative_weights(cov: np.ndarray) -> np.ndarray:
 # -- logistic ------------------------------------------------------------------------------------------
 
 
+#: rows per chunk of the logistic fit's sums: its memory beyond the design is a chunk's, whatever the rows
+ROW_CHUNK = 65_536
+
+
 def fit_logistic(
-    X1: np.ndarray, y: np.ndarray, beta0: np.ndarray | None = None, *, max_iter: int = 100, tol: float = 1e-10
+    X1: np.ndarray,
+    y: np.ndarray,
+    beta0: np.ndarray | None = None,
+    *,
+    max_iter: int = 100,
+    tol: float = 1e-10,
+    intercept: bool = False,
+    rows: np.ndarray | None = None,
 ) -> tuple[np.ndarray, bool]:
     """Maximum-likelihood logistic regression by Newton-Raphson (IRLS) with step halving.
 
-    ``X1`` includes the intercept column. Returns (coefficients, converged).
+    ``X1`` includes the intercept column; with ``intercept=True`` it does not, and the intercept is the first
+    coefficient all the same (no copy of the design with a column of ones is made). ``rows``: a boolean mask of
+    the rows fitted on (the others weigh nothing; no copy of them is made). The Hessian is summed over chunks of
+    :data:`ROW_CHUNK` rows. Returns (coefficients, converged).
     """
     from scipy.special import expit, log_expit
 
-    beta = np.zeros(X1.shape[1]) if beta0 is None else beta0.astype(float).copy()
+    k = X1.shape[1] + intercept
+    beta = np.zeros(k) if beta0 is None else beta0.astype(float).copy()
+    on = None if rows is None else np.asarray(rows, dtype=float)
+
+    def eta_of(b: np.ndarray) -> np.ndarray:
+        return X1 @ b[1:] + b[0] if intercept else X1 @ b
 
     def loglik(b: np.ndarray) -> float:
-        eta = X1 @ b
-        return float(np.sum(y * log_expit(eta) + (1 - y) * log_expit(-eta)))
+        eta = eta_of(b)
+        ll = y * log_expit(eta) + (1 - y) * log_expit(-eta)
+        return float(np.sum(ll if on is None else ll * on))
 
     ll = loglik(beta)
     for _ in range(max_iter):
-        p = expit(X1 @ beta)
-        g = X1.T @ (y - p)
-        H = (X1 * (p * (1 - p))[:, None]).T @ X1
+        p = expit(eta_of(beta))
+        w = p * (1 - p)
+        r = y - p
+        if on is not None:
+            w, r = w * on, r * on
+        g = np.concatenate([[r.sum()], X1.T @ r]) if intercept else X1.T @ r
+        H = _weighted_gram(X1, w, intercept)
         step = _psd_solve(H, g)
         t = 1.0
         while True:
@@ -230,6 +254,31 @@ def fit_logistic(
         if np.max(np.abs(t * step)) < tol or abs(ll - ll_old) < tol * (abs(ll) + 1):
             return beta, bool(np.all(np.abs(beta) < 30))
     return beta, False
+
+
+def _weighted_gram(X: np.ndarray, w: np.ndarray, intercept: bool) -> np.ndarray:
+    """``X1' diag(w) X1`` (``X1`` = ``[1, X]`` when ``intercept``), summed over chunks of rows."""
+    q = X.shape[1]
+    H = np.zeros((q + intercept, q + intercept))
+    for start in range(0, X.shape[0], ROW_CHUNK):
+        Xc, wc = X[start : start + ROW_CHUNK], w[start : start + ROW_CHUNK]
+        Wc = Xc * wc[:, None]
+        H[intercept:, intercept:] += Wc.T @ Xc
+        if intercept:
+            col = Wc.sum(axis=0)
+            H[0, 1:] += col
+            H[1:, 0] += col
+            H[0, 0] += wc.sum()
+    return H
+
+
+def _with_ones(*parts: np.ndarray) -> np.ndarray:
+    """``[1, *parts]`` for a block of rows."""
+    return np.column_stack([np.ones(len(parts[0])), *parts])
+
+
+def _gram(Z: np.ndarray) -> np.ndarray:
+    return Z.T @ Z
 
 
 # -- the fit -------------------------------------------------------------------------------------------
@@ -306,10 +355,9 @@ def _fit_drivers(
     n, q = X.shape
     y = np.asarray(y, dtype=float)
     yc = y - y.mean()
-    Z = np.column_stack([np.ones(n), X, yc])
     blocks = _blocks(n, rng, max_blocks)
     m = len(blocks)
-    Mk = np.stack([Z[b].T @ Z[b] for b in blocks])  # (m, q+2, q+2)
+    Mk = np.stack([_gram(_with_ones(X[b], yc[b])) for b in blocks])  # (m, q+2, q+2); no [1, X, y] copy of X
     M = Mk.sum(axis=0)
     W = rng.multinomial(m, np.full(m, 1.0 / m), size=n_boot).astype(float)  # (B, m)
     Mb = (W @ Mk.reshape(m, -1)).reshape(n_boot, q + 2, q + 2)
@@ -358,14 +406,17 @@ def _fit_drivers(
         from scipy.special import expit
         from sklearn.metrics import roc_auc_score
 
-        X1 = np.column_stack([np.ones(n), X])
-        beta, converged = fit_logistic(X1, y)
-        p = expit(X1 @ beta)
+        # the design with its intercept column is never copied whole: a block's rows at a time
+        beta, converged = fit_logistic(X, y, intercept=True)
+        p = expit(X @ beta[1:] + beta[0])
         wgt = p * (1 - p)
-        Hk = np.stack([(X1[b] * wgt[b][:, None]).T @ X1[b] for b in blocks])
-        gk = np.stack([X1[b].T @ (y[b] - p[b]) for b in blocks])
+        Hk, gk, dwk = (np.empty((m, q + 1, q + 1)), np.empty((m, q + 1)), np.empty((m, q + 1)))
+        for k, b in enumerate(blocks):
+            Xb = _with_ones(X[b])
+            Hk[k] = (Xb * wgt[b][:, None]).T @ Xb
+            gk[k] = Xb.T @ (y[b] - p[b])
+            dwk[k] = Xb.T @ (wgt[b] * (1 - 2 * p[b]))  # d sum(w) / d beta
         sk = np.array([wgt[b].sum() for b in blocks])
-        dwk = np.stack([X1[b].T @ (wgt[b] * (1 - 2 * p[b])) for b in blocks])  # d sum(w) / d beta
         nk = np.array([len(b) for b in blocks], dtype=float)
         Hb = (W @ Hk.reshape(m, -1)).reshape(n_boot, q + 1, q + 1)
         gb = W @ gk
@@ -388,11 +439,11 @@ def _fit_drivers(
                 continue
             train = np.ones(n, bool)
             train[test] = False
-            bf, _ = fit_logistic(X1[train], y[train], beta, max_iter=25, tol=1e-8)
-            oof[test] = X1[test] @ bf
+            bf, _ = fit_logistic(X, y, beta, max_iter=25, tol=1e-8, intercept=True, rows=train)
+            oof[test] = (X @ bf[1:] + bf[0])[test]
         both = 0 < y.sum() < n
         fit["auc_cv"] = float(roc_auc_score(y, oof)) if both else float("nan")
-        fit["auc"] = float(roc_auc_score(y, X1 @ beta)) if both else float("nan")
+        fit["auc"] = float(roc_auc_score(y, X @ beta[1:] + beta[0])) if both else float("nan")
         fit["metric"] = "auc_cv"
         fit["converged"] = converged
     ci = np.quantile(boot, [alpha, 1 - alpha], axis=0).T

@@ -46,7 +46,9 @@ class Prepared:
     dtype: str = "numeric"
     value_per_customer: float | None = None
     time_ordered: bool = True  # False: the journeys' events share one timestamp (a survey)
-    mode: str = "valence"  # "presence": no valence; ``valence`` then holds presence / value / milestone features
+    mode: str = (
+        "valence"  # "presence": no valence; ``valence`` then holds presence / value / milestone features
+    )
 
 
 def _not_found(what: str, name: str, known: list[str], hint: str = "") -> NotFoundError:
@@ -218,7 +220,9 @@ def _from_events(
     tps = [tp for tp in order if tp in present]
     if not tps:
         raise no_touchpoints(data, f"relate to {mot.outcome!r}", filtered=bool(mot.filters))
-    units = t if sample is None else sample.restrict(t, journey_key(t) if key == "journey_id" else t.customer_id)
+    units = (
+        t if sample is None else sample.restrict(t, journey_key(t) if key == "journey_id" else t.customer_id)
+    )
     if "valence" in t.columns and "rating_valence" in t.columns:
         val = units.valence.fill_null(units.rating_valence)
     else:
@@ -244,17 +248,20 @@ def _from_events(
             .merge(cust, on="_cust", how="left")
             .drop(columns="_cust")
         )
-    wide[tps] = raw[[f"v{i}" for i in range(len(tps))]].to_numpy(dtype=float)
+    # copies: a view would keep the engine's whole frame alive through the fit (``del raw`` below)
+    wide[tps] = raw[[f"v{i}" for i in range(len(tps))]].to_numpy(dtype=float, copy=True)
     # only whether a unit met each touchpoint is used (``> 0``), so it is kept as such: an eighth of the counts
     counts = pd.DataFrame(raw[[f"c{i}" for i in range(len(tps))]].to_numpy() > 0, columns=tps)
-    spent = (pd.DataFrame(raw[[f"s{i}" for i in range(len(tps))]].to_numpy(dtype=float), columns=tps).fillna(0.0)
+    spent = (pd.DataFrame(raw[[f"s{i}" for i in range(len(tps))]].to_numpy(dtype=float, copy=True), columns=tps).fillna(0.0)
              if has_value and wide[tps].isna().all().all() else None)  # fmt: skip
     del raw  # the engine's frame (a row per unit, three columns per touchpoint): not held through the fit
     ydf = ydf.assign(**{key: ydf[key].astype(str)})
     stats = _event_stats(t, journey, journey_key(t))
     if wide[tps].isna().all().all():  # no valence anywhere: what presence, money and milestones say instead
         features = presence_features(wide[[key]], counts, spent, _milestone_features(data, t, key, wide[key]))
-        prep = _finish(mot, features, key, list(features.columns[1:]), None, ydf, controls, stats, order, dtype, vpc)
+        prep = _finish(
+            mot, features, key, list(features.columns[1:]), None, ydf, controls, stats, order, dtype, vpc
+        )
         prep.mode = "presence"
         prep.reach = (prep.valence > 0).mean()
         prep.time_ordered = timed
@@ -381,7 +388,10 @@ def _from_long(
     controls = _select_controls(mot, attrs, key)
     dtype = "bool" if pd.api.types.is_bool_dtype(ydf[mot.outcome]) else "numeric"
     if "ts" in df.columns and "customer_id" in df.columns:
-        keep = {"valence", str(mot.segment or "").partition("=")[0].strip()}  # the segment filter may name a control
+        keep = {
+            "valence",
+            str(mot.segment or "").partition("=")[0].strip(),
+        }  # the segment filter may name a control
         ev = df.drop(
             columns=[c for c in (mot.outcome, *(mot.controls or [])) if c in df.columns and c not in keep]
         )
@@ -452,13 +462,25 @@ def _from_wide(mot: MomentsOfTruth, df: pd.DataFrame, journey: JourneyModel | No
         df = df.assign(_row=np.arange(len(df)).astype(str))
     else:
         df = df.astype({key: str})
+
     def kind(c: Any) -> str:
         t = df[c]
-        return "bool" if pd.api.types.is_bool_dtype(t) else "number" if pd.api.types.is_numeric_dtype(t) else "text"
+        return (
+            "bool"
+            if pd.api.types.is_bool_dtype(t)
+            else "number"
+            if pd.api.types.is_numeric_dtype(t)
+            else "text"
+        )
 
     # controls: the text columns unless named; touchpoints: the numeric columns left unless named (yes/no
     # columns are neither)
-    ctrl = _wide_columns(df, mot.controls, "Control", [c for c in df.columns if c not in (key, mot.outcome) and kind(c) == "text"])
+    ctrl = _wide_columns(
+        df,
+        mot.controls,
+        "Control",
+        [c for c in df.columns if c not in (key, mot.outcome) and kind(c) == "text"],
+    )
     others = [c for c in df.columns if c not in (key, mot.outcome, *ctrl) and kind(c) == "number"]
     tps = _wide_columns(df, mot.touchpoints, "Touchpoint column", others)
     if not tps:
