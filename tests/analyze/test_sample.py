@@ -8,12 +8,16 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from keymoments.analyze.milestones import Milestones
 from keymoments.analyze.moments import MomentsOfTruth
 from keymoments.analyze.peak_end import PeakEnd
 from keymoments.analyze.recovery import Recovery
 from keymoments.analyze.roadmap import Roadmap
-from keymoments.analyze.sample import fit_limit, stratified_sample
+from keymoments.analyze.sample import CustomerShare, customer_share, fit_limit, stratified_sample
+from keymoments.analyze.segments import Segments
 from keymoments.exceptions import InvalidParameterError
 
 WARNING = "fitted on a stratified sample of 50 of 300 customers; the intervals are the sample's"
@@ -127,3 +131,74 @@ def test_only_the_drawn_customers_outcomes_and_attributes_are_read(demo_store, m
     monkeypatch.setattr(Store, "outcomes_wide", spied_outcomes)
     assert fitted(make, demo_store) == sampled  # the drawn customers' attributes are all the fit uses
     assert [len(k) for k in asked["attributes"]] == [50] and [len(k) for k in asked["outcomes"]] == [50]
+
+
+# -- segments and milestones: a seeded share of the customers, drawn in the engine --------------------------
+SHARE = "computed on a seeded sample of "
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    ids=st.lists(st.text(min_size=1, max_size=12), min_size=1, max_size=60, unique=True),
+    seed=st.integers(0, 9),
+)
+def test_a_customer_share_draws_in_the_engine_what_python_draws(ids, seed):
+    import ibis
+
+    share = CustomerShare(seed, 0.4, len(ids))
+    t = ibis.memtable(pd.DataFrame({"customer_id": ids}))
+    in_engine = set(ibis.duckdb.connect().execute(share.restrict(t))["customer_id"])
+    assert in_engine == {k for k, d in zip(ids, share.drawn(pd.Series(ids)), strict=True) if d}
+
+
+def test_a_customer_share_is_none_up_to_the_limit_and_about_its_size_above():
+    import ibis
+
+    t = ibis.memtable(
+        pd.DataFrame({"customer_id": [f"c{i // 3}" for i in range(30_000)]})
+    )  # 10,000 customers
+    assert customer_share(t, 10_000) is None
+    share = customer_share(t, 2_000, seed=1)
+    assert share.total == 10_000 and share.p == 0.2
+    drawn = int(share.restrict(t).customer_id.nunique().execute())
+    assert abs(drawn - 2_000) < 4 * (2_000 * 0.8) ** 0.5  # a Bernoulli draw: within 4 standard deviations
+    assert share.scale(drawn) == 10_000 / drawn and share.warning(drawn).startswith(
+        f"{SHARE}{drawn:,} of 10,000"
+    )
+
+
+def test_segments_above_the_limit_draw_a_share_and_scale_their_counts(demo_store):
+    whole = fitted(lambda: Segments(), demo_store)
+    assert "warnings" not in whole
+    assert fitted(lambda: Segments(max_fit_customers=300), demo_store) == whole
+    sampled = fitted(lambda: Segments(max_fit_customers=150, seed=2), demo_store)
+    assert sampled["warnings"][0].startswith(SHARE) and "of 300 customers" in sampled["warnings"][0]
+    assert fitted(lambda: Segments(max_fit_customers=150, seed=2), demo_store) == sampled  # seeded
+    assert abs(sum(t["customers"] for t in sampled["tiers"]) - 300) <= 2  # scaled to all (each tier rounded)
+    for a, b in zip(sampled["tiers"], whole["tiers"], strict=True):
+        assert abs(a["share"] - b["share"]) < 0.15 and abs(a["customers"] - b["customers"]) < 45
+    w, ws = whole["whatif"]["middle_up"], sampled["whatif"]["middle_up"]
+    assert ws["ci_low"] <= w["gain"] <= ws["ci_high"] or w["ci_low"] <= ws["gain"] <= w["ci_high"]
+
+
+def test_milestones_above_the_limit_draw_a_share_and_scale_their_counts(demo_store):
+    whole = fitted(lambda: Milestones("retained"), demo_store)
+    assert "warnings" not in whole
+    assert fitted(lambda: Milestones("retained", max_fit_customers=300), demo_store) == whole
+    sampled = fitted(lambda: Milestones("retained", max_fit_customers=150, seed=2), demo_store)
+    assert sampled["warnings"][0].startswith(SHARE)
+    by = {m["milestone"]: m for m in whole["milestones"]}
+    common = [
+        m for m in sampled["milestones"] if m["milestone"] in by
+    ]  # spend thresholds: the sample's quantiles
+    assert len(common) >= len(sampled["milestones"]) - 4 and len(common) >= 3
+    for m in common:
+        w = by[m["milestone"]]
+        assert abs(m["customers"] - w["customers"]) <= max(30, 0.35 * w["customers"]), (m, w)
+        # the rates compare the sample's customers (their numbers are the sample's, fewer than the whole's)
+        assert (
+            m["not_crossed_n"] + m["marked_n"] + m["unmarked_n"]
+            < w["not_crossed_n"] + w["marked_n"] + w["unmarked_n"]
+        )
+    s, t = sampled["time_to_second"], whole["time_to_second"]
+    assert abs(s["customers"] - t["customers"]) <= 3 and abs(s["share"] - t["share"]) < 0.15

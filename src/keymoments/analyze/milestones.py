@@ -36,6 +36,7 @@ filtered, but only customers with events under the filters are compared (crossed
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING, Any, Unpack
 
 import ibis
@@ -46,7 +47,8 @@ from keymoments.analyze.base import Analysis, mean_ci, proportion_ci
 from keymoments.analyze.filters import EventFilters, FilterParams
 from keymoments.analyze.order import events_table, journey_key
 from keymoments.analyze.peak_end import outcome_frame
-from keymoments.exceptions import NotEnoughDataError
+from keymoments.analyze.sample import customer_share, fit_limit
+from keymoments.exceptions import KeymomentsWarning, NotEnoughDataError
 
 if TYPE_CHECKING:
     import ibis.expr.types as ir
@@ -77,7 +79,9 @@ def nice(x: float) -> float:
     return float(f"{x:.2g}")
 
 
-def spend_thresholds_from(totals: np.ndarray, quantiles: tuple[float, ...] = SPEND_QUANTILES) -> tuple[float, ...]:
+def spend_thresholds_from(
+    totals: np.ndarray, quantiles: tuple[float, ...] = SPEND_QUANTILES
+) -> tuple[float, ...]:
     """Spend thresholds from the customers' total spend: its ``quantiles``, rounded (:func:`nice`), distinct."""
     totals = np.asarray(totals, dtype=float)
     totals = totals[np.isfinite(totals) & (totals > 0)]
@@ -132,21 +136,29 @@ def milestone_crossings(
         if pd.notna(several) and int(several) > 1:
             wp = ibis.window(group_by=pay.customer_id, order_by=[pay.ts, pay.seq])
             pn = pay.mutate(n=ibis.row_number().over(wp) + 1, _mkp=pay._mk)
-            hit = pn.filter(pn.n.isin(list(purchase_counts))).select("customer_id", "n", "ts", "_mkp").execute()
+            hit = (
+                pn.filter(pn.n.isin(list(purchase_counts))).select("customer_id", "n", "ts", "_mkp").execute()
+            )
             if len(hit):
                 parts.append(pd.DataFrame({"customer_id": hit["customer_id"], "milestone": "purchase_" + hit["n"].astype(str),
                                            "kind": "count", "ts": hit["ts"], "marked": hit["_mkp"].astype(bool)}))  # fmt: skip
 
     # per customer: first and last event and the days with events, for anniversaries and firsts
-    cust = t.group_by("customer_id").aggregate(
-        first=t.ts.min(), last=t.ts.max(), days=t.ts.date().nunique()
-    ).execute().set_index("customer_id")
+    cust = (
+        t.group_by("customer_id")
+        .aggregate(first=t.ts.min(), last=t.ts.max(), days=t.ts.date().nunique())
+        .execute()
+        .set_index("customer_id")
+    )
     start = pd.to_datetime(cust["first"], utc=True)
     if isinstance(data, Store):
         names = set(data.query("SELECT DISTINCT name FROM attributes WHERE key_kind = 'customer_id'")["name"])
         attr = next((a for a in _START_ATTRS if a in names), None)
         if attr:
-            a = data.query("SELECT key AS customer_id, value FROM attributes WHERE key_kind='customer_id' AND name = ?", [attr])
+            a = data.query(
+                "SELECT key AS customer_id, value FROM attributes WHERE key_kind='customer_id' AND name = ?",
+                [attr],
+            )
             s = pd.to_datetime(a.set_index("customer_id")["value"], utc=True, errors="coerce").dropna()
             start = s.reindex(start.index).fillna(start) if len(s) else start
     last = pd.to_datetime(cust["last"], utc=True)
@@ -179,7 +191,9 @@ def milestone_crossings(
     tj = t.join(first_j, "customer_id")
     if "channel" in t.columns:
         ch = tj.filter(tj.channel.notnull())
-        fc = ch.group_by(["customer_id", "channel"]).aggregate(ts=ch.ts.min(), in_first=(ch._jid == ch.j1).any())
+        fc = ch.group_by(["customer_id", "channel"]).aggregate(
+            ts=ch.ts.min(), in_first=(ch._jid == ch.j1).any()
+        )
         fc = fc.filter(~fc.in_first).select("customer_id", "channel", "ts").execute()
         if len(fc):
             parts.append(pd.DataFrame({"customer_id": fc["customer_id"], "milestone": "first_channel_" + fc["channel"],
@@ -234,7 +248,9 @@ def _second(e: Any, of: str) -> dict[str, Any] | None:
     if df.empty:
         return None
     rep = df[df["k"] >= 2]
-    days = (pd.to_datetime(rep["second"], utc=True) - pd.to_datetime(rep["first"], utc=True)).dt.total_seconds() / 86400
+    days = (
+        pd.to_datetime(rep["second"], utc=True) - pd.to_datetime(rep["first"], utc=True)
+    ).dt.total_seconds() / 86400
     q = days.quantile([0.25, 0.5, 0.75]) if len(days) else pd.Series(np.nan, index=[0.25, 0.5, 0.75])
     return {"of": of, "customers": int(len(df)), "repeat": int(len(rep)), "share": len(rep) / len(df),
             "median_days": float(q[0.5]), "p25_days": float(q[0.25]), "p75_days": float(q[0.75])}  # fmt: skip
@@ -258,9 +274,13 @@ class Milestones(EventFilters, Analysis):
         spend_thresholds: tuple[float, ...] | None = None,
         min_customers: int = 5,
         level: float = 0.95,
+        max_fit_customers: int | None = None,
+        seed: int = 0,
         **filters: Unpack[FilterParams],
     ) -> None:
         self.outcome = outcome
+        self.max_fit_customers = max_fit_customers
+        self.seed = seed
         self.counts = counts
         self.purchase_counts = purchase_counts
         self.years = years
@@ -272,12 +292,26 @@ class Milestones(EventFilters, Analysis):
     def fit(self, data: Any, outcomes: pd.DataFrame | None = None) -> Milestones:
         from keymoments.store.store import Store
 
-        events = self._events(data, since=None)  # the whole history before `until`: the 10th journey is the 10th
+        events = self._events(
+            data, since=None
+        )  # the whole history before `until`: the 10th journey is the 10th
         if int(events.count().execute()) == 0:
             raise NotEnoughDataError(
                 "No events left after the filters to find milestones in; loosen them." if self.filters else
                 "No events in the store to find milestones in; ingest events first (`keymoments ingest FILE`)."
             )  # fmt: skip
+        # above the limit, a seeded share of the customers, drawn in the engine: counts are scaled to all
+        share = customer_share(events, fit_limit(self.max_fit_customers, "Milestones"), self.seed)
+        scale = 1.0
+        self.warnings_: list[str] = []
+        if share is not None:
+            events = share.restrict(events)
+            drawn = int(events.customer_id.nunique().execute())
+            scale = share.scale(drawn)
+            self.warnings_.append(
+                share.warning(drawn, "rates, their intervals and the numbers behind them (_n)")
+            )
+            warnings.warn(self.warnings_[-1], KeymomentsWarning, stacklevel=2)
         cr = milestone_crossings(
             data, counts=self.counts, purchase_counts=self.purchase_counts, years=self.years,
             spend_thresholds=self.spend_thresholds, events=events,
@@ -301,6 +335,8 @@ class Milestones(EventFilters, Analysis):
         if outcome is not None:
             out, key, binary = outcome_frame(data, outcome, outcomes, "Milestones")
             out = out.rename(columns={key: "customer_id"}) if key == "customer_id" else None
+            if out is not None and share is not None:
+                out = out[share.drawn(out["customer_id"])].reset_index(drop=True)
         weeks = cr["ts"].dt.tz_convert("UTC").dt.tz_localize(None).dt.to_period("W")
         n_weeks = max(1, len(pd.period_range(weeks.min(), weeks.max(), freq="W")))
         all_c = set(out["customer_id"].astype(str)) if out is not None else set()
@@ -313,14 +349,19 @@ class Milestones(EventFilters, Analysis):
             if n_c < self.min_customers:
                 continue
             w = g.groupby(weeks.loc[g.index]).size()
-            weekly[ms] = {str(p.start_time.date()): int(v) for p, v in w.items()}
-            row: dict[str, Any] = {"milestone": ms, "kind": kind, "customers": n_c, "per_week": len(g) / n_weeks,
+            weekly[ms] = {str(p.start_time.date()): round(v * scale) for p, v in w.items()}
+            row: dict[str, Any] = {"milestone": ms, "kind": kind, "customers": round(n_c * scale),
+                                   "per_week": len(g) * scale / n_weeks,
                                    "marked_share": float(g["marked"].mean())}  # fmt: skip
             if out is not None:
                 y = out.set_index(out["customer_id"].astype(str))[outcome]
                 crossed = set(g["customer_id"].astype(str))
                 mk = set(g.loc[g["marked"], "customer_id"].astype(str))
-                for label, ids in (("marked", mk), ("unmarked", crossed - mk), ("not_crossed", all_c - crossed)):
+                for label, ids in (
+                    ("marked", mk),
+                    ("unmarked", crossed - mk),
+                    ("not_crossed", all_c - crossed),
+                ):
                     v = y.reindex(list(ids)).dropna().to_numpy(dtype=float)
                     if binary:
                         p, lo, hi = proportion_ci(int(v.sum()), len(v), self.level)
@@ -332,12 +373,25 @@ class Milestones(EventFilters, Analysis):
         self.crossings_ = cr
         self.spend_thresholds_ = list(thresholds)
         self.second_ = time_to_second(events)
+        if self.second_ and share is not None:
+            self.second_.update(
+                customers=round(self.second_["customers"] * scale),
+                repeat=round(self.second_["repeat"] * scale),
+            )
         table = pd.DataFrame(rows)
-        if len(table):  # by kind, then by the number in the name (purchase_2 before purchase_10), then by name
+        if len(
+            table
+        ):  # by kind, then by the number in the name (purchase_2 before purchase_10), then by name
             kinds = {"count": 0, "spend": 1, "tenure": 2, "first": 3}
             num = table["milestone"].str.extract(r"_(\d+(?:\.\d+)?)y?$")[0].astype(float).fillna(0)
-            table = table.assign(_k=table["kind"].map(kinds).fillna(9), _n=num, _p=table["milestone"].str.rsplit("_", n=1).str[0])
-            table = table.sort_values(["_k", "_p", "_n", "milestone"], kind="mergesort").drop(columns=["_k", "_n", "_p"])
+            table = table.assign(
+                _k=table["kind"].map(kinds).fillna(9),
+                _n=num,
+                _p=table["milestone"].str.rsplit("_", n=1).str[0],
+            )
+            table = table.sort_values(["_k", "_p", "_n", "milestone"], kind="mergesort").drop(
+                columns=["_k", "_n", "_p"]
+            )
         self.milestones_ = table.reset_index(drop=True)
         self.weekly_ = weekly
         self.outcome_ = outcome
@@ -356,7 +410,9 @@ class Milestones(EventFilters, Analysis):
         from keymoments.cli.common import console, print_table
 
         self._check_fitted()
-        print_table(self.summary, title=self.title + (f" (outcome: {self.outcome_})" if self.outcome_ else ""))
+        print_table(
+            self.summary, title=self.title + (f" (outcome: {self.outcome_})" if self.outcome_ else "")
+        )
         s = self.second_
         if s and s["repeat"]:
             console.print(
@@ -379,6 +435,7 @@ class Milestones(EventFilters, Analysis):
             "milestones": self.milestones_.to_dict(orient="records"),
             "weekly": self.weekly_,
             "filters": self.filters,
+            **({"warnings": list(self.warnings_)} if getattr(self, "warnings_", None) else {}),
         }
 
     def figure(self) -> Any:

@@ -34,7 +34,14 @@ if TYPE_CHECKING:
 
     from keymoments.store.store import Store
 
-__all__ = ["DEFAULT_MAX_FIT_CUSTOMERS", "FitSample", "fit_limit", "stratified_sample"]
+__all__ = [
+    "DEFAULT_MAX_FIT_CUSTOMERS",
+    "CustomerShare",
+    "FitSample",
+    "customer_share",
+    "fit_limit",
+    "stratified_sample",
+]
 
 #: the most customers (or journeys) a fit takes whole (issue 18: 2M)
 DEFAULT_MAX_FIT_CUSTOMERS = 2_000_000
@@ -131,8 +138,9 @@ def stratified_sample(
     if values <= 2:
         stratum, by = "CAST(y AS VARCHAR)", "the outcome's values"
     else:
-        stratum, by = f"CAST((row_number() OVER (ORDER BY y, k) - 1) * {_DECILES} // {total} AS VARCHAR)", (
-            "the outcome's deciles"
+        stratum, by = (
+            f"CAST((row_number() OVER (ORDER BY y, k) - 1) * {_DECILES} // {total} AS VARCHAR)",
+            ("the outcome's deciles"),
         )
     strata = f"strata AS (SELECT k, y, {stratum} AS s FROM {units} u)"
     sizes = run(f"WITH {strata} SELECT s AS stratum, count(*) AS total FROM strata GROUP BY s ORDER BY s")
@@ -148,3 +156,66 @@ def stratified_sample(
     table = sizes.assign(sampled=quota.to_numpy())
     unit = "journey" if key == "journey_id" else "customer"
     return FitSample(drawn, len(drawn), total, unit, by, table)
+
+
+#: hex digits of the md5 a customer share compares (16^8 buckets: a share's precision is 2.3e-10)
+_SHARE_DIGITS = 8
+
+
+@dataclass(frozen=True)
+class CustomerShare:
+    """A seeded share of the customers, drawn in the engine that holds the events, for analyses whose frame has
+    a row per customer but no single outcome to stratify on (segments, milestones).
+
+    A customer is drawn when the first hex digits of ``md5("km-share:<seed>:" || customer_id)`` fall under
+    ``threshold``: a Bernoulli draw with probability ``p``, the same customers on DuckDB and on Spark (both
+    compute the same md5), and no customer key ever reaches the driver. ``total`` customers were there to draw
+    from; :meth:`scale` turns the sample's counts into estimates for all of them."""
+
+    seed: int
+    p: float
+    total: int
+
+    @property
+    def threshold(self) -> str:
+        return f"{min(int(self.p * 16**_SHARE_DIGITS), 16**_SHARE_DIGITS - 1):0{_SHARE_DIGITS}x}"
+
+    def restrict(self, t: ir.Table) -> ir.Table:
+        """The events of ``t`` whose customer is drawn (a filter, evaluated in the engine)."""
+        import ibis
+
+        digest = (ibis.literal(f"km-share:{int(self.seed)}:") + t.customer_id.cast("string")).hexdigest("md5")
+        return t.filter(digest.substr(0, _SHARE_DIGITS) < self.threshold)
+
+    def drawn(self, keys: pd.Series) -> np.ndarray:
+        """Which of ``keys`` (customer ids) the share draws: the engine's rule, in Python (for frames that are
+        already on the driver, such as a store's outcomes)."""
+        import hashlib
+
+        salt, limit = f"km-share:{int(self.seed)}:", self.threshold
+        return np.fromiter(
+            (hashlib.md5((salt + str(k)).encode()).hexdigest()[:_SHARE_DIGITS] < limit for k in keys),
+            dtype=bool,
+            count=len(keys),
+        )
+
+    def scale(self, drawn: int) -> float:
+        """Customers in all per customer drawn: ``total / drawn`` (the ratio estimator)."""
+        return self.total / drawn if drawn else float("nan")
+
+    def warning(self, drawn: int, what: str = "figures") -> str:
+        return (
+            f"computed on a seeded sample of {drawn:,} of {self.total:,} customers (each drawn with probability "
+            f"{self.p:.3g}); the {what} are the sample's, counts of customers are scaled to all of them (x "
+            f"{self.scale(drawn):.3g}), and the intervals are the sample's (the limit is max_fit_customers, or "
+            "KM_MAX_FIT_CUSTOMERS)"
+        )
+
+
+def customer_share(t: ir.Table, limit: int, seed: int = 0) -> CustomerShare | None:
+    """A share of about ``limit`` of the customers in the events ``t`` (see :class:`CustomerShare`), or None when
+    they are at most ``limit`` (the analysis takes them all). One count of distinct customers runs in the engine."""
+    total = int(t.customer_id.nunique().execute())
+    if total <= limit:
+        return None
+    return CustomerShare(int(seed), limit / total, total)

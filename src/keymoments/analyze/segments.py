@@ -26,6 +26,7 @@ customers with no rated event left drop out of every tier.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Unpack
 
 import ibis
@@ -35,7 +36,8 @@ import pandas as pd
 from keymoments.analyze.base import Analysis, check_choice, mean_ci, proportion_ci, warn_small_sample
 from keymoments.analyze.filters import EventFilters, FilterParams
 from keymoments.analyze.order import events_table
-from keymoments.exceptions import InvalidParameterError, NotEnoughDataError
+from keymoments.analyze.sample import customer_share, fit_limit
+from keymoments.exceptions import InvalidParameterError, KeymomentsWarning, NotEnoughDataError
 
 __all__ = ["TIERS", "Segments", "customer_valence", "shrink"]
 
@@ -52,13 +54,24 @@ def customer_valence(data: Any) -> pd.DataFrame:
     tpm = t.group_by("touchpoint").aggregate(_tpm=t.valence.mean())
     t = t.left_join(tpm, "touchpoint")
     res = t.valence - t._tpm
-    df = t.group_by("customer_id").aggregate(
-        rated=t.valence.count(), raw_valence=t.valence.mean(), var=res.var(how="sample"), paid=paid.sum(),
-        has_paid=(t.value > 0).fill_null(False).any() if has_value else ibis.literal(False),
-    ).execute()
-    df = df.sort_values("customer_id", kind="stable").reset_index(drop=True)  # seeded bootstraps need one order
+    df = (
+        t.group_by("customer_id")
+        .aggregate(
+            rated=t.valence.count(),
+            raw_valence=t.valence.mean(),
+            var=res.var(how="sample"),
+            paid=paid.sum(),
+            has_paid=(t.value > 0).fill_null(False).any() if has_value else ibis.literal(False),
+        )
+        .execute()
+    )
+    df = df.sort_values("customer_id", kind="stable").reset_index(
+        drop=True
+    )  # seeded bootstraps need one order
     df["paid"] = pd.to_numeric(df["paid"]).astype(float)
-    df["valence"] = shrink(df["raw_valence"].to_numpy(float), df["rated"].to_numpy(float), df["var"].to_numpy(float))
+    df["valence"] = shrink(
+        df["raw_valence"].to_numpy(float), df["rated"].to_numpy(float), df["var"].to_numpy(float)
+    )
     return df
 
 
@@ -101,9 +114,11 @@ class Segments(EventFilters, Analysis):
         n_boot: int = 500,
         level: float = 0.95,
         seed: int = 0,
+        max_fit_customers: int | None = None,
         **filters: Unpack[FilterParams],
     ) -> None:
         self.spend = spend
+        self.max_fit_customers = max_fit_customers
         self.outcome = outcome
         self.share = share
         self.thresholds = thresholds
@@ -112,13 +127,16 @@ class Segments(EventFilters, Analysis):
         self.seed = seed
         self._set_filters(filters)
 
-    def _outcome_table(self, data: Any, outcomes: pd.DataFrame | None) -> tuple[pd.DataFrame | None, dict[str, bool]]:
-        """(the customer outcomes, {name: is yes/no}) from the store or the given frame."""
+    def _outcome_table(
+        self, data: Any, outcomes: pd.DataFrame | None, keys: list[str] | None = None
+    ) -> tuple[pd.DataFrame | None, dict[str, bool]]:
+        """(the customer outcomes, {name: is yes/no}) from the store (``keys``' only, when given) or the given
+        frame."""
         from keymoments.store.store import Store
 
         if outcomes is None and isinstance(data, Store):
             defs = {n: d == "bool" for n, (k, d) in data.outcome_names().items() if k == "customer_id"}
-            return (data.outcomes_wide(list(defs), key_kind="customer_id") if defs else None), defs
+            return (data.outcomes_wide(list(defs), key_kind="customer_id", keys=keys) if defs else None), defs
         if outcomes is None:
             return None, {}
         outcomes = outcomes.copy()
@@ -140,16 +158,41 @@ class Segments(EventFilters, Analysis):
                 f"The 'thresholds' parameter of Segments must be two increasing valences in [-1, 1]. Got {self.thresholds!r} instead."
             )
         if not (0 < self.share <= 1):
-            raise InvalidParameterError(f"The 'share' parameter of Segments must be in (0, 1]. Got {self.share!r} instead.")
-        outcomes, kinds = self._outcome_table(data, outcomes)
+            raise InvalidParameterError(
+                f"The 'share' parameter of Segments must be in (0, 1]. Got {self.share!r} instead."
+            )
+        _, kinds = self._outcome_table(data, outcomes, keys=[])
         for param in ("spend", "outcome"):
             name = getattr(self, param)
             if name is not None:
                 check_choice("Segments", param, name, list(kinds) or ["(no outcomes loaded)"])
-        cv = customer_valence(self._events(data))
+        events = self._events(data)
+        self.warnings_: list[str] = []
+        share = None
+        if (
+            "valence" in events.columns
+        ):  # above the limit, a seeded share of the customers, drawn in the engine
+            share = customer_share(
+                events.filter(events.valence.notnull()),
+                fit_limit(self.max_fit_customers, "Segments"),
+                self.seed,
+            )
+            if share is not None:
+                events = share.restrict(events)
+        cv = customer_valence(events)
         cv = cv[cv["rated"] > 0].copy()
+        outcomes, kinds = self._outcome_table(
+            data, outcomes, keys=None if share is None else list(cv["customer_id"].astype(str))
+        )
+        scale = 1.0
+        if share is not None:
+            scale = share.scale(len(cv))
+            self.warnings_.append(share.warning(len(cv), "tiers' means, rates and the what-if's spends"))
+            warnings.warn(self.warnings_[-1], KeymomentsWarning, stacklevel=2)
         if cv.empty and not self.filters and int(events_table(data).count().execute()) == 0:
-            raise NotEnoughDataError("No events in the store to form segments from; ingest events first (`keymoments ingest FILE`).")
+            raise NotEnoughDataError(
+                "No events in the store to form segments from; ingest events first (`keymoments ingest FILE`)."
+            )
         if cv.empty:
             raise NotEnoughDataError(
                 "No customer has a rated event"
@@ -167,7 +210,14 @@ class Segments(EventFilters, Analysis):
             df = cv.merge(outcomes, on="customer_id", how="left")
         spend_col = self.spend
         if spend_col is None:
-            spend_col = next((n for n, b in kinds.items() if not b and any(w in n.lower() for w in ("spend", "revenue", "value"))), None)
+            spend_col = next(
+                (
+                    n
+                    for n, b in kinds.items()
+                    if not b and any(w in n.lower() for w in ("spend", "revenue", "value"))
+                ),
+                None,
+            )
         if spend_col is None and cv["has_paid"].any():
             spend_col = "paid"
         shown = [self.outcome] if self.outcome is not None else [n for n, b in kinds.items() if b]
@@ -178,7 +228,7 @@ class Segments(EventFilters, Analysis):
             d = df[df["tier"] == tier]
             n = len(d)
             warn_small_sample(f"The {tier!r} tier", n)
-            row: dict[str, Any] = {"tier": tier, "customers": n, "share": n / len(df),
+            row: dict[str, Any] = {"tier": tier, "customers": round(n * scale), "share": n / len(df),
                                    "mean_valence": float(d["valence"].mean()) if n else np.nan}  # fmt: skip
             if spend_col is not None:
                 m, lo, hi, _ = mean_ci(d[spend_col].to_numpy(dtype=float), self.level)
@@ -197,13 +247,14 @@ class Segments(EventFilters, Analysis):
         self.outcomes_ = shown
         self.whatif_column_ = value_col
         self.whatif_unit_ = None if value_col is None else ("customers" if kinds.get(value_col) else "money")
-        self.whatif_ = self._whatif(df, value_col) if value_col is not None else None
+        self.whatif_ = self._whatif(df, value_col, scale) if value_col is not None else None
         return self
 
-    def _whatif(self, df: pd.DataFrame, spend_col: str) -> dict[str, Any]:
+    def _whatif(self, df: pd.DataFrame, spend_col: str, scale: float = 1.0) -> dict[str, Any]:
+        """``scale``: customers in all per customer in ``df`` (a sample's frame), so the gains are for all."""
         spend = {t: df.loc[df["tier"] == t, spend_col].to_numpy(dtype=float) for t in TIERS}
         spend = {t: s[~np.isnan(s)] for t, s in spend.items()}
-        n = {t: int((df["tier"] == t).sum()) for t in TIERS}
+        n = {t: int((df["tier"] == t).sum()) * scale for t in TIERS}
 
         def gains(s: dict[str, np.ndarray]) -> tuple[float, float]:
             mu = {t: s[t].mean() if len(s[t]) else np.nan for t in TIERS}
@@ -229,8 +280,18 @@ class Segments(EventFilters, Analysis):
             "share_moved": self.share,
             "on": spend_col,
             "unit": self.whatif_unit_,
-            "middle_up": {"gain": g_mid, "ci_low": ci(bm)[0], "ci_high": ci(bm)[1], "customers_moved": self.share * n["middling"]},
-            "unhappy_up": {"gain": g_low, "ci_low": ci(bl)[0], "ci_high": ci(bl)[1], "customers_moved": self.share * n["unhappy"]},
+            "middle_up": {
+                "gain": g_mid,
+                "ci_low": ci(bm)[0],
+                "ci_high": ci(bm)[1],
+                "customers_moved": self.share * n["middling"],
+            },
+            "unhappy_up": {
+                "gain": g_low,
+                "ci_low": ci(bl)[0],
+                "ci_high": ci(bl)[1],
+                "customers_moved": self.share * n["unhappy"],
+            },
             "ratio": float(g_mid / g_low) if np.isfinite(g_mid) and g_low and g_low > 0 else None,
             "ratio_ci_low": ci(ratios)[0] if len(ratios) > 0.9 * len(bm) and bm else None,
             "ratio_ci_high": ci(ratios)[1] if len(ratios) > 0.9 * len(bm) and bm else None,
@@ -252,9 +313,16 @@ class Segments(EventFilters, Analysis):
         for o in self.outcomes_:  # each outcome's rate (or mean) with its interval, as one readable cell each
             col = f"{o}_rate" if f"{o}_rate" in t.columns else f"{o}_mean"
             pct = col.endswith("_rate")
-            table[col] = [_with_ci(v, lo, hi, pct) for v, lo, hi in zip(t[col], t[f"{o}_ci_low"], t[f"{o}_ci_high"], strict=True)]
-        spend = f"spend = {self.spend_column_}" + (" (money paid in events)" if self.spend_column_ == "paid" else "") \
-            if self.spend_column_ else "no spend (name one with --spend)"
+            table[col] = [
+                _with_ci(v, lo, hi, pct)
+                for v, lo, hi in zip(t[col], t[f"{o}_ci_low"], t[f"{o}_ci_high"], strict=True)
+            ]
+        spend = (
+            f"spend = {self.spend_column_}"
+            + (" (money paid in events)" if self.spend_column_ == "paid" else "")
+            if self.spend_column_
+            else "no spend (name one with --spend)"
+        )
         print_table(table, title=f"Valence tiers (unhappy below {self.thresholds[0]:+.2f}, happy from "
                                  f"{self.thresholds[1]:+.2f}); {spend}")  # fmt: skip
         console.print(self.whatif_text())
@@ -271,7 +339,11 @@ class Segments(EventFilters, Analysis):
         def gain(g: dict[str, float]) -> str:
             if not np.isfinite(g["gain"]):
                 return "not estimable (a tier is empty)"
-            ci = f" [{fmt.format(g['ci_low'])}, {fmt.format(g['ci_high'])}]" if np.isfinite(g["ci_low"]) else ""
+            ci = (
+                f" [{fmt.format(g['ci_low'])}, {fmt.format(g['ci_high'])}]"
+                if np.isfinite(g["ci_low"])
+                else ""
+            )
             return fmt.format(g["gain"]) + ci
 
         ratio = (f"; the middle is worth {w['ratio']:.2f}x the unhappy" if w["ratio"] is not None
@@ -301,6 +373,7 @@ class Segments(EventFilters, Analysis):
             "whatif": self.whatif_,
             "ratio": self.whatif_["ratio"] if self.whatif_ else None,
             "filters": self.filters,
+            **({"warnings": list(self.warnings_)} if getattr(self, "warnings_", None) else {}),
         }
 
     def figure(self) -> Any:
