@@ -119,23 +119,30 @@ def _finish(
     dtype: str,
     value_per_customer: float | None = None,
 ) -> Prepared:
-    """Join experiences, outcome and controls on the unit key; drop units without outcome or experience."""
+    """Join experiences, outcome and controls on the unit key; drop units without outcome or experience.
+
+    Only the keys are sorted and joined; the experiences are gathered once, by position, from ``wide`` (no copy
+    of the whole frame per step: at millions of units each copy is most of the driver's memory)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     # rows in key order: a GROUP BY returns them in any order, and the seeded bootstrap and CV folds must not
-    # depend on it (same data, same answer)
-    by_key = np.argsort(wide[key].astype(str).to_numpy(), kind="stable")
-    wide = wide.iloc[by_key].reset_index(drop=True)
-    if counts is not None:
-        counts = counts.iloc[by_key].reset_index(drop=True)
-    df = wide.assign(_pos=np.arange(len(wide))).merge(ydf, on=key, how="inner")
+    # depend on it (same data, same answer); Arrow sorts the strings without making Python objects of them
+    # (by UTF-8 bytes, which is code-point order, as Python sorts them)
+    keys = wide[key].astype(str)
+    by_key = np.asarray(pc.sort_indices(pa.array(keys)))
+    pairs = pd.DataFrame({key: keys.iloc[by_key].reset_index(drop=True), "_pos": by_key})
+    df = pairs.merge(ydf[[key, mot.outcome]], on=key, how="inner")  # the left order: by key
+    del pairs
+    rows = df["_pos"].to_numpy()
     y, dt = _outcome_values(df[mot.outcome], mot.outcome)
-    V = df[tps].astype("float64")
-    if counts is not None:
-        met = pd.DataFrame(counts.to_numpy()[df["_pos"].to_numpy()] > 0, columns=tps)
-    else:
-        met = V.notna()
-    keep = ~np.isnan(y) & V.notna().any(axis=1).to_numpy()
+    values = wide[tps].to_numpy(dtype="float64")[rows]
+    met_rows = counts.to_numpy()[rows] > 0 if counts is not None else ~np.isnan(values)
+    keep = ~np.isnan(y) & ~np.isnan(values).all(axis=1)
     n_dropped = int(len(wide) + len(ydf) - 2 * len(df) + (~keep).sum())
-    V, y, met = V[keep].reset_index(drop=True), y[keep], met[keep]
+    V = pd.DataFrame(values[keep], columns=tps)
+    del values
+    y, met = y[keep], pd.DataFrame(met_rows[keep], columns=tps)
     C = None
     if controls is not None:
         C = df.loc[keep, [key]].merge(controls, on=key, how="left").drop(columns=[key]).reset_index(drop=True)
@@ -230,11 +237,11 @@ def _from_events(
     kexpr = journey_key(units) if key == "journey_id" else units.customer_id
     aggs: dict[str, Any] = {}
     has_value = "value" in t.columns
+    # per touchpoint: the mean valence and whether the unit met it (a bool: only that is used); the money spent
+    # there is fetched only where no valence is (presence mode, below): a row per unit is what reaches the driver
     for i, tp in enumerate(tps):
         aggs[f"v{i}"] = val.mean(where=units.touchpoint == tp)
-        aggs[f"c{i}"] = units.count(where=units.touchpoint == tp)
-        if has_value:
-            aggs[f"s{i}"] = units.value.sum(where=(units.touchpoint == tp) & (units.value > 0))
+        aggs[f"c{i}"] = (units.touchpoint == tp).any()
     by_customer = controls is not None and "_by_customer" in controls.columns
     if by_customer:
         aggs["_cust"] = units.customer_id.cast("string").min()
@@ -250,11 +257,15 @@ def _from_events(
         )
     # copies: a view would keep the engine's whole frame alive through the fit (``del raw`` below)
     wide[tps] = raw[[f"v{i}" for i in range(len(tps))]].to_numpy(dtype=float, copy=True)
-    # only whether a unit met each touchpoint is used (``> 0``), so it is kept as such: an eighth of the counts
-    counts = pd.DataFrame(raw[[f"c{i}" for i in range(len(tps))]].to_numpy() > 0, columns=tps)
-    spent = (pd.DataFrame(raw[[f"s{i}" for i in range(len(tps))]].to_numpy(dtype=float, copy=True), columns=tps).fillna(0.0)
-             if has_value and wide[tps].isna().all().all() else None)  # fmt: skip
-    del raw  # the engine's frame (a row per unit, three columns per touchpoint): not held through the fit
+    counts = pd.DataFrame(raw[[f"c{i}" for i in range(len(tps))]].to_numpy(dtype=bool), columns=tps)
+    del raw  # the engine's frame (a row per unit, two columns per touchpoint): not held through the fit
+    spent = None
+    if has_value and wide[tps].isna().all().all():  # presence mode: the money spent at each touchpoint
+        paid = {f"s{i}": units.value.sum(where=(units.touchpoint == tp) & (units.value > 0)) for i, tp in enumerate(tps)}
+        sraw = units.group_by(_k=kexpr.cast("string")).aggregate(**paid).execute()
+        sraw = sraw.set_index(sraw["_k"].astype(str)).reindex(wide[key].astype(str))  # the first frame's order
+        spent = pd.DataFrame(sraw[list(paid)].to_numpy(dtype=float), columns=tps).fillna(0.0)
+        del sraw
     ydf = ydf.assign(**{key: ydf[key].astype(str)})
     stats = _event_stats(t, journey, journey_key(t))
     if wide[tps].isna().all().all():  # no valence anywhere: what presence, money and milestones say instead
