@@ -337,7 +337,10 @@ def _write(args: argparse.Namespace, sizes: list[int], analyses: list[str], engi
            final: bool = False) -> None:  # fmt: skip
     """Write the results so far to ``--out`` (after each size, so a later size's failure keeps them)."""
     report = {
-        "command": f"python bench/bench_spark.py --sizes {','.join(map(str, sizes))} --master {args.master}"
+        # the fit limit is a setting the results depend on: a run with it set says so in its command
+        "command": (f"KM_MAX_FIT_CUSTOMERS={os.environ['KM_MAX_FIT_CUSTOMERS']} "
+                    if os.environ.get("KM_MAX_FIT_CUSTOMERS") else "")
+        + f"python bench/bench_spark.py --sizes {','.join(map(str, sizes))} --master {args.master}"
         + (f" --analyses {args.analyses}" if set(analyses) != set(ANALYSES) else "")
         + (f" --engines {args.engines}" if set(engines) != set(ENGINES) else "")
         + (f" --customers {args.customers}" if args.customers else "")
