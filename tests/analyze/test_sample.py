@@ -202,3 +202,13 @@ def test_milestones_above_the_limit_draw_a_share_and_scale_their_counts(demo_sto
         )
     s, t = sampled["time_to_second"], whole["time_to_second"]
     assert abs(s["customers"] - t["customers"]) <= 3 and abs(s["share"] - t["share"]) < 0.15
+
+
+def test_a_fit_that_fails_leaves_nothing_fitted(demo_store):
+    from keymoments.exceptions import NotEnoughDataError
+
+    m = Milestones("retained", min_customers=10**9)
+    with pytest.raises(NotEnoughDataError, match="No milestones in the data"):
+        m.fit(demo_store)
+    with pytest.raises(NotEnoughDataError, match="not fitted yet"):
+        m.summary  # noqa: B018

@@ -303,15 +303,15 @@ class Milestones(EventFilters, Analysis):
         # above the limit, a seeded share of the customers, drawn in the engine: counts are scaled to all
         share = customer_share(events, fit_limit(self.max_fit_customers, "Milestones"), self.seed)
         scale = 1.0
-        self.warnings_: list[str] = []
+        notes: list[str] = []  # the result's warnings (set with the rest: a failed fit leaves nothing fitted)
         if share is not None:
             events = share.restrict(events)
             drawn = int(events.customer_id.nunique().execute())
             scale = share.scale(drawn)
-            self.warnings_.append(
+            notes.append(
                 share.warning(drawn, "rates, their intervals and the numbers behind them (_n)")
             )
-            warnings.warn(self.warnings_[-1], KeymomentsWarning, stacklevel=2)
+            warnings.warn(notes[-1], KeymomentsWarning, stacklevel=2)
         cr = milestone_crossings(
             data, counts=self.counts, purchase_counts=self.purchase_counts, years=self.years,
             spend_thresholds=self.spend_thresholds, events=events,
@@ -371,6 +371,7 @@ class Milestones(EventFilters, Analysis):
                     row[f"{label}_ci_low"], row[f"{label}_ci_high"] = lo, hi
             rows.append(row)
         self.crossings_ = cr
+        self.warnings_ = notes
         self.spend_thresholds_ = list(thresholds)
         self.second_ = time_to_second(events)
         if self.second_ and share is not None:

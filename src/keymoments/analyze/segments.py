@@ -167,7 +167,7 @@ class Segments(EventFilters, Analysis):
             if name is not None:
                 check_choice("Segments", param, name, list(kinds) or ["(no outcomes loaded)"])
         events = self._events(data)
-        self.warnings_: list[str] = []
+        notes: list[str] = []  # the result's warnings (set with the rest: a failed fit leaves nothing fitted)
         share = None
         if (
             "valence" in events.columns
@@ -187,8 +187,8 @@ class Segments(EventFilters, Analysis):
         scale = 1.0
         if share is not None:
             scale = share.scale(len(cv))
-            self.warnings_.append(share.warning(len(cv), "tiers' means, rates and the what-if's spends"))
-            warnings.warn(self.warnings_[-1], KeymomentsWarning, stacklevel=2)
+            notes.append(share.warning(len(cv), "tiers' means, rates and the what-if's spends"))
+            warnings.warn(notes[-1], KeymomentsWarning, stacklevel=2)
         if cv.empty and not self.filters and int(events_table(data).count().execute()) == 0:
             raise NotEnoughDataError(
                 "No events in the store to form segments from; ingest events first (`keymoments ingest FILE`)."
@@ -243,6 +243,7 @@ class Segments(EventFilters, Analysis):
                     row[f"{b}_mean"], row[f"{b}_ci_low"], row[f"{b}_ci_high"] = m, mlo, mhi
             rows.append(row)
         self.tiers_ = pd.DataFrame(rows)
+        self.warnings_ = notes
         self.spend_column_ = spend_col
         self.outcomes_ = shown
         self.whatif_column_ = value_col
