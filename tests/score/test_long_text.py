@@ -71,3 +71,16 @@ def test_a_long_text_is_judged_by_all_of_it(scorer: SemanticScorer) -> None:
     assert before.valence[0] > 0 > after.valence[0]  # cut at 128 word pieces it read as praise; whole, it is not
     # the pooled valence lies within its segments' range
     assert min(s["valence"] for s in segs) <= after.valence[0] <= max(s["valence"] for s in segs)
+
+
+def test_the_pooled_valence_is_the_weighted_mean_of_the_segments(scorer: SemanticScorer) -> None:
+    from keymoments.score.semantic import FIRST_SEGMENT_WEIGHT, segment_weights
+
+    review = MIXED * 3 + GOOD * 2
+    out = scorer.score([review])
+    segs = out.extra["segments"][0]
+    weight = segment_weights([s["text"] for s in segs])
+    assert weight[0] == pytest.approx(FIRST_SEGMENT_WEIGHT * np.sqrt(len(segs[0]["text"].split())))
+    # valence is linear in the probabilities, so the pooled valence is the same weighted mean of the segments'
+    pooled = weight @ np.array([s["valence"] for s in segs]) / weight.sum()
+    assert out.valence[0] == pytest.approx(pooled, abs=1e-9)

@@ -28,7 +28,8 @@ judged by its opening. A text of more than ``LONG_TEXT_WORDS`` words is cut into
 windows of ``LONG_TEXT_WORDS`` words, overlapping by a quarter, where a sentence is longer: some reviews have no
 full stops), each segment is scored by the 3-layer encoder with the general head, and the text's probabilities
 are the mean of its segments', each weighted by the square root of its word count (a long segment says more,
-but not proportionally more). ``TextScores.extra["segments"]`` keeps each long text's segments with their
+but not proportionally more), the first segment twice over (a title or an opening sentence usually states the
+verdict; :func:`segment_weights`). ``TextScores.extra["segments"]`` keeps each long text's segments with their
 valence and sentiment, so a quote can show the sentence that carries the emotion. Chosen on design halves of two
 rated review sets; ``docs/experiments.md`` has the variants and ``bench/bench_long_text.py`` the held-out figures.
 
@@ -59,6 +60,7 @@ __all__ = [
     "SemanticScorer",
     "scores_from_proba",
     "segment_text",
+    "segment_weights",
 ]
 
 #: The shipped general heads (a few KiB), one per encoder depth.
@@ -104,6 +106,22 @@ def segment_text(text: str, max_words: int = LONG_TEXT_WORDS) -> list[str]:
             if start + max_words >= len(words):
                 break
     return out or [text]
+
+
+#: how much more the first segment (a review's title or opening sentence, where people state their verdict) weighs
+FIRST_SEGMENT_WEIGHT = 2.0
+
+
+def segment_weights(segments: list[str]) -> np.ndarray:
+    """The pooling weights of a long text's segments: the square root of each one's word count, the first one's
+    times :data:`FIRST_SEGMENT_WEIGHT` (chosen on design halves of two rated review sets, ``docs/experiments.md``).
+
+    >>> segment_weights(["Loved it.", "The room was small and the view was of a wall."]).round(2).tolist()
+    [2.83, 3.32]
+    """
+    weight = np.sqrt([max(len(p.split()), 1) for p in segments]).astype(float)
+    weight[0] *= FIRST_SEGMENT_WEIGHT
+    return weight
 
 
 class _MeanHead:
@@ -223,7 +241,7 @@ class SemanticScorer:
                 rows = seg_proba[start : start + len(ps)]
                 start += len(ps)
                 rows = rows / np.maximum(rows.sum(axis=1, keepdims=True), 1e-12)
-                weight = np.sqrt([len(p.split()) for p in ps])
+                weight = segment_weights(ps)
                 proba[i] = weight @ rows / weight.sum()
                 valence = rows[:, 2] - rows[:, 0]
                 segments[i] = [
