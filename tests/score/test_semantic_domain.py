@@ -75,3 +75,34 @@ def test_refuses_what_it_cannot_learn_from():
         fit_domain_model(["good", "bad"], [5], "stars5")
     with pytest.raises(ConfigError, match="not fitted"):
         DomainTextModel().score(["hello"])
+
+
+def test_a_long_text_is_read_whole(model):
+    from keymoments.score.semantic import LONG_TEXT_WORDS, segment_text, segment_weights
+
+    general = model.general
+    praise = "smooth ride and the staff were lovely. " * 3
+    complaint = "the bike chain snapped and the brakes failed and nobody came to help us for an hour. " * 4
+    long_text = praise + complaint  # the first 128 word pieces are mostly praise; most of the text is not
+    assert len(long_text.split()) > LONG_TEXT_WORDS
+    short = "the bike chain snapped"
+    vectors = general.text_vectors([short, long_text])
+    np.testing.assert_allclose(vectors[0], general.embed([short])[0], atol=1e-6)  # a short text: its own vector
+    pieces = segment_text(long_text)
+    weight = segment_weights(pieces)
+    pooled = weight @ general.embed(pieces) / weight.sum()
+    np.testing.assert_allclose(vectors[1], pooled / np.linalg.norm(pooled), atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert model.score([long_text]).sentiment[0] == "negative"
+
+
+def test_the_general_row_is_what_the_general_scorer_answers(model):
+    """The comparison is with the general scorer as it scores (long texts pooled), not its head on other vectors."""
+    from sklearn.metrics import f1_score
+
+    from keymoments.score.domain import valence_to_class
+    from keymoments.events import rating_to_valence
+
+    y = valence_to_class(np.array([rating_to_valence(r, "stars5") for r in STARS]))
+    general = np.argmax(model.general.score(TEXTS).probabilities, axis=1)
+    assert model.summary.loc["general", "macro_f1"] == pytest.approx(f1_score(y, general, average="macro"), abs=1e-3)

@@ -5,11 +5,13 @@ rating is a label the business already paid for: :func:`fit_domain_model` turns 
 (any scale of :data:`keymoments.events.RATING_SCALES`, or valences directly), the valence into a class
 (negative below ``-neutral_band``, positive above ``+neutral_band``, neutral between; 0.25 by default, so on a
 5-star scale 1-2 are negative, 3 neutral, 4-5 positive), and fits a three-class multinomial logistic head on
-the MiniLM embeddings of the texts, with balanced class weights (complaints usually outnumber praise).
+the MiniLM embeddings of the texts, with balanced class weights (complaints usually outnumber praise). A text of
+more than 40 words is read whole: its vector is the weighted mean of its sentences' vectors
+(:meth:`~keymoments.score.semantic.SemanticScorer.text_vectors`), not the encoder's first 128 word pieces.
 
 Before anyone trusts it, it says how good it is: ``cv_`` holds the stratified k-fold cross-validated macro-F1 and
 accuracy of the domain head, next to the same figures for the general shipped head on the same texts (which
-never saw them), so ``summary`` shows the gain (or loss: with few or inconsistent ratings, keep the general
+never saw them, long texts pooled from their sentences as the general scorer does), so ``summary`` shows the gain (or loss: with few or inconsistent ratings, keep the general
 model). The fitted model is a :class:`~keymoments.score.base.TextScorer` named ``"semantic-domain"``; save it
 with :meth:`DomainTextModel.save` and load it with :meth:`DomainTextModel.load`.
 """
@@ -99,8 +101,8 @@ class DomainTextModel:
                 stacklevel=2,
             )
         kept_texts = [t for t, k in zip(texts, keep, strict=False) if k]
-        x = self.general.embed(kept_texts) if embeddings is None else np.asarray(embeddings, dtype=np.float32)[keep]
-        self.cv_ = self._cross_validate(x, y, folds)
+        x = self.general.text_vectors(kept_texts) if embeddings is None else np.asarray(embeddings, dtype=np.float32)[keep]
+        self.cv_ = self._cross_validate(x, y, folds, self.general.proba(kept_texts))
         self.head_ = self._fit_head(x, y)
         self.head_.meta = {"n": int(len(y)), "counts": counts.tolist(), "depth": self.depth, "neutral_band": self.neutral_band}
         self.n_ = int(len(y))
@@ -118,14 +120,15 @@ class DomainTextModel:
             intercept[cls] = clf.intercept_[row] if len(clf.classes_) > 2 else (clf.intercept_[0] if row == 1 else -clf.intercept_[0]) / 2
         return SoftmaxHead(coef, intercept)
 
-    def _cross_validate(self, x: np.ndarray, y: np.ndarray, folds: int) -> pd.DataFrame:
+    def _cross_validate(self, x: np.ndarray, y: np.ndarray, folds: int, general_proba: np.ndarray) -> pd.DataFrame:
+        """The domain head's k-fold figures beside the general scorer's answers (``general_proba``) on the same texts."""
         from sklearn.metrics import accuracy_score, f1_score  # noqa: PLC0415
         from sklearn.model_selection import StratifiedKFold  # noqa: PLC0415
 
         pred = np.zeros_like(y)
         for train, test in StratifiedKFold(folds, shuffle=True, random_state=self.seed).split(x, y):
             pred[test] = np.argmax(self._fit_head(x[train], y[train]).predict_proba(x[test]), axis=1)
-        general = np.argmax(self.general.head_.predict_proba(x), axis=1)
+        general = np.argmax(general_proba, axis=1)
         labels = sorted(set(y.tolist()))
         rows = []
         for model, p in (("general", general), ("domain (cv)", pred)):
@@ -167,7 +170,7 @@ class DomainTextModel:
 
     def predict_proba(self, texts: list[str | None], embeddings: np.ndarray | None = None) -> np.ndarray:
         self._check_fitted()
-        x = self.general.embed(list(texts)) if embeddings is None else embeddings
+        x = self.general.text_vectors(list(texts)) if embeddings is None else embeddings
         return self.head_.predict_proba(x)
 
     def score(self, texts: list[str | None]) -> TextScores:

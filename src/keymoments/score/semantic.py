@@ -206,6 +206,31 @@ class SemanticScorer:
         with self._lock:
             return self.encoder_.encode(texts)
 
+    def text_vectors(self, texts: list[str | None]) -> np.ndarray:
+        """(n, 384) unit vectors, one per text, for heads fitted on whole texts (a domain model): a text of more
+        than ``LONG_TEXT_WORDS`` words gets the weighted mean of its segments' vectors (:func:`segment_weights`),
+        made unit length again, so that all of it counts, not its first 128 word pieces; others, :meth:`embed`'s."""
+        texts = list(texts)
+        long = [i for i, t in enumerate(texts) if self.long_text and isinstance(t, str) and len(t.split()) > LONG_TEXT_WORDS]
+        out = np.zeros((len(texts), 384), dtype=np.float32)
+        short = np.setdiff1d(np.arange(len(texts)), long)
+        if len(short):
+            out[short] = self.embed([texts[i] for i in short])
+        if long:
+            pieces = [segment_text(str(texts[i])) for i in long]
+            flat = self.embed([p for ps in pieces for p in ps])
+            start = 0
+            for i, ps in zip(long, pieces, strict=True):
+                weight = segment_weights(ps)
+                pooled = weight @ flat[start : start + len(ps)] / weight.sum()
+                start += len(ps)
+                out[i] = pooled / max(float(np.linalg.norm(pooled)), 1e-12)
+        return out
+
+    def proba(self, texts: list[str | None]) -> np.ndarray:
+        """(n, 3) probabilities (negative, neutral, positive) as :meth:`score` gives them, long texts pooled."""
+        return self._proba(list(texts))[0]
+
     def _long_scorer(self) -> SemanticScorer:
         """The scorer of long texts' segments: this one when it is the 3-layer general model, else one built once."""
         if self.depth == "balanced" and self.head == "general":
