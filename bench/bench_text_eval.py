@@ -125,6 +125,8 @@ def tagging_sets(split: str) -> list[tuple[str, str, pd.DataFrame, object, list[
          pd.read_csv(data / "twcs_negative_topics.csv", dtype=str), support),
         ("support_593", "593 other negative tweets (other labellers), 8 support topics",
          pd.read_csv(data / "twcs_more_negative_topics.csv", dtype=str), support),
+        ("support_1117", "1,117 other inbound tweets of every kind (other labellers), 8 support topics",
+         pd.read_csv(data / "twcs_more_topics.csv", dtype=str), support),
         ("airline_journey", "213 complaints to airlines, the demo's airline journey", complaints, airline),
         ("airline_reasons", "the 213 airline complaints, 9 complaint reasons",
          pd.read_csv(data / "twcs_airline_reasons.csv", dtype=str).rename(columns={"reason": "topic"}),

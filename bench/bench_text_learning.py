@@ -14,7 +14,9 @@ The simulated analyst: the tagger offers the uncorrected texts of the correction
 (smallest gap between the two most likely tags); the analyst gives each its true label (a confirmation counts as
 a correction), ten texts a page; after each page the tagger refits and the order is recomputed. The zero-shot
 tagger is calibrated, without labels, on all the texts of the set (design and held-out, as a store holds them).
-No set has 500 design rows: "500" is capped at what a set's correction pool holds, and the results say so.
+"500" is capped at what a set's correction pool holds, and the results say so; only ``support_1117`` (1,117
+inbound tweets of every kind) has more than 500 design rows. ``--sets KEYS`` runs some sets only (with ``--out``,
+into a file of their own).
 """
 
 from __future__ import annotations
@@ -54,14 +56,17 @@ PAGE = 10
 RANDOM_DRAWS = 5
 
 
-def prepared_sets(layers: int = 6) -> list[dict]:
+def prepared_sets(layers: int = 6, only: list[str] | None = None) -> list[dict]:
     """Per labelled set: texts, labels (class index), split, prior logits, vectors, description vectors.
 
-    ``layers``: the depth of the tagger's encoder (6, the default tagger's; fewer for trying faster taggers)."""
+    ``layers``: the depth of the tagger's encoder (6, the default tagger's; fewer for trying faster taggers);
+    ``only``: these sets' keys (default: every set)."""
     design = {k: (name, rows, journey) for k, name, rows, journey, _ in tagging_sets(splits.DESIGN)}
     held = {k: rows for k, _, rows, _, _ in tagging_sets(splits.HELDOUT)}
     out = []
     for key, (name, d_rows, journey) in design.items():
+        if only is not None and key not in only:
+            continue
         rows = pd.concat([d_rows.assign(split=splits.DESIGN), held[key].assign(split=splits.HELDOUT)], ignore_index=True)
         texts = rows["text"].astype(str).tolist()
         classes = [tp.name for tp in journey.touchpoints] + [OTHER]
@@ -293,6 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     group.add_argument("--speed", action="store_true", help="seconds per correction through a store of 5,000 texts")
     ap.add_argument("--out", default=None, help="the results file's name under bench/out (default per mode)")
     ap.add_argument("--layers", type=int, default=6, help="the tagger encoder's depth (design runs; default 6)")
+    ap.add_argument("--sets", default=None, help="only these sets (comma-separated keys, e.g. support_1117)")
     args = ap.parse_args(argv)
     if args.speed:
         speed = store_refit_speed()
@@ -304,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     if args.heldout and args.layers != 6:
         ap.error("--heldout reports the shipped tagger: leave --layers at 6")
-    sets = prepared_sets(args.layers)
+    sets = prepared_sets(args.layers, only=args.sets.split(",") if args.sets else None)
     load = os.getloadavg()[0]
     if args.design:
         rows = design_run(sets)
@@ -313,8 +319,9 @@ def main(argv: list[str] | None = None) -> int:
     else:
         figures = heldout_run(sets)
         method, kw = CHOSEN
-        path = write_out("text_learning.json", {
-            "split": splits.HELDOUT, **provenance("bench/bench_text_learning.py --heldout"),
+        command = "bench/bench_text_learning.py --heldout" + (f" --sets {args.sets}" if args.sets else "") + (f" --out {args.out}" if args.out else "")
+        path = write_out(args.out or "text_learning.json", {
+            "split": splits.HELDOUT, **provenance(command),
             "load_average": round(load, 1), "method": f"CorrectionLearner({method!r}, {kw})",
             "simulation": f"active-learning order, pages of {PAGE}, refit after each page; random labels: mean of "
                           f"{RANDOM_DRAWS} draws, LogisticRegression(C=10)",

@@ -33,6 +33,7 @@ TWEET_SETS = (
     "twcs_inbound_labels.csv",
     "twcs_negative_topics.csv",
     "twcs_more_negative_topics.csv",
+    "twcs_more_topics.csv",
     "twcs_airline_topics.csv",
     "twcs_airline_reasons.csv",
 )
