@@ -99,8 +99,9 @@ def learner_for(method: str, s: dict, **kw) -> CorrectionLearner:
 
 
 def active_learning(s: dict, pool: np.ndarray, test: np.ndarray, budgets: list[int], method: str,
-                    order: str = "uncertain", seed: int = 0, **kw) -> dict[int, float]:  # fmt: skip
-    """Accuracy on ``test`` after each budget of corrections from ``pool`` (a page of 10 at a time)."""
+                    order: str = "uncertain", seed: int = 0, hits: dict | None = None, **kw) -> dict[int, float]:  # fmt: skip
+    """Accuracy on ``test`` after each budget of corrections from ``pool`` (a page of 10 at a time); ``hits``, when
+    given, receives each budget's per-row correctness on ``test``."""
     prior, x, y = s["prior"], s["vectors"], s["y"]
     labels = np.full(len(y), -1)
     rng = np.random.default_rng(seed)
@@ -120,12 +121,16 @@ def active_learning(s: dict, pool: np.ndarray, test: np.ndarray, budgets: list[i
             labels[take] = y[take]
             done += len(take)
             learner = learner_for(method, s, **kw).fit(prior, x, labels)
-        out[budget] = float(np.mean(learner.predict_proba(prior[test], x[test]).argmax(axis=1) == y[test]))
+        right = learner.predict_proba(prior[test], x[test]).argmax(axis=1) == y[test]
+        out[budget] = float(np.mean(right))
+        if hits is not None:
+            hits[budget] = right.astype(float)
     return out
 
 
-def random_logistic(s: dict, pool: np.ndarray, test: np.ndarray, n: int) -> float:
-    """Mean accuracy over draws of a logistic regression (C=10, as the supervised ceiling) on ``n`` random labels."""
+def random_logistic(s: dict, pool: np.ndarray, test: np.ndarray, n: int, hits: list | None = None) -> float:
+    """Mean accuracy over draws of a logistic regression (C=10, as the supervised ceiling) on ``n`` random labels;
+    ``hits``, when given, receives each test row's share of draws that got it right."""
     from sklearn.linear_model import LogisticRegression
 
     x, y = s["vectors"], s["y"]
@@ -137,6 +142,10 @@ def random_logistic(s: dict, pool: np.ndarray, test: np.ndarray, n: int) -> floa
         else:
             pred = LogisticRegression(C=10.0, max_iter=2000).fit(x[pick], y[pick]).predict(x[test])
         accs.append(float(np.mean(pred == y[test])))
+        if hits is not None:
+            hits.append((pred == y[test]).astype(float))
+    if hits is not None:
+        hits[:] = [np.mean(hits, axis=0)]
     return float(np.mean(accs))
 
 
@@ -203,7 +212,8 @@ def heldout_run(sets: list[dict]) -> dict:
         test = np.flatnonzero(s["split"] == splits.HELDOUT)
         y = s["y"][test]
         budgets = [min(b, len(pool)) for b in BUDGETS]
-        al = active_learning(s, pool, test, budgets, method, **kw)
+        al_hits: dict[int, np.ndarray] = {}
+        al = active_learning(s, pool, test, budgets, method, hits=al_hits, **kw)
         rand_order = active_learning(s, pool, test, budgets, method, order="random", **kw)
         tagger, cosine = zero_shot(s, test)
         tag_pred = s["prior"][test].argmax(axis=1)
@@ -220,7 +230,12 @@ def heldout_run(sets: list[dict]) -> dict:
             "zero_shot_minus_cosine": round(tagger - cosine, 3),
         }  # fmt: skip
         for want, b in zip(BUDGETS, budgets, strict=True):
-            rnd = random_logistic(s, pool, test, b)
+            rnd_hits: list = []
+            rnd = random_logistic(s, pool, test, b, hits=rnd_hits)
+            # flat copies with row-bootstrap intervals, for the README's table (mean correctness per row)
+            for name, row_hits, value in ((f"refit_{want}", al_hits[b], al[b]), (f"logistic_random_{want}", rnd_hits[0], rnd)):
+                fig[name] = round(value, 3)
+                fig[f"{name}_95ci"] = bootstrap_ci(row_hits, np.zeros(len(row_hits)), lambda h, _: float(np.mean(h)))
             fig[f"corrections_{want}"] = {
                 "corrections": b, "capped": b < want,
                 "refit_active_learning": round(al[b], 3), "refit_random_order": round(rand_order[b], 3),
