@@ -34,6 +34,7 @@ __all__ = [
     "InvalidParameterError",
     "KeymomentsError",
     "KeymomentsWarning",
+    "NotEnglishWarning",
     "MissingColumnError",
     "NotEnoughDataError",
     "NotFoundError",
@@ -119,3 +120,7 @@ class KeymomentsWarning(UserWarning):
 
 class SmallSampleWarning(KeymomentsWarning):
     """A number rests on few observations; its interval is wide or unreliable."""
+
+
+class NotEnglishWarning(KeymomentsWarning):
+    """Many texts do not look English, and the text models read English only: their scores are unreliable."""

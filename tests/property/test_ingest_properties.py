@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -14,6 +15,7 @@ from keymoments.store.writer import ingest_source
 from keymoments.testing import event_records
 
 
+@pytest.mark.filterwarnings("ignore::keymoments.exceptions.NotEnglishWarning")  # generated text is not English
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(event_records())
 def test_ingest_roundtrip_and_invariants(records):

@@ -301,11 +301,13 @@ def test_texts_tagged_without_a_vector_are_counted_then_backfilled_and_correctab
     assert page["total"] == 0 and (page["unlisted"], page["unlisted_events"]) == (len(TEXTS), len(TEXTS) + 1)
     from fastapi.testclient import TestClient
 
+    from keymoments.config import Settings
     from keymoments.serve.app import create_app
     from keymoments.serve.auth import create_key
 
     key = create_key(store, "analyst")[1]
-    with TestClient(create_app(store), raise_server_exceptions=False) as client:
+    # no background scorer: it would score and tag these texts a moment after start-up, racing the two reads
+    with TestClient(create_app(store, Settings(score_api_text=False)), raise_server_exceptions=False) as client:
         assert client.get("/api/v1/texts", headers={"X-API-Key": key}).json()["unlisted"] == len(TEXTS)
         client.cookies.set("km_key", key)
         notice = client.get("/texts").text

@@ -154,6 +154,7 @@ def test_accepts_any_iterable_and_non_string_values():
     assert len(s) == 2 and s.valence[1] == 0.0 and s.confidence[1] == TEXT_CONFIDENCE_FLOOR
 
 
+@pytest.mark.filterwarnings("ignore::keymoments.exceptions.NotEnglishWarning")  # random text is not English
 @settings(max_examples=200, deadline=None)
 @given(st.text())
 def test_any_text_matches_vader_and_stays_in_range(text):

@@ -100,8 +100,8 @@ def test_the_general_row_is_what_the_general_scorer_answers(model):
     """The comparison is with the general scorer as it scores (long texts pooled), not its head on other vectors."""
     from sklearn.metrics import f1_score
 
-    from keymoments.score.domain import valence_to_class
     from keymoments.events import rating_to_valence
+    from keymoments.score.domain import valence_to_class
 
     y = valence_to_class(np.array([rating_to_valence(r, "stars5") for r in STARS]))
     general = np.argmax(model.general.score(TEXTS).probabilities, axis=1)

@@ -376,6 +376,9 @@ class Worker(StreamConsumer):
         the stream); their messages are not acknowledged, so JetStream delivers them again."""
         timing = self.report.timing
         while self._pending:
+            for e in self._pending:  # queued behind a transaction that failed its partition: fail it too, so
+                if e.st.failed is not None:  # that the partition's loop, which may wait on it, rebuilds
+                    self._fail(e, e.st.failed)
             group = [e for e in self._pending if e.st.failed is None]
             self._pending = []
             for e in group:

@@ -29,6 +29,7 @@ from keymoments.events import rating_to_valence
 from keymoments.exceptions import ConfigError, NotEnoughDataError, SmallSampleWarning
 from keymoments.score.base import SENTIMENTS, TextScores
 from keymoments.score.heads import SoftmaxHead, load_heads, save_heads
+from keymoments.score.language import warn_if_not_english
 from keymoments.score.semantic import SemanticScorer, _blank, scores_from_proba
 
 __all__ = ["DomainTextModel", "fit_domain_model", "fit_store_model", "valence_to_class"]
@@ -176,6 +177,7 @@ class DomainTextModel:
     def score(self, texts: list[str | None]) -> TextScores:
         self._check_fitted()
         texts = list(texts)
+        warn_if_not_english(texts, self.name)
         blank = _blank(texts)
         out = scores_from_proba(self.predict_proba(texts) if texts else np.zeros((0, 3)), blank)
         from keymoments.score.emotions import detect_emotions  # noqa: PLC0415

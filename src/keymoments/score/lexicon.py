@@ -47,6 +47,7 @@ from vaderSentiment import vaderSentiment as _vs
 
 from keymoments.events import RATING_CONFIDENCE
 from keymoments.score.base import SENTIMENTS, TextScores, sentiment_from_valence
+from keymoments.score.language import warn_if_not_english
 
 __all__ = ["TEXT_CONFIDENCE_FLOOR", "TEXT_CONFIDENCE_MAX", "LexiconScorer", "text_confidence"]
 
@@ -278,6 +279,8 @@ class LexiconScorer:
 
     def score(self, texts: Iterable[Any]) -> TextScores:
         """Score a batch; None, NaN or blank texts get valence 0, confidence 0, sentiment ``neutral``."""
+        texts = texts if isinstance(texts, list) else list(texts)
+        warn_if_not_english(texts, self.name)
         scores = _analyzer().scores
         rows: list[tuple[float, float, float, float, int]] = [(0.0, 0.0, 0.0, 0.0, 0)]  # row 0: blank text
         where: list[int] = []  # the row of rows each text reads

@@ -48,6 +48,7 @@ import numpy as np
 from keymoments.exceptions import ConfigError
 from keymoments.score.base import SENTIMENTS, TextScores
 from keymoments.score.heads import OrdinalHead, SoftmaxHead, load_heads
+from keymoments.score.language import warn_if_not_english
 from keymoments.score.registry import register_scorer
 
 __all__ = [
@@ -283,6 +284,7 @@ class SemanticScorer:
         out = scores_from_proba(np.zeros((0, 3)), blank[:0]) if not texts else None
         if out is not None:
             return out
+        warn_if_not_english(texts, self.name)
         proba, segments = self._proba(texts, embedded)
         out = scores_from_proba(proba, blank)
         if any(s is not None for s in segments):

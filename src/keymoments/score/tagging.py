@@ -35,6 +35,7 @@ from scipy import sparse
 
 from keymoments.events import JourneyModel, did_you_mean
 from keymoments.exceptions import ConfigError
+from keymoments.score.language import ENGLISH_STOP_WORDS
 
 __all__ = ["OTHER", "LexicalTagger", "Tagger", "TouchpointTags", "add_examples", "make_tagger", "terms"]
 
@@ -42,16 +43,7 @@ __all__ = ["OTHER", "LexicalTagger", "Tagger", "TouchpointTags", "add_examples",
 OTHER = "other"
 
 _WORD = re.compile(r"[^\W_]+")
-_STOP = frozenset(
-    """a about above after again against all am an and any are as at be because been before being below
-    between both but by can could did do does doing down during each few for from further had has have having
-    he her here hers herself him himself his how i if in into is it its itself just me more most my myself no
-    nor not now of off on once only or other our ours ourselves out over own same she should so some such than
-    that the their theirs them themselves then there these they this those through to too under until up very
-    was we were what when where which while who whom why will with would you your yours yourself yourselves
-    im ive id dont didnt cant wont isnt its thats theres also get got us please thanks thank hi hello hey
-    still even yet really one two today yesterday""".split()
-)
+_STOP = ENGLISH_STOP_WORDS
 
 
 def _stem(word: str) -> str:
