@@ -216,3 +216,30 @@ def test_an_acknowledgement_that_fails_after_the_commit_rebuilds_and_does_nothin
         decided = con.execute("SELECT count(*), count(DISTINCT decision_id) FROM playbook_decisions").fetchone()
     assert fails == [0] and w.report.restarts >= 1
     assert decided[0] == decided[1] == len(reference_decisions(pf, nats_url, address, 2))
+
+
+def test_a_stop_does_not_wait_for_ever_on_a_partition_that_cannot_finish(pg_ops, nats_url, stream_name, monkeypatch):
+    """A partition stuck in its batch (here: its work never returns) must not keep the worker from stopping: after
+    the grace the stop goes on, the partition is reported unfinished, and its messages stay unacknowledged for
+    JetStream to deliver again."""
+    pf = loads_playbooks(PLAYBOOKS)
+    address = BrokerAddress.parse(f"{nats_url}/{stream_name.lower()}", stream_name)
+    publish(nats_url, address, make_events(10, 2, seed=3), 2)
+    w = Worker(pg_ops, pf, address, partitions=2, batch=50)
+    w.stop_grace_s = 1.0
+    started = threading.Event()
+
+    async def stuck(js, p):  # noqa: ANN001, ANN202
+        started.set()
+        await asyncio.Event().wait()
+
+    monkeypatch.setattr(w, "_work", stuck)
+    t = _start(w)
+    assert started.wait(30)
+    t0 = time.monotonic()
+    w.request_stop()
+    t.join(timeout=20)
+    assert not t.is_alive(), "the worker did not stop"
+    assert time.monotonic() - t0 < 10
+    assert w.report.unfinished == [0, 1] and w.report.to_dict()["unfinished"] == [0, 1]
+    assert _processed(pg_ops) == 0

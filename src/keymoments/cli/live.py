@@ -78,6 +78,10 @@ def worker(
     else:
         typer.echo(f"worker {report.worker_id} stopped: {report.events} events, {report.decisions} decisions, "
                    f"partitions {report.partitions}")  # fmt: skip
+    if report.unfinished:  # it stopped, but not cleanly: say so in the exit status
+        typer.echo(f"error: partitions {report.unfinished} did not finish their batch in flight before the stop; "
+                   "JetStream delivers it again to the next owner", err=True)  # fmt: skip
+        raise typer.Exit(1)
 
 
 def ingest_stream(

@@ -45,7 +45,9 @@ takes it over within a second. ``--partition`` spreads partitions over workers; 
 every partition it can get and stands by for the rest.
 
 **Stopping.** SIGTERM (or SIGINT) lets the batch in flight commit and be acknowledged, marks the worker
-stopped, and exits 0.
+stopped, and exits 0. A partition that cannot finish its batch within :data:`STOP_GRACE_S` (30 s) is left
+unacknowledged, for JetStream to deliver again to the next owner; the worker still stops, names it in
+``WorkerReport.unfinished`` and exits 1.
 
 Proactive triggers (absence, quiet sign-off) fire at event time as the partition's clock moves with its
 events, so a replay decides the same; the engine's state lives in memory and is rebuilt from the stream, so a
@@ -79,6 +81,8 @@ from keymoments.live.broker import BrokerAddress, StreamConsumer
 __all__ = ["PartitionState", "Worker", "WorkerReport"]
 
 log = logging.getLogger("keymoments.worker")
+#: how long a stop (SIGTERM) waits for a partition to finish its batch in flight (:attr:`Worker.stop_grace_s`)
+STOP_GRACE_S = 30.0
 
 _REPLAY_BATCH = 2_000
 _REPLAY_PATIENCE_S = 60.0  # how long a rebuild waits for the stream's messages up to its target
@@ -108,6 +112,7 @@ class WorkerReport:
     skipped: int = 0
     rejected: int = 0
     restarts: int = 0
+    unfinished: list[int] = field(default_factory=list)  # partitions still working at the stop's grace end
     last_event_id: str | None = None
     last_seq: int | None = None
     timing: Counter = field(default_factory=Counter)  # seconds per step (fetch, engine, db, ack); counts of
@@ -117,7 +122,7 @@ class WorkerReport:
     def to_dict(self) -> dict[str, Any]:
         return {"worker_id": self.worker_id, "partitions": self.partitions, "events": self.events,
                 "decisions": self.decisions, "skipped": self.skipped, "rejected": self.rejected,
-                "restarts": self.restarts, "batches": int(self.timing["batches"]),
+                "restarts": self.restarts, "unfinished": self.unfinished, "batches": int(self.timing["batches"]),
                 "retries": int(self.timing["retries"]), "transactions": int(self.timing["transactions"]),
                 "seconds": {k: round(v, 3) for k, v in self.timing.items()
                             if k not in ("batches", "retries", "transactions")}}  # fmt: skip
@@ -167,6 +172,8 @@ class Worker(StreamConsumer):
         self.worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.runner = PlaybookRunner(None, file, ops=ops, seed=seed, source=source or "worker")
         self.on_commit = on_commit
+        #: seconds a stop waits for the partitions' batches in flight before leaving them to redelivery
+        self.stop_grace_s = STOP_GRACE_S
         self.report = WorkerReport(self.worker_id)
         self._pending: list[_Entry] = []
         self._committer: asyncio.Future | None = None
@@ -201,8 +208,16 @@ class Worker(StreamConsumer):
                         await asyncio.wait_for(self._stop.wait(), timeout=1.0)
                     except TimeoutError:
                         await asyncio.to_thread(self._heartbeat)
-                if tasks:
-                    await asyncio.gather(*tasks.values())
+                if tasks:  # each partition finishes its batch in flight; one that cannot is left to JetStream
+                    done, late = await asyncio.wait(list(tasks.values()), timeout=self.stop_grace_s)
+                    for t in done:
+                        if not t.cancelled():
+                            t.result()  # an error a partition did not recover from is raised here, as before
+                    if late:
+                        self.report.unfinished = sorted(p for p, t in tasks.items() if t in late)
+                        log.error("partitions %s did not finish their batch within %.0f s of the stop; leaving it "
+                                  "unacknowledged: JetStream delivers it again to the next owner",
+                                  self.report.unfinished, self.stop_grace_s)  # fmt: skip
             finally:
                 for t in tasks.values():
                     t.cancel()
