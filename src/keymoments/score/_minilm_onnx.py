@@ -1,7 +1,8 @@
 """Write the all-MiniLM-L6-v2 encoder (BERT, 6 layers, mean pooling, L2 norm) as an ONNX graph from its weights.
 
 No exporter and no PyTorch: the graph is spelled out with ``onnx.helper``, op for op the same computation as
-:func:`keymoments.score.embed._numpy_forward` (which the tests compare it with). Inputs ``input_ids`` and
+:func:`keymoments.score.embed._numpy_forward` (which the tests compare it with), in fp32 or with its weight
+products in 8-bit integers (``int8``). Inputs ``input_ids`` and
 ``attention_mask`` (int64, [batch, seq]); output ``embedding`` (float32, [batch, 384], unit length).
 """
 
@@ -19,11 +20,16 @@ _LAYERS = 6
 _OPSET = 17  # LayerNormalization
 
 
-def build_onnx(w: dict[str, np.ndarray], path: Path, n_layers: int = _LAYERS, every_layer: bool = False) -> None:
+def build_onnx(w: dict[str, np.ndarray], path: Path, n_layers: int = _LAYERS, every_layer: bool = False, int8: bool = False) -> None:
     """Write the encoder graph with weights ``w`` (safetensors names) to ``path``.
 
     ``n_layers`` keeps only the first layers (a faster, shallower encoder); ``every_layer`` adds one output
     ``embedding_l{k}`` per layer k (pooled and normalised), for choosing the depth at training time.
+
+    ``int8``: every product with a weight matrix runs in 8-bit integers: the weights with one scale per output
+    column, the activations with one scale *per token* (its largest absolute value over 127, stored as uint8 around
+    128, which is ONNX Runtime's fast u8 x s8 path), so a text's vector never depends on the other texts in its batch,
+    as it does when the activations share one range per batch (``quantize_dynamic``).
     """
     import onnx  # noqa: PLC0415
     from onnx import TensorProto, helper, numpy_helper  # noqa: PLC0415
@@ -57,9 +63,20 @@ def build_onnx(w: dict[str, np.ndarray], path: Path, n_layers: int = _LAYERS, ev
         return op("LayerNormalization", [z, const(w[prefix + ".weight"].astype(f32)), const(w[prefix + ".bias"].astype(f32))], axis=-1, epsilon=1e-12)
 
     def lin(z: str, prefix: str) -> str:
-        y = op("MatMul", [z, const(np.ascontiguousarray(w[prefix + ".weight"].T.astype(f32)))])
+        weight = np.ascontiguousarray(w[prefix + ".weight"].T.astype(f32))  # [in, out]
+        if not int8:
+            y = op("MatMul", [z, const(weight)])
+        else:
+            w_scale = np.maximum(np.abs(weight).max(axis=0), 1e-8) / 127.0
+            w_q = np.clip(np.round(weight / w_scale), -127, 127).astype(np.int8)
+            a_scale = op("Max", [op("Div", [op("ReduceMax", [op("Abs", [z])], axes=[-1], keepdims=1), c127]), tiny])
+            a_q = op("Cast", [op("Add", [op("Round", [op("Div", [z, a_scale])]), c128])], to=TensorProto.UINT8)
+            product = op("MatMulInteger", [a_q, const(w_q), zero_a, zero_w])
+            y = op("Mul", [op("Mul", [op("Cast", [product], to=TensorProto.FLOAT), a_scale]), const(w_scale.astype(f32))])
         return op("Add", [y, const(w[prefix + ".bias"].astype(f32))])
 
+    c127, c128, tiny = const(np.array(127.0, f32)), const(np.array(128.0, f32)), const(np.array(1e-8, f32))
+    zero_a, zero_w = const(np.array(128, np.uint8)), const(np.array(0, np.int8))
     x = ln(x, "embeddings.LayerNorm")
     mask_f = op("Cast", ["attention_mask"], to=TensorProto.FLOAT)
     neg = op("Mul", [op("Sub", [const(np.array(1.0, f32)), mask_f]), const(np.array(-1e4, f32))])

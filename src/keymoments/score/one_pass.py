@@ -8,9 +8,8 @@ its own depth from that pass. The two read a text alike unless a named handle ma
 ``@AmazonHelp`` as "Amazon Help", the scorer as "@user": :func:`~keymoments.score.semantic_tagging.readable`,
 :func:`~keymoments.score.embed.normalize_text`); such texts, and long texts (scored by their sentences), still
 get the scorer's own pass. The tags are exactly those of ``tagger.tag(texts)``. The sentiment is that of
-``scorer.score(texts)`` up to the int8 encoder's batch noise (activations are quantised per batch, and the shared
-pass batches the texts with other batch-mates: a probability can move by a few hundredths; see
-:mod:`keymoments.score.embed`).
+``scorer.score(texts)``: the int8 encoder quantises each token on its own, so a text's first-layer vector does
+not depend on which pass or batch computed it (see :mod:`keymoments.score.embed`).
 """
 
 from __future__ import annotations
