@@ -40,7 +40,7 @@ os.environ.setdefault("KM_CACHE_DIR", str(ROOT / ".cache" / "models"))
 import splits  # noqa: E402
 from bench_text_eval import bootstrap_ci, provenance, tagging_sets, write_out  # noqa: E402
 
-from keymoments.score.embed import MiniLMEncoder  # noqa: E402
+from keymoments.score.embed import _GRAPH_VERSION, MiniLMEncoder  # noqa: E402  (a new graph: new vectors)
 from keymoments.score.learning import (  # noqa: E402
     CorrectionLearner,
     diverse_uncertain_first,
@@ -71,7 +71,7 @@ def prepared_sets(layers: int = 6, only: list[str] | None = None) -> list[dict]:
         texts = rows["text"].astype(str).tolist()
         classes = [tp.name for tp in journey.touchpoints] + [OTHER]
         y = np.array([classes.index(t) for t in rows["topic"]])
-        digest = hashlib.sha256(json.dumps([texts, journey.model_dump(mode="json"), layers]).encode()).hexdigest()[:16]
+        digest = hashlib.sha256(json.dumps([texts, journey.model_dump(mode="json"), layers, _GRAPH_VERSION]).encode()).hexdigest()[:16]
         path = CACHE / f"{key}-{digest}.npz"
         if path.is_file():
             z = np.load(path)
