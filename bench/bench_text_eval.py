@@ -420,10 +420,9 @@ def main(argv: list[str] | None = None) -> int:
     pd.set_option("display.width", 160)
     if args.heldout or args.design_report:
         report = heldout_report(splits.HELDOUT if args.heldout else splits.DESIGN)
-        if args.design_report:  # a check of the report on design rows: printed, never written over the held-out file
-            print(pd.DataFrame.from_dict(report["figures"], orient="index").drop(columns="what").to_string())
-            return 0
         print(pd.DataFrame.from_dict(report["figures"], orient="index").drop(columns="what").to_string())
+        if args.design_report:  # a check of the report on design rows: printed, never written over the held-out file
+            return 0
         path = write_out("text_eval_heldout.json", report)
         print(f"\nwrote {path.relative_to(ROOT)}; log this read of the held-out rows in bench/data/README.md")
         return 0

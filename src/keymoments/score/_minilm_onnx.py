@@ -75,8 +75,9 @@ def build_onnx(w: dict[str, np.ndarray], path: Path, n_layers: int = _LAYERS, ev
             y = op("Mul", [op("Mul", [op("Cast", [product], to=TensorProto.FLOAT), a_scale]), const(w_scale.astype(f32))])
         return op("Add", [y, const(w[prefix + ".bias"].astype(f32))])
 
-    c127, c128, tiny = const(np.array(127.0, f32)), const(np.array(128.0, f32)), const(np.array(1e-8, f32))
-    zero_a, zero_w = const(np.array(128, np.uint8)), const(np.array(0, np.int8))
+    if int8:  # the constants of the integer products (an fp32 graph holds none of them)
+        c127, c128, tiny = const(np.array(127.0, f32)), const(np.array(128.0, f32)), const(np.array(1e-8, f32))
+        zero_a, zero_w = const(np.array(128, np.uint8)), const(np.array(0, np.int8))
     x = ln(x, "embeddings.LayerNorm")
     mask_f = op("Cast", ["attention_mask"], to=TensorProto.FLOAT)
     neg = op("Mul", [op("Sub", [const(np.array(1.0, f32)), mask_f]), const(np.array(-1e4, f32))])

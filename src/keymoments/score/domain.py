@@ -102,8 +102,15 @@ class DomainTextModel:
                 stacklevel=2,
             )
         kept_texts = [t for t, k in zip(texts, keep, strict=False) if k]
-        x = self.general.text_vectors(kept_texts) if embeddings is None else np.asarray(embeddings, dtype=np.float32)[keep]
-        self.cv_ = self._cross_validate(x, y, folds, self.general.proba(kept_texts))
+        if embeddings is None:
+            x = self.general.text_vectors(kept_texts)
+            # the short texts' vectors are the general scorer's own: its answers reuse them (long ones are pooled
+            # from their sentences' answers, as it scores them)
+            general_proba = self.general.proba(kept_texts, embedded=dict(enumerate(x)))
+        else:
+            x = np.asarray(embeddings, dtype=np.float32)[keep]
+            general_proba = self.general.proba(kept_texts)
+        self.cv_ = self._cross_validate(x, y, folds, general_proba)
         self.head_ = self._fit_head(x, y)
         self.head_.meta = {"n": int(len(y)), "counts": counts.tolist(), "depth": self.depth, "neutral_band": self.neutral_band}
         self.n_ = int(len(y))

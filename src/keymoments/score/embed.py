@@ -217,9 +217,7 @@ class MiniLMEncoder:
             if workers > 1 and len(batches) > 1:
                 if self._pool is None:
                     self._pool = ThreadPoolExecutor(workers, thread_name_prefix="km-minilm")
-                # longest batches first, so that no thread is left with a long one at the end while the other idles;
-                # onnxruntime and torch release the GIL; rows of `out` do not overlap
-                list(self._pool.map(run, batches[::-1]))
+                list(self._pool.map(run, batches))  # onnxruntime and torch release the GIL; rows of `out` do not overlap
             else:
                 for idx in batches:
                     run(idx)

@@ -10,7 +10,7 @@ so a store of Spanish survey comments would get confident-looking sentiment that
   "is" …); *English* when it holds an English one; *unknown* when it holds none (keyword lists, stop-word-stripped
   text, "Delish! Well played.").
 
-:func:`english_share` gives the flags; :func:`warn_if_not_english` warns once per call with how many texts do not
+:func:`english_flags` gives the flags; :func:`warn_if_not_english` warns once per call with how many texts do not
 look English and one example. Measured against langid.py on real text in ``docs/experiments.md``.
 """
 

@@ -212,7 +212,7 @@ class SemanticScorer:
         than ``LONG_TEXT_WORDS`` words gets the weighted mean of its segments' vectors (:func:`segment_weights`),
         made unit length again, so that all of it counts, not its first 128 word pieces; others, :meth:`embed`'s."""
         texts = list(texts)
-        long = [i for i, t in enumerate(texts) if self.long_text and isinstance(t, str) and len(t.split()) > LONG_TEXT_WORDS]
+        long = self._long_positions(texts)
         out = np.zeros((len(texts), 384), dtype=np.float32)
         short = np.setdiff1d(np.arange(len(texts)), long)
         if len(short):
@@ -228,9 +228,14 @@ class SemanticScorer:
                 out[i] = pooled / max(float(np.linalg.norm(pooled)), 1e-12)
         return out
 
-    def proba(self, texts: list[str | None]) -> np.ndarray:
-        """(n, 3) probabilities (negative, neutral, positive) as :meth:`score` gives them, long texts pooled."""
-        return self._proba(list(texts))[0]
+    def proba(self, texts: list[str | None], *, embedded: dict[int, np.ndarray] | None = None) -> np.ndarray:
+        """(n, 3) probabilities (negative, neutral, positive) as :meth:`score` gives them, long texts pooled;
+        ``embedded`` as :meth:`score` takes it."""
+        return self._proba(list(texts), embedded)[0]
+
+    def _long_positions(self, texts: list) -> list[int]:
+        """The positions of the texts read as segments (more than ``LONG_TEXT_WORDS`` words, with ``long_text``)."""
+        return [i for i, t in enumerate(texts) if self.long_text and isinstance(t, str) and len(t.split()) > LONG_TEXT_WORDS]
 
     def _long_scorer(self) -> SemanticScorer:
         """The scorer of long texts' segments: this one when it is the 3-layer general model, else one built once."""
@@ -245,7 +250,7 @@ class SemanticScorer:
 
         ``embedded``: {position: vector} of short texts whose vector this scorer's encoder gave already."""
         segments = np.full(len(texts), None, dtype=object)
-        long = [i for i, t in enumerate(texts) if self.long_text and isinstance(t, str) and len(t.split()) > LONG_TEXT_WORDS]
+        long = self._long_positions(texts)
         short = np.ones(len(texts), dtype=bool)
         short[long] = False
         proba = np.zeros((len(texts), 3))
